@@ -1,0 +1,63 @@
+//! The command line: `validate`, `plan`, `schema` (and, as they land, `apply` and friends).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Load-test and resilience-test Redis deployments from declarative scenario files.
+#[derive(Debug, Parser)]
+#[command(name = "redis-test", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check scenario files (schema and semantics); print every error with file:line:column.
+    Validate {
+        /// Scenario files (.yaml, .yml, .toml) or folders holding them.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Overrides shared with `plan` and `apply`.
+        #[command(flatten)]
+        inputs: ScenarioInputs,
+    },
+    /// Print the compiled plan (phases, ramps, mix, faults, thresholds) without touching Redis.
+    Plan {
+        /// Scenario file.
+        file: PathBuf,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Multiply every phase duration and fault offset by this factor (e.g. 0.05 for a smoke test).
+        #[arg(long, default_value_t = 1.0, value_parser = parse_time_scale)]
+        time_scale: f64,
+        /// Overrides shared with `validate` and `apply`.
+        #[command(flatten)]
+        inputs: ScenarioInputs,
+    },
+    /// Print the JSON Schema of scenario files (for editors; committed as schemas/scenario.schema.json).
+    Schema,
+}
+
+/// How a scenario file is completed from outside: `.env`, `--set`, `--target`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ScenarioInputs {
+    /// Read `${VAR}` values from this file (default: ./.env when it exists). The environment wins over it.
+    #[arg(long, value_name = "PATH", env = "REDIS_TEST_ENV_FILE")]
+    pub env_file: Option<PathBuf>,
+    /// Override a value: `--set phases.steady.rate=5000`, `--set target.password=...`. Repeatable; wins over everything.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub sets: Vec<String>,
+    /// Run against this URL instead of the scenario's target (replaces `target.url` and `target.local`).
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+}
+
+fn parse_time_scale(s: &str) -> Result<f64, String> {
+    let x: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if x.is_finite() && x > 0.0 && x <= 100.0 { Ok(x) } else { Err("must be above 0 and at most 100".into()) }
+}

@@ -1,0 +1,107 @@
+//! The subcommands: each loads what it needs through [`crate::scenario`] and prints its result.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::cli::{Cli, Command, ScenarioInputs};
+use crate::exit;
+use crate::scenario::{self, Diagnostic, Diagnostics, LoadOptions, Scenario, Vars};
+
+/// Runs the chosen subcommand and returns its exit code.
+pub fn dispatch(cli: Cli) -> u8 {
+    match cli.command {
+        Command::Validate { files, inputs } => validate(&files, &inputs),
+        Command::Plan { file, json, time_scale, inputs } => plan(&file, json, time_scale, &inputs),
+        Command::Schema => {
+            print!("{}", scenario::schema::schema_text());
+            exit::OK
+        }
+    }
+}
+
+/// Builds the load options (variables, overrides) from the command line.
+pub fn load_options(inputs: &ScenarioInputs) -> Result<LoadOptions, Diagnostic> {
+    let vars = match &inputs.env_file {
+        Some(path) => Vars::from_process(Some(path), true)?,
+        None => Vars::from_process(Some(Path::new(".env")), false)?,
+    };
+    Ok(LoadOptions { vars, target: inputs.target.clone(), sets: inputs.sets.clone() })
+}
+
+/// Loads one scenario, printing its problems to stderr; `Err` carries the exit code.
+pub fn load_or_report(file: &Path, inputs: &ScenarioInputs) -> Result<Scenario, u8> {
+    let opts = load_options(inputs).map_err(|d| {
+        eprintln!("error: {d}");
+        exit::INVALID
+    })?;
+    scenario::load(file, &opts).map_err(|diags| {
+        print_diagnostics(&diags);
+        eprintln!("{}: invalid ({} {})", file.display(), diags.0.len(), plural(diags.0.len(), "error"));
+        exit::INVALID
+    })
+}
+
+fn print_diagnostics(diags: &Diagnostics) {
+    let mut err = std::io::stderr().lock();
+    for d in &diags.0 {
+        let _ = writeln!(err, "error: {d}\n");
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 { word.to_owned() } else { format!("{word}s") }
+}
+
+fn validate(args: &[PathBuf], inputs: &ScenarioInputs) -> u8 {
+    let mut files = Vec::new();
+    for a in args {
+        if a.is_dir() {
+            match scenario::files_in(a) {
+                Ok(found) => files.extend(found),
+                Err(e) => {
+                    eprintln!("error: {}: cannot list folder: {e}", a.display());
+                    return exit::INVALID;
+                }
+            }
+        } else {
+            files.push(a.clone());
+        }
+    }
+    let opts = match load_options(inputs) {
+        Ok(o) => o,
+        Err(d) => {
+            eprintln!("error: {d}");
+            return exit::INVALID;
+        }
+    };
+    let (mut bad, mut errors) = (0, 0);
+    for f in &files {
+        match scenario::load(f, &opts) {
+            Ok(_) => println!("ok       {}", f.display()),
+            Err(diags) => {
+                print_diagnostics(&diags);
+                println!("invalid  {} ({} {})", f.display(), diags.0.len(), plural(diags.0.len(), "error"));
+                bad += 1;
+                errors += diags.0.len();
+            }
+        }
+    }
+    if files.len() > 1 {
+        println!("{} files: {} valid, {bad} invalid ({errors} {})", files.len(), files.len() - bad, plural(errors, "error"));
+    }
+    if bad == 0 { exit::OK } else { exit::INVALID }
+}
+
+fn plan(file: &Path, json: bool, time_scale: f64, inputs: &ScenarioInputs) -> u8 {
+    let scenario = match load_or_report(file, inputs) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let plan = crate::plan::compile(&scenario, time_scale);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plan).expect("plans serialize"));
+    } else {
+        print!("{plan}");
+    }
+    exit::OK
+}

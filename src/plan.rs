@@ -1,0 +1,406 @@
+//! The compiled plan: a pure function from a checked scenario to plain data — phase timeline,
+//! ramps, normalised mixes, absolute fault offsets and thresholds — with secrets redacted.
+//! `redis-test plan` prints it; the executor follows it.
+
+use std::fmt::{self, Write as _};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::model::{Endpoint, Fault, FaultAction, Mode, PhaseKind, Protocol, Scenario, Target, Threshold};
+use crate::units::{format_duration, serde_duration};
+
+/// What a run will do, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Scenario name.
+    pub scenario: String,
+    /// Scenario description.
+    pub description: Option<String>,
+    /// The target, redacted.
+    pub target: TargetSummary,
+    /// Pools × connections.
+    pub connections: ConnectionSummary,
+    /// Factor applied to every duration and offset (1 unless `--time-scale`).
+    pub time_scale: f64,
+    /// Sum of the phase durations.
+    #[serde(with = "serde_duration")]
+    pub total_duration: Duration,
+    /// Workloads with their keyspaces and operation shares.
+    pub workloads: Vec<PlannedWorkload>,
+    /// Phases with absolute start offsets.
+    pub phases: Vec<PlannedPhase>,
+    /// Faults at absolute offsets.
+    pub faults: Vec<Fault>,
+    /// Pass/fail rules.
+    pub thresholds: Vec<Threshold>,
+    /// Whether the run's keys are removed afterwards.
+    pub cleanup: bool,
+}
+
+/// The target as it may be shown: passwords are `***`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetSummary {
+    /// `redis://user:***@host:port/db`, or `local standalone` etc.
+    pub address: String,
+    /// Topology.
+    pub mode: String,
+    /// RESP version.
+    pub protocol: String,
+    /// `off`, `on`, `on (mutual)`, or `on (INSECURE: no verification)`.
+    pub tls: String,
+    /// Sentinel master and addresses, when used.
+    pub sentinel: Option<String>,
+    /// Replica reads.
+    pub read_from_replicas: bool,
+}
+
+/// Pool shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionSummary {
+    /// Number of pools.
+    pub pools: u32,
+    /// Connections per pool.
+    pub per_pool: u32,
+}
+
+/// A workload as the plan shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedWorkload {
+    /// Name.
+    pub name: String,
+    /// Kind.
+    pub kind: String,
+    /// Key prefix.
+    pub prefix: String,
+    /// Distinct keys.
+    pub keys: u64,
+    /// Operations and their share in percent (aggregates such as PIPELINE show 0).
+    pub operations: Vec<Share>,
+}
+
+/// A name with a percentage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Share {
+    /// Workload or operation name.
+    pub name: String,
+    /// Percentage, 0–100.
+    pub percent: f64,
+}
+
+/// A start and end value of something that ramps linearly over a phase.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Ramp<T> {
+    /// At the start of the phase.
+    pub from: T,
+    /// At the end of the phase.
+    pub to: T,
+}
+
+/// A phase on the timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedPhase {
+    /// Name.
+    pub name: String,
+    /// Purpose.
+    pub kind: Option<PhaseKind>,
+    /// Offset from the start of the run.
+    #[serde(with = "serde_duration")]
+    pub start: Duration,
+    /// Length.
+    #[serde(with = "serde_duration")]
+    pub duration: Duration,
+    /// Active workers from → to.
+    pub workers: Ramp<u32>,
+    /// Target ops/s from → to; `None` is closed loop.
+    pub rate: Option<Ramp<f64>>,
+    /// Workload shares, summing to 100.
+    pub mix: Vec<Share>,
+}
+
+impl PlannedPhase {
+    /// Offset at which the phase ends.
+    pub fn end(&self) -> Duration {
+        self.start + self.duration
+    }
+
+    fn progress(&self, elapsed: Duration) -> f64 {
+        if self.duration.is_zero() { 1.0 } else { (elapsed.as_secs_f64() / self.duration.as_secs_f64()).clamp(0.0, 1.0) }
+    }
+
+    /// Workers that should be active `elapsed` into the phase (linear ramp, rounded to nearest).
+    pub fn workers_at(&self, elapsed: Duration) -> u32 {
+        let Ramp { from, to } = self.workers;
+        let x = f64::from(from) + (f64::from(to) - f64::from(from)) * self.progress(elapsed);
+        x.round() as u32
+    }
+
+    /// Target rate `elapsed` into the phase; `None` for closed loop.
+    pub fn rate_at(&self, elapsed: Duration) -> Option<f64> {
+        self.rate.map(|Ramp { from, to }| from + (to - from) * self.progress(elapsed))
+    }
+
+    /// Operations the schedule asks for in the first `elapsed` of the phase (the rate's integral).
+    pub fn scheduled_ops(&self, elapsed: Duration) -> Option<f64> {
+        let Ramp { from, to } = self.rate?;
+        let t = elapsed.min(self.duration).as_secs_f64();
+        let d = self.duration.as_secs_f64();
+        Some(if d == 0.0 { 0.0 } else { from * t + (to - from) * t * t / (2.0 * d) })
+    }
+}
+
+impl Plan {
+    /// The phase running at `offset` from the start of the run (the later one on a boundary).
+    pub fn phase_at(&self, offset: Duration) -> Option<&PlannedPhase> {
+        self.phases.iter().find(|p| offset >= p.start && offset < p.end())
+    }
+}
+
+/// Compiles a checked scenario. `time_scale` multiplies every duration and offset (`--time-scale`).
+pub fn compile(s: &Scenario, time_scale: f64) -> Plan {
+    let scale = |d: Duration| d.mul_f64(time_scale);
+    let mut start = Duration::ZERO;
+    let phases: Vec<PlannedPhase> = s
+        .phases
+        .iter()
+        .map(|p| {
+            let duration = scale(p.duration);
+            let phase = PlannedPhase {
+                name: p.name.clone(),
+                kind: p.kind,
+                start,
+                duration,
+                workers: Ramp { from: p.workers.0, to: p.workers.1 },
+                rate: p.rate.map(|(from, to)| Ramp { from, to }),
+                mix: percentages(p.mix.iter().map(|(n, w)| (n.as_str(), *w))),
+            };
+            start += duration;
+            phase
+        })
+        .collect();
+    let workloads = s
+        .workloads
+        .iter()
+        .map(|w| PlannedWorkload {
+            name: w.name.clone(),
+            kind: w.kind.kind_name().to_owned(),
+            prefix: w.keyspace.prefix.clone(),
+            keys: w.keyspace.keys,
+            operations: percentages(w.kind.operations().into_iter().filter(|(n, w)| *w > 0.0 || matches!(*n, "PIPELINE" | "EXEC" | "RECEIVE"))),
+        })
+        .collect();
+    Plan {
+        scenario: s.name.clone(),
+        description: s.description.clone(),
+        target: summarize_target(&s.target),
+        connections: ConnectionSummary { pools: s.connections.pools, per_pool: s.connections.per_pool },
+        time_scale,
+        total_duration: start,
+        workloads,
+        phases,
+        faults: s.faults.iter().map(|f| Fault { at: scale(f.at), action: scale_action(&f.action, time_scale), ..f.clone() }).collect(),
+        thresholds: s.thresholds.clone(),
+        cleanup: s.cleanup,
+    }
+}
+
+/// Fault durations shrink with the run so that a scaled smoke test keeps its shape.
+fn scale_action(a: &FaultAction, k: f64) -> FaultAction {
+    match a.clone() {
+        FaultAction::ClientPause { duration, mode } => FaultAction::ClientPause { duration: duration.mul_f64(k), mode },
+        FaultAction::DebugSleep { duration } => FaultAction::DebugSleep { duration: duration.mul_f64(k) },
+        FaultAction::Restart { node, down_for } => FaultAction::Restart { node, down_for: down_for.mul_f64(k) },
+        other => other,
+    }
+}
+
+/// Normalises weights to percentages that sum to 100 (entries with weight 0 show 0).
+pub fn percentages<'a>(weights: impl Iterator<Item = (&'a str, f64)>) -> Vec<Share> {
+    let items: Vec<(&str, f64)> = weights.collect();
+    let total: f64 = items.iter().map(|(_, w)| w).sum();
+    items
+        .into_iter()
+        .map(|(n, w)| Share { name: n.to_owned(), percent: if total > 0.0 { round2(w / total * 100.0) } else { 0.0 } })
+        .collect()
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// The target with secrets replaced by `***`.
+pub fn summarize_target(t: &Target) -> TargetSummary {
+    let scheme = if t.tls.is_some() { "rediss" } else { "redis" };
+    let auth = match (&t.username, &t.password) {
+        (Some(u), Some(_)) => format!("{u}:***@"),
+        (None, Some(_)) => ":***@".to_owned(),
+        (Some(u), None) => format!("{u}@"),
+        (None, None) => String::new(),
+    };
+    let address = match &t.endpoint {
+        Endpoint::Local(l) => format!("local {}", format!("{l:?}").to_lowercase()),
+        Endpoint::Remote(addrs) => {
+            let hosts: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+            let db = if t.db > 0 { format!("/{}", t.db) } else { String::new() };
+            format!("{scheme}://{auth}{}{db}", hosts.join(","))
+        }
+    };
+    let tls = match &t.tls {
+        None => "off".to_owned(),
+        Some(tls) if tls.insecure => "on (INSECURE: certificate verification disabled)".to_owned(),
+        Some(tls) if tls.client_cert.is_some() => "on (mutual)".to_owned(),
+        Some(_) => "on".to_owned(),
+    };
+    TargetSummary {
+        address,
+        mode: match t.mode {
+            Mode::Standalone => "standalone",
+            Mode::Cluster => "cluster",
+            Mode::Sentinel => "sentinel",
+        }
+        .to_owned(),
+        protocol: match t.protocol {
+            Protocol::Resp2 => "resp2",
+            Protocol::Resp3 => "resp3",
+        }
+        .to_owned(),
+        tls,
+        sentinel: t.sentinel.as_ref().map(|s| {
+            let nodes: Vec<String> = s.nodes.iter().map(ToString::to_string).collect();
+            let auth = if s.password.is_some() { " (password ***)" } else { "" };
+            format!("master `{}` via {}{auth}", s.master_name, nodes.join(", "))
+        }),
+        read_from_replicas: t.read_from_replicas,
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "scenario  {}", self.scenario)?;
+        if let Some(d) = &self.description {
+            writeln!(f, "          {d}")?;
+        }
+        let t = &self.target;
+        writeln!(f, "target    {} (mode {}, {}, TLS {})", t.address, t.mode, t.protocol, t.tls)?;
+        if let Some(s) = &t.sentinel {
+            writeln!(f, "sentinel  {s}")?;
+        }
+        writeln!(f, "pools     {} × {} connections", self.connections.pools, self.connections.per_pool)?;
+        let scaled = if self.time_scale == 1.0 { String::new() } else { format!(" (time scale {})", self.time_scale) };
+        writeln!(f, "duration  {}{scaled}", format_duration(self.total_duration))?;
+        writeln!(f, "\nworkloads")?;
+        for w in &self.workloads {
+            let ops: Vec<String> = w.operations.iter().map(|o| if o.percent > 0.0 { format!("{} {}%", o.name, o.percent) } else { o.name.clone() }).collect();
+            writeln!(f, "  {:<16} {:<15} {} keys under `{}`: {}", w.name, w.kind, w.keys, w.prefix, ops.join(", "))?;
+        }
+        writeln!(f, "\nphases")?;
+        writeln!(f, "  {:<14} {:<9} {:>9} {:>9}  {:<11} {:<21} mix", "name", "kind", "start", "duration", "workers", "rate (ops/s)")?;
+        for p in &self.phases {
+            let kind = p.kind.map_or("-".to_owned(), |k| format!("{k:?}").to_lowercase().replace("rampup", "ramp_up"));
+            let workers = if p.workers.from == p.workers.to { p.workers.from.to_string() } else { format!("{}→{}", p.workers.from, p.workers.to) };
+            let rate = match p.rate {
+                None => "closed loop".to_owned(),
+                Some(r) if r.from == r.to => format!("{}", r.from),
+                Some(r) => format!("{}→{}", r.from, r.to),
+            };
+            let mut mix = String::new();
+            for (i, m) in p.mix.iter().enumerate() {
+                let _ = write!(mix, "{}{} {}%", if i > 0 { ", " } else { "" }, m.name, m.percent);
+            }
+            writeln!(f, "  {:<14} {:<9} {:>9} {:>9}  {:<11} {:<21} {mix}", p.name, kind, format_duration(p.start), format_duration(p.duration), workers, rate)?;
+        }
+        if !self.faults.is_empty() {
+            writeln!(f, "\nfaults")?;
+            for fault in &self.faults {
+                writeln!(f, "  at {:>9}  {:<24} {}", format_duration(fault.at), fault.name, describe_action(&fault.action))?;
+            }
+        }
+        if !self.thresholds.is_empty() {
+            writeln!(f, "\nthresholds")?;
+            for t in &self.thresholds {
+                let mut scope = Vec::new();
+                for (k, v) in [("phase", &t.phase), ("workload", &t.workload), ("operation", &t.operation)] {
+                    if let Some(v) = v {
+                        scope.push(format!("{k} {v}"));
+                    }
+                }
+                let scope = if scope.is_empty() { "whole run".to_owned() } else { scope.join(", ") };
+                writeln!(f, "  {:<28} {scope}", t.expr)?;
+            }
+        }
+        writeln!(f, "\ncleanup   {}", if self.cleanup { "remove the run's keys afterwards" } else { "keep keys" })
+    }
+}
+
+/// One line describing what a fault does.
+pub fn describe_action(a: &FaultAction) -> String {
+    match a {
+        FaultAction::ClientKill { clients } => format!("CLIENT KILL ({})", format!("{clients:?}").to_lowercase()),
+        FaultAction::ClientPause { duration, mode } => format!("CLIENT PAUSE {} {}", format_duration(*duration), format!("{mode:?}").to_uppercase()),
+        FaultAction::DebugSleep { duration } => format!("DEBUG SLEEP {}", format_duration(*duration)),
+        FaultAction::Failover { shard } => match shard {
+            Some(s) => format!("failover of shard {s}"),
+            None => "failover (random shard)".into(),
+        },
+        FaultAction::Restart { node, down_for } => format!("restart node {node}, down for {}", format_duration(*down_for)),
+        FaultAction::Shell { command, timeout } => format!("shell `{command}` (timeout {})", format_duration(*timeout)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phase(workers: (u32, u32), rate: Option<(f64, f64)>, secs: u64) -> PlannedPhase {
+        PlannedPhase {
+            name: "p".into(),
+            kind: None,
+            start: Duration::ZERO,
+            duration: Duration::from_secs(secs),
+            workers: Ramp { from: workers.0, to: workers.1 },
+            rate: rate.map(|(from, to)| Ramp { from, to }),
+            mix: vec![],
+        }
+    }
+
+    #[test]
+    fn worker_ramps_hit_their_edges() {
+        let cases = [
+            // (from, to, duration s, at ms, expected workers)
+            (1, 11, 10, 0, 1),
+            (1, 11, 10, 5_000, 6),
+            (1, 11, 10, 10_000, 11),
+            (1, 11, 10, 20_000, 11),
+            (10, 2, 8, 4_000, 6),
+            (5, 5, 1, 500, 5),
+        ];
+        for (from, to, secs, at, want) in cases {
+            let p = phase((from, to), None, secs);
+            assert_eq!(p.workers_at(Duration::from_millis(at)), want, "{from}→{to} at {at}ms");
+        }
+    }
+
+    #[test]
+    fn rate_ramps_and_their_integral() {
+        let p = phase((1, 1), Some((1000.0, 3000.0)), 10);
+        assert_eq!(p.rate_at(Duration::ZERO), Some(1000.0));
+        assert_eq!(p.rate_at(Duration::from_secs(5)), Some(2000.0));
+        assert_eq!(p.rate_at(Duration::from_secs(10)), Some(3000.0));
+        assert_eq!(p.scheduled_ops(Duration::from_secs(10)), Some(20_000.0));
+        assert_eq!(p.scheduled_ops(Duration::from_secs(5)), Some(7_500.0));
+        assert_eq!(phase((1, 1), None, 10).rate_at(Duration::ZERO), None);
+    }
+
+    #[test]
+    fn mixes_normalise_to_percentages() {
+        let cases: [(&[(&str, f64)], &[f64]); 3] = [
+            (&[("a", 1.0), ("b", 1.0)], &[50.0, 50.0]),
+            (&[("a", 3.0), ("b", 1.0)], &[75.0, 25.0]),
+            (&[("a", 1.0), ("b", 1.0), ("c", 1.0)], &[33.33, 33.33, 33.33]),
+        ];
+        for (weights, want) in cases {
+            let got: Vec<f64> = percentages(weights.iter().copied()).iter().map(|s| s.percent).collect();
+            assert_eq!(got, want);
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Scenario files: read (YAML or TOML) → interpolate → override → schema check → semantic check.
+//!
+//! Only this module knows file formats. [`load`] returns a checked [`Scenario`] or every problem
+//! it found, each located at `file:line:column`.
+
+pub mod diagnostic;
+pub mod interpolate;
+pub mod model;
+pub mod node;
+pub mod overrides;
+pub mod raw;
+pub mod schema;
+mod toml;
+pub mod validate;
+mod yaml;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use interpolate::Vars;
+pub use model::Scenario;
+use node::{DocPath, Node, NodeKind, Source};
+pub use overrides::SetOverride;
+
+/// Largest scenario file accepted; real ones are a few kilobytes.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// What the command line adds to a file.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Variables for `${VAR}`.
+    pub vars: Vars,
+    /// `--target URL`.
+    pub target: Option<String>,
+    /// `--set path=value`, in order (later wins).
+    pub sets: Vec<String>,
+}
+
+/// Reads and checks one scenario file.
+pub fn load(path: &Path, opts: &LoadOptions) -> Result<Scenario, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let name = path.display().to_string();
+    let one = |d: Diagnostic| Diagnostics(vec![d]);
+    let format = Format::of(path).map_err(|e| one(Diagnostic::file(&name, e)))?;
+    let text = read_text(path).map_err(one)?;
+    let source = Arc::new(Source { name: name.clone(), text });
+    let mut root = match format {
+        Format::Yaml => yaml::parse(&source),
+        Format::Toml => toml::parse(&source),
+    }
+    .map_err(one)?;
+    if !matches!(root.kind, NodeKind::Map(_)) {
+        return Err(one(Diagnostic::at(root.location.clone(), None, "a scenario is a mapping of sections (`name`, `target`, `workloads`, `phases`, …)")));
+    }
+    interpolate::apply(&mut root, &opts.vars, &mut diags);
+    if let Some(url) = &opts.target {
+        if let Err(d) = overrides::apply_target(&mut root, url) {
+            diags.push(d);
+        }
+    }
+    for arg in &opts.sets {
+        match SetOverride::parse(arg).and_then(|s| s.apply(&mut root)) {
+            Ok(()) => {}
+            Err(d) => diags.push(d),
+        }
+    }
+    if !diags.is_empty() {
+        diags.sort();
+        return Err(diags);
+    }
+    if !schema::check(&mut root, &mut diags) {
+        diags.sort();
+        return Err(diags);
+    }
+    let raw = match typed(&root) {
+        Ok(raw) => raw,
+        Err(d) => return Err(one(d)),
+    };
+    match validate::build(raw, &root, path, &mut diags) {
+        Some(s) if diags.is_empty() => Ok(s),
+        _ => {
+            diags.sort();
+            Err(diags)
+        }
+    }
+}
+
+/// The file formats we read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `.yaml` / `.yml`.
+    Yaml,
+    /// `.toml`.
+    Toml,
+}
+
+impl Format {
+    /// The format a path's extension names.
+    pub fn of(path: &Path) -> Result<Format, String> {
+        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("yaml" | "yml") => Ok(Format::Yaml),
+            Some("toml") => Ok(Format::Toml),
+            Some(other) => Err(format!("unsupported file extension `.{other}`; scenario files end in .yaml, .yml or .toml")),
+            None => Err("the file has no extension; scenario files end in .yaml, .yml or .toml".into()),
+        }
+    }
+}
+
+fn read_text(path: &Path) -> Result<String, Diagnostic> {
+    let name = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|e| Diagnostic::file(&name, format!("cannot read: {e}")))?;
+    if meta.is_dir() {
+        return Err(Diagnostic::file(&name, "is a directory, not a scenario file"));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(Diagnostic::file(&name, format!("is {} bytes; scenario files are limited to {MAX_FILE_BYTES} bytes", meta.len())));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Diagnostic::file(&name, format!("cannot read: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let good = std::str::from_utf8(good).unwrap_or_default();
+        let line = good.matches('\n').count() + 1;
+        let column = good.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let source = Arc::new(Source { name: name.clone(), text: good.to_owned() });
+        Diagnostic::at(node::Location::new(&source, line, column), None, "the file is not valid UTF-8 text")
+    })
+}
+
+/// Deserializes the schema-checked document into the raw types; errors here are values the
+/// schema's patterns allow but that do not fit (e.g. a duration of 10^20 hours).
+fn typed(root: &Node) -> Result<raw::RawScenario, Diagnostic> {
+    let json = root.to_json();
+    serde_path_to_error::deserialize(&json).map_err(|e| {
+        let path = DocPath::from_json_pointer(&format!("/{}", e.path().to_string().replace('.', "/")));
+        let path = DocPath(path.0.into_iter().filter(|s| !matches!(s, node::PathSegment::Key(k) if k.is_empty() || k == "?")).collect());
+        let msg = e.inner().to_string();
+        let msg = if schema::is_secret_path(&path) { "invalid value".to_owned() } else { msg };
+        Diagnostic::at(root.locate(&path), Some(path), msg)
+    })
+}
+
+/// Every `.yaml`, `.yml` and `.toml` file directly inside `dir`, sorted.
+pub fn files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| Format::of(p).is_ok() && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}

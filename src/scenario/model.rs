@@ -1,0 +1,518 @@
+//! The checked scenario: what the rest of the program sees. Every value here has passed the schema
+//! and the semantic checks, defaults are filled in, and secrets are wrapped so they cannot leak.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use super::raw::{
+    Distribution, KillClients, LocalTopology, Mode, OtlpProtocol, PauseMode, PhaseKind, Protocol, RawWorkload as WorkloadKind,
+};
+
+/// A password or token. Its `Debug`, `Display` and `Serialize` all print `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The secret itself, for the one place that sends it (AUTH, headers).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+/// A validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Scenario name.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// The file it came from.
+    pub file: PathBuf,
+    /// The deployment under test.
+    pub target: Target,
+    /// Pools, timeouts, retries.
+    pub connections: Connections,
+    /// The scenario-wide key prefix; every workload's prefix starts with it.
+    pub key_prefix: String,
+    /// Workloads in file order.
+    pub workloads: Vec<Workload>,
+    /// Phases in order.
+    pub phases: Vec<Phase>,
+    /// Faults with absolute offsets, in time order.
+    pub faults: Vec<Fault>,
+    /// Pass/fail rules.
+    pub thresholds: Vec<Threshold>,
+    /// Report path templates.
+    pub output: Output,
+    /// Metrics export.
+    pub metrics: Metrics,
+    /// Remove the run's keys afterwards.
+    pub cleanup: bool,
+}
+
+/// A `host:port` address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostPort {
+    /// Host name or IP address (IPv6 without brackets).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') { write!(f, "[{}]:{}", self.host, self.port) } else { write!(f, "{}:{}", self.host, self.port) }
+    }
+}
+
+/// Where the deployment is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    /// Connect to these addresses (one for standalone; seeds for a cluster; sentinels are separate).
+    Remote(Vec<HostPort>),
+    /// Start a local topology on loopback.
+    Local(LocalTopology),
+}
+
+/// The deployment under test.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    /// Addresses or local topology.
+    pub endpoint: Endpoint,
+    /// Topology.
+    pub mode: Mode,
+    /// Sentinel discovery (mode sentinel with a remote endpoint).
+    pub sentinel: Option<Sentinel>,
+    /// ACL user.
+    pub username: Option<String>,
+    /// Password.
+    pub password: Option<Secret>,
+    /// Database number.
+    pub db: u32,
+    /// RESP version.
+    pub protocol: Protocol,
+    /// TLS, when on.
+    pub tls: Option<Tls>,
+    /// Read from replicas.
+    pub read_from_replicas: bool,
+}
+
+/// Sentinel discovery.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sentinel {
+    /// Monitored master name.
+    pub master_name: String,
+    /// Sentinel addresses.
+    pub nodes: Vec<HostPort>,
+    /// ACL user for sentinels.
+    pub username: Option<String>,
+    /// Password for sentinels.
+    pub password: Option<Secret>,
+}
+
+/// TLS settings with paths resolved against the scenario file's folder.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tls {
+    /// CA bundle.
+    pub ca: Option<PathBuf>,
+    /// Client certificate and key, for mutual TLS.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Name to verify instead of the host.
+    pub server_name: Option<String>,
+    /// Verification off (explicit opt-in).
+    pub insecure: bool,
+}
+
+/// Pools, timeouts and retries.
+#[derive(Debug, Clone, Serialize)]
+pub struct Connections {
+    /// Number of pools.
+    pub pools: u32,
+    /// Connections per pool.
+    pub per_pool: u32,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Pool checkout timeout.
+    pub acquire_timeout: Duration,
+    /// Command timeout.
+    pub command_timeout: Duration,
+    /// Idle health-check interval.
+    pub health_check_interval: Duration,
+    /// Retry policy.
+    pub retry: Retry,
+}
+
+/// Retry policy.
+#[derive(Debug, Clone, Serialize)]
+pub struct Retry {
+    /// Attempts including the first.
+    pub attempts: u32,
+    /// First backoff.
+    pub initial_backoff: Duration,
+    /// Backoff cap.
+    pub max_backoff: Duration,
+    /// Growth factor.
+    pub multiplier: f64,
+    /// Jitter fraction.
+    pub jitter: f64,
+    /// Whether writes are retried too.
+    pub retry_writes: bool,
+}
+
+/// A workload with its keyspace resolved.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// Name from the file.
+    pub name: String,
+    /// Default weight.
+    pub weight: f64,
+    /// Effective keyspace.
+    pub keyspace: Keyspace,
+    /// Kind and kind-specific options.
+    pub kind: WorkloadKind,
+}
+
+/// Effective keyspace of a workload.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Keyspace {
+    /// Key prefix (starts with the scenario prefix).
+    pub prefix: String,
+    /// Distinct keys.
+    pub keys: u64,
+    /// Key choice.
+    pub distribution: Distribution,
+    /// Value size range in bytes (min, max); equal for a fixed size.
+    pub value_size: (u64, u64),
+    /// TTL of written keys.
+    pub ttl: Option<Duration>,
+}
+
+/// A phase.
+#[derive(Debug, Clone)]
+pub struct Phase {
+    /// Unique name.
+    pub name: String,
+    /// Purpose.
+    pub kind: Option<PhaseKind>,
+    /// Length.
+    pub duration: Duration,
+    /// Workers at start and end.
+    pub workers: (u32, u32),
+    /// Rate at start and end (ops/s), or closed loop.
+    pub rate: Option<(f64, f64)>,
+    /// Workload weights for this phase, in workload order, zero weights dropped.
+    pub mix: Vec<(String, f64)>,
+}
+
+/// A fault with its absolute offset.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Fault {
+    /// Label.
+    pub name: String,
+    /// Offset from the start of the run.
+    #[serde(with = "crate::units::serde_duration")]
+    pub at: Duration,
+    /// What to do.
+    pub action: FaultAction,
+}
+
+/// What a fault does.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum FaultAction {
+    /// CLIENT KILL.
+    ClientKill {
+        /// Whose connections.
+        clients: KillClients,
+    },
+    /// CLIENT PAUSE.
+    ClientPause {
+        /// How long.
+        #[serde(with = "crate::units::serde_duration")]
+        duration: Duration,
+        /// Writes or all.
+        mode: PauseMode,
+    },
+    /// DEBUG SLEEP.
+    DebugSleep {
+        /// How long.
+        #[serde(with = "crate::units::serde_duration")]
+        duration: Duration,
+    },
+    /// CLUSTER FAILOVER / SENTINEL FAILOVER.
+    Failover {
+        /// Shard, or random.
+        shard: Option<u32>,
+    },
+    /// Stop and start a local node.
+    Restart {
+        /// Node index.
+        node: u32,
+        /// Down time.
+        #[serde(with = "crate::units::serde_duration")]
+        down_for: Duration,
+    },
+    /// Run a command.
+    Shell {
+        /// Command line.
+        command: String,
+        /// Kill after.
+        #[serde(with = "crate::units::serde_duration")]
+        timeout: Duration,
+    },
+}
+
+/// Metrics a threshold can test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Median latency.
+    P50,
+    /// 90th percentile latency.
+    P90,
+    /// 95th percentile latency.
+    P95,
+    /// 99th percentile latency.
+    P99,
+    /// 99.9th percentile latency.
+    P999,
+    /// Largest latency.
+    Max,
+    /// Mean latency.
+    Mean,
+    /// Achieved operations per second.
+    OpsPerSec,
+    /// Operation count.
+    Ops,
+    /// Error count.
+    Errors,
+    /// Errors / operations.
+    ErrorRate,
+    /// Longest time without a successful operation during a fault window.
+    Outage,
+    /// Time until throughput is back within 10% of its pre-fault level.
+    RecoveryTime,
+    /// Acknowledged writes lost or changed (workloads with `verify: true`).
+    LostWrites,
+}
+
+/// How a metric's value is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricUnit {
+    /// A duration; stored in microseconds.
+    Duration,
+    /// A fraction; `0.1%` or `0.001`.
+    Ratio,
+    /// A plain number.
+    Number,
+}
+
+impl Metric {
+    /// Every metric with its name.
+    pub const ALL: [(&'static str, Metric); 14] = [
+        ("p50", Metric::P50),
+        ("p90", Metric::P90),
+        ("p95", Metric::P95),
+        ("p99", Metric::P99),
+        ("p999", Metric::P999),
+        ("max", Metric::Max),
+        ("mean", Metric::Mean),
+        ("ops_per_sec", Metric::OpsPerSec),
+        ("ops", Metric::Ops),
+        ("errors", Metric::Errors),
+        ("error_rate", Metric::ErrorRate),
+        ("outage", Metric::Outage),
+        ("recovery_time", Metric::RecoveryTime),
+        ("lost_writes", Metric::LostWrites),
+    ];
+
+    /// Looks a metric up by name.
+    pub fn from_name(name: &str) -> Option<Metric> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, m)| *m)
+    }
+
+    /// The metric's name.
+    pub fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(_, m)| *m == self).map_or("?", |(n, _)| n)
+    }
+
+    /// How values of this metric are written.
+    pub fn unit(self) -> MetricUnit {
+        match self {
+            Metric::P50 | Metric::P90 | Metric::P95 | Metric::P99 | Metric::P999 | Metric::Max | Metric::Mean => MetricUnit::Duration,
+            Metric::Outage | Metric::RecoveryTime => MetricUnit::Duration,
+            Metric::ErrorRate => MetricUnit::Ratio,
+            Metric::OpsPerSec | Metric::Ops | Metric::Errors | Metric::LostWrites => MetricUnit::Number,
+        }
+    }
+}
+
+/// Comparison in a threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Cmp {
+    /// `<`
+    #[serde(rename = "<")]
+    Lt,
+    /// `<=`
+    #[serde(rename = "<=")]
+    Le,
+    /// `>`
+    #[serde(rename = ">")]
+    Gt,
+    /// `>=`
+    #[serde(rename = ">=")]
+    Ge,
+    /// `==`
+    #[serde(rename = "==")]
+    Eq,
+    /// `!=`
+    #[serde(rename = "!=")]
+    Ne,
+}
+
+impl Cmp {
+    /// Every operator, longest spelling first so that parsing `<=` does not stop at `<`.
+    pub const ALL: [(&'static str, Cmp); 6] = [("<=", Cmp::Le), (">=", Cmp::Ge), ("==", Cmp::Eq), ("!=", Cmp::Ne), ("<", Cmp::Lt), (">", Cmp::Gt)];
+
+    /// Whether `observed op limit` holds.
+    pub fn holds(self, observed: f64, limit: f64) -> bool {
+        match self {
+            Cmp::Lt => observed < limit,
+            Cmp::Le => observed <= limit,
+            Cmp::Gt => observed > limit,
+            Cmp::Ge => observed >= limit,
+            Cmp::Eq => observed == limit,
+            Cmp::Ne => observed != limit,
+        }
+    }
+}
+
+/// A parsed pass/fail rule.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Threshold {
+    /// The rule as written.
+    pub expr: String,
+    /// Metric tested.
+    pub metric: Metric,
+    /// Comparison.
+    pub cmp: Cmp,
+    /// Limit in the metric's base unit (µs for durations, a fraction for ratios).
+    pub limit: f64,
+    /// Only this phase.
+    pub phase: Option<String>,
+    /// Only this workload.
+    pub workload: Option<String>,
+    /// Only this operation.
+    pub operation: Option<String>,
+}
+
+/// Report path templates (`{name}`, `{run_id}`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Output {
+    /// JSON report path.
+    pub json: Option<String>,
+    /// HTML report path.
+    pub html: Option<String>,
+}
+
+/// Metrics export settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct Metrics {
+    /// Prometheus listen address.
+    pub prometheus: Option<std::net::SocketAddr>,
+    /// OTLP export.
+    pub otlp: Option<Otlp>,
+    /// Application name label.
+    pub app_name: String,
+    /// Instance label, when fixed by the file.
+    pub instance_id: Option<String>,
+    /// Run id label, when fixed by the file.
+    pub run_id: Option<String>,
+    /// Version label.
+    pub version: Option<String>,
+}
+
+/// OTLP export settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct Otlp {
+    /// Collector endpoint (or from OTEL_EXPORTER_OTLP_ENDPOINT at run time).
+    pub endpoint: Option<String>,
+    /// Transport.
+    pub protocol: OtlpProtocol,
+    /// Export interval.
+    pub interval: Duration,
+    /// Request headers; values are secrets.
+    pub headers: Vec<(String, Secret)>,
+    /// Span sample ratio.
+    pub traces: Option<f64>,
+}
+
+impl WorkloadKind {
+    /// The kind's name as written in files.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            WorkloadKind::Basic(_) => "basic",
+            WorkloadKind::HighThroughput(_) => "high_throughput",
+            WorkloadKind::List(_) => "list",
+            WorkloadKind::Set(_) => "set",
+            WorkloadKind::SortedSet(_) => "sorted_set",
+            WorkloadKind::Hash(_) => "hash",
+            WorkloadKind::Pipeline(_) => "pipeline",
+            WorkloadKind::Pubsub(_) => "pubsub",
+        }
+    }
+
+    /// Operations this workload records, with their relative weights (0 where not chosen by weight).
+    pub fn operations(&self) -> Vec<(&'static str, f64)> {
+        match self {
+            WorkloadKind::Basic(b) => {
+                let set = (1.0 - b.read_ratio - b.delete_ratio - b.incr_ratio).max(0.0);
+                vec![("GET", b.read_ratio), ("SET", set), ("DEL", b.delete_ratio), ("INCR", b.incr_ratio)]
+            }
+            WorkloadKind::HighThroughput(h) => vec![("GET", h.read_ratio), ("SET", 1.0 - h.read_ratio)],
+            WorkloadKind::List(l) => l.commands.weights(),
+            WorkloadKind::Set(s) => s.commands.weights(),
+            WorkloadKind::SortedSet(z) => z.commands.weights(),
+            WorkloadKind::Hash(h) => h.commands.weights(),
+            WorkloadKind::Pipeline(p) => {
+                let mut ops = p.commands.weights();
+                ops.push((if p.transaction { "EXEC" } else { "PIPELINE" }, 0.0));
+                ops
+            }
+            WorkloadKind::Pubsub(_) => vec![("PUBLISH", 1.0), ("RECEIVE", 0.0)],
+        }
+    }
+
+    /// Names of operations that can occur (weight > 0, plus recorded aggregates).
+    pub fn operation_names(&self) -> Vec<&'static str> {
+        let aggregate = |n: &str| matches!(n, "PIPELINE" | "EXEC" | "RECEIVE");
+        self.operations().into_iter().filter(|(n, w)| *w > 0.0 || aggregate(n)).map(|(n, _)| n).collect()
+    }
+}

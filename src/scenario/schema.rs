@@ -1,0 +1,320 @@
+//! The JSON Schema generated from the raw types, and the check of a document against it, with
+//! every error turned into a located, readable message.
+
+use std::sync::OnceLock;
+
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+use jsonschema::{ValidationError, Validator};
+use serde_json::Value;
+
+use super::diagnostic::{Diagnostic, Diagnostics};
+use super::node::{DocPath, Flex, Node, NodeKind, PathSegment, Scalar};
+use super::raw::RawScenario;
+use crate::units::{DURATION_PATTERN, SIZE_PATTERN, parse_duration, parse_size};
+
+/// The scenario JSON Schema (draft-07, the draft editors support best).
+pub fn schema() -> Value {
+    let settings = schemars::generate::SchemaSettings::draft07();
+    let schema = settings.into_generator().into_root_schema_for::<RawScenario>();
+    serde_json::to_value(schema).expect("a generated schema is valid JSON")
+}
+
+/// The schema as committed in `schemas/scenario.schema.json`: pretty JSON plus a final newline.
+pub fn schema_text() -> String {
+    let mut s = serde_json::to_string_pretty(&schema()).expect("schema serializes");
+    s.push('\n');
+    s
+}
+
+fn validator() -> &'static (Validator, Value) {
+    static V: OnceLock<(Validator, Value)> = OnceLock::new();
+    V.get_or_init(|| {
+        let schema = schema();
+        let v = jsonschema::draft7::new(&schema).expect("the generated schema compiles");
+        (v, schema)
+    })
+}
+
+/// Checks the document against the schema, retyping `${VAR}` and `--set` values where the
+/// schema wants another scalar type. Returns true when the document conforms.
+pub fn check(root: &mut Node, diags: &mut Diagnostics) -> bool {
+    let (validator, schema) = validator();
+    for _ in 0..3 {
+        let json = root.to_json();
+        let paths: Vec<DocPath> = validator.iter_errors(&json).map(|e| DocPath::from_json_pointer(e.instance_path().as_str())).collect();
+        if paths.is_empty() {
+            return true;
+        }
+        let mut changed = false;
+        for path in &paths {
+            if let Some(node) = root.get_mut(path) {
+                changed |= retype(node);
+            }
+        }
+        if !changed {
+            let json = root.to_json();
+            for e in validator.iter_errors(&json) {
+                explain(&e, root, schema, diags);
+            }
+            return false;
+        }
+    }
+    let json = root.to_json();
+    let mut ok = true;
+    for e in validator.iter_errors(&json) {
+        ok = false;
+        explain(&e, root, schema, diags);
+    }
+    ok
+}
+
+/// Flips a retypable scalar between its text and its typed reading. Returns whether it changed.
+fn retype(node: &mut Node) -> bool {
+    let Flex::Retypable { text, .. } = &node.flex else { return false };
+    let NodeKind::Scalar(current) = &node.kind else { return false };
+    let next = match current {
+        Scalar::Str(_) => Scalar::from_plain(text),
+        _ => Scalar::Str(text.clone()),
+    };
+    if &next == current {
+        return false;
+    }
+    node.kind = NodeKind::Scalar(next);
+    node.flex = Flex::Fixed;
+    true
+}
+
+/// Whether a value at this path must never be echoed in messages.
+pub fn is_secret_path(path: &DocPath) -> bool {
+    path.0.iter().any(|s| matches!(s, PathSegment::Key(k) if k == "password" || k == "headers" || k == "url"))
+}
+
+fn shown(value: &Value, path: &DocPath) -> String {
+    if is_secret_path(path) {
+        return "the value".into();
+    }
+    let s = match value {
+        Value::String(s) => format!("`{s}`"),
+        other => format!("`{other}`"),
+    };
+    if s.chars().count() > 60 { format!("{}…`", s.chars().take(58).collect::<String>()) } else { s }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing (null)",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "an integer",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+fn expected_types(kind: &TypeKind) -> Vec<String> {
+    let name = |t: &dyn std::fmt::Display| match t.to_string().as_str() {
+        "object" => "a mapping".to_owned(),
+        "array" => "a list".to_owned(),
+        "integer" => "an integer".to_owned(),
+        other => format!("a {other}"),
+    };
+    match kind {
+        TypeKind::Single(t) => vec![name(t)],
+        TypeKind::Multiple(set) => set.iter().map(|t| name(&t)).collect(),
+    }
+}
+
+fn with_context(e: &ValidationError<'_>) -> DocPath {
+    DocPath::from_json_pointer(e.instance_path().as_str())
+}
+
+/// Turns one validator error into diagnostics (several for unknown keys and alternatives).
+fn explain(e: &ValidationError<'_>, root: &Node, schema: &Value, diags: &mut Diagnostics) {
+    let path = with_context(e);
+    let instance: &Value = e.instance();
+    let loc = root.locate(&path);
+    let from_vars = match root.get(&path).map(|n| &n.flex) {
+        Some(Flex::Retypable { vars, .. }) if !vars.is_empty() => {
+            format!(" (the value came from {})", vars.iter().map(|v| format!("${{{v}}}")).collect::<Vec<_>>().join(", "))
+        }
+        _ => String::new(),
+    };
+    let mut push = |p: DocPath, l, msg: String| diags.push(Diagnostic::at(l, Some(p), format!("{msg}{from_vars}")));
+    match e.kind() {
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            let known = known_properties(schema, e.schema_path().as_str());
+            for key in unexpected {
+                let mut msg = format!("unknown key `{key}`");
+                match suggest(key, known.iter().map(String::as_str)) {
+                    Some(s) => msg.push_str(&format!("; did you mean `{s}`?")),
+                    None if !known.is_empty() => msg.push_str(&format!("; expected one of: {}", known.join(", "))),
+                    None => {}
+                }
+                push(path.key(key), root.locate_key(&path, key), msg);
+            }
+        }
+        ValidationErrorKind::Required { property } => {
+            let p = property.as_str().map_or_else(|| property.to_string(), str::to_owned);
+            push(path, loc, format!("missing required key `{p}`"));
+        }
+        ValidationErrorKind::Type { kind } => {
+            let expected = expected_types(kind).join(" or ");
+            push(path.clone(), loc, format!("expected {expected}, found {} {}", type_name(instance), shown(instance, &path)));
+        }
+        ValidationErrorKind::Enum { options } => {
+            let opts: Vec<String> = options.as_array().map(|a| a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect()).unwrap_or_default();
+            push(path.clone(), loc, bad_choice(instance, &path, &opts));
+        }
+        ValidationErrorKind::Constant { expected_value } => {
+            push(path.clone(), loc, format!("expected `{expected_value}`, found {}", shown(instance, &path)));
+        }
+        ValidationErrorKind::Minimum { limit } => push(path.clone(), loc, format!("must be at least {limit}, found {}", shown(instance, &path))),
+        ValidationErrorKind::Maximum { limit } => push(path.clone(), loc, format!("must be at most {limit}, found {}", shown(instance, &path))),
+        ValidationErrorKind::ExclusiveMinimum { limit } => push(path.clone(), loc, format!("must be greater than {limit}, found {}", shown(instance, &path))),
+        ValidationErrorKind::ExclusiveMaximum { limit } => push(path.clone(), loc, format!("must be less than {limit}, found {}", shown(instance, &path))),
+        ValidationErrorKind::MinLength { limit: 1 } => push(path, loc, "must not be empty".into()),
+        ValidationErrorKind::MinLength { limit } => push(path, loc, format!("must be at least {limit} characters long")),
+        ValidationErrorKind::MaxLength { limit } => push(path, loc, format!("must be at most {limit} characters long")),
+        ValidationErrorKind::MinItems { limit } | ValidationErrorKind::MinProperties { limit } => {
+            push(path, loc, if *limit == 1 { "must not be empty".into() } else { format!("needs at least {limit} entries") })
+        }
+        ValidationErrorKind::Pattern { pattern } => {
+            let text = instance.as_str().unwrap_or_default();
+            let msg = if pattern == DURATION_PATTERN {
+                parse_duration(text).err().unwrap_or_else(|| format!("`{text}` is not a duration like `30s`"))
+            } else if pattern == SIZE_PATTERN {
+                parse_size(text).err().unwrap_or_else(|| format!("`{text}` is not a size like `64B`"))
+            } else {
+                format!("{} does not match `{pattern}`", shown(instance, &path))
+            };
+            push(path, loc, msg);
+        }
+        ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
+            explain_alternatives(&path, instance, context, root, schema, diags);
+        }
+        _ => push(path, loc, e.to_string()),
+    }
+}
+
+/// Keys whose mismatch means "this is a different variant", not "this variant is wrong".
+const TAGS: [&str; 2] = ["kind", "action"];
+
+/// A value that matched none of several alternatives: find the one the user meant and explain that.
+fn explain_alternatives(path: &DocPath, instance: &Value, context: &[Vec<ValidationError<'static>>], root: &Node, schema: &Value, diags: &mut Diagnostics) {
+    let is_shape_mismatch = |e: &ValidationError<'_>| {
+        let p = with_context(e);
+        let at_base = &p == path;
+        let at_tag = p.0.len() == path.0.len() + 1 && p.0.starts_with(&path.0) && p.last_key().is_some_and(|k| TAGS.contains(&k));
+        (at_base && matches!(e.kind(), ValidationErrorKind::Type { .. } | ValidationErrorKind::Enum { .. } | ValidationErrorKind::Constant { .. }))
+            || (at_tag && matches!(e.kind(), ValidationErrorKind::Constant { .. } | ValidationErrorKind::Enum { .. }))
+            || (at_base && matches!(e.kind(), ValidationErrorKind::Required { property } if property.as_str().is_some_and(|k| TAGS.contains(&k))))
+    };
+    let best = context.iter().filter(|branch| !branch.iter().any(is_shape_mismatch)).min_by_key(|branch| branch.len());
+    if let Some(branch) = best {
+        for e in branch {
+            explain(e, root, schema, diags);
+        }
+        return;
+    }
+    // No alternative fits the shape: say which tag values or shapes would.
+    let mut tag_values = Vec::new();
+    let mut tag_path = None;
+    let mut shapes = Vec::new();
+    for e in context.iter().flatten() {
+        let p = with_context(e);
+        match e.kind() {
+            ValidationErrorKind::Constant { expected_value } if &p != path => {
+                tag_values.push(expected_value.as_str().map_or_else(|| expected_value.to_string(), str::to_owned));
+                tag_path = Some(p);
+            }
+            ValidationErrorKind::Enum { options } if &p == path => {
+                shapes.extend(options.as_array().into_iter().flatten().map(|v| format!("`{}`", v.as_str().unwrap_or_default())));
+            }
+            ValidationErrorKind::Type { kind } if &p == path => shapes.extend(expected_types(kind)),
+            ValidationErrorKind::Constant { expected_value } => shapes.push(format!("`{}`", expected_value.as_str().unwrap_or_default())),
+            _ => {}
+        }
+    }
+    if let Some(tp) = tag_path {
+        let found = root.get(&tp).map(Node::to_json).unwrap_or(Value::Null);
+        let msg = bad_choice(&found, &tp, &tag_values);
+        diags.push(Diagnostic::at(root.locate(&tp), Some(tp), msg));
+        return;
+    }
+    if context.iter().flatten().any(|e| matches!(e.kind(), ValidationErrorKind::Required { property } if property.as_str().is_some_and(|k| TAGS.contains(&k)))) {
+        diags.push(Diagnostic::at(root.locate(path), Some(path.clone()), format!("missing required key `{}`", TAGS.iter().find(|t| context.iter().flatten().any(|e| matches!(e.kind(), ValidationErrorKind::Required { property } if property.as_str() == Some(t)))).unwrap_or(&"kind"))));
+        return;
+    }
+    shapes.dedup();
+    let msg = format!("expected {}, found {} {}", shapes.join(" or "), type_name(instance), shown(instance, path));
+    diags.push(Diagnostic::at(root.locate(path), Some(path.clone()), msg));
+}
+
+fn bad_choice(found: &Value, path: &DocPath, options: &[String]) -> String {
+    let text = found.as_str().unwrap_or_default();
+    let mut msg = format!("{} is not one of: {}", shown(found, path), options.join(", "));
+    if let Some(s) = suggest(text, options.iter().map(String::as_str)) {
+        msg.push_str(&format!("; did you mean `{s}`?"));
+    }
+    msg
+}
+
+/// Property names allowed where an `additionalProperties` error was raised.
+fn known_properties(schema: &Value, schema_path: &str) -> Vec<String> {
+    let mut node = schema;
+    let segments: Vec<&str> = schema_path.split('/').skip(1).collect();
+    // The error's path ends in `/additionalProperties`; walk to its parent object schema.
+    for seg in segments.iter().take(segments.len().saturating_sub(1)) {
+        if *seg == "$ref" {
+            match node.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/")) {
+                Some(r) => node = r.split('/').fold(schema, |n, s| n.get(s).unwrap_or(&Value::Null)),
+                None => return Vec::new(),
+            }
+            continue;
+        }
+        node = match node {
+            Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)).unwrap_or(&Value::Null),
+            other => other.get(*seg).unwrap_or(&Value::Null),
+        };
+    }
+    if let Some(r) = node.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/")) {
+        node = r.split('/').fold(schema, |n, s| n.get(s).unwrap_or(&Value::Null));
+    }
+    node.get("properties").and_then(Value::as_object).map(|m| m.keys().filter(|k| !k.starts_with('$')).cloned().collect()).unwrap_or_default()
+}
+
+/// The closest candidate by edit distance, when it is close enough to be a likely typo.
+pub fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (edit_distance(&word.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4) && *d > 0)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_catch_typos_only() {
+        let keys = ["workers", "duration", "rate", "mix"];
+        assert_eq!(suggest("wokers", keys.into_iter()), Some("workers"));
+        assert_eq!(suggest("durtion", keys.into_iter()), Some("duration"));
+        assert_eq!(suggest("banana", keys.into_iter()), None);
+    }
+}

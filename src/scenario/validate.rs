@@ -1,0 +1,748 @@
+//! Semantic checks that a schema cannot express, and the conversion of raw types into the model.
+//! Every check runs and every failure is reported, located at the value it is about.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::diagnostic::{Diagnostic, Diagnostics};
+use super::model::*;
+use super::node::{DocPath, Node};
+use super::raw::*;
+use super::schema::suggest;
+use crate::units::{parse_duration, parse_size};
+
+/// Largest value size accepted (Redis' own limit is 512 MB; anything near it is a mistake here).
+const MAX_VALUE_SIZE: u64 = 64 * 1024 * 1024;
+/// Smallest pub/sub message: the header carries publisher id, sequence number and send time.
+pub const MIN_MESSAGE_SIZE: u64 = 32;
+
+struct Checker<'a> {
+    root: &'a Node,
+    diags: &'a mut Diagnostics,
+}
+
+impl Checker<'_> {
+    fn err(&mut self, path: DocPath, msg: impl Into<String>) {
+        let loc = self.root.locate(&path);
+        self.diags.push(Diagnostic::at(loc, Some(path), msg));
+    }
+
+    fn positive(&mut self, path: DocPath, d: Duration) -> Duration {
+        if d.is_zero() {
+            self.err(path, "must be longer than zero");
+        }
+        d
+    }
+}
+
+fn p(key: &str) -> DocPath {
+    DocPath::root().key(key)
+}
+
+/// Checks a schema-valid raw scenario and builds the model. `dir` resolves relative file paths.
+pub fn build(raw: RawScenario, root: &Node, file: &Path, diags: &mut Diagnostics) -> Option<Scenario> {
+    let before = diags.0.len();
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let mut c = Checker { root, diags };
+    let target = target(&mut c, &raw.target, dir);
+    let connections = connections(&mut c, &raw.connections);
+    let key_prefix = raw.keyspace.prefix.clone();
+    check_prefix(&mut c, p("keyspace").key("prefix"), &key_prefix);
+    let workloads = workloads(&mut c, &raw);
+    let phases = phases(&mut c, &raw, &workloads);
+    let faults = faults(&mut c, &raw, &phases, &target);
+    let thresholds = thresholds(&mut c, &raw, &phases, &workloads);
+    let output = output(&mut c, &raw.output);
+    let metrics = metrics(&mut c, &raw.metrics);
+    if c.diags.0.len() > before {
+        return None;
+    }
+    Some(Scenario {
+        name: raw.name,
+        description: raw.description,
+        file: file.to_path_buf(),
+        target: target?,
+        connections,
+        key_prefix,
+        workloads,
+        phases,
+        faults,
+        thresholds,
+        output,
+        metrics,
+        cleanup: raw.cleanup,
+    })
+}
+
+fn check_prefix(c: &mut Checker<'_>, path: DocPath, prefix: &str) {
+    if prefix.is_empty() {
+        c.err(path, "the key prefix must not be empty: cleanup removes every key under it");
+    } else if prefix.contains(['*', '?', '[', ']', '\\']) || prefix.chars().any(char::is_whitespace) {
+        c.err(path, format!("key prefix `{prefix}` must not contain glob characters (* ? [ ] \\) or spaces: cleanup matches keys with it"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Parsed parts of a `redis://` URL.
+#[derive(Debug, Default, PartialEq)]
+pub struct RedisUrl {
+    /// `rediss://`.
+    pub tls: bool,
+    /// User from the URL.
+    pub username: Option<String>,
+    /// Password from the URL.
+    pub password: Option<String>,
+    /// Address.
+    pub addr: Option<HostPort>,
+    /// Database from the path.
+    pub db: Option<u32>,
+}
+
+/// Parses `redis://[user[:password]@]host[:port][/db]` (and `rediss://`); percent-escapes are decoded.
+pub fn parse_redis_url(url: &str) -> Result<RedisUrl, String> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("redis://") {
+        (false, r)
+    } else if let Some(r) = url.strip_prefix("rediss://") {
+        (true, r)
+    } else {
+        return Err("the URL must start with `redis://` or `rediss://`".into());
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let mut out = RedisUrl { tls, ..Default::default() };
+    if let Some(u) = userinfo {
+        let (user, pass) = match u.split_once(':') {
+            Some((user, pass)) => (user, Some(pass)),
+            None => (u, None),
+        };
+        if !user.is_empty() {
+            out.username = Some(percent_decode(user)?);
+        }
+        out.password = pass.map(percent_decode).transpose()?;
+    }
+    out.addr = Some(parse_host_port(hostport, 6379)?);
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    if !path.is_empty() {
+        out.db = Some(path.parse().map_err(|_| format!("`/{path}` is not a database number"))?);
+    }
+    Ok(out)
+}
+
+/// Parses `host[:port]`, `[v6]:port`; a missing port is `default_port`.
+pub fn parse_host_port(s: &str, default_port: u16) -> Result<HostPort, String> {
+    let s = s.strip_prefix("redis://").unwrap_or(s);
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, tail) = rest.split_once(']').ok_or("unclosed `[` in address")?;
+        (h, tail.strip_prefix(':'))
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, port)) if !h.contains(':') => (h, Some(port)),
+            _ => (s, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("the address has no host".into());
+    }
+    let port = match port {
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| format!("`{p}` is not a TCP port (1-65535)"))?,
+        None => default_port,
+    };
+    Ok(HostPort { host: host.to_owned(), port })
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3).ok_or("truncated %-escape in URL")?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| "invalid %-escape in URL")?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "URL escapes are not UTF-8".into())
+}
+
+fn target(c: &mut Checker<'_>, t: &RawTarget, dir: &Path) -> Option<Target> {
+    let tp = p("target");
+    let mut username = None;
+    let mut password = None;
+    let mut db = None;
+    let mut tls_from_url = false;
+    let endpoint = match (&t.url, t.local) {
+        (Some(_), Some(_)) => {
+            c.err(tp.key("local"), "give either `url` or `local`, not both");
+            None
+        }
+        (None, None) => {
+            c.err(tp.clone(), "set `url` (an existing deployment) or `local` (one redis-test starts), or pass `--target URL`");
+            None
+        }
+        (None, Some(local)) => {
+            let implied = match local {
+                LocalTopology::Standalone => Mode::Standalone,
+                LocalTopology::Cluster => Mode::Cluster,
+                LocalTopology::Sentinel => Mode::Sentinel,
+            };
+            if t.mode != implied && t.mode != Mode::Standalone {
+                c.err(tp.key("mode"), format!("`mode` contradicts `local`; a local {implied:?} deployment has mode `{}`", format!("{implied:?}").to_lowercase()));
+            }
+            if t.tls.is_some() {
+                c.err(tp.key("tls"), "TLS is not available for local deployments; use `url: rediss://…`");
+            }
+            Some(Endpoint::Local(local))
+        }
+        (Some(url), None) => match parse_redis_url(url) {
+            Ok(u) => {
+                username = u.username;
+                password = u.password;
+                db = u.db;
+                tls_from_url = u.tls;
+                let mut addrs: Vec<HostPort> = u.addr.into_iter().collect();
+                for (i, n) in t.nodes.iter().enumerate() {
+                    match parse_host_port(n, 6379) {
+                        Ok(a) => addrs.push(a),
+                        Err(e) => c.err(tp.key("nodes").index(i), e),
+                    }
+                }
+                Some(Endpoint::Remote(addrs))
+            }
+            Err(e) => {
+                c.err(tp.key("url"), e);
+                None
+            }
+        },
+    };
+    let mode = match t.local {
+        Some(LocalTopology::Cluster) => Mode::Cluster,
+        Some(LocalTopology::Sentinel) => Mode::Sentinel,
+        _ => t.mode,
+    };
+    if !t.nodes.is_empty() && mode != Mode::Cluster {
+        c.err(tp.key("nodes"), "`nodes` lists cluster seed nodes; it needs `mode: cluster`");
+    }
+    let sentinel = match (&t.sentinel, mode, t.local) {
+        (Some(s), Mode::Sentinel, None) => {
+            let mut nodes = Vec::new();
+            for (i, n) in s.nodes.iter().enumerate() {
+                match parse_host_port(n, 26379) {
+                    Ok(a) => nodes.push(a),
+                    Err(e) => c.err(tp.key("sentinel").key("nodes").index(i), e),
+                }
+            }
+            Some(Sentinel { master_name: s.master_name.clone(), nodes, username: s.username.clone(), password: s.password.clone().map(Secret::new) })
+        }
+        (None, Mode::Sentinel, None) => {
+            c.err(tp.clone(), "`mode: sentinel` needs a `sentinel` section with `master_name` and `nodes`");
+            None
+        }
+        (Some(_), _, _) => {
+            c.err(tp.key("sentinel"), "the `sentinel` section needs `mode: sentinel` with a `url` (local sentinel deployments configure themselves)");
+            None
+        }
+        (None, _, _) => None,
+    };
+    if t.db.is_some_and(|d| d > 0) && mode == Mode::Cluster {
+        c.err(tp.key("db"), "Redis Cluster only has database 0");
+    }
+    if t.read_from_replicas && mode == Mode::Standalone {
+        c.err(tp.key("read_from_replicas"), "replica reads need `mode: cluster` or `mode: sentinel`");
+    }
+    let tls = match &t.tls {
+        Some(raw) => Some(tls(c, raw, dir)),
+        None if tls_from_url => Some(Tls { ca: None, client_cert: None, server_name: None, insecure: false }),
+        None => None,
+    };
+    Some(Target {
+        endpoint: endpoint?,
+        mode,
+        sentinel,
+        username: t.username.clone().or(username),
+        password: t.password.clone().or(password).map(Secret::new),
+        db: t.db.or(db).unwrap_or(0),
+        protocol: t.protocol,
+        tls,
+        read_from_replicas: t.read_from_replicas,
+    })
+}
+
+fn tls(c: &mut Checker<'_>, t: &RawTls, dir: &Path) -> Tls {
+    let tp = p("target").key("tls");
+    let mut file = |key: &str, value: &Option<String>| {
+        value.as_ref().map(|v| {
+            let path = dir.join(v);
+            if !path.is_file() {
+                c.err(tp.key(key), format!("file `{}` does not exist", path.display()));
+            }
+            path
+        })
+    };
+    let ca = file("ca", &t.ca);
+    let cert = file("cert", &t.cert);
+    let key = file("key", &t.key);
+    let client_cert = match (cert, key) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        (Some(_), None) => {
+            c.err(tp.key("cert"), "a client certificate needs its `key`");
+            None
+        }
+        (None, Some(_)) => {
+            c.err(tp.key("key"), "a client key needs its `cert`");
+            None
+        }
+    };
+    Tls { ca, client_cert, server_name: t.server_name.clone(), insecure: t.insecure }
+}
+
+fn connections(c: &mut Checker<'_>, r: &RawConnections) -> Connections {
+    let cp = p("connections");
+    let rp = cp.key("retry");
+    if r.retry.max_backoff < r.retry.initial_backoff {
+        c.err(rp.key("max_backoff"), format!("must not be shorter than `initial_backoff` ({})", r.retry.initial_backoff));
+    }
+    Connections {
+        pools: r.pools,
+        per_pool: r.per_pool,
+        connect_timeout: c.positive(cp.key("connect_timeout"), r.connect_timeout.get()),
+        acquire_timeout: c.positive(cp.key("acquire_timeout"), r.acquire_timeout.get()),
+        command_timeout: c.positive(cp.key("command_timeout"), r.command_timeout.get()),
+        health_check_interval: c.positive(cp.key("health_check_interval"), r.health_check_interval.get()),
+        retry: Retry {
+            attempts: r.retry.attempts,
+            initial_backoff: r.retry.initial_backoff.get(),
+            max_backoff: r.retry.max_backoff.get(),
+            multiplier: r.retry.multiplier,
+            jitter: r.retry.jitter,
+            retry_writes: r.retry.retry_writes,
+        },
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn common(w: &RawWorkload) -> (f64, &RawKeyspaceOverride) {
+    match w {
+        RawWorkload::Basic(s) => (s.weight, &s.keyspace),
+        RawWorkload::HighThroughput(s) => (s.weight, &s.keyspace),
+        RawWorkload::List(s) => (s.weight, &s.keyspace),
+        RawWorkload::Set(s) => (s.weight, &s.keyspace),
+        RawWorkload::SortedSet(s) => (s.weight, &s.keyspace),
+        RawWorkload::Hash(s) => (s.weight, &s.keyspace),
+        RawWorkload::Pipeline(s) => (s.weight, &s.keyspace),
+        RawWorkload::Pubsub(s) => (s.weight, &s.keyspace),
+    }
+}
+
+fn workloads(c: &mut Checker<'_>, raw: &RawScenario) -> Vec<Workload> {
+    let mut out = Vec::new();
+    for (name, w) in &raw.workloads {
+        let wp = p("workloads").key(name);
+        if !name.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '.')) {
+            c.err(wp.clone(), format!("workload name `{name}` may only use letters, digits, `_`, `-` and `.` (it becomes part of keys and metric labels)"));
+        }
+        let (weight, ks) = common(w);
+        let keyspace = keyspace(c, &raw.keyspace, ks, name, &wp.key("keyspace"));
+        match w {
+            RawWorkload::Basic(b) if b.read_ratio + b.delete_ratio + b.incr_ratio > 1.0 + 1e-9 => {
+                c.err(wp.key("read_ratio"), format!("read_ratio + delete_ratio + incr_ratio = {:.3}; they must add up to at most 1 (SET gets the rest)", b.read_ratio + b.delete_ratio + b.incr_ratio));
+            }
+            RawWorkload::Pubsub(ps) if ps.message_size.0 < MIN_MESSAGE_SIZE => {
+                c.err(wp.key("message_size"), format!("must be at least {MIN_MESSAGE_SIZE}B: each message carries a header"));
+            }
+            RawWorkload::Pubsub(ps) if ps.message_size.0 > MAX_VALUE_SIZE => {
+                c.err(wp.key("message_size"), format!("must be at most {}", crate::units::ByteSize(MAX_VALUE_SIZE)));
+            }
+            _ => {}
+        }
+        if matches!(w, RawWorkload::List(_) | RawWorkload::Set(_) | RawWorkload::SortedSet(_) | RawWorkload::Hash(_) | RawWorkload::Pipeline(_)) {
+            let total: f64 = w.operations().iter().map(|(_, w)| w).sum();
+            if total <= 0.0 {
+                c.err(wp.key("commands"), "at least one command needs a weight above zero");
+            }
+        }
+        out.push(Workload { name: name.clone(), weight, keyspace, kind: w.clone() });
+    }
+    out
+}
+
+fn keyspace(c: &mut Checker<'_>, base: &RawKeyspace, o: &RawKeyspaceOverride, name: &str, kp: &DocPath) -> Keyspace {
+    let prefix = match &o.prefix {
+        Some(pre) => {
+            if !pre.starts_with(&base.prefix) {
+                c.err(kp.key("prefix"), format!("`{pre}` must start with the scenario's key prefix `{}`, so that cleanup finds its keys", base.prefix));
+            }
+            check_prefix(c, kp.key("prefix"), pre);
+            pre.clone()
+        }
+        None => format!("{}{name}:", base.prefix),
+    };
+    let (size_path, size) = match &o.value_size {
+        Some(v) => (kp.key("value_size"), v),
+        None => (p("keyspace").key("value_size"), &base.value_size),
+    };
+    let value_size = match size {
+        ValueSize::Fixed(s) => (s.0, s.0),
+        ValueSize::Range(r) => {
+            if r.min > r.max {
+                c.err(size_path.key("min"), format!("`min` ({}) is larger than `max` ({})", r.min, r.max));
+            }
+            (r.min.0, r.max.0)
+        }
+    };
+    if value_size.1 > MAX_VALUE_SIZE {
+        c.err(size_path, format!("values larger than {} are not supported", crate::units::ByteSize(MAX_VALUE_SIZE)));
+    }
+    let ttl = o.ttl.or(base.ttl).map(|t| t.get());
+    if ttl.is_some_and(|t| t < Duration::from_millis(1)) {
+        c.err(if o.ttl.is_some() { kp.key("ttl") } else { p("keyspace").key("ttl") }, "a TTL must be at least 1ms");
+    }
+    if let Some(Distribution::Gaussian { stddev, .. }) = o.distribution.as_ref().or(Some(&base.distribution)) {
+        if *stddev <= 0.0 {
+            c.err(kp.key("distribution"), "a gaussian distribution needs `stddev` above zero");
+        }
+    }
+    Keyspace { prefix, keys: o.keys.unwrap_or(base.keys), distribution: o.distribution.clone().unwrap_or_else(|| base.distribution.clone()), value_size, ttl }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn phases(c: &mut Checker<'_>, raw: &RawScenario, workloads: &[Workload]) -> Vec<Phase> {
+    let mut out: Vec<Phase> = Vec::new();
+    for (i, ph) in raw.phases.iter().enumerate() {
+        let pp = p("phases").index(i);
+        if let Some(first) = out.iter().position(|o| o.name == ph.name) {
+            c.err(pp.key("name"), format!("phase name `{}` is already used by phase {first}", ph.name));
+        }
+        let duration = c.positive(pp.key("duration"), ph.duration.get());
+        let workers = ph.workers.ends();
+        for (end, v) in [("from", workers.0), ("to", workers.1)] {
+            if v == 0 {
+                let at = if matches!(ph.workers, Ramp::Constant(_)) { pp.key("workers") } else { pp.key("workers").key(end) };
+                c.err(at, "needs at least 1 worker");
+            }
+        }
+        let rate = ph.rate.map(|r| {
+            let (from, to) = r.ends();
+            for (end, v) in [("from", from), ("to", to)] {
+                let at = if matches!(r, Ramp::Constant(_)) { pp.key("rate") } else { pp.key("rate").key(end) };
+                if !v.is_finite() || v < 0.0 {
+                    c.err(at, "a rate must be zero or more operations per second");
+                } else if v == 0.0 && matches!(r, Ramp::Constant(_)) {
+                    c.err(at, "a constant rate of 0 sends nothing; remove `rate` for closed-loop load");
+                }
+            }
+            if from == 0.0 && to == 0.0 && matches!(r, Ramp::Linear { .. }) {
+                c.err(pp.key("rate"), "a ramp from 0 to 0 sends nothing");
+            }
+            (from, to)
+        });
+        let mix = match &ph.mix {
+            Some(m) => {
+                for (name, w) in m {
+                    if !workloads.iter().any(|wl| &wl.name == name) {
+                        let hint = suggest(name, workloads.iter().map(|w| w.name.as_str())).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
+                        c.err(pp.key("mix").key(name), format!("no workload named `{name}`{hint}"));
+                    }
+                    if !w.is_finite() || *w < 0.0 {
+                        c.err(pp.key("mix").key(name), "a weight must be zero or more");
+                    }
+                }
+                if m.values().sum::<f64>() <= 0.0 {
+                    c.err(pp.key("mix"), "the weights add up to zero; give at least one workload a weight above zero");
+                }
+                workloads.iter().filter_map(|w| m.get(&w.name).filter(|x| **x > 0.0).map(|x| (w.name.clone(), *x))).collect()
+            }
+            None => {
+                if workloads.iter().map(|w| w.weight).sum::<f64>() <= 0.0 {
+                    c.err(pp.clone(), "every workload has weight 0; give this phase a `mix` or a workload a weight");
+                }
+                workloads.iter().filter(|w| w.weight > 0.0).map(|w| (w.name.clone(), w.weight)).collect()
+            }
+        };
+        out.push(Phase { name: ph.name.clone(), kind: ph.kind, duration, workers, rate, mix });
+    }
+    out
+}
+
+fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Option<Target>) -> Vec<Fault> {
+    let total: Duration = phases.iter().map(|p| p.duration).sum();
+    let mut out = Vec::new();
+    for (i, f) in raw.faults.iter().enumerate() {
+        let fp = p("faults").index(i);
+        let (name, at, phase, action) = fault_parts(f);
+        let (start, window) = match phase {
+            Some(ph) => match phases.iter().position(|p| p.name == *ph) {
+                Some(idx) => (phases[..idx].iter().map(|p| p.duration).sum(), phases[idx].duration),
+                None => {
+                    let hint = suggest(ph, phases.iter().map(|p| p.name.as_str())).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
+                    c.err(fp.key("phase"), format!("no phase named `{ph}`{hint}"));
+                    continue;
+                }
+            },
+            None => (Duration::ZERO, total),
+        };
+        if at.get() >= window {
+            let within = phase.as_ref().map_or("the run".to_owned(), |ph| format!("phase `{ph}`"));
+            c.err(fp.key("at"), format!("offset {at} is not inside {within}, which lasts {}", crate::units::format_duration(window)));
+        }
+        match &action {
+            FaultAction::ClientPause { duration, .. } | FaultAction::DebugSleep { duration } if duration.is_zero() => {
+                c.err(fp.key("duration"), "must be longer than zero");
+            }
+            FaultAction::Restart { .. } if target.as_ref().is_some_and(|t| !matches!(t.endpoint, Endpoint::Local(_))) => {
+                c.err(fp.key("action"), "`restart` needs a local target (`target.local`): redis-test can only restart processes it started");
+            }
+            FaultAction::Failover { .. } if target.as_ref().is_some_and(|t| t.mode == Mode::Standalone) => {
+                c.err(fp.key("action"), "`failover` needs a cluster or sentinel target");
+            }
+            FaultAction::Shell { timeout, .. } if timeout.is_zero() => c.err(fp.key("timeout"), "must be longer than zero"),
+            _ => {}
+        }
+        let label = name.clone().unwrap_or_else(|| format!("{}@{}", fault_kind(&action), crate::units::format_duration(start + at.get())));
+        out.push(Fault { name: label, at: start + at.get(), action });
+    }
+    out.sort_by_key(|f| f.at);
+    out
+}
+
+fn fault_kind(a: &FaultAction) -> &'static str {
+    match a {
+        FaultAction::ClientKill { .. } => "client_kill",
+        FaultAction::ClientPause { .. } => "client_pause",
+        FaultAction::DebugSleep { .. } => "debug_sleep",
+        FaultAction::Failover { .. } => "failover",
+        FaultAction::Restart { .. } => "restart",
+        FaultAction::Shell { .. } => "shell",
+    }
+}
+
+fn fault_parts(f: &RawFault) -> (&Option<String>, crate::units::HumanDuration, &Option<String>, FaultAction) {
+    match f {
+        RawFault::ClientKill(s) => (&s.name, s.at, &s.phase, FaultAction::ClientKill { clients: s.clients }),
+        RawFault::ClientPause(s) => (&s.name, s.at, &s.phase, FaultAction::ClientPause { duration: s.duration.get(), mode: s.mode }),
+        RawFault::DebugSleep(s) => (&s.name, s.at, &s.phase, FaultAction::DebugSleep { duration: s.duration.get() }),
+        RawFault::Failover(s) => (&s.name, s.at, &s.phase, FaultAction::Failover { shard: s.shard }),
+        RawFault::Restart(s) => (&s.name, s.at, &s.phase, FaultAction::Restart { node: s.node, down_for: s.down_for.get() }),
+        RawFault::Shell(s) => (&s.name, s.at, &s.phase, FaultAction::Shell { command: s.command.clone(), timeout: s.timeout.get() }),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Parses `<metric> <op> <value>`, e.g. `p99 < 5ms` or `error_rate <= 0.1%`.
+pub fn parse_threshold_expr(expr: &str) -> Result<(Metric, Cmp, f64), String> {
+    let (op_at, op_text, cmp) = Cmp::ALL
+        .iter()
+        .filter_map(|(text, cmp)| expr.find(text).map(|i| (i, *text, *cmp)))
+        .min_by_key(|(i, text, _)| (*i, std::cmp::Reverse(text.len())))
+        .ok_or_else(|| format!("`{expr}` has no comparison; write e.g. `p99 < 5ms`"))?;
+    let name = expr[..op_at].trim();
+    let value = expr[op_at + op_text.len()..].trim();
+    let metric = Metric::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Metric::ALL.iter().map(|(n, _)| *n).collect();
+        let hint = suggest(name, names.iter().copied()).map(|s| format!("did you mean `{s}`? ")).unwrap_or_default();
+        format!("unknown metric `{name}`; {hint}known metrics: {}", names.join(", "))
+    })?;
+    if value.is_empty() {
+        return Err(format!("`{expr}` has no value after `{op_text}`"));
+    }
+    let limit = match metric.unit() {
+        MetricUnit::Duration => {
+            if value == "0" {
+                0.0
+            } else {
+                parse_duration(value).map_err(|e| format!("{} is a duration: {e}", metric.name()))?.as_secs_f64() * 1e6
+            }
+        }
+        MetricUnit::Ratio => match value.strip_suffix('%') {
+            Some(pct) => pct.trim().parse::<f64>().map(|x| x / 100.0).map_err(|_| format!("`{value}` is not a percentage"))?,
+            None => value.parse::<f64>().map_err(|_| format!("`{value}` is not a ratio; write e.g. `0.1%` or `0.001`"))?,
+        },
+        MetricUnit::Number => value.parse::<f64>().map_err(|_| format!("`{value}` is not a number"))?,
+    };
+    if !limit.is_finite() || limit < 0.0 {
+        return Err(format!("`{value}` must be a finite value of zero or more"));
+    }
+    if metric.unit() == MetricUnit::Ratio && limit > 1.0 {
+        return Err(format!("`{value}` is more than 100%"));
+    }
+    Ok((metric, cmp, limit))
+}
+
+fn thresholds(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], workloads: &[Workload]) -> Vec<Threshold> {
+    let mut out = Vec::new();
+    for (i, t) in raw.thresholds.iter().enumerate() {
+        let tp = p("thresholds").index(i);
+        let (expr, phase, workload, operation, expr_path) = match t {
+            RawThreshold::Expr(e) => (e, None, None, None, tp.clone()),
+            RawThreshold::Scoped(s) => (&s.expr, s.phase.clone(), s.workload.clone(), s.operation.clone(), tp.key("expr")),
+        };
+        let parsed = parse_threshold_expr(expr);
+        if let Err(e) = &parsed {
+            c.err(expr_path, e.clone());
+        }
+        if let Some(ph) = &phase {
+            if !phases.iter().any(|p| &p.name == ph) {
+                let hint = suggest(ph, phases.iter().map(|p| p.name.as_str())).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
+                c.err(tp.key("phase"), format!("no phase named `{ph}`{hint}"));
+            }
+        }
+        let in_scope: Vec<&Workload> = match &workload {
+            Some(w) => {
+                let found: Vec<&Workload> = workloads.iter().filter(|x| &x.name == w).collect();
+                if found.is_empty() {
+                    let hint = suggest(w, workloads.iter().map(|w| w.name.as_str())).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
+                    c.err(tp.key("workload"), format!("no workload named `{w}`{hint}"));
+                }
+                found
+            }
+            None => workloads.iter().collect(),
+        };
+        if let Some(op) = &operation {
+            let ops: Vec<&str> = in_scope.iter().flat_map(|w| w.kind.operation_names()).collect();
+            if !in_scope.is_empty() && !ops.iter().any(|o| o.eq_ignore_ascii_case(op)) {
+                let mut known = ops.clone();
+                known.sort_unstable();
+                known.dedup();
+                c.err(tp.key("operation"), format!("no workload in scope performs `{op}`; operations: {}", known.join(", ")));
+            }
+        }
+        if let Ok((metric, cmp, limit)) = parsed {
+            if metric == Metric::LostWrites && !in_scope.iter().any(|w| matches!(&w.kind, RawWorkload::Basic(b) if b.verify)) {
+                c.err(expr_path_or(&tp, t), "`lost_writes` needs a `basic` workload with `verify: true` in scope");
+            }
+            out.push(Threshold { expr: expr.clone(), metric, cmp, limit, phase, workload, operation: operation.map(|o| o.to_uppercase()) });
+        }
+    }
+    out
+}
+
+fn expr_path_or(tp: &DocPath, t: &RawThreshold) -> DocPath {
+    match t {
+        RawThreshold::Expr(_) => tp.clone(),
+        RawThreshold::Scoped(_) => tp.key("expr"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn output(c: &mut Checker<'_>, o: &RawOutput) -> Output {
+    for (key, v) in [("json", &o.json), ("html", &o.html)] {
+        if let Some(v) = v {
+            if let Err(e) = check_template(v) {
+                c.err(p("output").key(key), e);
+            }
+        }
+    }
+    Output { json: o.json.clone(), html: o.html.clone() }
+}
+
+/// Checks that a path template uses only `{name}` and `{run_id}`.
+pub fn check_template(t: &str) -> Result<(), String> {
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}').ok_or_else(|| format!("unclosed `{{` in `{t}`"))? + open;
+        let name = &rest[open + 1..close];
+        if name != "name" && name != "run_id" {
+            return Err(format!("unknown placeholder `{{{name}}}`; use `{{name}}` or `{{run_id}}`"));
+        }
+        rest = &rest[close + 1..];
+    }
+    if t.trim().is_empty() {
+        return Err("the path is empty".into());
+    }
+    Ok(())
+}
+
+/// Parses a listen address: `host:port`, or a bare port meaning loopback.
+pub fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(port) = s.trim().parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.trim().parse().map_err(|_| format!("`{s}` is not `host:port` or a port number (use an IP address, e.g. `127.0.0.1:9464`)"))
+}
+
+fn metrics(c: &mut Checker<'_>, m: &RawMetrics) -> Metrics {
+    let mp = p("metrics");
+    let prometheus = m.prometheus.as_ref().and_then(|pr| match parse_listen(&pr.listen) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            c.err(mp.key("prometheus").key("listen"), e);
+            None
+        }
+    });
+    let otlp = m.otlp.as_ref().map(|o| {
+        if let Some(ep) = &o.endpoint {
+            if !(ep.starts_with("http://") || ep.starts_with("https://")) {
+                c.err(mp.key("otlp").key("endpoint"), "an OTLP endpoint is an `http://` or `https://` URL");
+            }
+        }
+        let interval = c.positive(mp.key("otlp").key("interval"), o.interval.get());
+        Otlp {
+            endpoint: o.endpoint.clone(),
+            protocol: o.protocol,
+            interval,
+            headers: o.headers.iter().map(|(k, v)| (k.clone(), Secret::new(v.clone()))).collect(),
+            traces: o.traces,
+        }
+    });
+    Metrics {
+        prometheus,
+        otlp,
+        app_name: m.labels.app_name.clone(),
+        instance_id: m.labels.instance_id.clone(),
+        run_id: m.labels.run_id.clone(),
+        version: m.labels.version.clone(),
+    }
+}
+
+/// Turns a size text into bytes; used by `--set` style overrides outside the schema.
+pub fn size_bytes(text: &str) -> Result<u64, String> {
+    parse_size(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_with_credentials_and_db() {
+        let u = parse_redis_url("rediss://app:p%40ss@cache.example:6380/2").unwrap();
+        assert!(u.tls);
+        assert_eq!(u.username.as_deref(), Some("app"));
+        assert_eq!(u.password.as_deref(), Some("p@ss"));
+        assert_eq!(u.addr, Some(HostPort { host: "cache.example".into(), port: 6380 }));
+        assert_eq!(u.db, Some(2));
+        assert_eq!(parse_redis_url("redis://[::1]:7000").unwrap().addr.unwrap().to_string(), "[::1]:7000");
+        assert!(parse_redis_url("http://x").is_err());
+        assert!(parse_redis_url("redis://h:99999").is_err());
+    }
+
+    #[test]
+    fn threshold_expressions() {
+        assert_eq!(parse_threshold_expr("p99 < 5ms").unwrap(), (Metric::P99, Cmp::Lt, 5000.0));
+        assert_eq!(parse_threshold_expr("error_rate <= 0.1%").unwrap(), (Metric::ErrorRate, Cmp::Le, 0.001));
+        assert_eq!(parse_threshold_expr("ops_per_sec>40000").unwrap(), (Metric::OpsPerSec, Cmp::Gt, 40000.0));
+        assert_eq!(parse_threshold_expr("lost_writes == 0").unwrap(), (Metric::LostWrites, Cmp::Eq, 0.0));
+        assert!(parse_threshold_expr("p98 < 5ms").unwrap_err().contains("did you mean `p99`"));
+        assert!(parse_threshold_expr("p99 < 5").unwrap_err().contains("no unit"));
+        assert!(parse_threshold_expr("p99 5ms").unwrap_err().contains("no comparison"));
+    }
+
+    #[test]
+    fn templates_and_listen_addresses() {
+        assert!(check_template("reports/{name}-{run_id}.json").is_ok());
+        assert!(check_template("reports/{date}.json").unwrap_err().contains("{date}"));
+        assert_eq!(parse_listen("9464").unwrap().to_string(), "127.0.0.1:9464");
+        assert!(parse_listen("localhost:x").is_err());
+    }
+}
