@@ -80,15 +80,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::new(secs, (total % 1_000_000_000) as u32))
 }
 
-/// Formats a duration exactly, in the largest unit that divides it (`90s`, `1h`, `1500ms`).
+/// Formats a duration exactly, as a compound of whole units (`90s` → `1m30s`, `1h`, `1s500ms`).
 pub fn format_duration(d: Duration) -> String {
-    let nanos = d.as_nanos();
-    for (unit, per) in [("h", 3_600_000_000_000u128), ("m", 60_000_000_000), ("s", 1_000_000_000), ("ms", 1_000_000), ("us", 1_000)] {
-        if nanos != 0 && nanos % per == 0 {
-            return format!("{}{unit}", nanos / per);
+    let mut nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, per) in [("h", 3_600_000_000_000u128), ("m", 60_000_000_000), ("s", 1_000_000_000), ("ms", 1_000_000), ("us", 1_000), ("ns", 1)] {
+        if nanos >= per {
+            out.push_str(&format!("{}{unit}", nanos / per));
+            nanos %= per;
         }
     }
-    if nanos == 0 { "0s".into() } else { format!("{nanos}ns") }
+    out
 }
 
 impl FromStr for HumanDuration {
@@ -231,7 +236,8 @@ mod tests {
             assert_eq!(d.as_nanos(), nanos, "{text}");
             assert_eq!(parse_duration(&format_duration(d)).unwrap(), d, "{text} round trip");
         }
-        assert_eq!(format_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1s500ms");
         assert_eq!(format_duration(Duration::from_secs(3600)), "1h");
     }
 

@@ -29,6 +29,13 @@ impl Diagnostic {
         Self { location: None, file: file.into(), path: None, message: message.into() }
     }
 
+    /// A source line holding a secret (a password, a header, a URL with credentials) is not quoted.
+    fn hides_source(&self, line: &str) -> bool {
+        self.path.as_ref().is_some_and(|p| {
+            super::schema::is_secret_path(p) && (p.0.iter().any(|s| matches!(s, super::node::PathSegment::Key(k) if k == "password" || k == "headers")) || line.contains('@'))
+        })
+    }
+
     /// The single-line header, `file:line:column: path: message`.
     pub fn headline(&self) -> String {
         let mut s = match &self.location {
@@ -49,7 +56,7 @@ impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.headline())?;
         if let Some(loc) = &self.location {
-            if let Some(line) = loc.source_line() {
+            if let Some(line) = loc.source_line().filter(|l| !self.hides_source(l)) {
                 let gutter = loc.line.to_string();
                 let pad = " ".repeat(gutter.len());
                 // Tabs would shift the caret; show them as single spaces.

@@ -97,7 +97,7 @@ pub fn expand(text: &str, vars: &Vars) -> Result<(String, Vec<String>), String> 
                 return Err(format!("`${{{expr}}}` is not a valid variable reference; names use letters, digits and `_`"));
             }
             let value = match (vars.get(name), default) {
-                (Some(v), Some(d)) if v.is_empty() => d,
+                (Some(""), Some(d)) => d,
                 (Some(v), _) => v,
                 (None, Some(d)) => d,
                 (None, None) => {

@@ -70,6 +70,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Scenario, Diagnostics> {
         return Err(diags);
     }
     if !schema::check(&mut root, &mut diags) {
+        semantic_check_around(&root, path, &mut diags);
         diags.sort();
         return Err(diags);
     }
@@ -82,6 +83,29 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Scenario, Diagnostics> {
         _ => {
             diags.sort();
             Err(diags)
+        }
+    }
+}
+
+/// After schema errors, still run the semantic checks on what is left when the offending values
+/// are taken out, so that one run reports every independent mistake. Semantic findings about the
+/// values already reported (or their parents and children) are dropped as noise.
+fn semantic_check_around(root: &Node, path: &Path, diags: &mut Diagnostics) {
+    let blamed: Vec<DocPath> = diags.0.iter().filter_map(|d| d.path.clone()).collect();
+    let mut pruned = root.clone();
+    for p in &blamed {
+        pruned.remove(p);
+    }
+    let mut scratch = Diagnostics::default();
+    if !schema::check(&mut pruned, &mut scratch) {
+        return;
+    }
+    let Ok(raw) = typed(&pruned) else { return };
+    validate::build(raw, root, path, &mut scratch);
+    let related = |a: &DocPath, b: &DocPath| a.0.starts_with(&b.0) || b.0.starts_with(&a.0);
+    for d in scratch.0 {
+        if d.path.as_ref().is_some_and(|p| !p.0.is_empty() && !blamed.iter().any(|b| related(p, b))) {
+            diags.push(d);
         }
     }
 }
@@ -132,8 +156,17 @@ fn read_text(path: &Path) -> Result<String, Diagnostic> {
 fn typed(root: &Node) -> Result<raw::RawScenario, Diagnostic> {
     let json = root.to_json();
     serde_path_to_error::deserialize(&json).map_err(|e| {
-        let path = DocPath::from_json_pointer(&format!("/{}", e.path().to_string().replace('.', "/")));
-        let path = DocPath(path.0.into_iter().filter(|s| !matches!(s, node::PathSegment::Key(k) if k.is_empty() || k == "?")).collect());
+        use serde_path_to_error::Segment;
+        let path = DocPath(
+            e.path()
+                .iter()
+                .filter_map(|s| match s {
+                    Segment::Seq { index } => Some(node::PathSegment::Index(*index)),
+                    Segment::Map { key } => Some(node::PathSegment::Key(key.clone())),
+                    Segment::Enum { .. } | Segment::Unknown => None,
+                })
+                .collect(),
+        );
         let msg = e.inner().to_string();
         let msg = if schema::is_secret_path(&path) { "invalid value".to_owned() } else { msg };
         Diagnostic::at(root.locate(&path), Some(path), msg)

@@ -257,6 +257,19 @@ impl Node {
         Some(node)
     }
 
+    /// Removes the value at `path` (a mapping entry or sequence element); false when absent.
+    pub fn remove(&mut self, path: &DocPath) -> bool {
+        let Some((last, parent)) = path.0.split_last() else { return false };
+        match (self.get_mut(&DocPath(parent.to_vec())).map(|n| &mut n.kind), last) {
+            (Some(NodeKind::Map(m)), PathSegment::Key(k)) => m.shift_remove(k).is_some(),
+            (Some(NodeKind::Seq(v)), PathSegment::Index(i)) if *i < v.len() => {
+                v.remove(*i);
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn child(&self, seg: &PathSegment) -> Option<&Node> {
         match (&self.kind, seg) {
             (NodeKind::Map(m), PathSegment::Key(k)) => m.get(k).map(|(_, v)| v),

@@ -25,7 +25,12 @@ pub struct SetOverride {
 impl SetOverride {
     /// Parses `a.b.c=value`.
     pub fn parse(arg: &str) -> Result<Self, Diagnostic> {
-        let source = Arc::new(Source { name: format!("--set {arg}"), text: arg.to_owned() });
+        // The argument names itself in messages, except a secret's value.
+        let shown = match arg.split_once('=') {
+            Some((path, _)) if path.split('.').any(|k| k == "password" || k == "headers") => format!("{path}=***"),
+            _ => arg.to_owned(),
+        };
+        let source = Arc::new(Source { name: format!("--set {shown}"), text: arg.to_owned() });
         let loc = |col| Location::new(&source, 1, col);
         let (path, value) = arg
             .split_once('=')

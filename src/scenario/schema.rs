@@ -16,7 +16,35 @@ use crate::units::{DURATION_PATTERN, SIZE_PATTERN, parse_duration, parse_size};
 pub fn schema() -> Value {
     let settings = schemars::generate::SchemaSettings::draft07();
     let schema = settings.into_generator().into_root_schema_for::<RawScenario>();
-    serde_json::to_value(schema).expect("a generated schema is valid JSON")
+    let mut value = serde_json::to_value(schema).expect("a generated schema is valid JSON");
+    describe_variant_keys(&mut value);
+    value
+}
+
+/// Tag keys (`kind: basic`, `action: failover`) and externally tagged variants (`zipf: {…}`) get no
+/// description from schemars; editors show descriptions on hover, so give every property one.
+fn describe_variant_keys(node: &mut Value) {
+    match node {
+        Value::Object(map) => {
+            let variant_doc = map.get("description").and_then(Value::as_str).map(str::to_owned);
+            if let Some(Value::Object(props)) = map.get_mut("properties") {
+                for (name, prop) in props.iter_mut() {
+                    let Value::Object(p) = prop else { continue };
+                    if p.contains_key("description") {
+                        continue;
+                    }
+                    let text = match p.get("const").and_then(Value::as_str) {
+                        Some(c) => format!("`{name}: {c}`: {}", variant_doc.clone().unwrap_or_default()),
+                        None => variant_doc.clone().unwrap_or_else(|| format!("Options of `{name}`.")),
+                    };
+                    p.insert("description".into(), Value::String(text.trim_end_matches(": ").to_owned()));
+                }
+            }
+            map.values_mut().for_each(describe_variant_keys);
+        }
+        Value::Array(items) => items.iter_mut().for_each(describe_variant_keys),
+        _ => {}
+    }
 }
 
 /// The schema as committed in `schemas/scenario.schema.json`: pretty JSON plus a final newline.
@@ -141,7 +169,14 @@ fn explain(e: &ValidationError<'_>, root: &Node, schema: &Value, diags: &mut Dia
         _ => String::new(),
     };
     let mut push = |p: DocPath, l, msg: String| diags.push(Diagnostic::at(l, Some(p), format!("{msg}{from_vars}")));
+    let huge_integer = instance.as_str().is_some_and(|t| {
+        let digits = t.strip_prefix('-').unwrap_or(t);
+        digits.len() > 18 && digits.bytes().all(|b| b.is_ascii_digit())
+    });
     match e.kind() {
+        ValidationErrorKind::Type { .. } | ValidationErrorKind::AnyOf { .. } | ValidationErrorKind::OneOfNotValid { .. } if huge_integer => {
+            push(path, loc, "the number is too large".into());
+        }
         ValidationErrorKind::AdditionalProperties { unexpected } => {
             let known = known_properties(schema, e.schema_path().as_str());
             for key in unexpected {
@@ -157,6 +192,9 @@ fn explain(e: &ValidationError<'_>, root: &Node, schema: &Value, diags: &mut Dia
         ValidationErrorKind::Required { property } => {
             let p = property.as_str().map_or_else(|| property.to_string(), str::to_owned);
             push(path, loc, format!("missing required key `{p}`"));
+        }
+        ValidationErrorKind::Type { .. } if schema_at(schema, e.schema_path().as_str()).get("pattern").and_then(Value::as_str) == Some(DURATION_PATTERN) => {
+            push(path.clone(), loc, format!("a duration is text with a unit, e.g. `30s`, `250ms` or `5m`; found {}", shown(instance, &path)));
         }
         ValidationErrorKind::Type { kind } => {
             let expected = expected_types(kind).join(" or ");
@@ -260,28 +298,34 @@ fn bad_choice(found: &Value, path: &DocPath, options: &[String]) -> String {
     msg
 }
 
-/// Property names allowed where an `additionalProperties` error was raised.
-fn known_properties(schema: &Value, schema_path: &str) -> Vec<String> {
-    let mut node = schema;
+/// The schema object an error's keyword sits in (its `schema_path` minus the keyword), `$ref`s followed.
+fn schema_at<'s>(schema: &'s Value, schema_path: &str) -> &'s Value {
+    let follow = |node: &'s Value| -> Option<&'s Value> {
+        let r = node.get("$ref")?.as_str()?.strip_prefix("#/")?;
+        Some(r.split('/').fold(schema, |n, s| n.get(s).unwrap_or(&Value::Null)))
+    };
     let segments: Vec<&str> = schema_path.split('/').skip(1).collect();
-    // The error's path ends in `/additionalProperties`; walk to its parent object schema.
+    let mut node = schema;
     for seg in segments.iter().take(segments.len().saturating_sub(1)) {
-        if *seg == "$ref" {
-            match node.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/")) {
-                Some(r) => node = r.split('/').fold(schema, |n, s| n.get(s).unwrap_or(&Value::Null)),
-                None => return Vec::new(),
+        node = if *seg == "$ref" {
+            follow(node).unwrap_or(&Value::Null)
+        } else {
+            match node {
+                Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)).unwrap_or(&Value::Null),
+                other => other.get(*seg).unwrap_or(&Value::Null),
             }
-            continue;
-        }
-        node = match node {
-            Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)).unwrap_or(&Value::Null),
-            other => other.get(*seg).unwrap_or(&Value::Null),
         };
     }
-    if let Some(r) = node.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/")) {
-        node = r.split('/').fold(schema, |n, s| n.get(s).unwrap_or(&Value::Null));
-    }
-    node.get("properties").and_then(Value::as_object).map(|m| m.keys().filter(|k| !k.starts_with('$')).cloned().collect()).unwrap_or_default()
+    follow(node).unwrap_or(node)
+}
+
+/// Property names allowed where an `additionalProperties` error was raised.
+fn known_properties(schema: &Value, schema_path: &str) -> Vec<String> {
+    schema_at(schema, schema_path)
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|m| m.keys().filter(|k| !k.starts_with('$')).cloned().collect())
+        .unwrap_or_default()
 }
 
 /// The closest candidate by edit distance, when it is close enough to be a likely typo.
@@ -309,6 +353,31 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_property_has_a_description() {
+        fn walk(n: &Value, path: &str, missing: &mut Vec<String>) {
+            match n {
+                Value::Object(m) => {
+                    if let Some(Value::Object(props)) = m.get("properties") {
+                        for (k, v) in props {
+                            if v.get("description").and_then(Value::as_str).is_none_or(str::is_empty) {
+                                missing.push(format!("{path}.{k}"));
+                            }
+                        }
+                    }
+                    for (k, v) in m {
+                        walk(v, &format!("{path}/{k}"), missing);
+                    }
+                }
+                Value::Array(a) => a.iter().enumerate().for_each(|(i, v)| walk(v, &format!("{path}/{i}"), missing)),
+                _ => {}
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&schema(), "", &mut missing);
+        assert!(missing.is_empty(), "properties without a description: {missing:?}");
+    }
 
     #[test]
     fn suggestions_catch_typos_only() {

@@ -9,7 +9,7 @@ use super::model::*;
 use super::node::{DocPath, Node};
 use super::raw::*;
 use super::schema::suggest;
-use crate::units::{parse_duration, parse_size};
+use crate::units::parse_duration;
 
 /// Largest value size accepted (Redis' own limit is 512 MB; anything near it is a mistake here).
 const MAX_VALUE_SIZE: u64 = 64 * 1024 * 1024;
@@ -25,6 +25,12 @@ impl Checker<'_> {
     fn err(&mut self, path: DocPath, msg: impl Into<String>) {
         let loc = self.root.locate(&path);
         self.diags.push(Diagnostic::at(loc, Some(path), msg));
+    }
+
+    /// An error about a mapping key itself (an unknown name), pointing at the key, not its value.
+    fn err_key(&mut self, parent: DocPath, key: &str, msg: impl Into<String>) {
+        let loc = self.root.locate_key(&parent, key);
+        self.diags.push(Diagnostic::at(loc, Some(parent.key(key)), msg));
     }
 
     fn positive(&mut self, path: DocPath, d: Duration) -> Duration {
@@ -238,7 +244,7 @@ fn target(c: &mut Checker<'_>, t: &RawTarget, dir: &Path) -> Option<Target> {
                     Err(e) => c.err(tp.key("sentinel").key("nodes").index(i), e),
                 }
             }
-            Some(Sentinel { master_name: s.master_name.clone(), nodes, username: s.username.clone(), password: s.password.clone().map(Secret::new) })
+            Some(Sentinel { master_name: s.master_name.clone(), nodes, username: non_empty(s.username.clone()), password: non_empty(s.password.clone()).map(Secret::new) })
         }
         (None, Mode::Sentinel, None) => {
             c.err(tp.clone(), "`mode: sentinel` needs a `sentinel` section with `master_name` and `nodes`");
@@ -265,13 +271,18 @@ fn target(c: &mut Checker<'_>, t: &RawTarget, dir: &Path) -> Option<Target> {
         endpoint: endpoint?,
         mode,
         sentinel,
-        username: t.username.clone().or(username),
-        password: t.password.clone().or(password).map(Secret::new),
+        username: non_empty(t.username.clone()).or(non_empty(username)),
+        password: non_empty(t.password.clone()).or(non_empty(password)).map(Secret::new),
         db: t.db.or(db).unwrap_or(0),
         protocol: t.protocol,
         tls,
         read_from_replicas: t.read_from_replicas,
     })
+}
+
+/// `password: ${REDIS_PASSWORD:-}` with the variable unset means "no password", not an empty one.
+fn non_empty(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.is_empty())
 }
 
 fn tls(c: &mut Checker<'_>, t: &RawTls, dir: &Path) -> Tls {
@@ -450,7 +461,7 @@ fn phases(c: &mut Checker<'_>, raw: &RawScenario, workloads: &[Workload]) -> Vec
                 for (name, w) in m {
                     if !workloads.iter().any(|wl| &wl.name == name) {
                         let hint = suggest(name, workloads.iter().map(|w| w.name.as_str())).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
-                        c.err(pp.key("mix").key(name), format!("no workload named `{name}`{hint}"));
+                        c.err_key(pp.key("mix"), name, format!("no workload named `{name}`{hint}"));
                     }
                     if !w.is_finite() || *w < 0.0 {
                         c.err(pp.key("mix").key(name), "a weight must be zero or more");
@@ -546,7 +557,9 @@ pub fn parse_threshold_expr(expr: &str) -> Result<(Metric, Cmp, f64), String> {
         .min_by_key(|(i, text, _)| (*i, std::cmp::Reverse(text.len())))
         .ok_or_else(|| format!("`{expr}` has no comparison; write e.g. `p99 < 5ms`"))?;
     let name = expr[..op_at].trim();
-    let value = expr[op_at + op_text.len()..].trim();
+    // `5 ms` reads as `5ms`: spaces carry no meaning inside a threshold value.
+    let value: String = expr[op_at + op_text.len()..].chars().filter(|c| !c.is_whitespace()).collect();
+    let value = value.as_str();
     let metric = Metric::from_name(name).ok_or_else(|| {
         let names: Vec<&str> = Metric::ALL.iter().map(|(n, _)| *n).collect();
         let hint = suggest(name, names.iter().copied()).map(|s| format!("did you mean `{s}`? ")).unwrap_or_default();
@@ -705,11 +718,6 @@ fn metrics(c: &mut Checker<'_>, m: &RawMetrics) -> Metrics {
     }
 }
 
-/// Turns a size text into bytes; used by `--set` style overrides outside the schema.
-pub fn size_bytes(text: &str) -> Result<u64, String> {
-    parse_size(text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -733,7 +741,7 @@ mod tests {
         assert_eq!(parse_threshold_expr("error_rate <= 0.1%").unwrap(), (Metric::ErrorRate, Cmp::Le, 0.001));
         assert_eq!(parse_threshold_expr("ops_per_sec>40000").unwrap(), (Metric::OpsPerSec, Cmp::Gt, 40000.0));
         assert_eq!(parse_threshold_expr("lost_writes == 0").unwrap(), (Metric::LostWrites, Cmp::Eq, 0.0));
-        assert!(parse_threshold_expr("p98 < 5ms").unwrap_err().contains("did you mean `p99`"));
+        assert!(parse_threshold_expr("eror_rate < 1%").unwrap_err().contains("did you mean `error_rate`"));
         assert!(parse_threshold_expr("p99 < 5").unwrap_err().contains("no unit"));
         assert!(parse_threshold_expr("p99 5ms").unwrap_err().contains("no comparison"));
     }
