@@ -39,8 +39,39 @@ pub enum Command {
         #[command(flatten)]
         inputs: ScenarioInputs,
     },
+    /// Run a scenario: connect, run its phases, print the summary, write reports, exit 0/1/2/3/130.
+    Apply(ApplyArgs),
     /// Print the JSON Schema of scenario files (for editors; committed as schemas/scenario.schema.json).
-    Schema,
+    Schema {
+        /// Print the schema of JSON run reports instead (schemas/report.schema.json).
+        #[arg(long)]
+        report: bool,
+    },
+}
+
+/// Options of `apply`.
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    /// Scenario file.
+    pub file: PathBuf,
+    /// Multiply every phase duration and fault offset by this factor (e.g. 0.05 for a smoke test).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_time_scale)]
+    pub time_scale: f64,
+    /// Write the JSON report here (overrides `output.json`; `{name}` and `{run_id}` are filled in).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<String>,
+    /// Run identifier for reports and metric labels (default: generated, or `metrics.labels.run_id`).
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
+    /// Seed for key and operation choices (default: random); the same seed repeats the same choices.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Print only the summary (no progress lines).
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Overrides shared with `validate` and `plan`.
+    #[command(flatten)]
+    pub inputs: ScenarioInputs,
 }
 
 /// How a scenario file is completed from outside: `.env`, `--set`, `--target`.

@@ -4,6 +4,10 @@
 //! - [`scenario`] reads a YAML or TOML file, applies `${VAR}`, `.env` and `--set`, checks it against
 //!   the JSON Schema and the semantic rules, and yields a checked [`scenario::Scenario`];
 //! - [`plan`] compiles it into a [`plan::Plan`], plain data with no I/O;
+//! - [`target`] reaches the deployment (or starts a local one), [`pool`] keeps bb8 pools of
+//!   [`target::conn`] connections, [`workload`] encodes operations, [`executor`] runs the phases
+//!   and [`metrics`] measures them;
+//! - [`report`] turns the results into a summary, a JSON report and threshold verdicts;
 //! - [`commands`] implements each subcommand on top of those.
 //!
 //! Exit codes (see [`exit`]): 0 success, 1 thresholds failed, 2 invalid scenario or usage,
@@ -11,10 +15,17 @@
 
 pub mod cli;
 pub mod commands;
+pub mod executor;
 pub mod exit;
+pub mod keys;
+pub mod metrics;
 pub mod plan;
+pub mod pool;
+pub mod report;
 pub mod scenario;
+pub mod target;
 pub mod units;
+pub mod workload;
 
 /// Runs one command line and returns the process exit code.
 pub fn run(cli: cli::Cli) -> u8 {

@@ -39,7 +39,7 @@ pub struct Plan {
 }
 
 /// The target as it may be shown: passwords are `***`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TargetSummary {
     /// `redis://user:***@host:port/db`, or `local standalone` etc.
     pub address: String,
@@ -149,7 +149,65 @@ impl PlannedPhase {
     }
 }
 
+impl PlannedPhase {
+    /// When, from the phase's start, operation number `n` (0-based) is meant to start: the
+    /// inverse of [`Self::scheduled_ops`]. `None` past the phase's end or in closed loop.
+    pub fn op_time(&self, n: u64) -> Option<Duration> {
+        let Ramp { from, to } = self.rate?;
+        let d = self.duration.as_secs_f64();
+        let n = n as f64;
+        let t = if from == to {
+            if from <= 0.0 {
+                return None;
+            }
+            n / from
+        } else {
+            // from·t + a·t² = n with a = (to − from) / 2d; this form stays exact when from = 0.
+            let a = (to - from) / (2.0 * d);
+            let disc = from * from + 4.0 * a * n;
+            if disc < 0.0 {
+                return None;
+            }
+            let denom = from + disc.sqrt();
+            if denom <= 0.0 {
+                return None;
+            }
+            2.0 * n / denom
+        };
+        (t.is_finite() && t < d).then(|| Duration::from_secs_f64(t))
+    }
+
+    /// The part of the phase during which worker `w` (0-based) is active, as offsets from the
+    /// phase's start: worker `w` runs while [`Self::workers_at`] is above `w`.
+    pub fn active_window(&self, w: u32) -> Option<(Duration, Duration)> {
+        let Ramp { from, to } = self.workers;
+        let (from, to, w) = (f64::from(from), f64::from(to), f64::from(w));
+        let d = self.duration;
+        // Active while from + (to − from)·p ≥ w + ½ (the ramp rounds to the nearest worker).
+        if from == to {
+            return (from >= w + 0.5).then_some((Duration::ZERO, d));
+        }
+        let p = ((w + 0.5 - from) / (to - from)).clamp(0.0, 1.0);
+        let at = d.mul_f64(p);
+        if to > from {
+            (to >= w + 0.5).then_some((at, d))
+        } else {
+            (from >= w + 0.5 && at > Duration::ZERO).then_some((Duration::ZERO, at))
+        }
+    }
+
+    /// The most workers the phase ever runs.
+    pub fn max_workers(&self) -> u32 {
+        self.workers.from.max(self.workers.to)
+    }
+}
+
 impl Plan {
+    /// The most workers any phase runs.
+    pub fn max_workers(&self) -> u32 {
+        self.phases.iter().map(PlannedPhase::max_workers).max().unwrap_or(0)
+    }
+
     /// The phase running at `offset` from the start of the run (the later one on a boundary).
     pub fn phase_at(&self, offset: Duration) -> Option<&PlannedPhase> {
         self.phases.iter().find(|p| offset >= p.start && offset < p.end())
@@ -389,6 +447,56 @@ mod tests {
         assert_eq!(p.scheduled_ops(Duration::from_secs(10)), Some(20_000.0));
         assert_eq!(p.scheduled_ops(Duration::from_secs(5)), Some(7_500.0));
         assert_eq!(phase((1, 1), None, 10).rate_at(Duration::ZERO), None);
+    }
+
+    #[test]
+    fn op_times_invert_the_schedule() {
+        let cases = [
+            // (from, to, secs, n, expected seconds)
+            (1000.0, 1000.0, 10, 0u64, Some(0.0)),
+            (1000.0, 1000.0, 10, 500, Some(0.5)),
+            (1000.0, 1000.0, 10, 10_000, None),
+            (1000.0, 3000.0, 10, 7_500, Some(5.0)),
+            (1000.0, 3000.0, 10, 19_999, Some(9.9995)),
+            (0.0, 2000.0, 10, 2_500, Some(5.0)),
+            (3000.0, 1000.0, 10, 12_500, Some(5.0)),
+        ];
+        for (from, to, secs, n, want) in cases {
+            let p = phase((1, 1), Some((from, to)), secs);
+            let got = p.op_time(n).map(|d| d.as_secs_f64());
+            match (got, want) {
+                (Some(g), Some(w)) => assert!((g - w).abs() < 1e-3, "{from}→{to} n={n}: {g} vs {w}"),
+                (g, w) => assert_eq!(g.is_some(), w.is_some(), "{from}→{to} n={n}: {g:?} vs {w:?}"),
+            }
+        }
+        assert_eq!(phase((1, 1), None, 10).op_time(0), None);
+    }
+
+    #[test]
+    fn worker_windows_follow_the_ramp() {
+        let ms = |x: u64| Duration::from_millis(x);
+        let cases = [
+            // (from, to, worker, expected window in ms)
+            (4, 4, 3, Some((0, 10_000))),
+            (4, 4, 4, None),
+            (1, 11, 0, Some((0, 10_000))),
+            (1, 11, 5, Some((4_500, 10_000))),
+            (1, 11, 10, Some((9_500, 10_000))),
+            (1, 11, 11, None),
+            (10, 2, 1, Some((0, 10_000))),
+            (10, 2, 5, Some((0, 5_625))),
+            (10, 2, 9, Some((0, 625))),
+        ];
+        for (from, to, w, want) in cases {
+            let p = phase((from, to), None, 10);
+            let got = p.active_window(w);
+            assert_eq!(got, want.map(|(a, b)| (ms(a), ms(b))), "{from}→{to} worker {w}");
+            if let Some((a, b)) = got {
+                // Inside the window the ramp counts this worker; just outside it does not.
+                let mid = (a + b) / 2;
+                assert!(p.workers_at(mid) > w, "{from}→{to} worker {w} at {mid:?}");
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The subcommands: each loads what it needs through [`crate::scenario`] and prints its result.
 
+mod apply;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -12,8 +14,13 @@ pub fn dispatch(cli: Cli) -> u8 {
     match cli.command {
         Command::Validate { files, inputs } => validate(&files, &inputs),
         Command::Plan { file, json, time_scale, inputs } => plan(&file, json, time_scale, &inputs),
-        Command::Schema => {
-            print!("{}", scenario::schema::schema_text());
+        Command::Apply(args) => apply::apply(&args),
+        Command::Schema { report } => {
+            if report {
+                print!("{}", crate::report::schema_text());
+            } else {
+                print!("{}", scenario::schema::schema_text());
+            }
             exit::OK
         }
     }

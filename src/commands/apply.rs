@@ -1,0 +1,144 @@
+//! `redis-test apply`: load → plan → prepare the target → run → clean up → report → exit code.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use tokio::sync::watch;
+
+use super::load_or_report;
+use crate::cli::ApplyArgs;
+use crate::executor;
+use crate::exit;
+use crate::plan::{Plan, compile};
+use crate::report::{self, CleanupReport, Report};
+use crate::scenario::Scenario;
+use crate::scenario::model::Endpoint;
+use crate::target;
+
+/// Runs `apply` and returns the exit code.
+pub fn apply(args: &ApplyArgs) -> u8 {
+    let scenario = match load_or_report(&args.file, &args.inputs) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let plan = compile(&scenario, args.time_scale);
+    let run_id = args.run_id.clone().or_else(|| scenario.metrics.run_id.clone()).unwrap_or_else(new_run_id);
+    let json_path = match args.json.as_ref().or(scenario.output.json.as_ref()).map(|t| fill_template(t, &scenario.name, &run_id)) {
+        Some(p) => match prepare_output(&p) {
+            Ok(()) => Some(p),
+            Err(e) => {
+                eprintln!("error: cannot write the report to {}: {e}", p.display());
+                return exit::CANNOT_RUN;
+            }
+        },
+        None => None,
+    };
+    if scenario.output.html.is_some() {
+        eprintln!("note: `output.html` is not written by this version of redis-test; the JSON report holds the same data");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::CANNOT_RUN;
+        }
+    };
+    runtime.block_on(run(args, &scenario, &plan, &run_id, json_path))
+}
+
+async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, json_path: Option<PathBuf>) -> u8 {
+    let client_name = format!("redis-test:{run_id}");
+    if !args.quiet {
+        eprintln!("redis-test: run {run_id}: {} for {} against {}", scenario.name, crate::units::format_duration(plan.total_duration), plan.target.address);
+    }
+    let deployment = match target::prepare(&scenario.target, &scenario.connections, &client_name).await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::CANNOT_RUN;
+        }
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let signals = tokio::spawn(async move {
+        wait_for_signal().await;
+        eprintln!("redis-test: interrupted; finishing operations in flight and writing the report");
+        let _ = stop_tx.send(true);
+    });
+    let seed = args.seed.unwrap_or_else(|| SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+    let result = executor::run(plan, scenario, &deployment, stop_rx, seed).await;
+    signals.abort();
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            deployment.shutdown().await;
+            return exit::CANNOT_RUN;
+        }
+    };
+    // A local server is thrown away with its keys; a shared one gets exactly ours removed.
+    let cleanup = if scenario.cleanup && matches!(scenario.target.endpoint, Endpoint::Remote(_)) {
+        let (removed, error) = match executor::cleanup::remove_prefix(&deployment.spec, &scenario.key_prefix, scenario.connections.command_timeout).await {
+            Ok(n) => (n, None),
+            Err(e) => (0, Some(e.to_string())),
+        };
+        Some(CleanupReport { prefix: scenario.key_prefix.clone(), removed, error })
+    } else {
+        None
+    };
+    deployment.shutdown().await;
+    let mut report: Report = report::build(run_id, plan, &result, cleanup);
+    report.thresholds = report::thresholds::evaluate(plan, &result, &report);
+    print!("{}", report::summary::render(&report));
+    if let Some(path) = &json_path {
+        let text = serde_json::to_string_pretty(&report).expect("reports serialize");
+        if let Err(e) = std::fs::write(path, text + "\n") {
+            eprintln!("error: cannot write the report to {}: {e}", path.display());
+            return exit::CANNOT_RUN;
+        }
+        println!("report: {}", path.display());
+    }
+    if report.interrupted {
+        exit::INTERRUPTED
+    } else if report.thresholds.iter().any(|t| !t.passed) {
+        exit::THRESHOLD_FAILED
+    } else {
+        exit::OK
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+/// `20261125T204730Z-1a2b`: sortable, and distinct for runs started in the same second.
+fn new_run_id() -> String {
+    let now = SystemTime::now();
+    let stamp: String = humantime::format_rfc3339_seconds(now).to_string().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let nanos = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{stamp}-{:04x}", (nanos ^ std::process::id()) & 0xffff)
+}
+
+/// Fills `{name}` and `{run_id}` in an output path.
+pub fn fill_template(t: &str, name: &str, run_id: &str) -> PathBuf {
+    PathBuf::from(t.replace("{name}", name).replace("{run_id}", run_id))
+}
+
+/// Creates the report's folder and proves the file can be written, before the run starts.
+fn prepare_output(path: &std::path::Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::OpenOptions::new().create(true).append(true).open(path).map(|_| ())
+}

@@ -1,0 +1,62 @@
+//! Cleanup: remove exactly the keys under the scenario's prefix, with SCAN MATCH + UNLINK.
+//! Never FLUSHDB or FLUSHALL: the database may hold someone else's data.
+
+use std::time::Duration;
+
+use crate::target::conn::{Conn, ConnError, ConnectSpec};
+use crate::target::resp::{self, Value};
+
+/// Keys asked for per SCAN call.
+const SCAN_COUNT: &[u8] = b"1000";
+
+/// Removes every key starting with `prefix`; returns how many were removed.
+pub async fn remove_prefix(spec: &ConnectSpec, prefix: &str, timeout: Duration) -> Result<u64, ConnError> {
+    debug_assert!(!prefix.is_empty(), "validation refuses empty prefixes");
+    let mut conn = Conn::connect(spec).await?;
+    let pattern = format!("{}*", escape_glob(prefix));
+    let mut cursor = b"0".to_vec();
+    let mut removed = 0;
+    loop {
+        let reply = conn.command(&[b"SCAN", &cursor, b"MATCH", pattern.as_bytes(), b"COUNT", SCAN_COUNT], timeout).await?;
+        let Value::Array(parts) = reply else { return Err(ConnError::Rejected(format!("unexpected SCAN reply {reply:?}"))) };
+        let (Some(next), Some(Value::Array(keys))) = (parts.first().and_then(Value::as_bytes), parts.get(1)) else {
+            return Err(ConnError::Rejected("malformed SCAN reply".into()));
+        };
+        let next = next.to_vec();
+        let keys: Vec<&[u8]> = keys.iter().filter_map(Value::as_bytes).filter(|k| k.starts_with(prefix.as_bytes())).collect();
+        if !keys.is_empty() {
+            let mut args: Vec<&[u8]> = vec![b"UNLINK"];
+            args.extend(keys.iter().copied());
+            let mut buf = Vec::new();
+            resp::command(&mut buf, &args);
+            let mut out = Vec::new();
+            tokio::time::timeout(timeout * 4, conn.roundtrip(&buf, 1, &mut out)).await.map_err(|_| ConnError::Timeout)??;
+            if let Some(Value::Int(n)) = out.first() {
+                removed += *n as u64;
+            }
+        }
+        if next == b"0" {
+            return Ok(removed);
+        }
+        cursor = next;
+    }
+}
+
+/// Escapes glob characters so the prefix matches only itself.
+fn escape_glob(s: &str) -> String {
+    s.chars().fold(String::new(), |mut out, c| {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+        out
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn glob_characters_are_escaped() {
+        assert_eq!(super::escape_glob("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+    }
+}

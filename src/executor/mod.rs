@@ -1,0 +1,249 @@
+//! Running a plan: pools, subscribers, the pacer, one task per worker, a once-a-second collector,
+//! then verification of acknowledged writes. Stops by itself at the plan's end, or early when
+//! `stop` turns true (SIGINT/SIGTERM), finishing operations in flight.
+
+pub mod cleanup;
+mod pacer;
+mod verify;
+mod worker;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::watch;
+
+use crate::metrics::{OpKey, OpStats, RunMetrics};
+use crate::plan::Plan;
+use crate::pool::Pools;
+use crate::scenario::model::Scenario;
+use crate::target::Deployment;
+use crate::workload::pubsub::{self, SubscriberStats};
+use crate::workload::{Weighted, Workload};
+pub use verify::VerifyResult;
+
+/// State every worker reads.
+pub struct Shared {
+    plan: Plan,
+    t0: Instant,
+    seed: u64,
+    workloads: Vec<Workload>,
+    mixes: Vec<Weighted>,
+    tokens: Vec<Option<Arc<pacer::Tokens>>>,
+    pools: Pools,
+    metrics: Arc<RunMetrics>,
+    command_timeout: Duration,
+    writers: usize,
+}
+
+/// One second of the run, over all operations.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema, PartialEq)]
+pub struct TimePoint {
+    /// Seconds since the start of the run at the end of this interval.
+    pub t: f64,
+    /// Operations completed in the interval.
+    pub ops: u64,
+    /// Operations per second in the interval.
+    pub ops_per_sec: f64,
+    /// Median latency in the interval, µs.
+    pub p50_us: u64,
+    /// 99th percentile latency in the interval, µs.
+    pub p99_us: u64,
+    /// Failed operations in the interval.
+    pub errors: u64,
+}
+
+/// What actually happened in one phase.
+#[derive(Debug, Clone)]
+pub struct PhaseRun {
+    /// Offset at which it started.
+    pub started: Duration,
+    /// Offset at which it ended (earlier than planned when interrupted).
+    pub ended: Duration,
+    /// Open loop: operations scheduled (tokens released).
+    pub scheduled: Option<u64>,
+    /// Open loop: scheduled operations no worker started before the phase ended.
+    pub backlog: Option<u64>,
+}
+
+/// Everything a run produced.
+pub struct RunResult {
+    /// Wall-clock start.
+    pub started_at: SystemTime,
+    /// Wall-clock end.
+    pub ended_at: SystemTime,
+    /// Whether it was stopped early.
+    pub interrupted: bool,
+    /// Workload names and their operation names, by index.
+    pub workloads: Vec<(String, Vec<&'static str>)>,
+    /// Results by (phase, workload, operation).
+    pub rows: BTreeMap<OpKey, OpStats>,
+    /// Per-second series.
+    pub series: Vec<TimePoint>,
+    /// Per-phase timing.
+    pub phases: Vec<PhaseRun>,
+    /// Pub/sub subscribers by workload name.
+    pub pubsub: Vec<(String, Vec<SubscriberStats>)>,
+    /// Acknowledged-write verification by workload.
+    pub verify: Vec<VerifyResult>,
+    /// Connections opened, dropped, failed to open.
+    pub connections: (u64, u64, u64),
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A subscriber could not subscribe.
+    #[error("pub/sub subscriber of `{0}` could not subscribe: {1}")]
+    Subscribe(String, String),
+}
+
+/// Runs the plan against a prepared deployment.
+pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, mut stop: watch::Receiver<bool>, seed: u64) -> Result<RunResult, RunError> {
+    let metrics = Arc::new(RunMetrics::new());
+    let max_workers = plan.max_workers() as usize;
+    let workloads: Vec<Workload> = scenario.workloads.iter().enumerate().map(|(i, w)| Workload::new(w, i, max_workers)).collect();
+    let mixes = plan
+        .phases
+        .iter()
+        .map(|p| Weighted::new(workloads.iter().map(|w| p.mix.iter().find(|m| m.name == w.name).map_or(0.0, |m| m.percent))))
+        .collect();
+
+    // Subscribers first, so that no published message goes unseen.
+    let (sub_stop_tx, sub_stop) = watch::channel(false);
+    let t0_cell: Arc<std::sync::OnceLock<Instant>> = Arc::new(std::sync::OnceLock::new());
+    let phase_ends: Vec<Duration> = plan.phases.iter().map(|p| p.end()).collect();
+    let mut subscribers = Vec::new();
+    for w in &workloads {
+        let Some(ps) = w.pubsub() else { continue };
+        for id in 0..ps.subscribers {
+            let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+            let clock = {
+                let t0_cell = Arc::clone(&t0_cell);
+                let ends = phase_ends.clone();
+                Arc::new(move || {
+                    let t0 = *t0_cell.get_or_init(Instant::now);
+                    let now = t0.elapsed();
+                    let phase = ends.iter().position(|e| now < *e).unwrap_or(ends.len().saturating_sub(1));
+                    (now.as_nanos() as u64, phase as u16)
+                }) as Arc<dyn Fn() -> (u64, u16) + Send + Sync>
+            };
+            let ctx = pubsub::SubscriberCtx { metrics: Arc::clone(&metrics), clock, stop: sub_stop.clone(), backoff: scenario.connections.retry.initial_backoff };
+            subscribers.push(tokio::spawn(pubsub::subscriber(Arc::clone(ps), id, deployment.spec.clone(), ctx, ready_tx)));
+            match ready_rx.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(RunError::Subscribe(w.name.clone(), e)),
+                Err(_) => return Err(RunError::Subscribe(w.name.clone(), "subscriber ended".into())),
+            }
+        }
+    }
+
+    let t0 = Instant::now();
+    let _ = t0_cell.set(t0);
+    let started_at = SystemTime::now();
+    let pacer_stop = Arc::new(AtomicBool::new(false));
+    let (tokens, pacer) = pacer::start(&plan.phases, t0, Arc::clone(&pacer_stop));
+    let shared = Arc::new(Shared {
+        plan: plan.clone(),
+        t0,
+        seed,
+        workloads,
+        mixes,
+        tokens,
+        pools: Pools::new(&deployment.spec, &scenario.connections, &metrics),
+        metrics: Arc::clone(&metrics),
+        command_timeout: scenario.connections.command_timeout,
+        writers: max_workers.max(1),
+    });
+
+    let (collector_stop_tx, collector_stop) = watch::channel(false);
+    let collector = tokio::spawn(collect_series(Arc::clone(&metrics), t0, collector_stop));
+    let workers: Vec<_> = (0..max_workers).map(|id| tokio::spawn(worker::run(id, Arc::clone(&shared), stop.clone()))).collect();
+    let mut acks = HashMap::new();
+    let mut acks_truncated = false;
+    for w in workers {
+        if let Ok(r) = w.await {
+            acks_truncated |= r.acks_truncated;
+            acks.extend(r.acks);
+        }
+    }
+    let interrupted = *stop.borrow_and_update();
+    let ended = t0.elapsed();
+    pacer_stop.store(true, Ordering::Relaxed);
+    let _ = tokio::task::spawn_blocking(move || pacer.join()).await;
+
+    // Let subscribers catch up with what was published, then stop them.
+    for w in &shared.workloads {
+        if let Some(ps) = w.pubsub() {
+            ps.drain(Duration::from_secs(2)).await;
+        }
+    }
+    let _ = sub_stop_tx.send(true);
+    for s in subscribers {
+        let _ = s.await;
+    }
+    let _ = collector_stop_tx.send(true);
+    let mut series = collector.await.unwrap_or_default();
+    let last = metrics.take_interval();
+    if last.ops > 0 {
+        let prev = series.last().map_or(0.0, |p| p.t);
+        series.push(point(ended.as_secs_f64(), ended.as_secs_f64() - prev, &last));
+    }
+
+    let phases = plan
+        .phases
+        .iter()
+        .zip(&shared.tokens)
+        .map(|(p, t)| {
+            let started = p.start.min(ended);
+            let finished = p.end().min(ended);
+            let scheduled = t.as_ref().map(|t| t.released.load(Ordering::Relaxed));
+            let backlog = t.as_ref().map(|t| t.released.load(Ordering::Relaxed).saturating_sub(t.taken.load(Ordering::Relaxed)));
+            PhaseRun { started, ended: finished, scheduled, backlog }
+        })
+        .collect();
+    let verify = verify::check(&deployment.spec, &shared.workloads, &acks, acks_truncated, scenario.connections.command_timeout).await;
+    let c = &metrics.conns;
+    Ok(RunResult {
+        started_at,
+        ended_at: SystemTime::now(),
+        interrupted,
+        workloads: shared.workloads.iter().map(|w| (w.name.clone(), w.ops.clone())).collect(),
+        rows: metrics.merged(),
+        series,
+        phases,
+        pubsub: shared.workloads.iter().filter_map(|w| Some((w.name.clone(), w.pubsub()?.results()))).collect(),
+        verify,
+        connections: (c.opened.load(Ordering::Relaxed), c.dropped.load(Ordering::Relaxed), c.connect_errors.load(Ordering::Relaxed)),
+    })
+}
+
+fn point(t: f64, secs: f64, iv: &crate::metrics::IntervalStats) -> TimePoint {
+    TimePoint {
+        t: (t * 1000.0).round() / 1000.0,
+        ops: iv.ops,
+        ops_per_sec: if secs > 0.0 { (iv.ops as f64 / secs * 10.0).round() / 10.0 } else { 0.0 },
+        p50_us: if iv.latency.is_empty() { 0 } else { iv.latency.value_at_quantile(0.5) },
+        p99_us: if iv.latency.is_empty() { 0 } else { iv.latency.value_at_quantile(0.99) },
+        errors: iv.errors,
+    }
+}
+
+/// Takes the interval totals once a second until stopped.
+async fn collect_series(metrics: Arc<RunMetrics>, t0: Instant, mut stop: watch::Receiver<bool>) -> Vec<TimePoint> {
+    let mut series = Vec::new();
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::from_std(t0 + Duration::from_secs(1)), Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut prev = 0.0;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let t = t0.elapsed().as_secs_f64();
+                series.push(point(t, t - prev, &metrics.take_interval()));
+                prev = t;
+            }
+            _ = stop.changed() => return series,
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! After the run: read back every acknowledged write of `verify: true` workloads and count the ones
+//! that are gone or hold something else. Each key is written by one worker only, so the last
+//! acknowledged write of a key is the one the server must hold.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::keys::{digest, key_into};
+use crate::target::conn::{Conn, ConnectSpec};
+use crate::target::resp::{CommandWriter, Value};
+use crate::workload::Workload;
+use crate::workload::basic::TOMBSTONE;
+
+/// Keys read back per round trip.
+const BATCH: usize = 256;
+
+/// Verification of one workload's acknowledged writes.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct VerifyResult {
+    /// Workload name.
+    pub workload: String,
+    /// Keys whose last acknowledged write was checked.
+    pub checked: u64,
+    /// Acknowledged writes whose key is gone.
+    pub lost: u64,
+    /// Acknowledged writes whose key holds a different value (or exists after an acknowledged DEL).
+    pub changed: u64,
+    /// Keys that could not be read back (errors during verification).
+    pub unreadable: u64,
+    /// Whether more writes were acknowledged than could be remembered (verification is partial).
+    pub truncated: bool,
+}
+
+impl VerifyResult {
+    /// Acknowledged writes that did not survive.
+    pub fn lost_writes(&self) -> u64 {
+        self.lost + self.changed
+    }
+}
+
+/// Reads back the remembered writes of every verifying workload.
+pub async fn check(spec: &ConnectSpec, workloads: &[Workload], acks: &HashMap<(u16, u64), u64>, truncated: bool, timeout: Duration) -> Vec<VerifyResult> {
+    let mut out = Vec::new();
+    for (wi, w) in workloads.iter().enumerate() {
+        if !w.verify {
+            continue;
+        }
+        let mut r = VerifyResult { workload: w.name.clone(), truncated, ..Default::default() };
+        let mut keys: Vec<(u64, u64)> = acks.iter().filter(|((x, _), _)| *x as usize == wi).map(|((_, k), d)| (*k, *d)).collect();
+        keys.sort_unstable();
+        r.checked = keys.len() as u64;
+        let mut conn = match Conn::connect(spec).await {
+            Ok(c) => Some(c),
+            Err(_) => None,
+        };
+        for chunk in keys.chunks(BATCH) {
+            let Some(c) = conn.as_mut() else {
+                r.unreadable += chunk.len() as u64;
+                continue;
+            };
+            let mut buf = Vec::new();
+            let mut key = Vec::new();
+            for (k, _) in chunk {
+                key_into(&mut key, w.keyspace.prefix.as_bytes(), *k);
+                CommandWriter::new(&mut buf, 2).arg(b"GET").arg(&key);
+            }
+            let mut replies = Vec::with_capacity(chunk.len());
+            let ok = matches!(tokio::time::timeout(timeout * 4, c.roundtrip(&buf, chunk.len(), &mut replies)).await, Ok(Ok(())));
+            if !ok {
+                r.unreadable += chunk.len() as u64;
+                conn = Conn::connect(spec).await.ok();
+                continue;
+            }
+            for ((_, want), got) in chunk.iter().zip(&replies) {
+                match (got, *want) {
+                    (Value::Nil, TOMBSTONE) => {}
+                    (Value::Nil, _) => r.lost += 1,
+                    (Value::Bulk(b), d) if d != TOMBSTONE && digest(b) == d => {}
+                    (Value::Error(_), _) => r.unreadable += 1,
+                    _ => r.changed += 1,
+                }
+            }
+        }
+        out.push(r);
+    }
+    out
+}

@@ -1,0 +1,127 @@
+//! One worker: for each phase, wait for its active window, then pace → pick a workload → run
+//! one operation through a pooled connection → record. Runs until its window closes or the run
+//! is stopped; an operation in flight when that happens is finished (bounded by its timeouts).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use tokio::sync::watch;
+use tokio::time::{Instant as TokioInstant, sleep_until};
+
+use super::Shared;
+use crate::keys::{Rng, worker_rng};
+use crate::metrics::{ErrorClass, OpKey, Outcome};
+use crate::target::conn::ConnError;
+use crate::target::resp::Value;
+use crate::workload::{Prepared, WorkerState};
+
+/// Acknowledged writes of `verify` workloads: (workload, key index) → value digest.
+pub type Acks = HashMap<(u16, u64), u64>;
+
+/// Most acknowledged writes remembered per worker; beyond it verification is partial (reported).
+pub const MAX_ACKS_PER_WORKER: usize = 2_000_000;
+
+/// What a worker hands back when it ends.
+#[derive(Default)]
+pub struct WorkerResult {
+    /// Acknowledged writes to verify.
+    pub acks: Acks,
+    /// Whether some acknowledged writes were not remembered (memory bound reached).
+    pub acks_truncated: bool,
+}
+
+/// Runs worker `id` through every phase.
+pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) -> WorkerResult {
+    let mut rng: Rng = worker_rng(shared.seed, id);
+    let mut states: Vec<Option<WorkerState>> = shared.workloads.iter().map(|_| None).collect();
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut replies: Vec<Value> = Vec::with_capacity(32);
+    let mut result = WorkerResult::default();
+    for (pi, phase) in shared.plan.phases.iter().enumerate() {
+        let Some((from, until)) = phase.active_window(id as u32) else { continue };
+        let start = shared.t0 + phase.start;
+        let (active_from, active_until) = (start + from, start + until);
+        if *stop.borrow() {
+            break;
+        }
+        tokio::select! {
+            _ = sleep_until(TokioInstant::from_std(active_from)) => {}
+            _ = stop.changed() => break,
+        }
+        let tokens = shared.tokens[pi].clone();
+        loop {
+            if *stop.borrow() || Instant::now() >= active_until {
+                break;
+            }
+            let intended = match &tokens {
+                Some(t) => {
+                    tokio::select! {
+                        permit = t.ready.acquire() => match permit {
+                            Ok(p) => p.forget(),
+                            Err(_) => break,
+                        },
+                        _ = sleep_until(TokioInstant::from_std(active_until)) => break,
+                        _ = stop.changed() => break,
+                    }
+                    let n = t.taken.fetch_add(1, Ordering::Relaxed);
+                    phase.op_time(n).map_or_else(Instant::now, |off| start + off)
+                }
+                None => Instant::now(),
+            };
+            let wi = shared.mixes[pi].pick(&mut rng);
+            let workload = &shared.workloads[wi];
+            let st = states[wi].get_or_insert_with(|| workload.worker_state(id, shared.writers));
+            buf.clear();
+            replies.clear();
+            let now_nanos = shared.t0.elapsed().as_nanos() as u64;
+            let prepared = workload.prepare(st, &mut rng, &mut buf, now_nanos);
+            let (outcome, service_start) = round_trip(&shared, id, &buf, &prepared, &mut replies).await;
+            let done = Instant::now();
+            let latency = done.saturating_duration_since(intended).as_micros() as u64;
+            let service = done.saturating_duration_since(service_start).as_micros() as u64;
+            let mut main_outcome = None;
+            let mut sink = |op: u16, o: Outcome, timed: bool| {
+                if op == prepared.op {
+                    main_outcome = Some(o);
+                }
+                shared.metrics.record(OpKey { phase: pi as u16, workload: wi as u16, op }, o, timed.then_some(latency), timed.then_some(service));
+            };
+            match outcome {
+                Ok(()) => workload.classify(&prepared, st, &replies, &mut sink),
+                Err(class) => workload.fail(&prepared, st, Outcome::Error(class), &mut sink),
+            }
+            if let (Some((key, digest)), Some(Outcome::Ok)) = (prepared.ack, main_outcome) {
+                if result.acks.len() < MAX_ACKS_PER_WORKER || result.acks.contains_key(&(wi as u16, key)) {
+                    result.acks.insert((wi as u16, key), digest);
+                } else {
+                    result.acks_truncated = true;
+                }
+            }
+        }
+    }
+    result
+}
+
+/// Checks out a connection, sends the prepared bytes and reads the replies.
+/// Returns the outcome and when the command was actually sent (for service time).
+async fn round_trip(shared: &Shared, worker: usize, buf: &[u8], p: &Prepared, replies: &mut Vec<Value>) -> (Result<(), ErrorClass>, Instant) {
+    let mut conn = match shared.pools.get(worker).await {
+        Ok(c) => c,
+        Err(class) => return (Err(class), Instant::now()),
+    };
+    let sent = Instant::now();
+    let r = match tokio::time::timeout(shared.command_timeout, conn.roundtrip(buf, p.replies, replies)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(ConnError::Timeout)) => Err(ErrorClass::Timeout),
+        Ok(Err(ConnError::Protocol(_))) => Err(ErrorClass::Protocol),
+        Ok(Err(_)) => Err(ErrorClass::Connection),
+        Err(_) => {
+            // A late reply would answer the next command on this connection: drop it.
+            conn.mark_broken();
+            Err(ErrorClass::Timeout)
+        }
+    };
+    (r, sent)
+}

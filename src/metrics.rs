@@ -1,0 +1,304 @@
+//! Measurement: outcomes, fixed-memory HDR histograms in microseconds, and their collection.
+//!
+//! Recording is per executor thread: each thread owns a recorder behind a mutex that only the
+//! once-a-second collector ever contends for, so the hot path takes an uncontended lock and
+//! touches memory no other thread writes. Memory stays fixed: one histogram pair per (phase,
+//! workload, operation) per thread, never one sample per operation.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use hdrhistogram::Histogram;
+
+/// Largest latency tracked, in µs (60 s); larger values are clamped, never dropped.
+pub const MAX_TRACKED_US: u64 = 60_000_000;
+
+/// A new histogram: 1 µs .. 60 s at 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_TRACKED_US, 3).expect("static histogram bounds are valid")
+}
+
+/// Server error prefixes we name; any other becomes `OTHER`.
+const SERVER_ERRORS: [&str; 21] = [
+    "ERR", "WRONGTYPE", "OOM", "READONLY", "LOADING", "BUSY", "MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "NOAUTH", "WRONGPASS", "NOPERM",
+    "EXECABORT", "NOSCRIPT", "NOREPLICAS", "MISCONF", "UNBLOCKED", "CROSSSLOT", "OTHER",
+];
+
+/// How an operation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// It succeeded.
+    Ok,
+    /// It succeeded but found nothing (GET of a missing key and the like).
+    Miss,
+    /// It failed.
+    Error(ErrorClass),
+}
+
+/// Error classes, each with its own counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorClass {
+    /// No reply within the command timeout.
+    Timeout,
+    /// The connection failed or closed.
+    Connection,
+    /// No pooled connection within the acquire timeout.
+    PoolTimeout,
+    /// The reply did not parse.
+    Protocol,
+    /// The server replied with an error; the prefix (`WRONGTYPE`, `OOM`, …).
+    Server(&'static str),
+}
+
+impl ErrorClass {
+    /// The name used in reports and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::Connection => "connection",
+            ErrorClass::PoolTimeout => "pool_timeout",
+            ErrorClass::Protocol => "protocol",
+            ErrorClass::Server(s) => s,
+        }
+    }
+}
+
+impl Outcome {
+    /// The outcome of a server error reply with this prefix.
+    pub fn server_error(prefix: &str) -> Outcome {
+        let name = SERVER_ERRORS.iter().find(|e| **e == prefix).copied().unwrap_or("OTHER");
+        Outcome::Error(ErrorClass::Server(name))
+    }
+}
+
+/// Identifies a row of results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OpKey {
+    /// Phase index.
+    pub phase: u16,
+    /// Workload index.
+    pub workload: u16,
+    /// Operation index within the workload.
+    pub op: u16,
+}
+
+/// Everything measured for one (phase, workload, operation).
+#[derive(Debug, Clone)]
+pub struct OpStats {
+    /// Latency from the intended start (open loop) or the actual start (closed loop), µs.
+    pub latency: Histogram<u64>,
+    /// Service time from the actual send, µs.
+    pub service: Histogram<u64>,
+    /// Successful operations (misses included).
+    pub ok: u64,
+    /// Of which found nothing.
+    pub miss: u64,
+    /// Failed operations by class.
+    pub errors: BTreeMap<&'static str, u64>,
+}
+
+impl Default for OpStats {
+    fn default() -> Self {
+        OpStats { latency: new_histogram(), service: new_histogram(), ok: 0, miss: 0, errors: BTreeMap::new() }
+    }
+}
+
+impl OpStats {
+    /// Operations counted (successes and failures).
+    pub fn count(&self) -> u64 {
+        self.ok + self.errors.values().sum::<u64>()
+    }
+
+    /// Failed operations.
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    /// Adds another row into this one.
+    pub fn merge(&mut self, other: &OpStats) {
+        self.latency.add(&other.latency).expect("histograms share bounds");
+        self.service.add(&other.service).expect("histograms share bounds");
+        self.ok += other.ok;
+        self.miss += other.miss;
+        for (k, v) in &other.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+    }
+}
+
+/// One interval's totals over all operations (for the per-second time series).
+#[derive(Debug, Clone)]
+pub struct IntervalStats {
+    /// Latencies in the interval.
+    pub latency: Histogram<u64>,
+    /// Operations completed.
+    pub ops: u64,
+    /// Of which failed.
+    pub errors: u64,
+}
+
+impl Default for IntervalStats {
+    fn default() -> Self {
+        IntervalStats { latency: new_histogram(), ops: 0, errors: 0 }
+    }
+}
+
+#[derive(Default)]
+struct ThreadRecorder {
+    ops: HashMap<OpKey, OpStats>,
+    interval: IntervalStats,
+}
+
+/// Connection counters, shared by pools and reported at the end.
+#[derive(Debug, Default)]
+pub struct ConnCounters {
+    /// Connections opened (first connects and reconnects).
+    pub opened: AtomicU64,
+    /// Connections dropped because they broke.
+    pub dropped: AtomicU64,
+    /// Failed connection attempts.
+    pub connect_errors: AtomicU64,
+}
+
+/// All measurements of one run.
+pub struct RunMetrics {
+    id: u64,
+    threads: Mutex<Vec<Arc<Mutex<ThreadRecorder>>>>,
+    /// Connection counters.
+    pub conns: ConnCounters,
+}
+
+static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    // (run id, this thread's recorder for that run); several runs can share a process in tests.
+    static LOCAL: RefCell<Vec<(u64, Arc<Mutex<ThreadRecorder>>)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Default for RunMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RunMetrics {
+    /// Empty measurements for a new run.
+    pub fn new() -> RunMetrics {
+        RunMetrics { id: NEXT_RUN.fetch_add(1, Ordering::Relaxed), threads: Mutex::new(Vec::new()), conns: ConnCounters::default() }
+    }
+
+    fn with_local<R>(&self, f: impl FnOnce(&mut ThreadRecorder) -> R) -> R {
+        LOCAL.with(|cell| {
+            let mut list = cell.borrow_mut();
+            let rec = match list.iter().find(|(id, _)| *id == self.id) {
+                Some((_, r)) => Arc::clone(r),
+                None => {
+                    let r = Arc::new(Mutex::new(ThreadRecorder::default()));
+                    self.threads.lock().expect("metrics lock").push(Arc::clone(&r));
+                    list.retain(|(_, r)| Arc::strong_count(r) > 1); // forget recorders of finished runs
+                    list.push((self.id, Arc::clone(&r)));
+                    r
+                }
+            };
+            drop(list);
+            let mut guard = rec.lock().expect("recorder lock");
+            f(&mut guard)
+        })
+    }
+
+    /// Records one outcome; `latency_us`/`service_us` are `None` for commands counted inside a batch.
+    pub fn record(&self, key: OpKey, outcome: Outcome, latency_us: Option<u64>, service_us: Option<u64>) {
+        self.with_local(|rec| {
+            let stats = rec.ops.entry(key).or_default();
+            match outcome {
+                Outcome::Ok => stats.ok += 1,
+                Outcome::Miss => {
+                    stats.ok += 1;
+                    stats.miss += 1;
+                }
+                Outcome::Error(class) => *stats.errors.entry(class.name()).or_default() += 1,
+            }
+            if let Some(l) = latency_us {
+                stats.latency.saturating_record(l.clamp(1, MAX_TRACKED_US));
+                rec.interval.latency.saturating_record(l.clamp(1, MAX_TRACKED_US));
+            }
+            if let Some(s) = service_us {
+                stats.service.saturating_record(s.clamp(1, MAX_TRACKED_US));
+            }
+            if latency_us.is_some() || matches!(outcome, Outcome::Error(_)) {
+                rec.interval.ops += 1;
+                rec.interval.errors += u64::from(matches!(outcome, Outcome::Error(_)));
+            }
+        });
+    }
+
+    /// Takes (and resets) every thread's interval totals, merged.
+    pub fn take_interval(&self) -> IntervalStats {
+        let mut total = IntervalStats::default();
+        for t in self.threads.lock().expect("metrics lock").iter() {
+            let mut rec = t.lock().expect("recorder lock");
+            total.latency.add(&rec.interval.latency).expect("same bounds");
+            total.ops += rec.interval.ops;
+            total.errors += rec.interval.errors;
+            rec.interval.latency.reset();
+            rec.interval.ops = 0;
+            rec.interval.errors = 0;
+        }
+        total
+    }
+
+    /// All rows, merged over threads.
+    pub fn merged(&self) -> BTreeMap<OpKey, OpStats> {
+        let mut out: BTreeMap<OpKey, OpStats> = BTreeMap::new();
+        for t in self.threads.lock().expect("metrics lock").iter() {
+            let rec = t.lock().expect("recorder lock");
+            for (k, v) in &rec.ops {
+                out.entry(*k).or_default().merge(v);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_merge_across_threads() {
+        let m = Arc::new(RunMetrics::new());
+        let key = OpKey { phase: 0, workload: 0, op: 1 };
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let m = Arc::clone(&m);
+                std::thread::spawn(move || {
+                    for j in 0..1000u64 {
+                        let outcome = if j % 10 == 0 { Outcome::Miss } else { Outcome::Ok };
+                        m.record(key, outcome, Some(100 + i), Some(50));
+                    }
+                    m.record(key, Outcome::Error(ErrorClass::Timeout), None, None);
+                })
+            })
+            .collect();
+        handles.into_iter().for_each(|h| h.join().unwrap());
+        let rows = m.merged();
+        let s = &rows[&key];
+        assert_eq!(s.ok, 4000);
+        assert_eq!(s.miss, 400);
+        assert_eq!(s.errors["timeout"], 4);
+        assert_eq!(s.count(), 4004);
+        assert_eq!(s.latency.len(), 4000);
+        assert_eq!(s.latency.value_at_quantile(0.0), 100);
+        let iv = m.take_interval();
+        assert_eq!((iv.ops, iv.errors), (4004, 4));
+        assert_eq!(m.take_interval().ops, 0, "taking resets the interval");
+    }
+
+    #[test]
+    fn unknown_server_errors_are_grouped() {
+        assert_eq!(Outcome::server_error("WRONGTYPE"), Outcome::Error(ErrorClass::Server("WRONGTYPE")));
+        assert_eq!(Outcome::server_error("WHATEVER"), Outcome::Error(ErrorClass::Server("OTHER")));
+    }
+}

@@ -1,0 +1,358 @@
+//! The run report: one data structure, built once from the run's results, from which the
+//! summary, the JSON file (schema in `schemas/report.schema.json`) and thresholds are derived.
+
+pub mod summary;
+pub mod thresholds;
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Serializer as _, V2Serializer};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::executor::{RunResult, TimePoint, VerifyResult};
+use crate::metrics::OpStats;
+use crate::plan::{Plan, TargetSummary};
+use crate::workload::pubsub::SubscriberStats;
+
+/// Version of the report format; bumped when a field changes meaning.
+pub const REPORT_VERSION: u32 = 1;
+
+/// How latency is measured, stated in every report.
+pub const LATENCY_NOTE: &str = "latency_us is measured from each operation's intended start time (the open-loop schedule when the phase has a rate, the actual start otherwise), so a stalled server cannot hide queueing delay (coordinated omission); service_time_us is measured from when the command was sent.";
+
+/// A finished run.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Report {
+    /// Report format version.
+    pub report_version: u32,
+    /// redis-test version.
+    pub tool_version: String,
+    /// Run identifier.
+    pub run_id: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// Scenario description.
+    pub description: Option<String>,
+    /// Start, RFC 3339 UTC.
+    pub started_at: String,
+    /// End, RFC 3339 UTC.
+    pub ended_at: String,
+    /// Seconds from the first to the last operation window.
+    pub duration_s: f64,
+    /// Stopped early by SIGINT/SIGTERM.
+    pub interrupted: bool,
+    /// `--time-scale` factor.
+    pub time_scale: f64,
+    /// The target, secrets redacted.
+    pub target: TargetSummary,
+    /// How latency is measured.
+    pub latency_note: String,
+    /// Whole-run totals.
+    pub totals: Totals,
+    /// Per phase, per operation results.
+    pub phases: Vec<PhaseReport>,
+    /// One point per second.
+    pub time_series: Vec<TimePoint>,
+    /// Threshold verdicts.
+    pub thresholds: Vec<ThresholdResult>,
+    /// Pub/sub delivery per subscriber.
+    pub pubsub: Vec<PubsubReport>,
+    /// Read-back of acknowledged writes.
+    pub verify: Vec<VerifyResult>,
+    /// Connection counters.
+    pub connections: ConnectionReport,
+    /// Keys removed after the run.
+    pub cleanup: Option<CleanupReport>,
+}
+
+/// Totals over the whole run.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Totals {
+    /// Operations.
+    pub count: u64,
+    /// Failed operations.
+    pub errors: u64,
+    /// errors / count.
+    pub error_rate: f64,
+    /// Operations per second over the run.
+    pub ops_per_sec: f64,
+    /// Latency over all timed operations, µs.
+    pub latency_us: Percentiles,
+}
+
+/// One phase.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct PhaseReport {
+    /// Name.
+    pub name: String,
+    /// `ramp_up`, `steady`, `cooldown` or none.
+    pub kind: Option<String>,
+    /// Offset of its start, seconds.
+    pub start_s: f64,
+    /// How long it ran, seconds (shorter than planned when interrupted).
+    pub duration_s: f64,
+    /// Workers at start and end.
+    pub workers: [u32; 2],
+    /// Target rate at start and end; absent for closed loop.
+    pub target_rate: Option<[f64; 2]>,
+    /// Open loop: operations the schedule released.
+    pub scheduled: Option<u64>,
+    /// Open loop: scheduled operations not started before the phase ended (the load fell behind).
+    pub backlog: Option<u64>,
+    /// Operations (for pipelines, the commands inside the batches too).
+    pub count: u64,
+    /// Failed operations.
+    pub errors: u64,
+    /// Operations per second.
+    pub ops_per_sec: f64,
+    /// Rows per workload and operation.
+    pub operations: Vec<OpReport>,
+}
+
+/// One (phase, workload, operation) row.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct OpReport {
+    /// Workload name.
+    pub workload: String,
+    /// Operation (`GET`, `PIPELINE`, `RECEIVE`, …).
+    pub operation: String,
+    /// Operations (successes and failures).
+    pub count: u64,
+    /// Successful operations, misses included.
+    pub ok: u64,
+    /// Successful reads that found nothing.
+    pub miss: u64,
+    /// Failures by class: timeout, connection, pool_timeout, protocol, or the server's prefix.
+    pub errors: BTreeMap<String, u64>,
+    /// Operations per second in the phase.
+    pub ops_per_sec: f64,
+    /// Latency percentiles, µs (absent for commands counted inside a batch).
+    pub latency_us: Option<Percentiles>,
+    /// Service time percentiles, µs.
+    pub service_time_us: Option<Percentiles>,
+    /// The latency histogram, HdrHistogram V2 serialized, base64 (merge reports with it).
+    pub histogram: Option<String>,
+}
+
+/// Latency percentiles in µs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 95th percentile.
+    pub p95: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest.
+    pub max: u64,
+    /// Mean.
+    pub mean: f64,
+}
+
+impl Percentiles {
+    /// From a histogram; `None` when it is empty.
+    pub fn of(h: &Histogram<u64>) -> Option<Percentiles> {
+        (!h.is_empty()).then(|| Percentiles {
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p95: h.value_at_quantile(0.95),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+            mean: (h.mean() * 10.0).round() / 10.0,
+        })
+    }
+}
+
+/// A threshold's verdict.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct ThresholdResult {
+    /// The rule as written.
+    pub expr: String,
+    /// Phase scope.
+    pub phase: Option<String>,
+    /// Workload scope.
+    pub workload: Option<String>,
+    /// Operation scope.
+    pub operation: Option<String>,
+    /// Observed value in the metric's unit (µs for durations, a fraction for rates); absent when
+    /// nothing in scope was measured.
+    pub observed: Option<f64>,
+    /// Observed value as people read it (`1.2ms`, `0.05%`).
+    pub observed_text: String,
+    /// Whether the rule held (a rule with nothing to measure fails).
+    pub passed: bool,
+}
+
+/// Pub/sub results of one workload.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct PubsubReport {
+    /// Workload name.
+    pub workload: String,
+    /// One entry per subscriber.
+    pub subscribers: Vec<SubscriberReport>,
+}
+
+/// What one subscriber saw.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct SubscriberReport {
+    /// Subscriber number.
+    pub subscriber: usize,
+    /// Messages received.
+    pub received: u64,
+    /// Acknowledged messages never received.
+    pub lost: u64,
+    /// Messages received twice.
+    pub duplicates: u64,
+    /// Messages received out of order.
+    pub out_of_order: u64,
+    /// Reconnects.
+    pub reconnects: u64,
+}
+
+impl From<&SubscriberStats> for SubscriberReport {
+    fn from(s: &SubscriberStats) -> Self {
+        SubscriberReport { subscriber: s.subscriber, received: s.received, lost: s.lost, duplicates: s.duplicates, out_of_order: s.out_of_order, reconnects: s.reconnects }
+    }
+}
+
+/// Connection counters.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ConnectionReport {
+    /// Connections opened.
+    pub opened: u64,
+    /// Connections dropped because they broke.
+    pub dropped: u64,
+    /// Failed connection attempts.
+    pub connect_errors: u64,
+}
+
+/// What cleanup did.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct CleanupReport {
+    /// Key prefix removed.
+    pub prefix: String,
+    /// Keys removed.
+    pub removed: u64,
+    /// Why cleanup failed, if it did.
+    pub error: Option<String>,
+}
+
+/// The JSON Schema of reports (committed as `schemas/report.schema.json`).
+pub fn schema_text() -> String {
+    let schema = schemars::generate::SchemaSettings::draft07().into_generator().into_root_schema_for::<Report>();
+    let mut s = serde_json::to_string_pretty(&schema).expect("schema serializes");
+    s.push('\n');
+    s
+}
+
+/// RFC 3339 UTC with milliseconds.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+fn serialize_histogram(h: &Histogram<u64>) -> Option<String> {
+    if h.is_empty() {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    V2Serializer::new().serialize(h, &mut bytes).ok()?;
+    Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// Decodes a histogram written by [`Report`] (for merging and comparing reports).
+pub fn deserialize_histogram(text: &str) -> Option<Histogram<u64>> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text).ok()?;
+    hdrhistogram::serialization::Deserializer::new().deserialize(&mut bytes.as_slice()).ok()
+}
+
+fn rate(count: u64, secs: f64) -> f64 {
+    if secs > 0.0 { (count as f64 / secs * 10.0).round() / 10.0 } else { 0.0 }
+}
+
+/// Builds the report of a run. Threshold verdicts are filled in by [`thresholds::evaluate`].
+pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<CleanupReport>) -> Report {
+    let duration_s = run.phases.last().map_or(0.0, |p| p.ended.as_secs_f64());
+    let mut total = OpStats::default();
+    let phases: Vec<PhaseReport> = plan
+        .phases
+        .iter()
+        .zip(&run.phases)
+        .enumerate()
+        .map(|(pi, (p, pr))| {
+            let secs = pr.ended.saturating_sub(pr.started).as_secs_f64();
+            let mut operations = Vec::new();
+            let (mut count, mut errors) = (0, 0);
+            for (key, stats) in run.rows.range(crate::metrics::OpKey { phase: pi as u16, workload: 0, op: 0 }..crate::metrics::OpKey { phase: pi as u16 + 1, workload: 0, op: 0 }) {
+                let (wname, ops) = &run.workloads[key.workload as usize];
+                count += stats.count();
+                errors += stats.error_count();
+                total.merge(stats);
+                operations.push(OpReport {
+                    workload: wname.clone(),
+                    operation: ops.get(key.op as usize).copied().unwrap_or("?").to_owned(),
+                    count: stats.count(),
+                    ok: stats.ok,
+                    miss: stats.miss,
+                    errors: stats.errors.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+                    ops_per_sec: rate(stats.count(), secs),
+                    latency_us: Percentiles::of(&stats.latency),
+                    service_time_us: Percentiles::of(&stats.service),
+                    histogram: serialize_histogram(&stats.latency),
+                });
+            }
+            PhaseReport {
+                name: p.name.clone(),
+                kind: p.kind.map(|k| serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()),
+                start_s: pr.started.as_secs_f64(),
+                duration_s: secs,
+                workers: [p.workers.from, p.workers.to],
+                target_rate: p.rate.map(|r| [r.from, r.to]),
+                scheduled: pr.scheduled,
+                backlog: pr.backlog,
+                count,
+                errors,
+                ops_per_sec: rate(count, secs),
+                operations,
+            }
+        })
+        .collect();
+    let count = total.count();
+    let errors = total.error_count();
+    Report {
+        report_version: REPORT_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+        run_id: run_id.to_owned(),
+        scenario: plan.scenario.clone(),
+        description: plan.description.clone(),
+        started_at: rfc3339(run.started_at),
+        ended_at: rfc3339(run.ended_at),
+        duration_s,
+        interrupted: run.interrupted,
+        time_scale: plan.time_scale,
+        target: plan.target.clone(),
+        latency_note: LATENCY_NOTE.to_owned(),
+        totals: Totals {
+            count,
+            errors,
+            error_rate: if count > 0 { errors as f64 / count as f64 } else { 0.0 },
+            ops_per_sec: rate(count, duration_s),
+            latency_us: Percentiles::of(&total.latency).unwrap_or_default(),
+        },
+        phases,
+        time_series: run.series.clone(),
+        thresholds: Vec::new(),
+        pubsub: run.pubsub.iter().map(|(w, subs)| PubsubReport { workload: w.clone(), subscribers: subs.iter().map(SubscriberReport::from).collect() }).collect(),
+        verify: run.verify.clone(),
+        connections: ConnectionReport { opened: run.connections.0, dropped: run.connections.1, connect_errors: run.connections.2 },
+        cleanup,
+    }
+}

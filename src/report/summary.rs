@@ -1,0 +1,94 @@
+//! The end-of-run summary: a table per phase and operation, then pub/sub, verification and
+//! threshold verdicts.
+
+use std::fmt::Write as _;
+
+use super::thresholds::format_us;
+use super::{Percentiles, Report};
+
+fn us(p: Option<&Percentiles>, f: impl Fn(&Percentiles) -> u64) -> String {
+    p.map_or_else(|| "-".to_owned(), |p| format_us(f(p) as f64))
+}
+
+/// Renders the summary as text.
+pub fn render(r: &Report) -> String {
+    let mut s = String::new();
+    let state = if r.interrupted { "  INTERRUPTED" } else { "" };
+    let _ = writeln!(s, "\nrun {}  scenario {}  target {}  {:.1}s{state}", r.run_id, r.scenario, r.target.address, r.duration_s);
+    for p in &r.phases {
+        let rate = match p.target_rate {
+            Some([a, b]) if a == b => format!("target {a} ops/s"),
+            Some([a, b]) => format!("target {a}→{b} ops/s"),
+            None => "closed loop".to_owned(),
+        };
+        let backlog = match p.backlog {
+            Some(b) if b > 0 => format!(", {b} scheduled ops not started (load fell behind)"),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "\nphase {} ({:.1}s, workers {}→{}, {rate}): {} ops, {:.1} ops/s, {} errors{backlog}",
+            p.name, p.duration_s, p.workers[0], p.workers[1], p.count, p.ops_per_sec, p.errors
+        );
+        let _ = writeln!(s, "  {:<16} {:<14} {:>9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7}", "workload", "operation", "ops", "ops/s", "p50", "p99", "p99.9", "max", "miss", "errors");
+        for o in &p.operations {
+            let errors: u64 = o.errors.values().sum();
+            let _ = writeln!(
+                s,
+                "  {:<16} {:<14} {:>9} {:>10.1} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7}",
+                o.workload,
+                o.operation,
+                o.count,
+                o.ops_per_sec,
+                us(o.latency_us.as_ref(), |p| p.p50),
+                us(o.latency_us.as_ref(), |p| p.p99),
+                us(o.latency_us.as_ref(), |p| p.p999),
+                us(o.latency_us.as_ref(), |p| p.max),
+                o.miss,
+                errors
+            );
+            if errors > 0 {
+                let detail: Vec<String> = o.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                let _ = writeln!(s, "  {:<31} errors: {}", "", detail.join(", "));
+            }
+        }
+    }
+    for ps in &r.pubsub {
+        for sub in &ps.subscribers {
+            let _ = writeln!(
+                s,
+                "\npubsub {} subscriber {}: received {}, lost {}, duplicates {}, out of order {}, reconnects {}",
+                ps.workload, sub.subscriber, sub.received, sub.lost, sub.duplicates, sub.out_of_order, sub.reconnects
+            );
+        }
+    }
+    for v in &r.verify {
+        let partial = if v.truncated { " (partial: too many writes to remember)" } else { "" };
+        let _ = writeln!(s, "\nverify {}: {} acknowledged writes checked, {} lost, {} changed, {} unreadable{partial}", v.workload, v.checked, v.lost, v.changed, v.unreadable);
+    }
+    let _ = writeln!(s, "\nconnections: {} opened, {} dropped, {} failed to open", r.connections.opened, r.connections.dropped, r.connections.connect_errors);
+    if let Some(c) = &r.cleanup {
+        match &c.error {
+            None => {
+                let _ = writeln!(s, "cleanup: removed {} keys under `{}`", c.removed, c.prefix);
+            }
+            Some(e) => {
+                let _ = writeln!(s, "cleanup: FAILED after {} keys under `{}`: {e}", c.removed, c.prefix);
+            }
+        }
+    }
+    if !r.thresholds.is_empty() {
+        let _ = writeln!(s, "\nthresholds");
+        for t in &r.thresholds {
+            let mut scope = Vec::new();
+            for (k, v) in [("phase", &t.phase), ("workload", &t.workload), ("operation", &t.operation)] {
+                if let Some(v) = v {
+                    scope.push(format!("{k} {v}"));
+                }
+            }
+            let scope = if scope.is_empty() { String::new() } else { format!(" [{}]", scope.join(", ")) };
+            let _ = writeln!(s, "  {} {}{scope}: observed {}", if t.passed { "PASS" } else { "FAIL" }, t.expr, t.observed_text);
+        }
+    }
+    s
+}

@@ -1,0 +1,147 @@
+//! Threshold verdicts: each rule's metric is computed over its scope (phase, workload, operation)
+//! from the run's merged histograms and counters. A rule with nothing in scope fails: a nightly job
+//! must not pass on a check that measured nothing.
+
+use crate::executor::RunResult;
+use crate::metrics::OpStats;
+use crate::plan::Plan;
+use crate::scenario::model::{Metric, MetricUnit, Threshold};
+use crate::units::format_duration;
+
+use super::{Report, ThresholdResult};
+
+/// Evaluates every threshold of the plan against a run.
+pub fn evaluate(plan: &Plan, run: &RunResult, report: &Report) -> Vec<ThresholdResult> {
+    plan.thresholds.iter().map(|t| verdict(t, plan, run, report)).collect()
+}
+
+fn verdict(t: &Threshold, plan: &Plan, run: &RunResult, report: &Report) -> ThresholdResult {
+    let observed = observe(t, plan, run, report);
+    let passed = observed.is_some_and(|v| t.cmp.holds(v, t.limit));
+    ThresholdResult {
+        expr: t.expr.clone(),
+        phase: t.phase.clone(),
+        workload: t.workload.clone(),
+        operation: t.operation.clone(),
+        observed,
+        observed_text: observed.map_or_else(|| "no data".to_owned(), |v| show(t.metric, v)),
+        passed,
+    }
+}
+
+/// A value in the metric's unit as people read it.
+pub fn show(metric: Metric, v: f64) -> String {
+    match metric.unit() {
+        MetricUnit::Duration => format_us(v),
+        MetricUnit::Ratio => format!("{}%", round_sig(v * 100.0)),
+        MetricUnit::Number => format!("{}", round_sig(v)),
+    }
+}
+
+/// Microseconds as `850us`, `1.25ms`, `2.5s`.
+pub fn format_us(us: f64) -> String {
+    if us < 1000.0 {
+        format!("{}us", round_sig(us))
+    } else if us < 1_000_000.0 {
+        format!("{}ms", round_sig(us / 1000.0))
+    } else {
+        format_duration(std::time::Duration::from_secs_f64(us / 1e6))
+    }
+}
+
+fn round_sig(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let digits = 4 - x.abs().log10().ceil() as i32;
+    let f = 10f64.powi(digits.max(0));
+    (x * f).round() / f
+}
+
+fn observe(t: &Threshold, plan: &Plan, run: &RunResult, report: &Report) -> Option<f64> {
+    let phase_idx: Option<usize> = match &t.phase {
+        Some(name) => Some(plan.phases.iter().position(|p| &p.name == name)?),
+        None => None,
+    };
+    let in_scope = |phase: u16, workload: u16, op: u16| {
+        let (wname, ops) = &run.workloads[workload as usize];
+        phase_idx.is_none_or(|p| p == phase as usize)
+            && t.workload.as_ref().is_none_or(|w| w == wname)
+            && t.operation.as_ref().is_none_or(|o| ops.get(op as usize).is_some_and(|x| x.eq_ignore_ascii_case(o)))
+    };
+    let mut merged = OpStats::default();
+    let mut any = false;
+    for (k, s) in &run.rows {
+        if in_scope(k.phase, k.workload, k.op) {
+            merged.merge(s);
+            any = true;
+        }
+    }
+    let secs = match phase_idx {
+        Some(p) => run.phases[p].ended.saturating_sub(run.phases[p].started).as_secs_f64(),
+        None => report.duration_s,
+    };
+    let quantile = |q: f64| (!merged.latency.is_empty()).then(|| merged.latency.value_at_quantile(q) as f64);
+    match t.metric {
+        Metric::P50 => quantile(0.5),
+        Metric::P90 => quantile(0.9),
+        Metric::P95 => quantile(0.95),
+        Metric::P99 => quantile(0.99),
+        Metric::P999 => quantile(0.999),
+        Metric::Max => (!merged.latency.is_empty()).then(|| merged.latency.max() as f64),
+        Metric::Mean => (!merged.latency.is_empty()).then(|| merged.latency.mean()),
+        Metric::Ops => any.then_some(merged.count() as f64),
+        Metric::Errors => any.then_some(merged.error_count() as f64),
+        Metric::ErrorRate => (merged.count() > 0).then(|| merged.error_count() as f64 / merged.count() as f64),
+        Metric::OpsPerSec => (any && secs > 0.0).then(|| merged.count() as f64 / secs),
+        Metric::Outage => outage_us(report, phase_idx),
+        // Recovery is measured around faults; a run without faults has nothing to recover from.
+        Metric::RecoveryTime => None,
+        Metric::LostWrites => {
+            let v: Vec<_> = report.verify.iter().filter(|v| t.workload.as_ref().is_none_or(|w| *w == v.workload)).collect();
+            (!v.is_empty()).then(|| v.iter().map(|v| v.lost_writes() as f64).sum())
+        }
+    }
+}
+
+/// The longest stretch of whole seconds without a successful operation, µs, from the per-second
+/// series (within the phase when scoped).
+fn outage_us(report: &Report, phase: Option<usize>) -> Option<f64> {
+    let (from, to) = match phase {
+        Some(p) => {
+            let ph = &report.phases[p];
+            (ph.start_s, ph.start_s + ph.duration_s)
+        }
+        None => (0.0, report.duration_s),
+    };
+    let points: Vec<_> = report.time_series.iter().filter(|p| p.t > from && p.t <= to + 1.0).collect();
+    if points.is_empty() {
+        return None;
+    }
+    let (mut longest, mut current, mut prev_t) = (0.0f64, 0.0f64, from);
+    for p in points {
+        let span = p.t - prev_t;
+        if p.ops > p.errors {
+            current = 0.0;
+        } else {
+            current += span;
+            longest = longest.max(current);
+        }
+        prev_t = p.t;
+    }
+    Some(longest * 1e6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_shown_in_their_units() {
+        assert_eq!(format_us(850.0), "850us");
+        assert_eq!(format_us(1250.0), "1.25ms");
+        assert_eq!(format_us(2_500_000.0), "2s500ms");
+        assert_eq!(show(Metric::ErrorRate, 0.0005), "0.05%");
+        assert_eq!(show(Metric::OpsPerSec, 19_876.54), "19877");
+    }
+}

@@ -1,0 +1,203 @@
+//! One connection to a Redis server: connect, handshake (AUTH/HELLO/SELECT/SETNAME), and
+//! request/response on the caller's task — no background task, no channel hop per command.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::resp::{self, CommandWriter, Value};
+use crate::scenario::model::{HostPort, Protocol, Secret};
+
+/// Why a command produced no reply.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConnError {
+    /// The command timeout passed (the connection is then dropped: a late reply would desync it).
+    #[error("timed out")]
+    Timeout,
+    /// Connect, read or write failed, or the server closed the connection.
+    #[error("connection error: {0}")]
+    Io(String),
+    /// The server's bytes do not parse.
+    #[error("{0}")]
+    Protocol(#[from] resp::ProtocolError),
+    /// The handshake was refused (wrong password, unknown user, no such database).
+    #[error("{0}")]
+    Rejected(String),
+}
+
+/// How to open and set up connections.
+#[derive(Debug, Clone)]
+pub struct ConnectSpec {
+    /// Server address.
+    pub addr: HostPort,
+    /// ACL user.
+    pub username: Option<String>,
+    /// Password.
+    pub password: Option<Secret>,
+    /// Database.
+    pub db: u32,
+    /// RESP version.
+    pub protocol: Protocol,
+    /// `CLIENT SETNAME` value, so faults can find our connections.
+    pub client_name: String,
+    /// Limit for TCP connect plus handshake.
+    pub connect_timeout: Duration,
+}
+
+/// An open connection.
+pub struct Conn {
+    stream: TcpStream,
+    rbuf: Vec<u8>,
+    rstart: usize,
+    /// Scratch buffer callers encode commands into.
+    pub wbuf: Vec<u8>,
+    broken: bool,
+    /// When the connection last completed a command (for interval health checks).
+    pub last_used: Instant,
+}
+
+impl Conn {
+    /// Opens and sets up a connection within `spec.connect_timeout`.
+    pub async fn connect(spec: &ConnectSpec) -> Result<Conn, ConnError> {
+        tokio::time::timeout(spec.connect_timeout, Self::connect_inner(spec))
+            .await
+            .map_err(|_| ConnError::Io(format!("connect to {} timed out after {:?}", spec.addr, spec.connect_timeout)))?
+    }
+
+    async fn connect_inner(spec: &ConnectSpec) -> Result<Conn, ConnError> {
+        let stream = TcpStream::connect((spec.addr.host.as_str(), spec.addr.port)).await.map_err(|e| ConnError::Io(format!("cannot connect to {}: {e}", spec.addr)))?;
+        stream.set_nodelay(true).map_err(|e| ConnError::Io(e.to_string()))?;
+        let mut conn = Conn { stream, rbuf: Vec::with_capacity(16 * 1024), rstart: 0, wbuf: Vec::with_capacity(4096), broken: false, last_used: Instant::now() };
+        conn.handshake(spec).await?;
+        Ok(conn)
+    }
+
+    async fn handshake(&mut self, spec: &ConnectSpec) -> Result<(), ConnError> {
+        let user = spec.username.as_deref().unwrap_or("default");
+        let mut buf = Vec::new();
+        let mut replies = 0;
+        if spec.protocol == Protocol::Resp3 {
+            let mut args: Vec<&[u8]> = vec![b"HELLO", b"3"];
+            if let Some(pw) = &spec.password {
+                args.extend_from_slice(&[b"AUTH", user.as_bytes(), pw.expose().as_bytes()]);
+            }
+            resp::command(&mut buf, &args);
+            replies += 1;
+        } else if let Some(pw) = &spec.password {
+            match &spec.username {
+                Some(u) => resp::command(&mut buf, &[b"AUTH", u.as_bytes(), pw.expose().as_bytes()]),
+                None => resp::command(&mut buf, &[b"AUTH", pw.expose().as_bytes()]),
+            }
+            replies += 1;
+        }
+        if spec.db > 0 {
+            CommandWriter::new(&mut buf, 2).arg(b"SELECT").int(i64::from(spec.db));
+            replies += 1;
+        }
+        resp::command(&mut buf, &[b"CLIENT", b"SETNAME", spec.client_name.as_bytes()]);
+        replies += 1;
+        let mut out = Vec::with_capacity(replies);
+        self.roundtrip(&buf, replies, &mut out).await?;
+        for v in out {
+            if let Value::Error(msg) = v {
+                // Never echo the command: it holds the password.
+                return Err(ConnError::Rejected(msg));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether an I/O error, timeout or protocol error made this connection unusable.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Sends the bytes in `self.wbuf` (one or more commands) and reads `replies` replies into `out`.
+    pub async fn send_wbuf(&mut self, replies: usize, out: &mut Vec<Value>) -> Result<(), ConnError> {
+        let buf = std::mem::take(&mut self.wbuf);
+        let r = self.roundtrip(&buf, replies, out).await;
+        self.wbuf = buf;
+        self.wbuf.clear();
+        r
+    }
+
+    /// Sends `bytes` and reads `replies` replies into `out`.
+    pub async fn roundtrip(&mut self, bytes: &[u8], replies: usize, out: &mut Vec<Value>) -> Result<(), ConnError> {
+        if self.broken {
+            return Err(ConnError::Io("connection already broken".into()));
+        }
+        let r = self.roundtrip_inner(bytes, replies, out).await;
+        match &r {
+            Ok(()) => self.last_used = Instant::now(),
+            Err(_) => self.broken = true,
+        }
+        r
+    }
+
+    async fn roundtrip_inner(&mut self, bytes: &[u8], replies: usize, out: &mut Vec<Value>) -> Result<(), ConnError> {
+        self.stream.write_all(bytes).await.map_err(|e| ConnError::Io(e.to_string()))?;
+        for _ in 0..replies {
+            out.push(self.read_value().await?);
+        }
+        Ok(())
+    }
+
+    /// Reads the next reply (or push message) from the connection.
+    pub async fn read_value(&mut self) -> Result<Value, ConnError> {
+        loop {
+            if self.rstart < self.rbuf.len() {
+                if let Some((v, used)) = resp::parse(&self.rbuf[self.rstart..])? {
+                    self.rstart += used;
+                    if self.rstart == self.rbuf.len() {
+                        self.rbuf.clear();
+                        self.rstart = 0;
+                    }
+                    return Ok(v);
+                }
+            }
+            if self.rstart > 0 {
+                self.rbuf.drain(..self.rstart);
+                self.rstart = 0;
+            }
+            if self.rbuf.capacity() - self.rbuf.len() < 4096 {
+                self.rbuf.reserve(16 * 1024);
+            }
+            let n = self.stream.read_buf(&mut self.rbuf).await.map_err(|e| {
+                self.broken = true;
+                ConnError::Io(e.to_string())
+            })?;
+            if n == 0 {
+                self.broken = true;
+                return Err(ConnError::Io("server closed the connection".into()));
+            }
+        }
+    }
+
+    /// Sends bytes without waiting for a reply (subscriptions).
+    pub async fn send_only(&mut self, bytes: &[u8]) -> Result<(), ConnError> {
+        self.stream.write_all(bytes).await.map_err(|e| {
+            self.broken = true;
+            ConnError::Io(e.to_string())
+        })
+    }
+
+    /// Sends one command with a deadline; a timeout breaks the connection.
+    pub async fn command(&mut self, args: &[&[u8]], timeout: Duration) -> Result<Value, ConnError> {
+        let mut buf = Vec::new();
+        resp::command(&mut buf, args);
+        let mut out = Vec::with_capacity(1);
+        match tokio::time::timeout(timeout, self.roundtrip(&buf, 1, &mut out)).await {
+            Ok(r) => r.map(|()| out.pop().unwrap_or(Value::Nil)),
+            Err(_) => {
+                self.broken = true;
+                Err(ConnError::Timeout)
+            }
+        }
+    }
+
+    /// Marks the connection unusable (e.g. after a timeout outside `command`).
+    pub fn mark_broken(&mut self) {
+        self.broken = true;
+    }
+}

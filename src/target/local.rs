@@ -1,0 +1,122 @@
+//! Local deployments: redis-server processes that redis-test starts on free loopback ports for a
+//! run (and that tests start too), stopped when dropped.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::scenario::model::{HostPort, Secret};
+
+/// Why a local server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// The binary is missing.
+    #[error("`{0}` is not installed: install the Debian/Ubuntu package `{1}` (apt-get install {1})")]
+    NotInstalled(&'static str, &'static str),
+    /// It started but never became ready, or died.
+    #[error("redis-server did not start: {0}")]
+    Failed(String),
+}
+
+/// A redis-server on a loopback port, stopped and cleaned up on drop.
+pub struct LocalServer {
+    child: Child,
+    /// Where it listens.
+    pub addr: HostPort,
+    dir: PathBuf,
+}
+
+/// A port that was free a moment ago (the OS picks it).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+impl LocalServer {
+    /// Starts redis-server with `extra` config lines; waits for "Ready to accept connections".
+    pub async fn start(password: Option<&Secret>, extra: &[String]) -> Result<LocalServer, LocalError> {
+        let mut last = String::new();
+        // The port is chosen before the server binds it; on the rare clash, pick another.
+        for _ in 0..3 {
+            match Self::try_start(password, extra).await {
+                Ok(s) => return Ok(s),
+                Err(LocalError::Failed(msg)) if msg.contains("Address already in use") => last = msg,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(LocalError::Failed(last))
+    }
+
+    async fn try_start(password: Option<&Secret>, extra: &[String]) -> Result<LocalServer, LocalError> {
+        let port = free_port().map_err(|e| LocalError::Failed(e.to_string()))?;
+        let dir = std::env::temp_dir().join(format!("redis-test-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| LocalError::Failed(format!("{}: {e}", dir.display())))?;
+        let mut conf = format!("port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\nlogfile \"\"\ndaemonize no\n", dir.display());
+        if let Some(pw) = password {
+            // In a file, not on the command line, where `ps` would show it.
+            conf.push_str(&format!("requirepass \"{}\"\n", pw.expose().replace('\\', "\\\\").replace('"', "\\\"")));
+        }
+        for line in extra {
+            conf.push_str(line);
+            conf.push('\n');
+        }
+        let conf_path = dir.join("redis.conf");
+        write_private(&conf_path, &conf).map_err(|e| LocalError::Failed(format!("{}: {e}", conf_path.display())))?;
+        let mut child = Command::new("redis-server")
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => LocalError::NotInstalled("redis-server", "redis-server"),
+                _ => LocalError::Failed(e.to_string()),
+            })?;
+        let stdout = child.stdout.take().expect("piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut log = Vec::new();
+        let ready = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let ok = line.contains("Ready to accept connections");
+                log.push(line);
+                if ok {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        if ready != Ok(true) {
+            let _ = child.kill().await;
+            let _ = std::fs::remove_dir_all(&dir);
+            let tail: Vec<String> = log.iter().rev().take(5).rev().cloned().collect();
+            return Err(LocalError::Failed(if ready.is_err() { format!("not ready after 10s: {}", tail.join(" | ")) } else { tail.join(" | ") }));
+        }
+        // Keep draining its output so a full pipe never blocks the server.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(LocalServer { child, addr: HostPort { host: "127.0.0.1".into(), port }, dir })
+    }
+
+    /// Stops the server and removes its folder.
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.write_all(text.as_bytes())
+}

@@ -1,0 +1,266 @@
+//! RESP2/RESP3 on the wire: commands are written straight into a reusable buffer, replies are
+//! parsed from the read buffer without copying more than the values themselves.
+
+use std::fmt::Write as _;
+
+/// A reply from the server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// Null bulk / null array / RESP3 null.
+    Nil,
+    /// `+OK` and other simple strings.
+    Status(String),
+    /// A bulk string.
+    Bulk(Vec<u8>),
+    /// An integer.
+    Int(i64),
+    /// A RESP3 double.
+    Double(f64),
+    /// A RESP3 boolean.
+    Bool(bool),
+    /// An array, set or push message.
+    Array(Vec<Value>),
+    /// A RESP3 map, as key/value pairs.
+    Map(Vec<(Value, Value)>),
+    /// An error reply, e.g. `WRONGTYPE Operation against a key…`.
+    Error(String),
+    /// A RESP3 out-of-band push (pub/sub messages under RESP3).
+    Push(Vec<Value>),
+}
+
+impl Value {
+    /// The error class: the first word of an error reply (`WRONGTYPE`, `MOVED`, `ERR`, …).
+    pub fn error_class(&self) -> Option<&str> {
+        match self {
+            Value::Error(msg) => Some(msg.split_whitespace().next().unwrap_or("ERR")),
+            _ => None,
+        }
+    }
+
+    /// The bytes of a bulk or status reply.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Bulk(b) => Some(b),
+            Value::Status(s) => Some(s.as_bytes()),
+            _ => None,
+        }
+    }
+}
+
+/// Appends one command (`*argc` then each argument as a bulk string) to `buf`.
+pub struct CommandWriter<'a> {
+    buf: &'a mut Vec<u8>,
+}
+
+impl<'a> CommandWriter<'a> {
+    /// Starts a command with `argc` arguments (the command name included).
+    pub fn new(buf: &'a mut Vec<u8>, argc: usize) -> Self {
+        buf.push(b'*');
+        push_decimal(buf, argc as u64);
+        buf.extend_from_slice(b"\r\n");
+        Self { buf }
+    }
+
+    /// Appends one argument.
+    pub fn arg(self, bytes: &[u8]) -> Self {
+        self.buf.push(b'$');
+        push_decimal(self.buf, bytes.len() as u64);
+        self.buf.extend_from_slice(b"\r\n");
+        self.buf.extend_from_slice(bytes);
+        self.buf.extend_from_slice(b"\r\n");
+        self
+    }
+
+    /// Appends an integer argument.
+    pub fn int(self, n: i64) -> Self {
+        let mut tmp = [0u8; 24];
+        let s = format_i64(n, &mut tmp);
+        self.arg(s)
+    }
+
+    /// Appends a floating-point argument.
+    pub fn float(self, x: f64) -> Self {
+        let mut s = String::with_capacity(24);
+        let _ = write!(s, "{x}");
+        self.arg(s.as_bytes())
+    }
+}
+
+/// Encodes a whole command from string arguments (for rare commands outside the hot path).
+pub fn command(buf: &mut Vec<u8>, args: &[&[u8]]) {
+    let mut w = CommandWriter::new(buf, args.len());
+    for a in args {
+        w = w.arg(a);
+    }
+}
+
+fn push_decimal(buf: &mut Vec<u8>, n: u64) {
+    let mut tmp = [0u8; 24];
+    buf.extend_from_slice(format_i64(n as i64, &mut tmp));
+}
+
+fn format_i64(n: i64, tmp: &mut [u8; 24]) -> &[u8] {
+    let mut i = tmp.len();
+    let neg = n < 0;
+    let mut v = n.unsigned_abs();
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if neg {
+        i -= 1;
+        tmp[i] = b'-';
+    }
+    &tmp[i..]
+}
+
+/// A reply that breaks the protocol.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("protocol error: {0}")]
+pub struct ProtocolError(pub String);
+
+/// Deepest reply nesting accepted (Redis replies are shallow; this guards against garbage).
+const MAX_DEPTH: usize = 32;
+
+/// Parses one reply from the front of `buf`. `Ok(None)` means more bytes are needed.
+pub fn parse(buf: &[u8]) -> Result<Option<(Value, usize)>, ProtocolError> {
+    let mut pos = 0;
+    match parse_at(buf, &mut pos, 0)? {
+        Some(v) => Ok(Some((v, pos))),
+        None => Ok(None),
+    }
+}
+
+fn line(buf: &[u8], pos: &mut usize) -> Option<usize> {
+    let start = *pos;
+    let rel = buf.get(start..)?.windows(2).position(|w| w == b"\r\n")?;
+    *pos = start + rel + 2;
+    Some(start + rel)
+}
+
+fn int_of(bytes: &[u8]) -> Result<i64, ProtocolError> {
+    std::str::from_utf8(bytes).ok().and_then(|s| s.parse().ok()).ok_or_else(|| ProtocolError(format!("bad integer {:?}", String::from_utf8_lossy(bytes))))
+}
+
+fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Option<Value>, ProtocolError> {
+    if depth > MAX_DEPTH {
+        return Err(ProtocolError("reply nested too deeply".into()));
+    }
+    let Some(&tag) = buf.get(*pos) else { return Ok(None) };
+    let start = *pos + 1;
+    *pos = start;
+    let Some(end) = line(buf, pos) else { return Ok(None) };
+    let head = &buf[start..end];
+    let text = || String::from_utf8_lossy(head).into_owned();
+    Ok(Some(match tag {
+        b'+' => Value::Status(text()),
+        b'-' => Value::Error(text()),
+        b':' => Value::Int(int_of(head)?),
+        b'_' => Value::Nil,
+        b'#' => Value::Bool(head == b"t"),
+        b',' => Value::Double(text().parse().map_err(|_| ProtocolError("bad double".into()))?),
+        b'(' => Value::Status(text()),
+        b'$' | b'=' | b'!' => {
+            let len = int_of(head)?;
+            if len < 0 {
+                return Ok(Some(Value::Nil));
+            }
+            let len = len as usize;
+            if buf.len() < *pos + len + 2 {
+                return Ok(None);
+            }
+            let data = buf[*pos..*pos + len].to_vec();
+            *pos += len + 2;
+            match tag {
+                b'!' => Value::Error(String::from_utf8_lossy(&data).into_owned()),
+                // Verbatim strings start with a 3-letter format and a colon.
+                b'=' if data.len() >= 4 => Value::Bulk(data[4..].to_vec()),
+                _ => Value::Bulk(data),
+            }
+        }
+        b'*' | b'~' | b'>' => {
+            let n = int_of(head)?;
+            if n < 0 {
+                return Ok(Some(Value::Nil));
+            }
+            let mut items = Vec::with_capacity((n as usize).min(1024));
+            for _ in 0..n {
+                match parse_at(buf, pos, depth + 1)? {
+                    Some(v) => items.push(v),
+                    None => return Ok(None),
+                }
+            }
+            if tag == b'>' { Value::Push(items) } else { Value::Array(items) }
+        }
+        b'%' => {
+            let n = int_of(head)?.max(0);
+            let mut pairs = Vec::with_capacity((n as usize).min(1024));
+            for _ in 0..n {
+                let Some(k) = parse_at(buf, pos, depth + 1)? else { return Ok(None) };
+                let Some(v) = parse_at(buf, pos, depth + 1)? else { return Ok(None) };
+                pairs.push((k, v));
+            }
+            Value::Map(pairs)
+        }
+        b'|' => {
+            // An attribute map precedes the real reply; skip it.
+            let n = int_of(head)?.max(0);
+            for _ in 0..2 * n {
+                if parse_at(buf, pos, depth + 1)?.is_none() {
+                    return Ok(None);
+                }
+            }
+            return parse_at(buf, pos, depth);
+        }
+        other => return Err(ProtocolError(format!("unexpected reply type byte {:?}", other as char))),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_commands() {
+        let mut buf = Vec::new();
+        CommandWriter::new(&mut buf, 3).arg(b"SET").arg(b"k").int(-42);
+        assert_eq!(buf, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\n-42\r\n");
+    }
+
+    #[test]
+    fn parses_resp2_and_resp3() {
+        let cases: Vec<(&[u8], Value)> = vec![
+            (b"+OK\r\n", Value::Status("OK".into())),
+            (b"-WRONGTYPE Operation\r\n", Value::Error("WRONGTYPE Operation".into())),
+            (b":12\r\n", Value::Int(12)),
+            (b"$-1\r\n", Value::Nil),
+            (b"$3\r\nabc\r\n", Value::Bulk(b"abc".to_vec())),
+            (b"*2\r\n$1\r\na\r\n:1\r\n", Value::Array(vec![Value::Bulk(b"a".to_vec()), Value::Int(1)])),
+            (b"_\r\n", Value::Nil),
+            (b"#t\r\n", Value::Bool(true)),
+            (b",1.5\r\n", Value::Double(1.5)),
+            (b"%1\r\n+a\r\n:1\r\n", Value::Map(vec![(Value::Status("a".into()), Value::Int(1))])),
+            (b">2\r\n+x\r\n+y\r\n", Value::Push(vec![Value::Status("x".into()), Value::Status("y".into())])),
+            (b"|1\r\n+k\r\n+v\r\n:5\r\n", Value::Int(5)),
+        ];
+        for (bytes, want) in cases {
+            let (v, used) = parse(bytes).unwrap().unwrap();
+            assert_eq!(v, want, "{}", String::from_utf8_lossy(bytes));
+            assert_eq!(used, bytes.len());
+        }
+        assert_eq!(Value::Error("MOVED 1 h:1".into()).error_class(), Some("MOVED"));
+    }
+
+    #[test]
+    fn incomplete_and_garbage_input() {
+        for partial in [&b"$3\r\nab"[..], b"*2\r\n:1\r\n", b"+OK", b""] {
+            assert_eq!(parse(partial).unwrap(), None, "{:?}", partial);
+        }
+        assert!(parse(b"?what\r\n").is_err());
+        assert!(parse(b":x\r\n").is_err());
+    }
+}

@@ -1,0 +1,254 @@
+//! The eight workloads behind one type. A workload is pure encode/decode: `prepare` writes the
+//! next operation's command(s) into a buffer, `classify` turns the replies into outcomes. The
+//! executor does the I/O, so a ninth workload is one file and one match arm here.
+
+pub mod basic;
+mod hash;
+mod high_throughput;
+mod list;
+mod pipeline;
+pub mod pubsub;
+mod set;
+mod sorted_set;
+
+use std::sync::Arc;
+
+use rand::RngExt;
+
+use crate::keys::{KeyPicker, Rng, ValueMaker};
+use crate::metrics::Outcome;
+use crate::scenario::model::{Keyspace, Workload as WorkloadSpec, WorkloadKind};
+use crate::target::resp::Value;
+
+/// Per-worker, per-workload state: key picker and scratch buffers (no allocation per operation).
+pub struct WorkerState {
+    /// Picks key indexes.
+    pub picker: KeyPicker,
+    /// Scratch for building a key.
+    pub key: Vec<u8>,
+    /// Scratch for building a value.
+    pub value: Vec<u8>,
+    /// The operations inside the current pipeline batch.
+    pub batch: Vec<u16>,
+    /// This worker's write counter (stamps values; pub/sub sequence numbers).
+    pub seq: u64,
+    /// Worker id.
+    pub worker: usize,
+    /// Number of workers that may write (for verify partitioning).
+    pub writers: usize,
+}
+
+/// What `prepare` produced.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Prepared {
+    /// The operation whose latency is recorded.
+    pub op: u16,
+    /// Replies to read.
+    pub replies: usize,
+    /// For `verify`: key index and value digest of a SET (or `u64::MAX` digest for a DEL).
+    pub ack: Option<(u64, u64)>,
+}
+
+/// A weighted choice among operations.
+#[derive(Debug, Clone)]
+pub struct Weighted {
+    cumulative: Vec<f64>,
+}
+
+impl Weighted {
+    /// From weights (zero weights are never chosen).
+    pub fn new(weights: impl IntoIterator<Item = f64>) -> Weighted {
+        let mut total = 0.0;
+        let cumulative = weights
+            .into_iter()
+            .map(|w| {
+                total += w.max(0.0);
+                total
+            })
+            .collect();
+        Weighted { cumulative }
+    }
+
+    /// Picks an index.
+    pub fn pick(&self, rng: &mut Rng) -> usize {
+        let total = *self.cumulative.last().unwrap_or(&0.0);
+        let x = rng.random::<f64>() * total;
+        self.cumulative.partition_point(|c| *c <= x).min(self.cumulative.len().saturating_sub(1))
+    }
+}
+
+/// A workload ready to run.
+pub struct Workload {
+    /// Name from the scenario.
+    pub name: String,
+    /// Keyspace.
+    pub keyspace: Keyspace,
+    /// Operation names; an operation's index in this list is its id.
+    pub ops: Vec<&'static str>,
+    values: ValueMaker,
+    prefix: Vec<u8>,
+    ttl_ms: Option<u64>,
+    kind: Kind,
+    /// Whether acknowledged writes are remembered and read back.
+    pub verify: bool,
+}
+
+enum Kind {
+    Basic(basic::Basic),
+    HighThroughput(high_throughput::HighThroughput),
+    List(list::List),
+    Set(set::Set),
+    SortedSet(sorted_set::SortedSet),
+    Hash(hash::Hash),
+    Pipeline(pipeline::Pipeline),
+    Pubsub(Arc<pubsub::PubSub>),
+}
+
+impl Workload {
+    /// Builds the runtime form of a scenario workload. `index` is its position in the scenario.
+    pub fn new(spec: &WorkloadSpec, index: usize, max_workers: usize) -> Workload {
+        let (kind, ops, verify): (Kind, Vec<&'static str>, bool) = match &spec.kind {
+            WorkloadKind::Basic(b) => (Kind::Basic(basic::Basic::new(b)), basic::OPS.to_vec(), b.verify),
+            WorkloadKind::HighThroughput(h) => (Kind::HighThroughput(high_throughput::HighThroughput::new(h)), high_throughput::OPS.to_vec(), false),
+            WorkloadKind::List(l) => (Kind::List(list::List::new(l)), list::OPS.to_vec(), false),
+            WorkloadKind::Set(x) => (Kind::Set(set::Set::new(x)), set::OPS.to_vec(), false),
+            WorkloadKind::SortedSet(z) => (Kind::SortedSet(sorted_set::SortedSet::new(z)), sorted_set::OPS.to_vec(), false),
+            WorkloadKind::Hash(h) => (Kind::Hash(hash::Hash::new(h)), hash::OPS.to_vec(), false),
+            WorkloadKind::Pipeline(p) => {
+                let pl = pipeline::Pipeline::new(p);
+                let ops = pl.ops();
+                (Kind::Pipeline(pl), ops, false)
+            }
+            WorkloadKind::Pubsub(p) => (Kind::Pubsub(Arc::new(pubsub::PubSub::new(p, &spec.keyspace.prefix, index, max_workers))), pubsub::OPS.to_vec(), false),
+        };
+        Workload {
+            name: spec.name.clone(),
+            keyspace: spec.keyspace.clone(),
+            ops,
+            values: ValueMaker::new(spec.keyspace.value_size),
+            prefix: spec.keyspace.prefix.as_bytes().to_vec(),
+            ttl_ms: spec.keyspace.ttl.map(|t| t.as_millis().max(1) as u64),
+            kind,
+            verify,
+        }
+    }
+
+    /// Fresh per-worker state.
+    pub fn worker_state(&self, worker: usize, writers: usize) -> WorkerState {
+        WorkerState { picker: KeyPicker::new(&self.keyspace, worker), key: Vec::with_capacity(64), value: Vec::with_capacity(256), batch: Vec::new(), seq: 0, worker, writers }
+    }
+
+    /// The pub/sub side of a pubsub workload (subscribers, delivery accounting).
+    pub fn pubsub(&self) -> Option<&Arc<pubsub::PubSub>> {
+        match &self.kind {
+            Kind::Pubsub(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Writes the next operation into `buf`.
+    pub fn prepare(&self, st: &mut WorkerState, rng: &mut Rng, buf: &mut Vec<u8>, now_nanos: u64) -> Prepared {
+        let env = Env { prefix: &self.prefix, values: &self.values, ttl_ms: self.ttl_ms, verify: self.verify };
+        match &self.kind {
+            Kind::Basic(b) => b.prepare(&env, st, rng, buf),
+            Kind::HighThroughput(h) => h.prepare(&env, st, rng, buf),
+            Kind::List(l) => l.prepare(&env, st, rng, buf),
+            Kind::Set(x) => x.prepare(&env, st, rng, buf),
+            Kind::SortedSet(z) => z.prepare(&env, st, rng, buf),
+            Kind::Hash(h) => h.prepare(&env, st, rng, buf),
+            Kind::Pipeline(p) => p.prepare(&env, st, rng, buf),
+            Kind::Pubsub(p) => p.prepare(st, rng, buf, now_nanos),
+        }
+    }
+
+    /// Reports each outcome of the replies through `sink(op, outcome, timed)`; `timed` says whether
+    /// the operation's latency goes into its histogram (false for commands inside a batch).
+    pub fn classify(&self, p: &Prepared, st: &WorkerState, replies: &[Value], sink: &mut dyn FnMut(u16, Outcome, bool)) {
+        match &self.kind {
+            Kind::HighThroughput(_) => {
+                for (i, op) in st.batch.iter().enumerate() {
+                    sink(*op, single_outcome(replies.get(i..=i).unwrap_or(&[]), true), true);
+                }
+            }
+            Kind::Pipeline(pl) => pl.classify(p, st, replies, sink),
+            Kind::Pubsub(ps) => {
+                let outcome = single_outcome(replies, false);
+                if outcome == Outcome::Ok {
+                    ps.published(st.worker);
+                }
+                sink(p.op, outcome, true);
+            }
+            _ => sink(p.op, single_outcome(replies, true), true),
+        }
+    }
+
+    /// Reports a round trip that produced no replies (timeout, connection, pool) for every
+    /// operation it carried.
+    pub fn fail(&self, p: &Prepared, st: &WorkerState, outcome: Outcome, sink: &mut dyn FnMut(u16, Outcome, bool)) {
+        match &self.kind {
+            Kind::HighThroughput(_) => st.batch.iter().for_each(|op| sink(*op, outcome, true)),
+            Kind::Pipeline(pl) => {
+                pl.each_command(st, |_| outcome, sink);
+                sink(p.op, outcome, true);
+            }
+            _ => sink(p.op, outcome, true),
+        }
+    }
+}
+
+/// Appends `PEXPIRE key ttl` when the keyspace has a TTL; returns the replies it adds.
+fn expire(env: &Env<'_>, key: &[u8], buf: &mut Vec<u8>) -> usize {
+    match env.ttl_ms {
+        Some(ttl) => {
+            crate::target::resp::CommandWriter::new(buf, 3).arg(b"PEXPIRE").arg(key).int(ttl as i64);
+            1
+        }
+        None => 0,
+    }
+}
+
+/// What every encoder needs from its workload.
+pub struct Env<'a> {
+    prefix: &'a [u8],
+    values: &'a ValueMaker,
+    ttl_ms: Option<u64>,
+    verify: bool,
+}
+
+/// The outcome of an operation from its replies: any error reply wins; a nil first reply is a miss
+/// (for reads); anything else is ok.
+pub fn single_outcome(replies: &[Value], nil_is_miss: bool) -> Outcome {
+    if let Some(class) = replies.iter().find_map(Value::error_class) {
+        return Outcome::server_error(class);
+    }
+    match replies.first() {
+        Some(Value::Nil) if nil_is_miss => Outcome::Miss,
+        _ => Outcome::Ok,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::worker_rng;
+
+    #[test]
+    fn weighted_choice_follows_weights_and_skips_zeros() {
+        let w = Weighted::new([1.0, 0.0, 3.0]);
+        let mut rng = worker_rng(3, 0);
+        let mut counts = [0usize; 3];
+        for _ in 0..40_000 {
+            counts[w.pick(&mut rng)] += 1;
+        }
+        assert_eq!(counts[1], 0);
+        let share = counts[2] as f64 / 40_000.0;
+        assert!((0.73..0.77).contains(&share), "{counts:?}");
+    }
+
+    #[test]
+    fn outcomes_from_replies() {
+        assert_eq!(single_outcome(&[Value::Nil], true), Outcome::Miss);
+        assert_eq!(single_outcome(&[Value::Nil], false), Outcome::Ok);
+        assert_eq!(single_outcome(&[Value::Status("OK".into()), Value::Error("OOM no".into())], true), Outcome::server_error("OOM"));
+    }
+}

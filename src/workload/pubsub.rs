@@ -1,0 +1,279 @@
+//! `pubsub`: workers PUBLISH through the pool; subscribers hold their own connections for the whole
+//! run (SUBSCRIBE to every channel, or PSUBSCRIBE to a pattern). Every message carries its
+//! publisher, sequence number and send time, so each subscriber can count what it received, lost,
+//! saw twice or out of order, and the end-to-end delivery latency is recorded as RECEIVE.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::RngExt;
+use tokio::sync::{Notify, watch};
+
+use super::{Prepared, WorkerState};
+use crate::keys::{Rng, push_decimal};
+use crate::metrics::{ErrorClass, OpKey, Outcome, RunMetrics};
+use crate::scenario::raw::PubsubSpec;
+use crate::target::conn::{Conn, ConnectSpec};
+use crate::target::resp::{self, Value};
+
+/// Operation names, by id.
+pub const OPS: [&str; 2] = ["PUBLISH", "RECEIVE"];
+const RECEIVE: u16 = 1;
+const MAGIC: &[u8] = b"rtps:";
+
+/// What one subscriber saw.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SubscriberStats {
+    /// Subscriber number within its workload.
+    pub subscriber: usize,
+    /// Messages received (duplicates included).
+    pub received: u64,
+    /// Messages published (and acknowledged) that never arrived.
+    pub lost: u64,
+    /// Messages received more than once.
+    pub duplicates: u64,
+    /// Messages that arrived after a later one from the same publisher.
+    pub out_of_order: u64,
+    /// Times the subscriber had to reconnect.
+    pub reconnects: u64,
+}
+
+/// Shared state of a pubsub workload.
+pub struct PubSub {
+    channels: Vec<Vec<u8>>,
+    pattern: Option<Vec<u8>>,
+    /// Number of subscriber connections.
+    pub subscribers: usize,
+    message_size: usize,
+    workload: u16,
+    published: Vec<AtomicU64>,
+    distinct: Vec<AtomicU64>,
+    results: Mutex<Vec<SubscriberStats>>,
+    draining: AtomicBool,
+    progress: Notify,
+}
+
+impl PubSub {
+    /// From the scenario's options; `prefix` namespaces the channels like keys.
+    pub fn new(spec: &PubsubSpec, prefix: &str, workload: usize, max_workers: usize) -> PubSub {
+        let channels = (0..spec.channels).map(|i| format!("{prefix}ch:{i}").into_bytes()).collect();
+        PubSub {
+            channels,
+            pattern: spec.pattern.then(|| format!("{prefix}ch:*").into_bytes()),
+            subscribers: spec.subscribers as usize,
+            message_size: spec.message_size.0 as usize,
+            workload: workload as u16,
+            published: (0..max_workers.max(1)).map(|_| AtomicU64::new(0)).collect(),
+            distinct: (0..spec.subscribers).map(|_| AtomicU64::new(0)).collect(),
+            results: Mutex::new(Vec::new()),
+            draining: AtomicBool::new(false),
+            progress: Notify::new(),
+        }
+    }
+
+    /// Writes a PUBLISH of the next message; `now_nanos` is the send time on the run clock.
+    pub fn prepare(&self, st: &mut WorkerState, rng: &mut Rng, buf: &mut Vec<u8>, now_nanos: u64) -> Prepared {
+        let ch = &self.channels[rng.random_range(0..self.channels.len())];
+        st.seq += 1;
+        let payload = &mut st.value;
+        payload.clear();
+        payload.extend_from_slice(MAGIC);
+        push_decimal(payload, st.worker as u64);
+        payload.push(b':');
+        push_decimal(payload, st.seq);
+        payload.push(b':');
+        push_decimal(payload, now_nanos);
+        payload.push(b':');
+        while payload.len() < self.message_size {
+            payload.push(b'x');
+        }
+        resp::CommandWriter::new(buf, 3).arg(b"PUBLISH").arg(ch).arg(payload);
+        Prepared { op: 0, replies: 1, ack: None }
+    }
+
+    /// Counts an acknowledged PUBLISH from `worker`.
+    pub fn published(&self, worker: usize) {
+        if let Some(c) = self.published.get(worker) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn total_published(&self) -> u64 {
+        self.published.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// After publishing stops: waits until every subscriber has every acknowledged message, or `limit`.
+    pub async fn drain(&self, limit: Duration) {
+        self.draining.store(true, Ordering::SeqCst);
+        let want = self.total_published();
+        let _ = tokio::time::timeout(limit, async {
+            loop {
+                let notified = self.progress.notified();
+                if self.distinct.iter().all(|d| d.load(Ordering::Relaxed) >= want) {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await;
+    }
+
+    /// Per-subscriber results, with losses computed against acknowledged publishes.
+    pub fn results(&self) -> Vec<SubscriberStats> {
+        let published = self.total_published();
+        let mut out = self.results.lock().expect("pubsub lock").clone();
+        for s in &mut out {
+            s.lost = published.saturating_sub(s.received - s.duplicates);
+        }
+        out.sort_by_key(|s| s.subscriber);
+        out
+    }
+
+    fn subscribe_command(&self) -> (Vec<u8>, usize) {
+        let mut buf = Vec::new();
+        match &self.pattern {
+            Some(p) => {
+                resp::command(&mut buf, &[b"PSUBSCRIBE", p]);
+                (buf, 1)
+            }
+            None => {
+                let mut args: Vec<&[u8]> = vec![b"SUBSCRIBE"];
+                args.extend(self.channels.iter().map(Vec::as_slice));
+                resp::command(&mut buf, &args);
+                (buf, self.channels.len())
+            }
+        }
+    }
+}
+
+/// Where a subscriber reports to.
+pub struct SubscriberCtx {
+    /// Run measurements.
+    pub metrics: Arc<RunMetrics>,
+    /// Nanoseconds since the run clock's start, and the phase index at that moment.
+    pub clock: Arc<dyn Fn() -> (u64, u16) + Send + Sync>,
+    /// Becomes true when the run is over.
+    pub stop: watch::Receiver<bool>,
+    /// Reconnect pause after a failure.
+    pub backoff: Duration,
+}
+
+/// Runs one subscriber until `stop`; `ready` is sent once the subscription is confirmed.
+pub async fn subscriber(ps: Arc<PubSub>, id: usize, spec: ConnectSpec, mut ctx: SubscriberCtx, ready: tokio::sync::oneshot::Sender<Result<(), String>>) {
+    let mut stats = SubscriberStats { subscriber: id, ..Default::default() };
+    let mut last: HashMap<u64, u64> = HashMap::new();
+    let mut ready = Some(ready);
+    let (cmd, confirmations) = ps.subscribe_command();
+    'connect: while !*ctx.stop.borrow() {
+        let conn = async {
+            let mut c = Conn::connect(&spec).await?;
+            c.send_only(&cmd).await?;
+            for _ in 0..confirmations {
+                c.read_value().await?;
+            }
+            Ok::<Conn, crate::target::conn::ConnError>(c)
+        }
+        .await;
+        let mut conn = match conn {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(r) = ready.take() {
+                    let _ = r.send(Err(e.to_string()));
+                    return;
+                }
+                stats.reconnects += 1;
+                tokio::select! {
+                    _ = tokio::time::sleep(ctx.backoff) => continue 'connect,
+                    _ = ctx.stop.changed() => break 'connect,
+                }
+            }
+        };
+        if let Some(r) = ready.take() {
+            let _ = r.send(Ok(()));
+        }
+        loop {
+            let value = tokio::select! {
+                v = conn.read_value() => v,
+                _ = ctx.stop.changed() => break 'connect,
+            };
+            match value {
+                Ok(v) => {
+                    if let Some(payload) = message_payload(&v) {
+                        ps_receive(&ps, id, payload, &mut stats, &mut last, &ctx);
+                    }
+                }
+                Err(_) => {
+                    let (_, phase) = (ctx.clock)();
+                    ctx.metrics.record(OpKey { phase, workload: ps.workload, op: RECEIVE }, Outcome::Error(ErrorClass::Connection), None, None);
+                    stats.reconnects += 1;
+                    continue 'connect;
+                }
+            }
+        }
+    }
+    ps.results.lock().expect("pubsub lock").push(stats);
+}
+
+fn ps_receive(ps: &PubSub, id: usize, payload: &[u8], stats: &mut SubscriberStats, last: &mut HashMap<u64, u64>, ctx: &SubscriberCtx) {
+    let Some((publisher, seq, sent)) = parse_header(payload) else { return };
+    let (now, phase) = (ctx.clock)();
+    let latency_us = now.saturating_sub(sent) / 1_000;
+    ctx.metrics.record(OpKey { phase, workload: ps.workload, op: RECEIVE }, Outcome::Ok, Some(latency_us), None);
+    stats.received += 1;
+    let prev = last.entry(publisher).or_insert(0);
+    if seq == *prev {
+        stats.duplicates += 1;
+    } else if seq < *prev {
+        stats.out_of_order += 1;
+        ps.distinct[id].fetch_add(1, Ordering::Relaxed);
+    } else {
+        *prev = seq;
+        ps.distinct[id].fetch_add(1, Ordering::Relaxed);
+    }
+    if ps.draining.load(Ordering::Relaxed) {
+        ps.progress.notify_waiters();
+    }
+}
+
+/// The payload of a `message` / `pmessage` push (RESP2 array or RESP3 push).
+fn message_payload(v: &Value) -> Option<&[u8]> {
+    let items = match v {
+        Value::Array(items) | Value::Push(items) => items,
+        _ => return None,
+    };
+    match items.first()?.as_bytes()? {
+        b"message" => items.get(2)?.as_bytes(),
+        b"pmessage" => items.get(3)?.as_bytes(),
+        _ => None,
+    }
+}
+
+/// Reads `rtps:<publisher>:<seq>:<sent_nanos>:`.
+pub fn parse_header(payload: &[u8]) -> Option<(u64, u64, u64)> {
+    let rest = payload.strip_prefix(MAGIC)?;
+    let mut parts = rest.splitn(4, |b| *b == b':');
+    let mut num = || std::str::from_utf8(parts.next()?).ok()?.parse::<u64>().ok();
+    Some((num()?, num()?, num()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_round_trip_and_messages_are_recognised() {
+        let spec = PubsubSpec { weight: 1.0, keyspace: Default::default(), channels: 2, subscribers: 1, pattern: false, message_size: crate::units::ByteSize(64) };
+        let ps = PubSub::new(&spec, "p:", 0, 4);
+        let ws = crate::scenario::model::Keyspace { prefix: "p:".into(), keys: 1, distribution: Default::default(), value_size: (1, 1), ttl: None };
+        let mut st = WorkerState { picker: crate::keys::KeyPicker::new(&ws, 0), key: vec![], value: vec![], batch: vec![], seq: 0, worker: 3, writers: 4 };
+        let mut buf = Vec::new();
+        ps.prepare(&mut st, &mut crate::keys::worker_rng(1, 3), &mut buf, 123_456);
+        assert_eq!(st.value.len(), 64);
+        assert_eq!(parse_header(&st.value), Some((3, 1, 123_456)));
+        let msg = Value::Array(vec![Value::Bulk(b"message".to_vec()), Value::Bulk(b"p:ch:0".to_vec()), Value::Bulk(st.value.clone())]);
+        assert_eq!(message_payload(&msg), Some(st.value.as_slice()));
+        assert_eq!(message_payload(&Value::Array(vec![Value::Bulk(b"subscribe".to_vec())])), None);
+    }
+}
