@@ -111,6 +111,12 @@ impl OpStats {
         self.ok + self.errors.values().sum::<u64>()
     }
 
+    /// Whether this row's operations are timed (scheduled operations and batches). Commands counted
+    /// inside a pipeline batch are not: phase totals and rates count each batch once.
+    pub fn timed(&self) -> bool {
+        !self.latency.is_empty()
+    }
+
     /// Failed operations.
     pub fn error_count(&self) -> u64 {
         self.errors.values().sum()

@@ -308,3 +308,11 @@ fn set_overrides_are_typed_by_the_schema_and_located() {
     assert_eq!(out.code, Some(2), "{}", out.all());
     assert!(out.stderr.contains("has no entry named `nope`"), "{}", out.all());
 }
+
+#[test]
+fn report_schema_is_committed_byte_for_byte() {
+    let out = run(&["schema", "--report"]);
+    assert_eq!(out.code, Some(0));
+    let committed = std::fs::read_to_string(repo().join("schemas/report.schema.json")).unwrap();
+    assert!(out.stdout == committed, "schemas/report.schema.json is stale: run `redis-test schema --report > schemas/report.schema.json`");
+}

@@ -65,7 +65,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
         let _ = stop_tx.send(true);
     });
     let seed = args.seed.unwrap_or_else(|| SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
-    let result = executor::run(plan, scenario, &deployment, stop_rx, seed).await;
+    let result = executor::run(plan, scenario, &deployment, stop_rx, seed, !args.quiet).await;
     signals.abort();
     let result = match result {
         Ok(r) => r,

@@ -100,7 +100,7 @@ pub enum RunError {
 }
 
 /// Runs the plan against a prepared deployment.
-pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, mut stop: watch::Receiver<bool>, seed: u64) -> Result<RunResult, RunError> {
+pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, mut stop: watch::Receiver<bool>, seed: u64, progress: bool) -> Result<RunResult, RunError> {
     let metrics = Arc::new(RunMetrics::new());
     let max_workers = plan.max_workers() as usize;
     let workloads: Vec<Workload> = scenario.workloads.iter().enumerate().map(|(i, w)| Workload::new(w, i, max_workers)).collect();
@@ -157,6 +157,7 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, mut 
         writers: max_workers.max(1),
     });
 
+    let announcer = progress.then(|| tokio::spawn(announce_phases(plan.clone(), t0)));
     let (collector_stop_tx, collector_stop) = watch::channel(false);
     let collector = tokio::spawn(collect_series(Arc::clone(&metrics), t0, collector_stop));
     let workers: Vec<_> = (0..max_workers).map(|id| tokio::spawn(worker::run(id, Arc::clone(&shared), stop.clone()))).collect();
@@ -169,6 +170,9 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, mut 
         }
     }
     let interrupted = *stop.borrow_and_update();
+    if let Some(a) = announcer {
+        a.abort();
+    }
     let ended = t0.elapsed();
     pacer_stop.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || pacer.join()).await;
@@ -227,6 +231,16 @@ fn point(t: f64, secs: f64, iv: &crate::metrics::IntervalStats) -> TimePoint {
         p50_us: if iv.latency.is_empty() { 0 } else { iv.latency.value_at_quantile(0.5) },
         p99_us: if iv.latency.is_empty() { 0 } else { iv.latency.value_at_quantile(0.99) },
         errors: iv.errors,
+    }
+}
+
+/// Prints a line as each phase starts (stderr, so that stdout stays the summary).
+async fn announce_phases(plan: Plan, t0: Instant) {
+    for p in &plan.phases {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(t0 + p.start)).await;
+        let rate = p.rate.map_or_else(|| "closed loop".to_owned(), |r| if r.from == r.to { format!("{} ops/s", r.from) } else { format!("{}→{} ops/s", r.from, r.to) });
+        let workers = if p.workers.from == p.workers.to { p.workers.from.to_string() } else { format!("{}→{}", p.workers.from, p.workers.to) };
+        eprintln!("redis-test: phase {} started ({}, {workers} workers, {rate})", p.name, crate::units::format_duration(p.duration));
     }
 }
 

@@ -103,7 +103,7 @@ pub struct PhaseReport {
     pub scheduled: Option<u64>,
     /// Open loop: scheduled operations not started before the phase ended (the load fell behind).
     pub backlog: Option<u64>,
-    /// Operations (for pipelines, the commands inside the batches too).
+    /// Scheduled operations (a pipeline batch counts once; its commands are in its rows).
     pub count: u64,
     /// Failed operations.
     pub errors: u64,
@@ -293,9 +293,11 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
             let (mut count, mut errors) = (0, 0);
             for (key, stats) in run.rows.range(crate::metrics::OpKey { phase: pi as u16, workload: 0, op: 0 }..crate::metrics::OpKey { phase: pi as u16 + 1, workload: 0, op: 0 }) {
                 let (wname, ops) = &run.workloads[key.workload as usize];
-                count += stats.count();
-                errors += stats.error_count();
-                total.merge(stats);
+                if stats.timed() {
+                    count += stats.count();
+                    errors += stats.error_count();
+                    total.merge(stats);
+                }
                 operations.push(OpReport {
                     workload: wname.clone(),
                     operation: ops.get(key.op as usize).copied().unwrap_or("?").to_owned(),

@@ -72,7 +72,8 @@ fn observe(t: &Threshold, plan: &Plan, run: &RunResult, report: &Report) -> Opti
     let mut merged = OpStats::default();
     let mut any = false;
     for (k, s) in &run.rows {
-        if in_scope(k.phase, k.workload, k.op) {
+        // Without an operation in scope, count scheduled operations (a batch once, not its commands).
+        if in_scope(k.phase, k.workload, k.op) && (s.timed() || t.operation.is_some()) {
             merged.merge(s);
             any = true;
         }

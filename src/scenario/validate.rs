@@ -366,6 +366,9 @@ fn workloads(c: &mut Checker<'_>, raw: &RawScenario) -> Vec<Workload> {
             RawWorkload::Basic(b) if b.read_ratio + b.delete_ratio + b.incr_ratio > 1.0 + 1e-9 => {
                 c.err(wp.key("read_ratio"), format!("read_ratio + delete_ratio + incr_ratio = {:.3}; they must add up to at most 1 (SET gets the rest)", b.read_ratio + b.delete_ratio + b.incr_ratio));
             }
+            RawWorkload::Basic(b) if b.verify && keyspace.ttl.is_some() => {
+                c.err(wp.key("verify"), "`verify` cannot be combined with a keyspace `ttl`: expired keys would count as lost writes");
+            }
             RawWorkload::Pubsub(ps) if ps.message_size.0 < MIN_MESSAGE_SIZE => {
                 c.err(wp.key("message_size"), format!("must be at least {MIN_MESSAGE_SIZE}B: each message carries a header"));
             }

@@ -82,3 +82,115 @@ pub fn scratch(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// A redis-server started for one test on a free loopback port; killed when dropped.
+pub struct RedisServer {
+    child: std::process::Child,
+    /// Its port.
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl RedisServer {
+    /// Starts redis-server with extra config lines and waits for "Ready to accept connections".
+    pub fn start(extra: &[&str]) -> RedisServer {
+        for _ in 0..3 {
+            if let Some(s) = Self::try_start(extra) {
+                return s;
+            }
+        }
+        panic!("redis-server did not start (is it installed? scripts/install-deps installs it)");
+    }
+
+    fn try_start(extra: &[&str]) -> Option<RedisServer> {
+        use std::io::BufRead;
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("redis-{port}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).ok()?;
+        let mut conf = format!("port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\nlogfile \"\"\n", dir.display());
+        for line in extra {
+            conf.push_str(line);
+            conf.push('\n');
+        }
+        std::fs::write(dir.join("redis.conf"), conf).ok()?;
+        let mut child = Command::new("redis-server").arg(dir.join("redis.conf")).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("redis-server is installed");
+        let stdout = child.stdout.take()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut ready_sent = false;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if !ready_sent && line.contains("Ready to accept connections") {
+                    let _ = tx.send(true);
+                    ready_sent = true;
+                }
+            }
+            let _ = tx.send(false);
+        });
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(true) => Some(RedisServer { child, port, dir }),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                None
+            }
+        }
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs redis-cli against this server and returns its stdout (raw, no formatting).
+    pub fn cli(&self, args: &[&str]) -> String {
+        self.cli_auth(None, args)
+    }
+
+    /// Runs redis-cli with a password.
+    pub fn cli_auth(&self, password: Option<&str>, args: &[&str]) -> String {
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "--no-raw"]);
+        if let Some(pw) = password {
+            cmd.env("REDISCLI_AUTH", pw);
+        }
+        let out = cmd.args(args).output().expect("redis-cli is installed");
+        assert!(out.status.success(), "redis-cli {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Parses a JSON report file.
+pub fn read_report(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("report {} unreadable: {e}", path.display()));
+    serde_json::from_str(&text).expect("the report is JSON")
+}
+
+/// Checks a report against the committed report schema.
+pub fn assert_report_valid(report: &serde_json::Value) {
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(repo().join("schemas/report.schema.json")).unwrap()).unwrap();
+    let validator = jsonschema::draft7::new(&schema).expect("the report schema compiles");
+    let errors: Vec<String> = validator.iter_errors(report).map(|e| format!("{}: {e}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "report does not match schemas/report.schema.json: {errors:?}");
+}
+
+/// Count of an operation in a phase of a report (0 when absent).
+pub fn op_count(report: &serde_json::Value, phase: &str, workload: &str, op: &str) -> u64 {
+    report["phases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["name"] == phase)
+        .flat_map(|p| p["operations"].as_array().into_iter().flatten())
+        .filter(|o| o["workload"] == workload && o["operation"] == op)
+        .map(|o| o["count"].as_u64().unwrap_or(0))
+        .sum()
+}
