@@ -250,3 +250,42 @@ fn an_exhausted_pool_fails_operations_as_pool_timeout_without_crashing() {
     assert!(timeouts > 0, "no pool_timeout counted: {}", report["phases"][0]);
     assert_eq!(report["connections"]["opened"], 1);
 }
+
+#[test]
+fn workload_results_hold_together() {
+    let server = RedisServer::start(&[]);
+    let dir = scratch("coherent");
+    let f = scenario(
+        &dir,
+        "c",
+        "name: c\ntarget: {url: redis://x}\nkeyspace: {keys: 50}\nworkloads:\n  b: {kind: basic, read_ratio: 0.5}\n  x: {kind: hash, fields: 5}\n  p: {kind: pipeline, depth: 5, commands: {set: 1, get: 1}}\nphases: [{name: p, duration: 2s, workers: 4, rate: 1500}]\n",
+    );
+    let out = apply(&dir, &[&f, "--target", &server.url(), "--json", "r.json", "--quiet"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let report = read_report(&dir.join("r.json"));
+    let row = |w: &str, op: &str| -> serde_json::Value {
+        report["phases"][0]["operations"].as_array().unwrap().iter().find(|o| o["workload"] == w && o["operation"] == op).cloned().unwrap_or_default()
+    };
+    // GETs read the keys SETs write: over 50 keys, most GETs hit.
+    let get = row("b", "GET");
+    let (gets, misses) = (get["count"].as_u64().unwrap(), get["miss"].as_u64().unwrap());
+    assert!(gets > 100 && misses * 2 < gets, "GET {gets} with {misses} misses");
+    let hget = row("x", "HGET");
+    assert!(hget["miss"].as_u64().unwrap() < hget["count"].as_u64().unwrap(), "{hget}");
+    // Every batch holds `depth` commands, each counted under its own name; the batch carries latency.
+    let batches = row("p", "PIPELINE")["count"].as_u64().unwrap();
+    let commands = row("p", "SET")["count"].as_u64().unwrap() + row("p", "GET")["count"].as_u64().unwrap();
+    assert_eq!(commands, 5 * batches);
+    assert!(row("p", "SET")["latency_us"].is_null(), "commands inside a batch carry no latency of their own");
+    assert!(row("p", "PIPELINE")["latency_us"]["p99"].as_u64().unwrap() > 0);
+    // The phase counts scheduled operations: 1500/s × 2 s, each batch once.
+    let count = report["phases"][0]["count"].as_u64().unwrap();
+    assert!((2940..=3060).contains(&count), "{count}");
+    assert_eq!(report["totals"]["errors"], 0);
+    // Service time never exceeds latency from the intended start.
+    for o in report["phases"][0]["operations"].as_array().unwrap() {
+        if let (Some(l), Some(s)) = (o["latency_us"]["p50"].as_u64(), o["service_time_us"]["p50"].as_u64()) {
+            assert!(s <= l, "{o}");
+        }
+    }
+}

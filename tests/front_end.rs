@@ -13,15 +13,16 @@ use redis_test::scenario::{LoadOptions, load};
 fn shipped_files() -> Vec<std::path::PathBuf> {
     let mut files = redis_test::scenario::files_in(&repo().join("scenarios")).unwrap();
     files.extend(redis_test::scenario::files_in(&repo().join("examples")).unwrap());
-    assert!(files.len() >= 11, "expected 9 scenarios and 2 examples, found {files:?}");
+    files.extend(redis_test::scenario::files_in(&repo().join("benches")).unwrap());
+    assert!(files.len() >= 12, "expected 9 scenarios, 2 examples and 1 benchmark, found {files:?}");
     files
 }
 
 #[test]
 fn every_shipped_scenario_and_example_validates() {
-    let out = run(&["validate", "scenarios", "examples"]);
+    let out = run(&["validate", "scenarios", "examples", "benches"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
-    assert!(out.stdout.contains("11 files: 11 valid, 0 invalid"), "{}", out.all());
+    assert!(out.stdout.contains("12 files: 12 valid, 0 invalid"), "{}", out.all());
 }
 
 #[test]
