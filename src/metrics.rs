@@ -151,10 +151,53 @@ impl Default for IntervalStats {
     }
 }
 
+/// Hashes an [`OpKey`] with one multiplication: the hot path looks rows up per command.
+#[derive(Default)]
+struct OpKeyHasher(u64);
+
+impl std::hash::Hasher for OpKeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u16(&mut self, n: u16) {
+        self.0 = (self.0.rotate_left(16) ^ u64::from(n)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 #[derive(Default)]
 struct ThreadRecorder {
-    ops: HashMap<OpKey, OpStats>,
+    ops: HashMap<OpKey, OpStats, std::hash::BuildHasherDefault<OpKeyHasher>>,
     interval: IntervalStats,
+}
+
+impl ThreadRecorder {
+    fn record(&mut self, key: OpKey, outcome: Outcome, latency_us: Option<u64>, service_us: Option<u64>) {
+        let stats = self.ops.entry(key).or_default();
+        match outcome {
+            Outcome::Ok => stats.ok += 1,
+            Outcome::Miss => {
+                stats.ok += 1;
+                stats.miss += 1;
+            }
+            Outcome::Error(class) => *stats.errors.entry(class.name()).or_default() += 1,
+        }
+        if let Some(l) = latency_us {
+            stats.latency.saturating_record(l.clamp(1, MAX_TRACKED_US));
+            self.interval.latency.saturating_record(l.clamp(1, MAX_TRACKED_US));
+        }
+        if let Some(s) = service_us {
+            stats.service.saturating_record(s.clamp(1, MAX_TRACKED_US));
+        }
+        if latency_us.is_some() || matches!(outcome, Outcome::Error(_)) {
+            self.interval.ops += 1;
+            self.interval.errors += u64::from(matches!(outcome, Outcome::Error(_)));
+        }
+    }
 }
 
 /// Connection counters, shared by pools and reported at the end.
@@ -216,26 +259,15 @@ impl RunMetrics {
 
     /// Records one outcome; `latency_us`/`service_us` are `None` for commands counted inside a batch.
     pub fn record(&self, key: OpKey, outcome: Outcome, latency_us: Option<u64>, service_us: Option<u64>) {
+        self.with_local(|rec| rec.record(key, outcome, latency_us, service_us));
+    }
+
+    /// Records every outcome of one round trip under one lock: `(op, outcome, timed)` items share
+    /// the round trip's latency and service time.
+    pub fn record_round_trip(&self, phase: u16, workload: u16, items: &[(u16, Outcome, bool)], latency_us: u64, service_us: u64) {
         self.with_local(|rec| {
-            let stats = rec.ops.entry(key).or_default();
-            match outcome {
-                Outcome::Ok => stats.ok += 1,
-                Outcome::Miss => {
-                    stats.ok += 1;
-                    stats.miss += 1;
-                }
-                Outcome::Error(class) => *stats.errors.entry(class.name()).or_default() += 1,
-            }
-            if let Some(l) = latency_us {
-                stats.latency.saturating_record(l.clamp(1, MAX_TRACKED_US));
-                rec.interval.latency.saturating_record(l.clamp(1, MAX_TRACKED_US));
-            }
-            if let Some(s) = service_us {
-                stats.service.saturating_record(s.clamp(1, MAX_TRACKED_US));
-            }
-            if latency_us.is_some() || matches!(outcome, Outcome::Error(_)) {
-                rec.interval.ops += 1;
-                rec.interval.errors += u64::from(matches!(outcome, Outcome::Error(_)));
+            for &(op, outcome, timed) in items {
+                rec.record(OpKey { phase, workload, op }, outcome, timed.then_some(latency_us), timed.then_some(service_us));
             }
         });
     }

@@ -12,7 +12,7 @@ use tokio::time::{Instant as TokioInstant, sleep_until};
 
 use super::Shared;
 use crate::keys::{Rng, worker_rng};
-use crate::metrics::{ErrorClass, OpKey, Outcome};
+use crate::metrics::{ErrorClass, Outcome};
 use crate::target::conn::ConnError;
 use crate::target::resp::Value;
 use crate::workload::{Prepared, WorkerState};
@@ -38,6 +38,7 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
     let mut states: Vec<Option<WorkerState>> = shared.workloads.iter().map(|_| None).collect();
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut replies: Vec<Value> = Vec::with_capacity(32);
+    let mut outcomes: Vec<(u16, Outcome, bool)> = Vec::with_capacity(32);
     let mut result = WorkerResult::default();
     for (pi, phase) in shared.plan.phases.iter().enumerate() {
         let Some((from, until)) = phase.active_window(id as u32) else { continue };
@@ -81,17 +82,14 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
             let done = Instant::now();
             let latency = done.saturating_duration_since(intended).as_micros() as u64;
             let service = done.saturating_duration_since(service_start).as_micros() as u64;
-            let mut main_outcome = None;
-            let mut sink = |op: u16, o: Outcome, timed: bool| {
-                if op == prepared.op {
-                    main_outcome = Some(o);
-                }
-                shared.metrics.record(OpKey { phase: pi as u16, workload: wi as u16, op }, o, timed.then_some(latency), timed.then_some(service));
-            };
+            outcomes.clear();
+            let mut sink = |op: u16, o: Outcome, timed: bool| outcomes.push((op, o, timed));
             match outcome {
                 Ok(()) => workload.classify(&prepared, st, &replies, &mut sink),
                 Err(class) => workload.fail(&prepared, st, Outcome::Error(class), &mut sink),
             }
+            shared.metrics.record_round_trip(pi as u16, wi as u16, &outcomes, latency, service);
+            let main_outcome = outcomes.iter().find(|(op, _, _)| *op == prepared.op).map(|(_, o, _)| *o);
             if let (Some((key, digest)), Some(Outcome::Ok)) = (prepared.ack, main_outcome) {
                 if result.acks.len() < MAX_ACKS_PER_WORKER || result.acks.contains_key(&(wi as u16, key)) {
                     result.acks.insert((wi as u16, key), digest);

@@ -1,6 +1,7 @@
 //! RESP2/RESP3 on the wire: commands are written straight into a reusable buffer, replies are
 //! parsed from the read buffer without copying more than the values themselves.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// A reply from the server.
@@ -8,8 +9,8 @@ use std::fmt::Write as _;
 pub enum Value {
     /// Null bulk / null array / RESP3 null.
     Nil,
-    /// `+OK` and other simple strings.
-    Status(String),
+    /// `+OK` and other simple strings (the common ones without allocating).
+    Status(Cow<'static, str>),
     /// A bulk string.
     Bulk(Vec<u8>),
     /// An integer.
@@ -157,13 +158,18 @@ fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Option<Value>, 
     let head = &buf[start..end];
     let text = || String::from_utf8_lossy(head).into_owned();
     Ok(Some(match tag {
-        b'+' => Value::Status(text()),
+        b'+' => Value::Status(match head {
+            b"OK" => Cow::Borrowed("OK"),
+            b"QUEUED" => Cow::Borrowed("QUEUED"),
+            b"PONG" => Cow::Borrowed("PONG"),
+            _ => Cow::Owned(text()),
+        }),
         b'-' => Value::Error(text()),
         b':' => Value::Int(int_of(head)?),
         b'_' => Value::Nil,
         b'#' => Value::Bool(head == b"t"),
         b',' => Value::Double(text().parse().map_err(|_| ProtocolError("bad double".into()))?),
-        b'(' => Value::Status(text()),
+        b'(' => Value::Status(Cow::Owned(text())),
         b'$' | b'=' | b'!' => {
             let len = int_of(head)?;
             if len < 0 {
