@@ -1,13 +1,53 @@
 //! One connection to a Redis server: connect, handshake (AUTH/HELLO/SELECT/SETNAME), and
 //! request/response on the caller's task — no background task, no channel hop per command.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 use super::resp::{self, CommandWriter, Value};
+use super::tls::{self, TlsSettings};
 use crate::scenario::model::{HostPort, Protocol, Secret};
+
+/// A plain or TLS byte stream.
+enum Stream {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
 
 /// Why a command produced no reply.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -21,9 +61,27 @@ pub enum ConnError {
     /// The server's bytes do not parse.
     #[error("{0}")]
     Protocol(#[from] resp::ProtocolError),
+    /// The TLS handshake failed (untrusted certificate, wrong name, client certificate refused).
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
     /// The handshake was refused (wrong password, unknown user, no such database).
     #[error("{0}")]
     Rejected(String),
+}
+
+/// Classifies an I/O error: TLS alerts surface as I/O errors on the first read or write.
+fn io_error(e: &std::io::Error) -> ConnError {
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        Some(tls) => {
+            let hint = match tls {
+                rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired) => " (the server requires a client certificate: set `tls.cert` and `tls.key`)",
+                rustls::Error::AlertReceived(rustls::AlertDescription::UnknownCA | rustls::AlertDescription::BadCertificate) => " (the server does not trust the client certificate)",
+                _ => "",
+            };
+            ConnError::Tls(format!("{tls}{hint}"))
+        }
+        None => ConnError::Io(e.to_string()),
+    }
 }
 
 /// How to open and set up connections.
@@ -43,11 +101,13 @@ pub struct ConnectSpec {
     pub client_name: String,
     /// Limit for TCP connect plus handshake.
     pub connect_timeout: Duration,
+    /// TLS, when on.
+    pub tls: Option<TlsSettings>,
 }
 
 /// An open connection.
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     rbuf: Vec<u8>,
     rstart: usize,
     /// Scratch buffer callers encode commands into.
@@ -68,6 +128,15 @@ impl Conn {
     async fn connect_inner(spec: &ConnectSpec) -> Result<Conn, ConnError> {
         let stream = TcpStream::connect((spec.addr.host.as_str(), spec.addr.port)).await.map_err(|e| ConnError::Io(format!("cannot connect to {}: {e}", spec.addr)))?;
         stream.set_nodelay(true).map_err(|e| ConnError::Io(e.to_string()))?;
+        let stream = match &spec.tls {
+            None => Stream::Tcp(stream),
+            Some(settings) => {
+                let name = tls::server_name(settings, &spec.addr.host).map_err(ConnError::Tls)?;
+                let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(&settings.config));
+                let s = connector.connect(name, stream).await.map_err(|e| ConnError::Tls(e.to_string()))?;
+                Stream::Tls(Box::new(s))
+            }
+        };
         let mut conn = Conn { stream, rbuf: Vec::with_capacity(16 * 1024), rstart: 0, wbuf: Vec::with_capacity(4096), broken: false, last_used: Instant::now() };
         conn.handshake(spec).await?;
         Ok(conn)
@@ -136,7 +205,7 @@ impl Conn {
     }
 
     async fn roundtrip_inner(&mut self, bytes: &[u8], replies: usize, out: &mut Vec<Value>) -> Result<(), ConnError> {
-        self.stream.write_all(bytes).await.map_err(|e| ConnError::Io(e.to_string()))?;
+        self.stream.write_all(bytes).await.map_err(|e| io_error(&e))?;
         for _ in 0..replies {
             out.push(self.read_value().await?);
         }
@@ -165,7 +234,7 @@ impl Conn {
             }
             let n = self.stream.read_buf(&mut self.rbuf).await.map_err(|e| {
                 self.broken = true;
-                ConnError::Io(e.to_string())
+                io_error(&e)
             })?;
             if n == 0 {
                 self.broken = true;

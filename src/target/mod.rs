@@ -4,6 +4,7 @@
 pub mod conn;
 pub mod local;
 pub mod resp;
+pub mod tls;
 
 use crate::scenario::model::{Connections, Endpoint, LocalTopology, Mode, Target};
 use conn::{Conn, ConnError, ConnectSpec};
@@ -31,6 +32,14 @@ pub enum TargetError {
         /// The server's error.
         msg: String,
     },
+    /// TLS could not be set up or the handshake failed.
+    #[error("TLS with the target {addr} failed: {msg}")]
+    Tls {
+        /// Address tried.
+        addr: String,
+        /// What went wrong (untrusted certificate, wrong name, unreadable file).
+        msg: String,
+    },
     /// A target this build cannot drive yet.
     #[error("{0}")]
     Unsupported(String),
@@ -50,6 +59,7 @@ impl Deployment {
         let addr = self.spec.addr.to_string();
         Conn::connect(&self.spec).await.map_err(|err| match err {
             ConnError::Rejected(msg) => TargetError::Rejected { addr, msg },
+            ConnError::Tls(msg) => TargetError::Tls { addr, msg },
             err => TargetError::Unreachable { addr, err },
         })
     }
@@ -67,9 +77,6 @@ pub async fn prepare(target: &Target, connections: &Connections, client_name: &s
     if target.mode != Mode::Standalone {
         return Err(TargetError::Unsupported(format!("{:?} targets are not supported by this version yet; use a standalone target", target.mode)));
     }
-    if target.tls.is_some() {
-        return Err(TargetError::Unsupported("TLS targets are not supported by this version yet".into()));
-    }
     let (addr, local) = match &target.endpoint {
         Endpoint::Local(LocalTopology::Standalone) => {
             let server = LocalServer::start(target.password.as_ref(), &[]).await?;
@@ -78,6 +85,7 @@ pub async fn prepare(target: &Target, connections: &Connections, client_name: &s
         Endpoint::Local(other) => return Err(TargetError::Unsupported(format!("local {other:?} deployments are not supported by this version yet"))),
         Endpoint::Remote(addrs) => (addrs.first().cloned().ok_or_else(|| TargetError::Unsupported("the target has no address".into()))?, None),
     };
+    let addr_text = addr.to_string();
     let spec = ConnectSpec {
         addr,
         username: target.username.clone(),
@@ -86,6 +94,10 @@ pub async fn prepare(target: &Target, connections: &Connections, client_name: &s
         protocol: target.protocol,
         client_name: client_name.to_owned(),
         connect_timeout: connections.connect_timeout,
+        tls: match &target.tls {
+            Some(t) => Some(tls::settings(t).map_err(|msg| TargetError::Tls { addr: addr_text.clone(), msg })?),
+            None => None,
+        },
     };
     let deployment = Deployment { spec, local };
     deployment.probe().await?;

@@ -110,7 +110,8 @@ impl RedisServer {
         std::fs::create_dir_all(&dir).ok()?;
         let mut conf = format!("port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\nlogfile \"\"\n", dir.display());
         for line in extra {
-            conf.push_str(line);
+            // `{port}` stands for the port chosen here (for `tls-port {port}` with `port 0`).
+            conf.push_str(&line.replace("{port}", &port.to_string()));
             conf.push('\n');
         }
         std::fs::write(dir.join("redis.conf"), conf).ok()?;
@@ -193,4 +194,49 @@ pub fn op_count(report: &serde_json::Value, phase: &str, workload: &str, op: &st
         .filter(|o| o["workload"] == workload && o["operation"] == op)
         .map(|o| o["count"].as_u64().unwrap_or(0))
         .sum()
+}
+
+/// A throw-away CA with a server certificate (for 127.0.0.1 and localhost) and a client
+/// certificate, made with the openssl command-line tool.
+pub struct Certs {
+    /// Folder holding ca.crt, server.crt/key, client.crt/key.
+    pub dir: PathBuf,
+}
+
+impl Certs {
+    /// Creates the certificates in a fresh folder.
+    pub fn new(name: &str) -> Certs {
+        let dir = scratch(name);
+        let sh = |script: &str| {
+            let out = Command::new("sh").arg("-c").arg(script).current_dir(&dir).output().expect("sh runs");
+            assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+        sh(&format!("openssl req -x509 {key} -keyout ca.key -out ca.crt -days 2 -subj '/CN=redis-test test CA'"));
+        for (who, ext) in [
+            ("server", "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost"),
+            ("client", "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth"),
+        ] {
+            sh(&format!("openssl req {key} -keyout {who}.key -out {who}.csr -subj '/CN={who}'"));
+            sh(&format!("printf '{ext}\n' > {who}.ext && openssl x509 -req -in {who}.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out {who}.crt -days 2 -extfile {who}.ext"));
+        }
+        Certs { dir }
+    }
+
+    /// A file in the folder.
+    pub fn path(&self, file: &str) -> String {
+        self.dir.join(file).to_string_lossy().into_owned()
+    }
+
+    /// redis-server config lines for TLS only on the chosen port; `clients` requires client certificates.
+    pub fn server_config(&self, clients: bool) -> Vec<String> {
+        vec![
+            "port 0".into(),
+            "tls-port {port}".into(),
+            format!("tls-cert-file {}", self.path("server.crt")),
+            format!("tls-key-file {}", self.path("server.key")),
+            format!("tls-ca-cert-file {}", self.path("ca.crt")),
+            format!("tls-auth-clients {}", if clients { "yes" } else { "no" }),
+        ]
+    }
 }
