@@ -66,9 +66,12 @@ pub struct ApplyArgs {
     /// Seed for key and operation choices (default: random); the same seed repeats the same choices.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Print only the summary (no progress lines).
+    /// Print only the summary (no progress).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Period of progress lines when stderr is not a terminal (CI logs).
+    #[arg(long, default_value = "5s", value_parser = parse_duration_arg)]
+    pub interval: std::time::Duration,
     /// Overrides shared with `validate` and `plan`.
     #[command(flatten)]
     pub inputs: ScenarioInputs,
@@ -86,6 +89,13 @@ pub struct ScenarioInputs {
     /// Run against this URL instead of the scenario's target (replaces `target.url` and `target.local`).
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
+}
+
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    match crate::units::parse_duration(s)? {
+        d if d.is_zero() => Err("must be longer than zero".into()),
+        d => Ok(d),
+    }
 }
 
 fn parse_time_scale(s: &str) -> Result<f64, String> {

@@ -289,3 +289,22 @@ fn workload_results_hold_together() {
         }
     }
 }
+
+#[test]
+fn progress_prints_plain_lines_off_a_terminal_and_nothing_when_quiet() {
+    let server = RedisServer::start(&[]);
+    let dir = scratch("progress");
+    let f = scenario(&dir, "p", "name: p\ntarget: {url: redis://x}\nworkloads: {w: {kind: basic}}\nphases:\n  - {name: one, duration: 1s, workers: 2, rate: 300}\n  - {name: two, duration: 3s, workers: 2, rate: 600}\n");
+    let out = apply(&dir, &[&f, "--target", &server.url(), "--interval", "1s"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(out.stderr.contains("redis-test: phase one started (1s, 2 workers, 300 ops/s)"), "{}", out.stderr);
+    assert!(out.stderr.contains("redis-test: phase two started (3s, 2 workers, 600 ops/s)"), "{}", out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().filter(|l| l.contains(" ops/s (target ")).collect();
+    assert!(lines.len() >= 3, "one line per second expected:\n{}", out.stderr);
+    assert!(lines.iter().all(|l| l.contains("p50 ") && l.contains("workers 2") && l.contains("conns ")), "{lines:?}");
+    assert!(!out.stderr.contains('\u{1b}'), "no escape codes off a terminal");
+    let quiet = apply(&dir, &[&f, "--target", &server.url(), "--quiet"]);
+    assert_eq!(quiet.code, Some(0), "{}", quiet.all());
+    assert!(quiet.stderr.trim().is_empty(), "--quiet printed: {}", quiet.stderr);
+    assert!(quiet.stdout.contains("phase two"), "the summary is still printed");
+}

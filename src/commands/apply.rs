@@ -65,8 +65,13 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
         let _ = stop_tx.send(true);
     });
     let seed = args.seed.unwrap_or_else(|| SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
-    let result = executor::run(plan, scenario, &deployment, stop_rx, seed, !args.quiet).await;
+    let (live_tx, live_rx) = watch::channel(executor::Live::default());
+    let progress = (!args.quiet).then(|| tokio::spawn(report::progress::show(plan.clone(), live_rx, report::progress::ProgressOptions::detect(args.interval))));
+    let result = executor::run(plan, scenario, &deployment, stop_rx, seed, live_tx).await;
     signals.abort();
+    if let Some(p) = progress {
+        let _ = p.await;
+    }
     let result = match result {
         Ok(r) => r,
         Err(e) => {

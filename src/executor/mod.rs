@@ -54,6 +54,29 @@ pub struct TimePoint {
     pub errors: u64,
 }
 
+/// The run as it stands, published once a second for live displays and exporters.
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    /// Time since the start of the run.
+    pub elapsed: Duration,
+    /// Index of the running phase (`None` after the last one).
+    pub phase: Option<usize>,
+    /// The last interval's totals.
+    pub interval: Option<crate::metrics::IntervalStats>,
+    /// Length of the last interval.
+    pub interval_secs: f64,
+    /// Operations so far.
+    pub total_ops: u64,
+    /// Failed operations so far.
+    pub total_errors: u64,
+    /// Workers the plan runs now.
+    pub workers: u32,
+    /// Open pooled connections.
+    pub connections: u32,
+    /// Target rate now (ops/s), `None` in closed loop.
+    pub target_rate: Option<f64>,
+}
+
 /// What actually happened in one phase.
 #[derive(Debug, Clone)]
 pub struct PhaseRun {
@@ -100,7 +123,7 @@ pub enum RunError {
 }
 
 /// Runs the plan against a prepared deployment.
-pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, mut stop: watch::Receiver<bool>, seed: u64, progress: bool) -> Result<RunResult, RunError> {
+pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, mut stop: watch::Receiver<bool>, seed: u64, live: watch::Sender<Live>) -> Result<RunResult, RunError> {
     let metrics = Arc::new(RunMetrics::new());
     let max_workers = plan.max_workers() as usize;
     let workloads: Vec<Workload> = scenario.workloads.iter().enumerate().map(|(i, w)| Workload::new(w, i, max_workers)).collect();
@@ -157,9 +180,8 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, mut 
         writers: max_workers.max(1),
     });
 
-    let announcer = progress.then(|| tokio::spawn(announce_phases(plan.clone(), t0)));
     let (collector_stop_tx, collector_stop) = watch::channel(false);
-    let collector = tokio::spawn(collect_series(Arc::clone(&metrics), t0, collector_stop));
+    let collector = tokio::spawn(collect_series(Arc::clone(&shared), collector_stop, live));
     let workers: Vec<_> = (0..max_workers).map(|id| tokio::spawn(worker::run(id, Arc::clone(&shared), stop.clone()))).collect();
     let mut acks = HashMap::new();
     let mut acks_truncated = false;
@@ -170,9 +192,6 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, mut 
         }
     }
     let interrupted = *stop.borrow_and_update();
-    if let Some(a) = announcer {
-        a.abort();
-    }
     let ended = t0.elapsed();
     pacer_stop.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || pacer.join()).await;
@@ -234,27 +253,39 @@ fn point(t: f64, secs: f64, iv: &crate::metrics::IntervalStats) -> TimePoint {
     }
 }
 
-/// Prints a line as each phase starts (stderr, so that stdout stays the summary).
-async fn announce_phases(plan: Plan, t0: Instant) {
-    for p in &plan.phases {
-        tokio::time::sleep_until(tokio::time::Instant::from_std(t0 + p.start)).await;
-        let rate = p.rate.map_or_else(|| "closed loop".to_owned(), |r| if r.from == r.to { format!("{} ops/s", r.from) } else { format!("{}→{} ops/s", r.from, r.to) });
-        let workers = if p.workers.from == p.workers.to { p.workers.from.to_string() } else { format!("{}→{}", p.workers.from, p.workers.to) };
-        eprintln!("redis-test: phase {} started ({}, {workers} workers, {rate})", p.name, crate::units::format_duration(p.duration));
-    }
-}
-
-/// Takes the interval totals once a second until stopped.
-async fn collect_series(metrics: Arc<RunMetrics>, t0: Instant, mut stop: watch::Receiver<bool>) -> Vec<TimePoint> {
+/// Takes the interval totals once a second until stopped: appends to the time series and
+/// publishes the live status (first right away, so displays show the first phase at once).
+async fn collect_series(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, live: watch::Sender<Live>) -> Vec<TimePoint> {
+    let t0 = shared.t0;
     let mut series = Vec::new();
     let mut tick = tokio::time::interval_at(tokio::time::Instant::from_std(t0 + Duration::from_secs(1)), Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut prev = 0.0;
+    let (mut prev, mut total_ops, mut total_errors) = (0.0, 0u64, 0u64);
+    let status = |elapsed: Duration, interval: Option<crate::metrics::IntervalStats>, secs: f64, ops: u64, errors: u64| {
+        let phase = shared.plan.phase_at(elapsed);
+        Live {
+            elapsed,
+            phase: shared.plan.phases.iter().position(|p| elapsed >= p.start && elapsed < p.end()),
+            interval,
+            interval_secs: secs,
+            total_ops: ops,
+            total_errors: errors,
+            workers: phase.map_or(0, |p| p.workers_at(elapsed - p.start)),
+            connections: shared.pools.open_connections(),
+            target_rate: phase.and_then(|p| p.rate_at(elapsed - p.start)),
+        }
+    };
+    let _ = live.send(status(Duration::ZERO, None, 0.0, 0, 0));
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let t = t0.elapsed().as_secs_f64();
-                series.push(point(t, t - prev, &metrics.take_interval()));
+                let elapsed = t0.elapsed();
+                let t = elapsed.as_secs_f64();
+                let iv = shared.metrics.take_interval();
+                series.push(point(t, t - prev, &iv));
+                total_ops += iv.ops;
+                total_errors += iv.errors;
+                let _ = live.send(status(elapsed, Some(iv), t - prev, total_ops, total_errors));
                 prev = t;
             }
             _ = stop.changed() => return series,

@@ -1,6 +1,7 @@
 //! The run report: one data structure, built once from the run's results, from which the
 //! summary, the JSON file (schema in `schemas/report.schema.json`) and thresholds are derived.
 
+pub mod progress;
 pub mod summary;
 pub mod thresholds;
 
