@@ -41,6 +41,39 @@ pub enum Command {
     },
     /// Run a scenario: connect, run its phases, print the summary, write reports, exit 0/1/2/3/130.
     Apply(ApplyArgs),
+    /// Render a saved JSON report: the summary, and an HTML file with `--html`.
+    Report {
+        /// A JSON report written by `apply`.
+        report: PathBuf,
+        /// Write the self-contained HTML report here.
+        #[arg(long, value_name = "PATH")]
+        html: Option<PathBuf>,
+    },
+    /// Compare two JSON reports phase by phase and operation by operation; exit 1 on a regression.
+    Compare {
+        /// The reference run.
+        baseline: PathBuf,
+        /// The run to judge.
+        current: PathBuf,
+        /// Largest throughput drop allowed, e.g. `10%`.
+        #[arg(long, default_value = "10%", value_parser = crate::report::compare::parse_fraction)]
+        max_regression: f64,
+        /// Largest p50/p99/p99.9 rise allowed, e.g. `25%`.
+        #[arg(long, default_value = "25%", value_parser = crate::report::compare::parse_fraction)]
+        max_latency_regression: f64,
+        /// Latency rises below this are noise, e.g. `500us`.
+        #[arg(long, default_value = "500us", value_parser = parse_duration_arg)]
+        latency_floor: std::time::Duration,
+        /// Largest error-rate rise allowed, in points of the operations, e.g. `0.1%`.
+        #[arg(long, default_value = "0.1%", value_parser = crate::report::compare::parse_fraction)]
+        max_error_rate_increase: f64,
+        /// Rows with fewer baseline operations are shown but not judged.
+        #[arg(long, default_value_t = 100)]
+        min_ops: u64,
+        /// Print the comparison as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the JSON Schema of scenario files (for editors; committed as schemas/scenario.schema.json).
     Schema {
         /// Print the schema of JSON run reports instead (schemas/report.schema.json).
@@ -60,6 +93,9 @@ pub struct ApplyArgs {
     /// Write the JSON report here (overrides `output.json`; `{name}` and `{run_id}` are filled in).
     #[arg(long, value_name = "PATH")]
     pub json: Option<String>,
+    /// Write the self-contained HTML report here (overrides `output.html`).
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<String>,
     /// Run identifier for reports and metric labels (default: generated, or `metrics.labels.run_id`).
     #[arg(long, value_name = "ID")]
     pub run_id: Option<String>,
@@ -91,7 +127,8 @@ pub struct ScenarioInputs {
     pub target: Option<String>,
 }
 
-fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+/// Parses a positive duration argument (`5s`, `500us`).
+pub fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
     match crate::units::parse_duration(s)? {
         d if d.is_zero() => Err("must be longer than zero".into()),
         d => Ok(d),

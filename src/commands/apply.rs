@@ -23,19 +23,8 @@ pub fn apply(args: &ApplyArgs) -> u8 {
     };
     let plan = compile(&scenario, args.time_scale);
     let run_id = args.run_id.clone().or_else(|| scenario.metrics.run_id.clone()).unwrap_or_else(new_run_id);
-    let json_path = match args.json.as_ref().or(scenario.output.json.as_ref()).map(|t| fill_template(t, &scenario.name, &run_id)) {
-        Some(p) => match prepare_output(&p) {
-            Ok(()) => Some(p),
-            Err(e) => {
-                eprintln!("error: cannot write the report to {}: {e}", p.display());
-                return exit::CANNOT_RUN;
-            }
-        },
-        None => None,
-    };
-    if scenario.output.html.is_some() {
-        eprintln!("note: `output.html` is not written by this version of redis-test; the JSON report holds the same data");
-    }
+    let Ok(json_path) = output_path(args.json.as_ref().or(scenario.output.json.as_ref()), &scenario.name, &run_id, "report") else { return exit::CANNOT_RUN };
+    let Ok(html_path) = output_path(args.html.as_ref().or(scenario.output.html.as_ref()), &scenario.name, &run_id, "HTML report") else { return exit::CANNOT_RUN };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -43,10 +32,10 @@ pub fn apply(args: &ApplyArgs) -> u8 {
             return exit::CANNOT_RUN;
         }
     };
-    runtime.block_on(run(args, &scenario, &plan, &run_id, json_path))
+    runtime.block_on(run(args, &scenario, &plan, &run_id, json_path, html_path))
 }
 
-async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, json_path: Option<PathBuf>) -> u8 {
+async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, json_path: Option<PathBuf>, html_path: Option<PathBuf>) -> u8 {
     let client_name = format!("redis-test:{run_id}");
     if !args.quiet {
         eprintln!("redis-test: run {run_id}: {} for {} against {}", scenario.name, crate::units::format_duration(plan.total_duration), plan.target.address);
@@ -102,6 +91,13 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
         }
         println!("report: {}", path.display());
     }
+    if let Some(path) = &html_path {
+        if let Err(e) = std::fs::write(path, report::html::render(&report)) {
+            eprintln!("error: cannot write the HTML report to {}: {e}", path.display());
+            return exit::CANNOT_RUN;
+        }
+        println!("html: {}", path.display());
+    }
     if report.interrupted {
         exit::INTERRUPTED
     } else if report.thresholds.iter().any(|t| !t.passed) {
@@ -138,6 +134,18 @@ fn new_run_id() -> String {
 /// Fills `{name}` and `{run_id}` in an output path.
 pub fn fill_template(t: &str, name: &str, run_id: &str) -> PathBuf {
     PathBuf::from(t.replace("{name}", name).replace("{run_id}", run_id))
+}
+
+/// Resolves an output template and proves it writable before the run starts (printing why not).
+fn output_path(template: Option<&String>, name: &str, run_id: &str, what: &str) -> Result<Option<PathBuf>, ()> {
+    let Some(path) = template.map(|t| fill_template(t, name, run_id)) else { return Ok(None) };
+    match prepare_output(&path) {
+        Ok(()) => Ok(Some(path)),
+        Err(e) => {
+            eprintln!("error: cannot write the {what} to {}: {e}", path.display());
+            Err(())
+        }
+    }
 }
 
 /// Creates the report's folder and proves the file can be written, before the run starts.

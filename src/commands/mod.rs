@@ -15,6 +15,11 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Validate { files, inputs } => validate(&files, &inputs),
         Command::Plan { file, json, time_scale, inputs } => plan(&file, json, time_scale, &inputs),
         Command::Apply(args) => apply::apply(&args),
+        Command::Report { report, html } => render_report(&report, html.as_deref()),
+        Command::Compare { baseline, current, max_regression, max_latency_regression, latency_floor, max_error_rate_increase, min_ops, json } => {
+            let t = crate::report::compare::Tolerances { max_regression, max_latency_regression, latency_floor_us: latency_floor.as_secs_f64() * 1e6, max_error_rate_increase, min_ops };
+            compare(&baseline, &current, t, json)
+        }
         Command::Schema { report } => {
             if report {
                 print!("{}", crate::report::schema_text());
@@ -111,4 +116,46 @@ fn plan(file: &Path, json: bool, time_scale: f64, inputs: &ScenarioInputs) -> u8
         print!("{plan}");
     }
     exit::OK
+}
+
+/// Reads a JSON report written by `apply`.
+fn read_report(path: &Path) -> Result<crate::report::Report, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}:{}:{}: not a redis-test report: {e}", path.display(), e.line(), e.column()))
+}
+
+fn render_report(path: &Path, html: Option<&Path>) -> u8 {
+    let report = match read_report(path) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    print!("{}", crate::report::summary::render(&report));
+    if let Some(out) = html {
+        if let Err(e) = std::fs::write(out, crate::report::html::render(&report)) {
+            eprintln!("error: cannot write {}: {e}", out.display());
+            return exit::CANNOT_RUN;
+        }
+        println!("html: {}", out.display());
+    }
+    exit::OK
+}
+
+fn compare(baseline: &Path, current: &Path, t: crate::report::compare::Tolerances, json: bool) -> u8 {
+    let (b, c) = match (read_report(baseline), read_report(current)) {
+        (Ok(b), Ok(c)) => (b, c),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    let result = crate::report::compare::compare(&b, &c, t);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&result).expect("comparisons serialize"));
+    } else {
+        print!("{}", crate::report::compare::render(&result));
+    }
+    if result.passed { exit::OK } else { exit::THRESHOLD_FAILED }
 }

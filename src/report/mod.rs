@@ -1,6 +1,8 @@
 //! The run report: one data structure, built once from the run's results, from which the
 //! summary, the JSON file (schema in `schemas/report.schema.json`) and thresholds are derived.
 
+pub mod compare;
+pub mod html;
 pub mod progress;
 pub mod summary;
 pub mod thresholds;
@@ -56,6 +58,8 @@ pub struct Report {
     pub totals: Totals,
     /// Per phase, per operation results.
     pub phases: Vec<PhaseReport>,
+    /// Faults on the timeline.
+    pub faults: Vec<FaultRecord>,
     /// One point per second.
     pub time_series: Vec<TimePoint>,
     /// Threshold verdicts.
@@ -83,6 +87,17 @@ pub struct Totals {
     pub ops_per_sec: f64,
     /// Latency over all timed operations, µs.
     pub latency_us: Percentiles,
+}
+
+/// A fault on the run's timeline.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct FaultRecord {
+    /// Label.
+    pub name: String,
+    /// Offset from the start of the run, seconds.
+    pub at_s: f64,
+    /// What it does.
+    pub action: String,
 }
 
 /// One phase.
@@ -351,6 +366,7 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
             latency_us: Percentiles::of(&total.latency).unwrap_or_default(),
         },
         phases,
+        faults: plan.faults.iter().map(|f| FaultRecord { name: f.name.clone(), at_s: f.at.as_secs_f64(), action: crate::plan::describe_action(&f.action) }).collect(),
         time_series: run.series.clone(),
         thresholds: Vec::new(),
         pubsub: run.pubsub.iter().map(|(w, subs)| PubsubReport { workload: w.clone(), subscribers: subs.iter().map(SubscriberReport::from).collect() }).collect(),
