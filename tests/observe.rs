@@ -1,0 +1,100 @@
+//! Judging runs afterwards: the self-contained HTML report, rendering a saved report, and
+//! `compare` flagging real regressions (a lower rate cap, a paused server) but not noise.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{RedisServer, run_in, scratch};
+
+const STEADY: &str = "name: steady\ntarget: {url: redis://x}\nworkloads: {w: {kind: basic, read_ratio: 0.5}}\nphases:\n  - {name: warm, duration: 1s, workers: 4, rate: 500}\n  - {name: steady, duration: 3s, workers: 8, rate: 1000}\nthresholds:\n  - p99 < 1s\n  - error_rate < 50%\n";
+
+fn apply(dir: &Path, server: &RedisServer, json: &str, extra: &[&str]) -> common::Outcome {
+    let url = server.url();
+    let mut args = vec!["apply", "steady.yaml", "--target", &url, "--json", json, "--quiet"];
+    args.extend_from_slice(extra);
+    run_in(dir, &args, &[], Duration::from_secs(60))
+}
+
+#[test]
+fn the_html_report_is_self_contained_and_holds_every_chart() {
+    let server = RedisServer::start(&[]);
+    let dir = scratch("html");
+    std::fs::write(dir.join("steady.yaml"), format!("{STEADY}faults:\n  - {{action: client_pause, at: 2s, duration: 100ms, name: short-pause}}\n")).unwrap();
+    let out = apply(&dir, &server, "r.json", &["--html", "r.html"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let html = std::fs::read_to_string(dir.join("r.html")).unwrap();
+    for part in ["<svg id=\"timeline\"", "<svg id=\"throughput\"", "<svg id=\"latency\"", "class=\"dist\"", "id=\"thresholds\"", "PASS", "p99 &lt; 1s", "short-pause", "class=\"phase\"", "class=\"series\""] {
+        assert!(html.contains(part), "the HTML report lacks {part}");
+    }
+    assert!(html.contains("No errors.") || html.contains("<svg id=\"errors\""));
+    // Nothing is fetched when it is opened: no scripts, stylesheets, fonts or images from elsewhere.
+    for forbidden in ["http://", "https://", "<script", "<link", "url(", "@import", "<img", "<iframe"] {
+        assert!(!html.contains(forbidden), "the HTML report contains {forbidden}");
+    }
+    // The same report, rendered again from the saved JSON, is the same page.
+    let again = run_in(&dir, &["report", "r.json", "--html", "again.html"], &[], Duration::from_secs(30));
+    assert_eq!(again.code, Some(0), "{}", again.all());
+    assert_eq!(std::fs::read_to_string(dir.join("again.html")).unwrap(), html);
+    assert!(again.stdout.contains("phase steady"), "{}", again.stdout);
+}
+
+/// Runs the scenario and pauses the server for 1.5 s once the steady phase has started.
+fn apply_with_pause(dir: &Path, server: &RedisServer, json: &str) {
+    let mut child = Command::new(common::bin())
+        .args(["apply", "steady.yaml", "--target", &server.url(), "--json", json])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    assert!(lines.by_ref().map_while(Result::ok).any(|l| l.contains("phase steady started")), "the steady phase never started");
+    server.cli(&["CLIENT", "PAUSE", "1500", "ALL"]);
+    for _ in lines.by_ref() {}
+    assert_eq!(child.wait().unwrap().code(), Some(1), "p99 < 1s cannot hold through a 1.5 s pause");
+}
+
+#[test]
+fn compare_passes_comparable_runs_and_flags_real_regressions() {
+    let server = RedisServer::start(&[]);
+    let dir = scratch("compare");
+    std::fs::write(dir.join("steady.yaml"), STEADY).unwrap();
+    for name in ["a.json", "b.json"] {
+        let out = apply(&dir, &server, name, &[]);
+        assert_eq!(out.code, Some(0), "{}", out.all());
+    }
+    let same = run_in(&dir, &["compare", "a.json", "b.json"], &[], Duration::from_secs(30));
+    assert_eq!(same.code, Some(0), "two runs of the same scenario: {}", same.all());
+    assert!(same.stdout.contains("verdict: no regression"), "{}", same.stdout);
+
+    // A lower rate cap: 30 % less throughput in the steady phase.
+    let out = apply(&dir, &server, "slow.json", &["--set", "phases.steady.rate=700"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let slow = run_in(&dir, &["compare", "a.json", "slow.json"], &[], Duration::from_secs(30));
+    assert_eq!(slow.code, Some(1), "{}", slow.all());
+    let flagged: Vec<&str> = slow.stdout.lines().filter(|l| l.contains("REGRESSION") && !l.starts_with("verdict")).collect();
+    assert!(flagged.iter().any(|l| l.starts_with("steady") && l.contains("ops_per_sec")), "{}", slow.stdout);
+    assert!(!flagged.iter().any(|l| l.starts_with("warm")), "the unchanged phase is not flagged: {}", slow.stdout);
+
+    // Added server latency: CLIENT PAUSE during the steady phase.
+    apply_with_pause(&dir, &server, "paused.json");
+    let paused = run_in(&dir, &["compare", "a.json", "paused.json", "--json"], &[], Duration::from_secs(30));
+    assert_eq!(paused.code, Some(1), "{}", paused.all());
+    let c: serde_json::Value = serde_json::from_str(&paused.stdout).unwrap();
+    assert_eq!(c["passed"], false);
+    let regressed: Vec<String> = c["rows"].as_array().unwrap().iter().filter(|r| r["phase"] == "steady").flat_map(|r| r["deltas"].as_array().unwrap().iter().filter(|d| d["regression"] == true).map(|d| d["metric"].as_str().unwrap().to_owned())).collect();
+    assert!(regressed.iter().any(|m| m == "p99_us" || m == "p999_us"), "{regressed:?}");
+}
+
+#[test]
+fn compare_rejects_files_that_are_not_reports() {
+    let dir = scratch("compare-bad");
+    std::fs::write(dir.join("x.json"), "{\"not\": \"a report\"}").unwrap();
+    let out = run_in(&dir, &["compare", "x.json", "missing.json"], &[], Duration::from_secs(30));
+    assert_eq!(out.code, Some(2), "{}", out.all());
+    assert!(out.stderr.contains("x.json:1:") && out.stderr.contains("not a redis-test report"), "{}", out.all());
+}
