@@ -105,6 +105,12 @@ pub struct ApplyArgs {
     /// Print only the summary (no progress).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Serve Prometheus `/metrics` on this address during the run (`host:port`, or a port for loopback).
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen_arg)]
+    pub prometheus: Option<std::net::SocketAddr>,
+    /// Keep `/metrics` up this long after the run, so a scraper gets the final values.
+    #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_duration)]
+    pub linger: Option<std::time::Duration>,
     /// Period of progress lines when stderr is not a terminal (CI logs).
     #[arg(long, default_value = "5s", value_parser = parse_duration_arg)]
     pub interval: std::time::Duration,
@@ -125,6 +131,10 @@ pub struct ScenarioInputs {
     /// Run against this URL instead of the scenario's target (replaces `target.url` and `target.local`).
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
+}
+
+fn parse_listen_arg(s: &str) -> Result<std::net::SocketAddr, String> {
+    crate::scenario::validate::parse_listen(s)
 }
 
 /// Parses a positive duration argument (`5s`, `500us`).

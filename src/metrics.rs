@@ -201,7 +201,7 @@ impl ThreadRecorder {
 }
 
 /// Connection counters, shared by pools and reported at the end.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConnCounters {
     /// Connections opened (first connects and reconnects).
     pub opened: AtomicU64,
@@ -209,6 +209,93 @@ pub struct ConnCounters {
     pub dropped: AtomicU64,
     /// Failed connection attempts.
     pub connect_errors: AtomicU64,
+    /// Connections opened to replace a dropped one.
+    pub reconnects: AtomicU64,
+    /// Time to open a connection (TCP, TLS, handshake), µs.
+    pub connect_time: Mutex<Histogram<u64>>,
+    /// Time to open a replacement connection, µs.
+    pub reconnect_time: Mutex<Histogram<u64>>,
+}
+
+impl Default for ConnCounters {
+    fn default() -> Self {
+        ConnCounters {
+            opened: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            connect_errors: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            connect_time: Mutex::new(new_histogram()),
+            reconnect_time: Mutex::new(new_histogram()),
+        }
+    }
+}
+
+impl ConnCounters {
+    /// Records a connection opened in `took`; it replaces a dropped one while drops outnumber
+    /// the replacements made so far.
+    pub fn opened(&self, took: std::time::Duration) {
+        let us = (took.as_micros() as u64).clamp(1, MAX_TRACKED_US);
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        self.connect_time.lock().expect("conn lock").saturating_record(us);
+        let dropped = self.dropped.load(Ordering::Relaxed);
+        if self.reconnects.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| (r < dropped).then_some(r + 1)).is_ok() {
+            self.reconnect_time.lock().expect("conn lock").saturating_record(us);
+        }
+    }
+}
+
+/// What a metric is, for the exposition formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Only goes up.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// Bucketed observations.
+    Histogram,
+}
+
+/// One exported metric, declared once; Prometheus and OTLP both read [`METRICS`].
+#[derive(Debug, Clone, Copy)]
+pub struct MetricDef {
+    /// Name (the original Python test app's, where it had one).
+    pub name: &'static str,
+    /// Help text, saying the unit.
+    pub help: &'static str,
+    /// Kind.
+    pub kind: MetricKind,
+    /// Unit (UCUM style, for OTLP).
+    pub unit: &'static str,
+    /// Labels besides the common ones (app_name, instance_id, run_id, version).
+    pub labels: &'static [&'static str],
+}
+
+/// Labels on every metric.
+pub const COMMON_LABELS: [&str; 4] = ["app_name", "instance_id", "run_id", "version"];
+
+/// Latency bucket bounds for exported histograms, in seconds: tens of µs to seconds.
+pub const BUCKETS_S: [f64; 17] = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Every exported metric.
+pub const METRICS: [MetricDef; 13] = [
+    MetricDef { name: "redis_operations_total", help: "Operations by outcome (status success or error; misses count as success)", kind: MetricKind::Counter, unit: "{operation}", labels: &["operation", "workload", "status", "error_type"] },
+    MetricDef { name: "redis_operation_duration", help: "Operation latency from the intended start, in seconds", kind: MetricKind::Histogram, unit: "s", labels: &["operation", "workload"] },
+    MetricDef { name: "redis_client_init_duration", help: "Time to open a client connection (TCP, TLS, AUTH/HELLO), in seconds", kind: MetricKind::Histogram, unit: "s", labels: &[] },
+    MetricDef { name: "redis_pubsub_operations_total", help: "Pub/sub messages published and received", kind: MetricKind::Counter, unit: "{message}", labels: &["workload", "channel", "operation_type", "subscriber_id", "status", "error_type"] },
+    MetricDef { name: "redis_connections_active", help: "Open pooled connections", kind: MetricKind::Gauge, unit: "{connection}", labels: &[] },
+    MetricDef { name: "redis_connections_opened_total", help: "Connections opened", kind: MetricKind::Counter, unit: "{connection}", labels: &[] },
+    MetricDef { name: "redis_connection_drops_total", help: "Connections dropped because they broke", kind: MetricKind::Counter, unit: "{connection}", labels: &[] },
+    MetricDef { name: "redis_reconnects_total", help: "Connections opened to replace dropped ones", kind: MetricKind::Counter, unit: "{connection}", labels: &[] },
+    MetricDef { name: "redis_reconnect_duration", help: "Time to open a replacement connection, in seconds", kind: MetricKind::Histogram, unit: "s", labels: &[] },
+    MetricDef { name: "redis_network_errors_total", help: "Operations failed by timeouts or connection errors, plus failed connection attempts", kind: MetricKind::Counter, unit: "{error}", labels: &[] },
+    MetricDef { name: "redis_test_phase", help: "1 for the running phase, 0 for the others", kind: MetricKind::Gauge, unit: "1", labels: &["phase"] },
+    MetricDef { name: "redis_test_target_rate", help: "Target operations per second now (0 in closed loop)", kind: MetricKind::Gauge, unit: "{operation}/s", labels: &[] },
+    MetricDef { name: "redis_test_achieved_rate", help: "Operations per second over the last second", kind: MetricKind::Gauge, unit: "{operation}/s", labels: &[] },
+];
+
+/// Looks a metric definition up by name.
+pub fn metric(name: &str) -> &'static MetricDef {
+    METRICS.iter().find(|m| m.name == name).expect("metric names are declared in METRICS")
 }
 
 /// All measurements of one run.

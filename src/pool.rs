@@ -30,9 +30,10 @@ impl ManageConnection for Manager {
     type Error = ConnError;
 
     async fn connect(&self) -> Result<Conn, ConnError> {
+        let started = std::time::Instant::now();
         match Conn::connect(&self.spec).await {
             Ok(c) => {
-                self.counters().opened.fetch_add(1, Ordering::Relaxed);
+                self.counters().opened(started.elapsed());
                 Ok(c)
             }
             Err(e) => {

@@ -37,6 +37,17 @@ pub fn apply(args: &ApplyArgs) -> u8 {
 
 async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, json_path: Option<PathBuf>, html_path: Option<PathBuf>) -> u8 {
     let client_name = format!("redis-test:{run_id}");
+    let prometheus_addr = args.prometheus.or(scenario.metrics.prometheus);
+    let listener = match prometheus_addr {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("error: cannot serve Prometheus metrics on {addr}: {e}");
+                return exit::CANNOT_RUN;
+            }
+        },
+        None => None,
+    };
     if !args.quiet {
         eprintln!("redis-test: run {run_id}: {} for {} against {}", scenario.name, crate::units::format_duration(plan.total_duration), plan.target.address);
     }
@@ -56,7 +67,17 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
     let seed = args.seed.unwrap_or_else(|| SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
     let (live_tx, live_rx) = watch::channel(executor::Live::default());
     let progress = (!args.quiet).then(|| tokio::spawn(report::progress::show(plan.clone(), live_rx, report::progress::ProgressOptions::detect(args.interval))));
-    let result = executor::run(plan, scenario, &deployment, stop_rx, seed, live_tx).await;
+    let metrics = std::sync::Arc::new(crate::metrics::RunMetrics::new());
+    let (exporters_stop_tx, exporters_stop) = watch::channel(false);
+    let endpoint = listener.map(|l| {
+        let src = report::prometheus::Source { plan: plan.clone(), metrics: std::sync::Arc::clone(&metrics), live: live_tx.subscribe(), labels: common_labels(scenario, run_id) };
+        if !args.quiet {
+            eprintln!("redis-test: Prometheus metrics on http://{}/metrics", l.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()));
+        }
+        tokio::spawn(report::prometheus::serve(l, std::sync::Arc::new(src), exporters_stop.clone()))
+    });
+    let inputs = executor::RunInputs { stop: stop_rx, seed, live: live_tx, metrics };
+    let result = executor::run(plan, scenario, &deployment, inputs).await;
     signals.abort();
     if let Some(p) = progress {
         let _ = p.await;
@@ -98,12 +119,33 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
         }
         println!("html: {}", path.display());
     }
+    if let Some(endpoint) = endpoint {
+        if let Some(linger) = args.linger {
+            if !args.quiet {
+                eprintln!("redis-test: keeping /metrics up for {}", crate::units::format_duration(linger));
+            }
+            tokio::time::sleep(linger).await;
+        }
+        let _ = exporters_stop_tx.send(true);
+        let _ = endpoint.await;
+    }
     if report.interrupted {
         exit::INTERRUPTED
     } else if report.thresholds.iter().any(|t| !t.passed) {
         exit::THRESHOLD_FAILED
     } else {
         exit::OK
+    }
+}
+
+/// The labels on every exported metric: the scenario's, else the host name, the run id and our version.
+fn common_labels(scenario: &Scenario, run_id: &str) -> report::prometheus::CommonLabels {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "unknown".into());
+    report::prometheus::CommonLabels {
+        app_name: scenario.metrics.app_name.clone(),
+        instance_id: scenario.metrics.instance_id.clone().unwrap_or(host),
+        run_id: run_id.to_owned(),
+        version: scenario.metrics.version.clone().unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned()),
     }
 }
 

@@ -75,6 +75,21 @@ pub struct Live {
     pub connections: u32,
     /// Target rate now (ops/s), `None` in closed loop.
     pub target_rate: Option<f64>,
+    /// Workload names and their operation names, by index (for exporters).
+    pub workloads: Arc<Vec<(String, Vec<&'static str>)>>,
+    /// Pub/sub counters per workload.
+    pub pubsub: Vec<PubsubLive>,
+}
+
+/// Live pub/sub counters of one workload.
+#[derive(Debug, Clone, Default)]
+pub struct PubsubLive {
+    /// Workload name.
+    pub workload: String,
+    /// Per channel: name, PUBLISH acknowledged, PUBLISH failed.
+    pub channels: Vec<(String, u64, u64)>,
+    /// Per subscriber: messages received.
+    pub received: Vec<u64>,
 }
 
 /// What actually happened in one phase.
@@ -122,9 +137,21 @@ pub enum RunError {
     Subscribe(String, String),
 }
 
+/// What the caller hands a run besides the plan: how to stop it, where to publish, what to record into.
+pub struct RunInputs {
+    /// Turns true on SIGINT/SIGTERM.
+    pub stop: watch::Receiver<bool>,
+    /// Seed for key and operation choices.
+    pub seed: u64,
+    /// Receives the live status once a second.
+    pub live: watch::Sender<Live>,
+    /// Where operations are recorded (shared with exporters).
+    pub metrics: Arc<RunMetrics>,
+}
+
 /// Runs the plan against a prepared deployment.
-pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, mut stop: watch::Receiver<bool>, seed: u64, live: watch::Sender<Live>) -> Result<RunResult, RunError> {
-    let metrics = Arc::new(RunMetrics::new());
+pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inputs: RunInputs) -> Result<RunResult, RunError> {
+    let RunInputs { mut stop, seed, live, metrics } = inputs;
     let max_workers = plan.max_workers() as usize;
     let workloads: Vec<Workload> = scenario.workloads.iter().enumerate().map(|(i, w)| Workload::new(w, i, max_workers)).collect();
     let mixes = plan
@@ -261,9 +288,19 @@ async fn collect_series(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, li
     let mut tick = tokio::time::interval_at(tokio::time::Instant::from_std(t0 + Duration::from_secs(1)), Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut prev, mut total_ops, mut total_errors) = (0.0, 0u64, 0u64);
+    let names: Arc<Vec<(String, Vec<&'static str>)>> = Arc::new(shared.workloads.iter().map(|w| (w.name.clone(), w.ops.clone())).collect());
     let status = |elapsed: Duration, interval: Option<crate::metrics::IntervalStats>, secs: f64, ops: u64, errors: u64| {
         let phase = shared.plan.phase_at(elapsed);
         Live {
+            workloads: Arc::clone(&names),
+            pubsub: shared
+                .workloads
+                .iter()
+                .filter_map(|w| {
+                    let ps = w.pubsub()?;
+                    Some(PubsubLive { workload: w.name.clone(), channels: ps.channel_counts(), received: ps.received_counts() })
+                })
+                .collect(),
             elapsed,
             phase: shared.plan.phases.iter().position(|p| elapsed >= p.start && elapsed < p.end()),
             interval,

@@ -177,7 +177,7 @@ fn series_chart(r: &Report, id: &str, lines: &[(&str, &str, Pick<'_>)], label: &
     for (i, (name, color, f)) in lines.iter().enumerate() {
         let pts: Vec<String> = r.time_series.iter().map(|p| format!("{:.1},{:.1}", x_of(p.t, r.duration_s), y_of(f(p)))).collect();
         let _ = write!(s, "<polyline class=\"series\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.8\" points=\"{}\"><title>{}</title></polyline>", pts.join(" "), esc(name));
-        let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"{color}\">— {}</text>", WIDTH - 120.0, PAD_T + 12.0 + 14.0 * i as f64, esc(name));
+        let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"{color}\">— {}</text>", WIDTH - 70.0, PAD_T + 40.0 + 14.0 * i as f64, esc(name));
     }
     axis_x(&mut s, r.duration_s, HEIGHT);
     s.push_str("</svg>\n");

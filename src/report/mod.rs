@@ -4,6 +4,7 @@
 pub mod compare;
 pub mod html;
 pub mod progress;
+pub mod prometheus;
 pub mod summary;
 pub mod thresholds;
 

@@ -30,7 +30,7 @@ impl Basic {
         if env.verify && (op == 1 || op == 2) {
             k = owned_key(k, st.picker.keys(), st.worker, st.writers);
         }
-        let mut p = Prepared { op: op as u16, replies: 1, ack: None };
+        let mut p = Prepared { op: op as u16, replies: 1, ack: None, tag: 0 };
         match op {
             0 => {
                 key_into(&mut st.key, env.prefix, k);

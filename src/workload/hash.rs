@@ -66,6 +66,6 @@ impl Hash {
                 CommandWriter::new(buf, 3).arg(b"HDEL").arg(&st.key).arg(&field);
             }
         }
-        Prepared { op: op as u16, replies, ack: None }
+        Prepared { op: op as u16, replies, ack: None, tag: 0 }
     }
 }

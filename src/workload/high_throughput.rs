@@ -39,6 +39,6 @@ impl HighThroughput {
             }
             st.batch.push(op as u16);
         }
-        Prepared { op: st.batch[0], replies: self.depth, ack: None }
+        Prepared { op: st.batch[0], replies: self.depth, ack: None, tag: 0 }
     }
 }

@@ -54,6 +54,6 @@ impl List {
                 CommandWriter::new(buf, 4).arg(b"LTRIM").arg(&st.key).int(0).int(self.max_len - 1);
             }
         }
-        Prepared { op: op as u16, replies, ack: None }
+        Prepared { op: op as u16, replies, ack: None, tag: 0 }
     }
 }

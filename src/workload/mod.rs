@@ -47,6 +47,8 @@ pub struct Prepared {
     pub replies: usize,
     /// For `verify`: key index and value digest of a SET (or `u64::MAX` digest for a DEL).
     pub ack: Option<(u64, u64)>,
+    /// Workload-specific detail (pub/sub: the channel index).
+    pub tag: u32,
 }
 
 /// A weighted choice among operations.
@@ -173,9 +175,7 @@ impl Workload {
             Kind::Pipeline(pl) => pl.classify(p, st, replies, sink),
             Kind::Pubsub(ps) => {
                 let outcome = single_outcome(replies, false);
-                if outcome == Outcome::Ok {
-                    ps.published(st.worker);
-                }
+                ps.published(st.worker, p.tag as usize, outcome == Outcome::Ok);
                 sink(p.op, outcome, true);
             }
             _ => sink(p.op, single_outcome(replies, true), true),
@@ -189,6 +189,10 @@ impl Workload {
             Kind::HighThroughput(_) => st.batch.iter().for_each(|op| sink(*op, outcome, true)),
             Kind::Pipeline(pl) => {
                 pl.each_command(st, |_| outcome, sink);
+                sink(p.op, outcome, true);
+            }
+            Kind::Pubsub(ps) => {
+                ps.published(st.worker, p.tag as usize, false);
                 sink(p.op, outcome, true);
             }
             _ => sink(p.op, outcome, true),

@@ -112,7 +112,7 @@ impl Pipeline {
             CommandWriter::new(buf, 1).arg(b"EXEC");
         }
         let replies = if self.transaction { commands + 2 } else { commands };
-        Prepared { op: self.batch_op(), replies, ack: None }
+        Prepared { op: self.batch_op(), replies, ack: None, tag: 0 }
     }
 
     /// Per-command counts, then the batch outcome with its latency.

@@ -49,6 +49,10 @@ pub struct PubSub {
     message_size: usize,
     workload: u16,
     published: Vec<AtomicU64>,
+    /// Per channel: PUBLISH acknowledged, PUBLISH failed.
+    channel_counts: Vec<(AtomicU64, AtomicU64)>,
+    /// Per subscriber: messages received.
+    received: Vec<AtomicU64>,
     distinct: Vec<AtomicU64>,
     results: Mutex<Vec<SubscriberStats>>,
     draining: AtomicBool,
@@ -66,6 +70,8 @@ impl PubSub {
             message_size: spec.message_size.0 as usize,
             workload: workload as u16,
             published: (0..max_workers.max(1)).map(|_| AtomicU64::new(0)).collect(),
+            channel_counts: (0..spec.channels).map(|_| (AtomicU64::new(0), AtomicU64::new(0))).collect(),
+            received: (0..spec.subscribers).map(|_| AtomicU64::new(0)).collect(),
             distinct: (0..spec.subscribers).map(|_| AtomicU64::new(0)).collect(),
             results: Mutex::new(Vec::new()),
             draining: AtomicBool::new(false),
@@ -75,7 +81,8 @@ impl PubSub {
 
     /// Writes a PUBLISH of the next message; `now_nanos` is the send time on the run clock.
     pub fn prepare(&self, st: &mut WorkerState, rng: &mut Rng, buf: &mut Vec<u8>, now_nanos: u64) -> Prepared {
-        let ch = &self.channels[rng.random_range(0..self.channels.len())];
+        let channel = rng.random_range(0..self.channels.len());
+        let ch = &self.channels[channel];
         st.seq += 1;
         let payload = &mut st.value;
         payload.clear();
@@ -90,14 +97,29 @@ impl PubSub {
             payload.push(b'x');
         }
         resp::CommandWriter::new(buf, 3).arg(b"PUBLISH").arg(ch).arg(payload);
-        Prepared { op: 0, replies: 1, ack: None }
+        Prepared { op: 0, replies: 1, ack: None, tag: channel as u32 }
     }
 
-    /// Counts an acknowledged PUBLISH from `worker`.
-    pub fn published(&self, worker: usize) {
-        if let Some(c) = self.published.get(worker) {
-            c.fetch_add(1, Ordering::Relaxed);
+    /// Counts a PUBLISH from `worker` on `channel`, acknowledged or failed.
+    pub fn published(&self, worker: usize, channel: usize, ok: bool) {
+        if ok {
+            if let Some(c) = self.published.get(worker) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
         }
+        if let Some((acked, failed)) = self.channel_counts.get(channel) {
+            if ok { acked } else { failed }.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Channel names with (acknowledged, failed) PUBLISH counts, for exporters.
+    pub fn channel_counts(&self) -> Vec<(String, u64, u64)> {
+        self.channels.iter().zip(&self.channel_counts).map(|(name, (a, f))| (String::from_utf8_lossy(name).into_owned(), a.load(Ordering::Relaxed), f.load(Ordering::Relaxed))).collect()
+    }
+
+    /// Messages received so far, per subscriber.
+    pub fn received_counts(&self) -> Vec<u64> {
+        self.received.iter().map(|r| r.load(Ordering::Relaxed)).collect()
     }
 
     fn total_published(&self) -> u64 {
@@ -222,6 +244,7 @@ fn ps_receive(ps: &PubSub, id: usize, payload: &[u8], stats: &mut SubscriberStat
     let latency_us = now.saturating_sub(sent) / 1_000;
     ctx.metrics.record(OpKey { phase, workload: ps.workload, op: RECEIVE }, Outcome::Ok, Some(latency_us), None);
     stats.received += 1;
+    ps.received[id].fetch_add(1, Ordering::Relaxed);
     let prev = last.entry(publisher).or_insert(0);
     if seq == *prev {
         stats.duplicates += 1;

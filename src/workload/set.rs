@@ -47,6 +47,6 @@ impl Set {
                 CommandWriter::new(buf, 2).arg(b"SCARD").arg(&st.key);
             }
         }
-        Prepared { op: op as u16, replies, ack: None }
+        Prepared { op: op as u16, replies, ack: None, tag: 0 }
     }
 }

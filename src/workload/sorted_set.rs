@@ -59,6 +59,6 @@ impl SortedSet {
                 CommandWriter::new(buf, 3).arg(b"ZREM").arg(&st.key).arg(&st.value);
             }
         }
-        Prepared { op: op as u16, replies, ack: None }
+        Prepared { op: op as u16, replies, ack: None, tag: 0 }
     }
 }
