@@ -37,6 +37,14 @@ pub fn apply(args: &ApplyArgs) -> u8 {
 
 async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, json_path: Option<PathBuf>, html_path: Option<PathBuf>) -> u8 {
     let client_name = format!("redis-test:{run_id}");
+    let otlp_config = match report::otlp::OtlpConfig::resolve(scenario, &|k| std::env::var(k).ok().filter(|v| !v.is_empty()), run_id, &common_labels(scenario, run_id).instance_id) {
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+        None => None,
+    };
     let prometheus_addr = args.prometheus.or(scenario.metrics.prometheus);
     let listener = match prometheus_addr {
         Some(addr) => match tokio::net::TcpListener::bind(addr).await {
@@ -69,14 +77,32 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
     let progress = (!args.quiet).then(|| tokio::spawn(report::progress::show(plan.clone(), live_rx, report::progress::ProgressOptions::detect(args.interval))));
     let metrics = std::sync::Arc::new(crate::metrics::RunMetrics::new());
     let (exporters_stop_tx, exporters_stop) = watch::channel(false);
+    let labels = common_labels(scenario, run_id);
+    let source = std::sync::Arc::new(report::families::Source { plan: plan.clone(), metrics: std::sync::Arc::clone(&metrics), live: live_tx.subscribe(), labels: labels.clone() });
     let endpoint = listener.map(|l| {
-        let src = report::prometheus::Source { plan: plan.clone(), metrics: std::sync::Arc::clone(&metrics), live: live_tx.subscribe(), labels: common_labels(scenario, run_id) };
         if !args.quiet {
             eprintln!("redis-test: Prometheus metrics on http://{}/metrics", l.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()));
         }
-        tokio::spawn(report::prometheus::serve(l, std::sync::Arc::new(src), exporters_stop.clone()))
+        tokio::spawn(report::prometheus::serve(l, std::sync::Arc::clone(&source), exporters_stop.clone()))
     });
-    let inputs = executor::RunInputs { stop: stop_rx, seed, live: live_tx, metrics };
+    let mut spans = None;
+    let (otlp_stop_tx, otlp_stop) = watch::channel(false);
+    let otlp = match otlp_config {
+        Some(cfg) => {
+            if !args.quiet {
+                eprintln!("redis-test: OTLP export to {} ({:?}) every {}", cfg.endpoint, cfg.protocol, crate::units::format_duration(cfg.interval));
+            }
+            let rx = cfg.traces.map(|ratio| {
+                let (tx, rx) = tokio::sync::mpsc::channel(10_000);
+                spans = Some((ratio, tx));
+                rx
+            });
+            let server = (deployment.spec.addr.host.clone(), deployment.spec.addr.port);
+            Some(tokio::spawn(report::otlp::run(cfg, std::sync::Arc::clone(&source), rx, server, otlp_stop)))
+        }
+        None => None,
+    };
+    let inputs = executor::RunInputs { stop: stop_rx, seed, live: live_tx, metrics, spans };
     let result = executor::run(plan, scenario, &deployment, inputs).await;
     signals.abort();
     if let Some(p) = progress {
@@ -102,6 +128,11 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
     };
     deployment.shutdown().await;
     let mut report: Report = report::build(run_id, plan, &result, cleanup);
+    if let Some(task) = otlp {
+        // The final flush: the exporter sends once more when told to stop, bounded by its timeout.
+        let _ = otlp_stop_tx.send(true);
+        report.otlp = task.await.ok();
+    }
     report.thresholds = report::thresholds::evaluate(plan, &result, &report);
     print!("{}", report::summary::render(&report));
     if let Some(path) = &json_path {
@@ -139,9 +170,9 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
 }
 
 /// The labels on every exported metric: the scenario's, else the host name, the run id and our version.
-fn common_labels(scenario: &Scenario, run_id: &str) -> report::prometheus::CommonLabels {
+fn common_labels(scenario: &Scenario, run_id: &str) -> report::families::CommonLabels {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "unknown".into());
-    report::prometheus::CommonLabels {
+    report::families::CommonLabels {
         app_name: scenario.metrics.app_name.clone(),
         instance_id: scenario.metrics.instance_id.clone().unwrap_or(host),
         run_id: run_id.to_owned(),

@@ -35,6 +35,7 @@ pub struct Shared {
     metrics: Arc<RunMetrics>,
     command_timeout: Duration,
     writers: usize,
+    spans: Option<(f64, tokio::sync::mpsc::Sender<crate::report::otlp::SpanRecord>)>,
 }
 
 /// One second of the run, over all operations.
@@ -147,11 +148,13 @@ pub struct RunInputs {
     pub live: watch::Sender<Live>,
     /// Where operations are recorded (shared with exporters).
     pub metrics: Arc<RunMetrics>,
+    /// Sampled spans: the fraction of operations to sample and where to send them (never blocks).
+    pub spans: Option<(f64, tokio::sync::mpsc::Sender<crate::report::otlp::SpanRecord>)>,
 }
 
 /// Runs the plan against a prepared deployment.
 pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inputs: RunInputs) -> Result<RunResult, RunError> {
-    let RunInputs { mut stop, seed, live, metrics } = inputs;
+    let RunInputs { mut stop, seed, live, metrics, spans } = inputs;
     let max_workers = plan.max_workers() as usize;
     let workloads: Vec<Workload> = scenario.workloads.iter().enumerate().map(|(i, w)| Workload::new(w, i, max_workers)).collect();
     let mixes = plan
@@ -205,6 +208,7 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         metrics: Arc::clone(&metrics),
         command_timeout: scenario.connections.command_timeout,
         writers: max_workers.max(1),
+        spans,
     });
 
     let (collector_stop_tx, collector_stop) = watch::channel(false);

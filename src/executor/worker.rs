@@ -89,6 +89,17 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
                 Err(class) => workload.fail(&prepared, st, Outcome::Error(class), &mut sink),
             }
             shared.metrics.record_round_trip(pi as u16, wi as u16, &outcomes, latency, service);
+            if let Some((ratio, tx)) = &shared.spans {
+                if rand::RngExt::random::<f64>(&mut rng) < *ratio {
+                    let end_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+                    let error = outcomes.iter().find_map(|(_, o, _)| match o {
+                        Outcome::Error(c) => Some(c.name()),
+                        _ => None,
+                    });
+                    // A full queue drops the span: tracing must never slow the load.
+                    let _ = tx.try_send(crate::report::otlp::SpanRecord { operation: workload.ops[prepared.op as usize], workload: wi as u16, start_ns: end_ns.saturating_sub(latency * 1000), end_ns, error });
+                }
+            }
             let main_outcome = outcomes.iter().find(|(op, _, _)| *op == prepared.op).map(|(_, o, _)| *o);
             if let (Some((key, digest)), Some(Outcome::Ok)) = (prepared.ack, main_outcome) {
                 if result.acks.len() < MAX_ACKS_PER_WORKER || result.acks.contains_key(&(wi as u16, key)) {

@@ -2,6 +2,8 @@
 //! summary, the JSON file (schema in `schemas/report.schema.json`) and thresholds are derived.
 
 pub mod compare;
+pub mod families;
+pub mod otlp;
 pub mod html;
 pub mod progress;
 pub mod prometheus;
@@ -73,6 +75,8 @@ pub struct Report {
     pub connections: ConnectionReport,
     /// Keys removed after the run.
     pub cleanup: Option<CleanupReport>,
+    /// OTLP export results, when exporting.
+    pub otlp: Option<otlp::ExportStats>,
 }
 
 /// Totals over the whole run.
@@ -374,5 +378,6 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
         verify: run.verify.clone(),
         connections: ConnectionReport { opened: run.connections.0, dropped: run.connections.1, connect_errors: run.connections.2 },
         cleanup,
+        otlp: None,
     }
 }

@@ -77,6 +77,10 @@ pub fn render(r: &Report) -> String {
             }
         }
     }
+    if let Some(o) = &r.otlp {
+        let failures: Vec<String> = o.failures.iter().map(|(k, v)| format!("{k} ×{v}")).collect();
+        let _ = writeln!(s, "otlp: {} exports, {} failed{}", o.exports, o.failures.values().sum::<u64>(), if failures.is_empty() { String::new() } else { format!(" ({})", failures.join("; ")) });
+    }
     if !r.thresholds.is_empty() {
         let _ = writeln!(s, "\nthresholds");
         for t in &r.thresholds {
