@@ -111,6 +111,15 @@ pub struct ApplyArgs {
     /// Keep `/metrics` up this long after the run, so a scraper gets the final values.
     #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_duration)]
     pub linger: Option<std::time::Duration>,
+    /// Console log level (error, warn, info, debug, trace, or a RUST_LOG-style filter); default: RUST_LOG, else warn.
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Also write logs to this file (at --log-level, default info).
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+    /// Log file rotation: never, daily (PATH.YYYY-MM-DD), or size:<size> (PATH.1 … PATH.3 kept; e.g. size:10MiB).
+    #[arg(long, default_value = "never", value_parser = crate::logging::parse_rotation)]
+    pub log_rotation: crate::logging::Rotation,
     /// Period of progress lines when stderr is not a terminal (CI logs).
     #[arg(long, default_value = "5s", value_parser = parse_duration_arg)]
     pub interval: std::time::Duration,

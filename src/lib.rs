@@ -18,6 +18,7 @@ pub mod commands;
 pub mod executor;
 pub mod exit;
 pub mod keys;
+pub mod logging;
 pub mod metrics;
 pub mod plan;
 pub mod pool;

@@ -14,6 +14,8 @@ use crate::target::conn::{Conn, ConnError, ConnectSpec};
 
 /// Opens connections for bb8 and counts them.
 pub struct Manager {
+    /// The run's span: bb8 connects on its own tasks, and their events should still carry the run id.
+    span: tracing::Span,
     spec: ConnectSpec,
     metrics: Arc<RunMetrics>,
     ping_timeout: Duration,
@@ -31,13 +33,17 @@ impl ManageConnection for Manager {
 
     async fn connect(&self) -> Result<Conn, ConnError> {
         let started = std::time::Instant::now();
-        match Conn::connect(&self.spec).await {
+        let result = tracing::Instrument::instrument(Conn::connect(&self.spec), self.span.clone()).await;
+        let _entered = self.span.enter();
+        match result {
             Ok(c) => {
                 self.counters().opened(started.elapsed());
+                tracing::debug!(addr = %self.spec.addr, took_us = started.elapsed().as_micros() as u64, "connection opened");
                 Ok(c)
             }
             Err(e) => {
                 self.counters().connect_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(addr = %self.spec.addr, error = %e, "connection attempt failed");
                 Err(e)
             }
         }
@@ -51,9 +57,11 @@ impl ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut Conn) -> bool {
+        let _entered = self.span.enter();
         let broken = conn.is_broken();
         if broken {
             self.counters().dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(addr = %self.spec.addr, "broken connection dropped; bb8 opens a replacement");
         }
         broken
     }
@@ -81,7 +89,7 @@ impl Pools {
                     .connection_timeout(connections.acquire_timeout)
                     .idle_timeout(None)
                     .max_lifetime(None)
-                    .build_unchecked(Manager { spec: spec.clone(), metrics: Arc::clone(metrics), ping_timeout: connections.command_timeout })
+                    .build_unchecked(Manager { span: tracing::Span::current(), spec: spec.clone(), metrics: Arc::clone(metrics), ping_timeout: connections.command_timeout })
             })
             .collect();
         Pools { pools, health_interval: connections.health_check_interval, ping_timeout: connections.command_timeout }

@@ -17,6 +17,13 @@ use crate::target;
 
 /// Runs `apply` and returns the exit code.
 pub fn apply(args: &ApplyArgs) -> u8 {
+    let _log_guard = match crate::logging::init(args.log_level.as_deref(), args.log_file.as_deref(), args.log_rotation) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
     let scenario = match load_or_report(&args.file, &args.inputs) {
         Ok(s) => s,
         Err(code) => return code,
@@ -32,7 +39,8 @@ pub fn apply(args: &ApplyArgs) -> u8 {
             return exit::CANNOT_RUN;
         }
     };
-    runtime.block_on(run(args, &scenario, &plan, &run_id, json_path, html_path))
+    let span = tracing::info_span!("run", run_id = %run_id);
+    runtime.block_on(tracing::Instrument::instrument(run(args, &scenario, &plan, &run_id, json_path, html_path), span))
 }
 
 async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, json_path: Option<PathBuf>, html_path: Option<PathBuf>) -> u8 {
@@ -59,13 +67,16 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
     if !args.quiet {
         eprintln!("redis-test: run {run_id}: {} for {} against {}", scenario.name, crate::units::format_duration(plan.total_duration), plan.target.address);
     }
+    tracing::info!(scenario = %scenario.name, target = %plan.target.address, duration = %crate::units::format_duration(plan.total_duration), "run starting");
     let deployment = match target::prepare(&scenario.target, &scenario.connections, &client_name).await {
         Ok(d) => d,
         Err(e) => {
+            tracing::error!(error = %e, "target unusable");
             eprintln!("error: {e}");
             return exit::CANNOT_RUN;
         }
     };
+    tracing::info!(address = %deployment.spec.addr, local = deployment.local.is_some(), "target ready");
     let (stop_tx, stop_rx) = watch::channel(false);
     let signals = tokio::spawn(async move {
         wait_for_signal().await;
@@ -134,6 +145,16 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
         report.otlp = task.await.ok();
     }
     report.thresholds = report::thresholds::evaluate(plan, &result, &report);
+    for t in &report.thresholds {
+        if t.passed {
+            tracing::info!(rule = %t.expr, observed = %t.observed_text, "threshold held");
+        } else {
+            tracing::warn!(rule = %t.expr, observed = %t.observed_text, "threshold failed");
+        }
+    }
+    if let Some(c) = &report.cleanup {
+        tracing::info!(prefix = %c.prefix, removed = c.removed, error = ?c.error, "cleanup");
+    }
     print!("{}", report::summary::render(&report));
     if let Some(path) = &json_path {
         let text = serde_json::to_string_pretty(&report).expect("reports serialize");

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 use crate::metrics::{OpKey, OpStats, RunMetrics};
 use crate::plan::Plan;
@@ -126,8 +127,8 @@ pub struct RunResult {
     pub pubsub: Vec<(String, Vec<SubscriberStats>)>,
     /// Acknowledged-write verification by workload.
     pub verify: Vec<VerifyResult>,
-    /// Connections opened, dropped, failed to open.
-    pub connections: (u64, u64, u64),
+    /// Connections opened, dropped, failed to open, reopened to replace dropped ones.
+    pub connections: (u64, u64, u64, u64),
 }
 
 /// Why a run could not start.
@@ -183,7 +184,7 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
                 }) as Arc<dyn Fn() -> (u64, u16) + Send + Sync>
             };
             let ctx = pubsub::SubscriberCtx { metrics: Arc::clone(&metrics), clock, stop: sub_stop.clone(), backoff: scenario.connections.retry.initial_backoff };
-            subscribers.push(tokio::spawn(pubsub::subscriber(Arc::clone(ps), id, deployment.spec.clone(), ctx, ready_tx)));
+            subscribers.push(tokio::spawn(pubsub::subscriber(Arc::clone(ps), id, deployment.spec.clone(), ctx, ready_tx).in_current_span()));
             match ready_rx.await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(RunError::Subscribe(w.name.clone(), e)),
@@ -212,8 +213,8 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
     });
 
     let (collector_stop_tx, collector_stop) = watch::channel(false);
-    let collector = tokio::spawn(collect_series(Arc::clone(&shared), collector_stop, live));
-    let workers: Vec<_> = (0..max_workers).map(|id| tokio::spawn(worker::run(id, Arc::clone(&shared), stop.clone()))).collect();
+    let collector = tokio::spawn(collect_series(Arc::clone(&shared), collector_stop, live).in_current_span());
+    let workers: Vec<_> = (0..max_workers).map(|id| tokio::spawn(worker::run(id, Arc::clone(&shared), stop.clone()).in_current_span())).collect();
     let mut acks = HashMap::new();
     let mut acks_truncated = false;
     for w in workers {
@@ -269,7 +270,7 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         phases,
         pubsub: shared.workloads.iter().filter_map(|w| Some((w.name.clone(), w.pubsub()?.results()))).collect(),
         verify,
-        connections: (c.opened.load(Ordering::Relaxed), c.dropped.load(Ordering::Relaxed), c.connect_errors.load(Ordering::Relaxed)),
+        connections: (c.opened.load(Ordering::Relaxed), c.dropped.load(Ordering::Relaxed), c.connect_errors.load(Ordering::Relaxed), c.reconnects.load(Ordering::Relaxed)),
     })
 }
 
@@ -316,7 +317,18 @@ async fn collect_series(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, li
             target_rate: phase.and_then(|p| p.rate_at(elapsed - p.start)),
         }
     };
-    let _ = live.send(status(Duration::ZERO, None, 0.0, 0, 0));
+    let mut logged_phase = None;
+    let mut log_phase = |now: &Live| {
+        if now.phase != logged_phase {
+            if let Some(p) = now.phase.and_then(|i| shared.plan.phases.get(i)) {
+                tracing::info!(phase = %p.name, workers = now.workers, target_rate = ?now.target_rate, "phase running");
+            }
+            logged_phase = now.phase;
+        }
+    };
+    let first = status(Duration::ZERO, None, 0.0, 0, 0);
+    log_phase(&first);
+    let _ = live.send(first);
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -326,7 +338,9 @@ async fn collect_series(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, li
                 series.push(point(t, t - prev, &iv));
                 total_ops += iv.ops;
                 total_errors += iv.errors;
-                let _ = live.send(status(elapsed, Some(iv), t - prev, total_ops, total_errors));
+                let now = status(elapsed, Some(iv), t - prev, total_ops, total_errors);
+                log_phase(&now);
+                let _ = live.send(now);
                 prev = t;
             }
             _ = stop.changed() => return series,

@@ -254,6 +254,8 @@ pub struct ConnectionReport {
     pub dropped: u64,
     /// Failed connection attempts.
     pub connect_errors: u64,
+    /// Connections opened to replace dropped ones.
+    pub reconnects: u64,
 }
 
 /// What cleanup did.
@@ -376,7 +378,7 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
         thresholds: Vec::new(),
         pubsub: run.pubsub.iter().map(|(w, subs)| PubsubReport { workload: w.clone(), subscribers: subs.iter().map(SubscriberReport::from).collect() }).collect(),
         verify: run.verify.clone(),
-        connections: ConnectionReport { opened: run.connections.0, dropped: run.connections.1, connect_errors: run.connections.2 },
+        connections: ConnectionReport { opened: run.connections.0, dropped: run.connections.1, connect_errors: run.connections.2, reconnects: run.connections.3 },
         cleanup,
         otlp: None,
     }

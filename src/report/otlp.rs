@@ -311,7 +311,7 @@ pub async fn run(cfg: OtlpConfig, src: Arc<Source>, mut spans: Option<mpsc::Rece
     let sender = match Sender::new(cfg.clone()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("redis-test: OTLP export disabled: {e}");
+            tracing::warn!(error = %e, "OTLP export disabled");
             *stats.failures.entry("configuration".into()).or_default() += 1;
             return stats;
         }
@@ -350,7 +350,7 @@ fn note(stats: &mut ExportStats, endpoint: &str, what: &str, result: Result<(), 
             let key = format!("{what}: {kind}");
             let n = stats.failures.entry(key.clone()).or_default();
             if *n == 0 {
-                eprintln!("redis-test: OTLP {what} export to {endpoint} failed ({kind}); the run goes on, further failures of this kind are only counted");
+                tracing::warn!(endpoint, failure = %kind, "OTLP {what} export failed; the run goes on, further failures of this kind are only counted");
             }
             *n += 1;
         }

@@ -66,7 +66,7 @@ pub fn render(r: &Report) -> String {
         let partial = if v.truncated { " (partial: too many writes to remember)" } else { "" };
         let _ = writeln!(s, "\nverify {}: {} acknowledged writes checked, {} lost, {} changed, {} unreadable{partial}", v.workload, v.checked, v.lost, v.changed, v.unreadable);
     }
-    let _ = writeln!(s, "\nconnections: {} opened, {} dropped, {} failed to open", r.connections.opened, r.connections.dropped, r.connections.connect_errors);
+    let _ = writeln!(s, "\nconnections: {} opened, {} dropped, {} reconnects, {} failed to open", r.connections.opened, r.connections.dropped, r.connections.reconnects, r.connections.connect_errors);
     if let Some(c) = &r.cleanup {
         match &c.error {
             None => {

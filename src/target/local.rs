@@ -97,6 +97,7 @@ impl LocalServer {
         }
         // Keep draining its output so a full pipe never blocks the server.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        tracing::info!(port, "local redis-server started");
         Ok(LocalServer { child, addr: HostPort { host: "127.0.0.1".into(), port }, dir })
     }
 
