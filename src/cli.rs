@@ -61,8 +61,8 @@ pub enum Command {
         /// Largest p50/p99/p99.9 rise allowed, e.g. `25%`.
         #[arg(long, default_value = "25%", value_parser = crate::report::compare::parse_fraction)]
         max_latency_regression: f64,
-        /// Latency rises below this are noise, e.g. `500us`.
-        #[arg(long, default_value = "500us", value_parser = parse_duration_arg)]
+        /// Latency rises below this are noise, e.g. `1ms`.
+        #[arg(long, default_value = "1ms", value_parser = parse_duration_arg)]
         latency_floor: std::time::Duration,
         /// Largest error-rate rise allowed, in points of the operations, e.g. `0.1%`.
         #[arg(long, default_value = "0.1%", value_parser = crate::report::compare::parse_fraction)]

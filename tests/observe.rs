@@ -12,6 +12,9 @@ use common::{RedisServer, run_in, scratch};
 
 const STEADY: &str = "name: steady\ntarget: {url: redis://x}\nworkloads: {w: {kind: basic, read_ratio: 0.5}}\nphases:\n  - {name: warm, duration: 1s, workers: 4, rate: 500}\n  - {name: steady, duration: 3s, workers: 8, rate: 1000}\nthresholds:\n  - p99 < 1s\n  - error_rate < 50%\n";
 
+/// The tests here measure latency: they take turns instead of competing for the two cores.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn apply(dir: &Path, server: &RedisServer, json: &str, extra: &[&str]) -> common::Outcome {
     let url = server.url();
     let mut args = vec!["apply", "steady.yaml", "--target", &url, "--json", json, "--quiet"];
@@ -21,6 +24,7 @@ fn apply(dir: &Path, server: &RedisServer, json: &str, extra: &[&str]) -> common
 
 #[test]
 fn the_html_report_is_self_contained_and_holds_every_chart() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let server = RedisServer::start(&[]);
     let dir = scratch("html");
     std::fs::write(dir.join("steady.yaml"), format!("{STEADY}faults:\n  - {{action: client_pause, at: 2s, duration: 100ms, name: short-pause}}\n")).unwrap();
@@ -60,6 +64,7 @@ fn apply_with_pause(dir: &Path, server: &RedisServer, json: &str) {
 
 #[test]
 fn compare_passes_comparable_runs_and_flags_real_regressions() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let server = RedisServer::start(&[]);
     let dir = scratch("compare");
     std::fs::write(dir.join("steady.yaml"), STEADY).unwrap();

@@ -27,7 +27,7 @@ pub struct Tolerances {
 
 impl Default for Tolerances {
     fn default() -> Self {
-        Tolerances { max_regression: 0.10, max_latency_regression: 0.25, latency_floor_us: 500.0, max_error_rate_increase: 0.001, min_ops: 100 }
+        Tolerances { max_regression: 0.10, max_latency_regression: 0.25, latency_floor_us: 1000.0, max_error_rate_increase: 0.001, min_ops: 100 }
     }
 }
 
@@ -84,6 +84,12 @@ fn rel(b: f64, c: f64) -> Option<f64> {
     (b > 0.0).then(|| c / b - 1.0)
 }
 
+/// A percentile is only judged when at least ten baseline operations lie beyond it
+/// (p99 needs 1000 operations, p99.9 needs 10 000): below that it is one or two outliers.
+fn enough_for(q: f64, ops: u64) -> bool {
+    ops as f64 * (1.0 - q) >= 10.0
+}
+
 fn latency_delta(metric: &str, b: Option<u64>, c: Option<u64>, t: &Tolerances, judged: bool) -> Option<Delta> {
     let (b, c) = (b? as f64, c? as f64);
     let change = rel(b, c);
@@ -100,8 +106,8 @@ fn compare_figures(b: (f64, f64, Option<&super::Percentiles>), c: (f64, f64, Opt
     let mut deltas = Vec::new();
     let change = rel(b.0, c.0);
     deltas.push(Delta { metric: "ops_per_sec".into(), baseline: b.0, current: c.0, change, regression: judged && change.is_some_and(|x| x < -t.max_regression) });
-    for (name, f) in [("p50_us", (|p: &super::Percentiles| p.p50) as fn(&super::Percentiles) -> u64), ("p99_us", |p| p.p99), ("p999_us", |p| p.p999)] {
-        if let Some(d) = latency_delta(name, b.2.map(f), c.2.map(f), t, judged) {
+    for (name, q, f) in [("p50_us", 0.5, (|p: &super::Percentiles| p.p50) as fn(&super::Percentiles) -> u64), ("p99_us", 0.99, |p| p.p99), ("p999_us", 0.999, |p| p.p999)] {
+        if let Some(d) = latency_delta(name, b.2.map(f), c.2.map(f), t, judged && enough_for(q, baseline_ops)) {
             deltas.push(d);
         }
     }
@@ -190,4 +196,27 @@ pub fn parse_fraction(s: &str) -> Result<f64, String> {
     }
     .map_err(|_| format!("`{s}` is not a percentage like `10%` or a fraction like `0.1`"))?;
     if v.is_finite() && v >= 0.0 { Ok(v) } else { Err(format!("`{s}` must be zero or more")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_need_enough_operations_behind_them() {
+        assert!(!enough_for(0.99, 999));
+        assert!(enough_for(0.99, 1000));
+        assert!(!enough_for(0.999, 9_999));
+        assert!(enough_for(0.5, 20));
+    }
+
+    #[test]
+    fn latency_rises_under_the_floor_are_noise() {
+        let t = Tolerances::default();
+        assert!(!latency_delta("p99_us", Some(300), Some(900), &t, true).unwrap().regression, "+600us is under the 1ms floor");
+        assert!(latency_delta("p99_us", Some(300), Some(1500), &t, true).unwrap().regression);
+        assert!(!latency_delta("p99_us", Some(10_000), Some(12_000), &t, true).unwrap().regression, "+20% is within 25%");
+        assert_eq!(parse_fraction("10%"), Ok(0.1));
+        assert!(parse_fraction("-1").is_err());
+    }
 }
