@@ -75,20 +75,7 @@ pub fn key_into(out: &mut Vec<u8>, prefix: &[u8], index: u64) {
     push_decimal(out, index);
 }
 
-/// Appends the decimal digits of `n` without allocating.
-pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut tmp = [0u8; 20];
-    let mut i = tmp.len();
-    loop {
-        i -= 1;
-        tmp[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&tmp[i..]);
-}
+pub use crate::target::resp::push_decimal;
 
 /// Produces values of the configured size; each value starts with a unique stamp so that
 /// a later read can tell which write it sees.

@@ -165,7 +165,8 @@ fn a_receiver_that_dies_mid_run_changes_nothing_about_the_run() {
     assert_eq!(report["phases"][0]["backlog"], 0);
     let failures: u64 = report["otlp"]["failures"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
     assert!(failures >= 2, "{}", report["otlp"]);
-    assert!(report["otlp"]["exports"].as_u64().unwrap() >= 1);
+    // The exporter kept trying every 500 ms (the export the receiver died answering may count either way).
+    assert!(report["otlp"]["exports"].as_u64().unwrap() + failures >= 6, "{}", report["otlp"]);
     // Logged once per kind of failure, not once per export.
     let logged = stderr.lines().filter(|l| l.contains("OTLP metrics export")).count();
     assert_eq!(logged, 1, "{stderr}");

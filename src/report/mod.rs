@@ -219,30 +219,7 @@ pub struct PubsubReport {
     /// Workload name.
     pub workload: String,
     /// One entry per subscriber.
-    pub subscribers: Vec<SubscriberReport>,
-}
-
-/// What one subscriber saw.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct SubscriberReport {
-    /// Subscriber number.
-    pub subscriber: usize,
-    /// Messages received.
-    pub received: u64,
-    /// Acknowledged messages never received.
-    pub lost: u64,
-    /// Messages received twice.
-    pub duplicates: u64,
-    /// Messages received out of order.
-    pub out_of_order: u64,
-    /// Reconnects.
-    pub reconnects: u64,
-}
-
-impl From<&SubscriberStats> for SubscriberReport {
-    fn from(s: &SubscriberStats) -> Self {
-        SubscriberReport { subscriber: s.subscriber, received: s.received, lost: s.lost, duplicates: s.duplicates, out_of_order: s.out_of_order, reconnects: s.reconnects }
-    }
+    pub subscribers: Vec<SubscriberStats>,
 }
 
 /// Connection counters.
@@ -376,7 +353,7 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
         faults: plan.faults.iter().map(|f| FaultRecord { name: f.name.clone(), at_s: f.at.as_secs_f64(), action: crate::plan::describe_action(&f.action) }).collect(),
         time_series: run.series.clone(),
         thresholds: Vec::new(),
-        pubsub: run.pubsub.iter().map(|(w, subs)| PubsubReport { workload: w.clone(), subscribers: subs.iter().map(SubscriberReport::from).collect() }).collect(),
+        pubsub: run.pubsub.iter().map(|(w, subs)| PubsubReport { workload: w.clone(), subscribers: subs.clone() }).collect(),
         verify: run.verify.clone(),
         connections: ConnectionReport { opened: run.connections.0, dropped: run.connections.1, connect_errors: run.connections.2, reconnects: run.connections.3 },
         cleanup,

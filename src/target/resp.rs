@@ -75,7 +75,7 @@ impl<'a> CommandWriter<'a> {
     /// Appends an integer argument.
     pub fn int(self, n: i64) -> Self {
         let mut tmp = [0u8; 24];
-        let s = format_i64(n, &mut tmp);
+        let s = format_decimal(n < 0, n.unsigned_abs(), &mut tmp);
         self.arg(s)
     }
 
@@ -95,15 +95,14 @@ pub fn command(buf: &mut Vec<u8>, args: &[&[u8]]) {
     }
 }
 
-fn push_decimal(buf: &mut Vec<u8>, n: u64) {
+/// Appends the decimal digits of `n` without allocating (the one integer formatter of the hot path).
+pub fn push_decimal(buf: &mut Vec<u8>, n: u64) {
     let mut tmp = [0u8; 24];
-    buf.extend_from_slice(format_i64(n as i64, &mut tmp));
+    buf.extend_from_slice(format_decimal(false, n, &mut tmp));
 }
 
-fn format_i64(n: i64, tmp: &mut [u8; 24]) -> &[u8] {
+fn format_decimal(negative: bool, mut v: u64, tmp: &mut [u8; 24]) -> &[u8] {
     let mut i = tmp.len();
-    let neg = n < 0;
-    let mut v = n.unsigned_abs();
     loop {
         i -= 1;
         tmp[i] = b'0' + (v % 10) as u8;
@@ -112,7 +111,7 @@ fn format_i64(n: i64, tmp: &mut [u8; 24]) -> &[u8] {
             break;
         }
     }
-    if neg {
+    if negative {
         i -= 1;
         tmp[i] = b'-';
     }

@@ -24,7 +24,7 @@ const RECEIVE: u16 = 1;
 const MAGIC: &[u8] = b"rtps:";
 
 /// What one subscriber saw.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct SubscriberStats {
     /// Subscriber number within its workload.
     pub subscriber: usize,
