@@ -3,7 +3,9 @@
 //! `stop` turns true (SIGINT/SIGTERM), finishing operations in flight.
 
 pub mod cleanup;
+pub mod faults;
 mod pacer;
+pub mod resilience;
 mod verify;
 mod worker;
 
@@ -37,6 +39,7 @@ pub struct Shared {
     command_timeout: Duration,
     writers: usize,
     spans: Option<(f64, tokio::sync::mpsc::Sender<crate::report::otlp::SpanRecord>)>,
+    tracker: resilience::Tracker,
 }
 
 /// One second of the run, over all operations.
@@ -129,6 +132,77 @@ pub struct RunResult {
     pub verify: Vec<VerifyResult>,
     /// Connections opened, dropped, failed to open, reopened to replace dropped ones.
     pub connections: (u64, u64, u64, u64),
+    /// Faults that ran, with their resilience verdicts.
+    pub faults: Vec<FaultVerdict>,
+    /// Per workload, the longest stretch without a success over the whole run, seconds.
+    pub longest_outage_s: BTreeMap<String, f64>,
+}
+
+/// A fault that ran and what it did to the load.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct FaultVerdict {
+    /// Label.
+    pub name: String,
+    /// What it does.
+    pub action: String,
+    /// When it started, seconds since the run's start.
+    pub at_s: f64,
+    /// When its command returned.
+    pub finished_s: f64,
+    /// Whether it did what it should (a failed fault is reported, not fatal).
+    pub ok: bool,
+    /// What it did, or why it failed.
+    pub detail: String,
+    /// Operations in flight when it started.
+    pub in_flight: i64,
+    /// From the fault to the first failed operation, seconds (none failed: absent).
+    pub time_to_first_error_s: Option<f64>,
+    /// Longest time without a successful operation in the fault's window, seconds, over all workloads.
+    pub outage_s: f64,
+    /// The same per workload.
+    pub outage_by_workload_s: BTreeMap<String, f64>,
+    /// From the fault until throughput is back within 10 % of its level before it, seconds;
+    /// absent when it never came back in the window or there was no level to compare with.
+    pub recovery_s: Option<f64>,
+    /// Failed operations in the window by class.
+    pub errors: BTreeMap<String, u64>,
+    /// Connections reopened in the window.
+    pub reconnects: u64,
+    /// End of the window (the next fault or the end of the run), seconds.
+    pub window_end_s: f64,
+}
+
+/// Judges each fault's window from the tracker.
+fn fault_verdicts(runs: &[faults::FaultRun], shared: &Shared, ended: Duration, reconnects_end: u64) -> Vec<FaultVerdict> {
+    let gaps = shared.tracker.gaps();
+    let slots = shared.tracker.slots();
+    let end_ns = ended.as_nanos() as u64;
+    runs.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let from = r.started.as_nanos() as u64;
+            let to = runs.get(i + 1).map_or(end_ns, |n| n.started.as_nanos() as u64);
+            let (first_error, errors) = shared.tracker.errors_between(from, to);
+            let outage_by_workload_s: BTreeMap<String, f64> =
+                shared.workloads.iter().enumerate().map(|(w, wl)| (wl.name.clone(), resilience::longest_outage(&gaps, Some(w as u16), from, to) as f64 / 1e9)).collect();
+            FaultVerdict {
+                name: r.fault.name.clone(),
+                action: crate::plan::describe_action(&r.fault.action),
+                at_s: r.started.as_secs_f64(),
+                finished_s: r.finished.as_secs_f64(),
+                ok: r.ok,
+                detail: r.detail.clone(),
+                in_flight: r.in_flight,
+                time_to_first_error_s: first_error.map(|t| t.saturating_sub(from) as f64 / 1e9),
+                outage_s: outage_by_workload_s.values().copied().fold(0.0, f64::max),
+                outage_by_workload_s,
+                recovery_s: resilience::recovery(&slots, from, to).map(|ns| ns as f64 / 1e9),
+                errors,
+                reconnects: runs.get(i + 1).map_or(reconnects_end, |n| n.reconnects_before).saturating_sub(r.reconnects_before),
+                window_end_s: to as f64 / 1e9,
+            }
+        })
+        .collect()
 }
 
 /// Why a run could not start.
@@ -210,6 +284,7 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         command_timeout: scenario.connections.command_timeout,
         writers: max_workers.max(1),
         spans,
+        tracker: resilience::Tracker::new(scenario.workloads.len(), plan.total_duration),
     });
 
     let (collector_stop_tx, collector_stop) = watch::channel(false);
@@ -217,14 +292,21 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
     let workers: Vec<_> = (0..max_workers).map(|id| tokio::spawn(worker::run(id, Arc::clone(&shared), stop.clone()).in_current_span())).collect();
     let mut acks = HashMap::new();
     let mut acks_truncated = false;
-    for w in workers {
-        if let Ok(r) = w.await {
-            acks_truncated |= r.acks_truncated;
-            acks.extend(r.acks);
+    let joined = async {
+        for w in workers {
+            if let Ok(r) = w.await {
+                acks_truncated |= r.acks_truncated;
+                acks.extend(r.acks);
+            }
         }
-    }
+    };
+    let client = deployment.spec.client_name.clone();
+    let faults = faults::drive(&plan.faults, t0, deployment, &client, &shared.tracker, &metrics.conns.reconnects, stop.clone());
+    let (fault_runs, ()) = tokio::join!(faults, joined);
     let interrupted = *stop.borrow_and_update();
     let ended = t0.elapsed();
+    shared.tracker.finish(ended.as_nanos() as u64);
+    let verdicts = fault_verdicts(&fault_runs, &shared, ended, metrics.conns.reconnects.load(Ordering::Relaxed));
     pacer_stop.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || pacer.join()).await;
 
@@ -271,6 +353,11 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         pubsub: shared.workloads.iter().filter_map(|w| Some((w.name.clone(), w.pubsub()?.results()))).collect(),
         verify,
         connections: (c.opened.load(Ordering::Relaxed), c.dropped.load(Ordering::Relaxed), c.connect_errors.load(Ordering::Relaxed), c.reconnects.load(Ordering::Relaxed)),
+        faults: verdicts,
+        longest_outage_s: {
+            let gaps = shared.tracker.gaps();
+            shared.workloads.iter().enumerate().map(|(w, wl)| (wl.name.clone(), resilience::longest_outage(&gaps, Some(w as u16), 0, ended.as_nanos() as u64) as f64 / 1e9)).collect()
+        },
     })
 }
 

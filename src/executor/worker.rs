@@ -78,7 +78,9 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
             replies.clear();
             let now_nanos = shared.t0.elapsed().as_nanos() as u64;
             let prepared = workload.prepare(st, &mut rng, &mut buf, now_nanos);
+            shared.tracker.in_flight.fetch_add(1, Ordering::Relaxed);
             let (outcome, service_start) = round_trip(&shared, id, &buf, &prepared, &mut replies).await;
+            shared.tracker.in_flight.fetch_sub(1, Ordering::Relaxed);
             let done = Instant::now();
             let latency = done.saturating_duration_since(intended).as_micros() as u64;
             let service = done.saturating_duration_since(service_start).as_micros() as u64;
@@ -101,6 +103,12 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
                 }
             }
             let main_outcome = outcomes.iter().find(|(op, _, _)| *op == prepared.op).map(|(_, o, _)| *o);
+            let done_ns = done.saturating_duration_since(shared.t0).as_nanos() as u64;
+            match main_outcome {
+                Some(Outcome::Error(class)) => shared.tracker.error(wi as u16, class.name(), done_ns),
+                Some(_) => shared.tracker.success(wi as u16, done_ns),
+                None => {}
+            }
             if let (Some((key, digest)), Some(Outcome::Ok)) = (prepared.ack, main_outcome) {
                 if result.acks.len() < MAX_ACKS_PER_WORKER || result.acks.contains_key(&(wi as u16, key)) {
                     result.acks.insert((wi as u16, key), digest);

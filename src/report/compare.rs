@@ -101,11 +101,17 @@ fn error_rate(o: &OpReport) -> f64 {
     if o.count == 0 { 0.0 } else { o.errors.values().sum::<u64>() as f64 / o.count as f64 }
 }
 
-fn compare_figures(b: (f64, f64, Option<&super::Percentiles>), c: (f64, f64, Option<&super::Percentiles>), baseline_ops: u64, t: &Tolerances) -> (Vec<Delta>, bool) {
+/// An operation's share of a random mix varies from run to run (binomially): its own throughput is
+/// judged only from this many baseline operations on, where that noise is a few percent. A phase's
+/// throughput, the scheduled total, is always judged.
+const MIN_OPS_FOR_OPERATION_THROUGHPUT: u64 = 1000;
+
+fn compare_figures(b: (f64, f64, Option<&super::Percentiles>), c: (f64, f64, Option<&super::Percentiles>), baseline_ops: u64, t: &Tolerances, whole_phase: bool) -> (Vec<Delta>, bool) {
     let judged = baseline_ops >= t.min_ops;
     let mut deltas = Vec::new();
     let change = rel(b.0, c.0);
-    deltas.push(Delta { metric: "ops_per_sec".into(), baseline: b.0, current: c.0, change, regression: judged && change.is_some_and(|x| x < -t.max_regression) });
+    let judge_rate = judged && (whole_phase || baseline_ops >= MIN_OPS_FOR_OPERATION_THROUGHPUT);
+    deltas.push(Delta { metric: "ops_per_sec".into(), baseline: b.0, current: c.0, change, regression: judge_rate && change.is_some_and(|x| x < -t.max_regression) });
     for (name, q, f) in [("p50_us", 0.5, (|p: &super::Percentiles| p.p50) as fn(&super::Percentiles) -> u64), ("p99_us", 0.99, |p| p.p99), ("p999_us", 0.999, |p| p.p999)] {
         if let Some(d) = latency_delta(name, b.2.map(f), c.2.map(f), t, judged && enough_for(q, baseline_ops)) {
             deltas.push(d);
@@ -125,14 +131,14 @@ pub fn compare(base: &Report, cur: &Report, t: Tolerances) -> Comparison {
             continue;
         };
         let rate = |count: u64, errors: u64| if count == 0 { 0.0 } else { errors as f64 / count as f64 };
-        let (deltas, judged) = compare_figures((bp.ops_per_sec, rate(bp.count, bp.errors), None), (cp.ops_per_sec, rate(cp.count, cp.errors), None), bp.count, &t);
+        let (deltas, judged) = compare_figures((bp.ops_per_sec, rate(bp.count, bp.errors), None), (cp.ops_per_sec, rate(cp.count, cp.errors), None), bp.count, &t, true);
         rows.push(RowComparison { phase: bp.name.clone(), workload: "*".into(), operation: "*".into(), regression: deltas.iter().any(|d| d.regression), deltas, judged });
         for bo in &bp.operations {
             let Some(co) = cp.operations.iter().find(|o| o.workload == bo.workload && o.operation == bo.operation) else {
                 unmatched.push(format!("{} {} {} (baseline only)", bp.name, bo.workload, bo.operation));
                 continue;
             };
-            let (deltas, judged) = compare_figures((bo.ops_per_sec, error_rate(bo), bo.latency_us.as_ref()), (co.ops_per_sec, error_rate(co), co.latency_us.as_ref()), bo.count, &t);
+            let (deltas, judged) = compare_figures((bo.ops_per_sec, error_rate(bo), bo.latency_us.as_ref()), (co.ops_per_sec, error_rate(co), co.latency_us.as_ref()), bo.count, &t, false);
             rows.push(RowComparison { phase: bp.name.clone(), workload: bo.workload.clone(), operation: bo.operation.clone(), regression: deltas.iter().any(|d| d.regression), deltas, judged });
         }
         for co in &cp.operations {

@@ -61,8 +61,10 @@ pub struct Report {
     pub totals: Totals,
     /// Per phase, per operation results.
     pub phases: Vec<PhaseReport>,
-    /// Faults on the timeline.
+    /// Faults on the timeline, with their resilience verdicts.
     pub faults: Vec<FaultRecord>,
+    /// Per workload, the longest time without a successful operation over the whole run, seconds.
+    pub longest_outage_s: BTreeMap<String, f64>,
     /// One point per second.
     pub time_series: Vec<TimePoint>,
     /// Threshold verdicts.
@@ -99,10 +101,12 @@ pub struct Totals {
 pub struct FaultRecord {
     /// Label.
     pub name: String,
-    /// Offset from the start of the run, seconds.
+    /// Planned offset from the start of the run, seconds.
     pub at_s: f64,
     /// What it does.
     pub action: String,
+    /// What happened when it ran, and the resilience verdict; absent when the run ended first.
+    pub result: Option<crate::executor::FaultVerdict>,
 }
 
 /// One phase.
@@ -350,7 +354,13 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
             latency_us: Percentiles::of(&total.latency).unwrap_or_default(),
         },
         phases,
-        faults: plan.faults.iter().map(|f| FaultRecord { name: f.name.clone(), at_s: f.at.as_secs_f64(), action: crate::plan::describe_action(&f.action) }).collect(),
+        faults: plan
+            .faults
+            .iter()
+            .enumerate()
+            .map(|(i, f)| FaultRecord { name: f.name.clone(), at_s: f.at.as_secs_f64(), action: crate::plan::describe_action(&f.action), result: run.faults.get(i).cloned() })
+            .collect(),
+        longest_outage_s: run.longest_outage_s.clone(),
         time_series: run.series.clone(),
         thresholds: Vec::new(),
         pubsub: run.pubsub.iter().map(|(w, subs)| PubsubReport { workload: w.clone(), subscribers: subs.clone() }).collect(),

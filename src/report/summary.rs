@@ -62,6 +62,31 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
+    for f in &r.faults {
+        match &f.result {
+            None => {
+                let _ = writeln!(s, "\nfault {} at {:.1}s: did not run ({})", f.name, f.at_s, f.action);
+            }
+            Some(v) => {
+                let ttfe = v.time_to_first_error_s.map_or_else(|| "no errors".to_owned(), |x| format!("first error after {}", format_us(x * 1e6)));
+                let recovery = v.recovery_s.map_or_else(|| "not back within its window".to_owned(), |x| format!("back within 10% after {}", format_us(x * 1e6)));
+                let errors: Vec<String> = v.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                let _ = writeln!(
+                    s,
+                    "\nfault {} at {:.2}s: {} — {}{}\n  {ttfe}; outage {}; throughput {recovery}; {} reconnects; {} in flight; errors: {}",
+                    v.name,
+                    v.at_s,
+                    v.action,
+                    if v.ok { "" } else { "FAILED: " },
+                    v.detail,
+                    format_us(v.outage_s * 1e6),
+                    v.reconnects,
+                    v.in_flight,
+                    if errors.is_empty() { "none".to_owned() } else { errors.join(", ") }
+                );
+            }
+        }
+    }
     for v in &r.verify {
         let partial = if v.truncated { " (partial: too many writes to remember)" } else { "" };
         let _ = writeln!(s, "\nverify {}: {} acknowledged writes checked, {} lost, {} changed, {} unreadable{partial}", v.workload, v.checked, v.lost, v.changed, v.unreadable);

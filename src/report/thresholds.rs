@@ -8,6 +8,7 @@ use crate::plan::Plan;
 use crate::scenario::model::{Metric, MetricUnit, Threshold};
 use crate::units::format_duration;
 
+
 use super::{Report, ThresholdResult};
 
 /// Evaluates every threshold of the plan against a run.
@@ -38,14 +39,16 @@ pub fn show(metric: Metric, v: f64) -> String {
     }
 }
 
-/// Microseconds as `850us`, `1.25ms`, `2.5s`.
+/// Microseconds as `850us`, `1.25ms`, `2.503s`, `1m30s`.
 pub fn format_us(us: f64) -> String {
     if us < 1000.0 {
         format!("{}us", round_sig(us))
     } else if us < 1_000_000.0 {
         format!("{}ms", round_sig(us / 1000.0))
+    } else if us < 60e6 {
+        format!("{}s", round_sig(us / 1e6))
     } else {
-        format_duration(std::time::Duration::from_secs_f64(us / 1e6))
+        format_duration(std::time::Duration::from_secs((us / 1e6).round() as u64))
     }
 }
 
@@ -95,9 +98,12 @@ fn observe(t: &Threshold, plan: &Plan, run: &RunResult, report: &Report) -> Opti
         Metric::Errors => any.then_some(merged.error_count() as f64),
         Metric::ErrorRate => (merged.count() > 0).then(|| merged.error_count() as f64 / merged.count() as f64),
         Metric::OpsPerSec => (any && secs > 0.0).then(|| merged.count() as f64 / secs),
-        Metric::Outage => outage_us(report, phase_idx),
-        // Recovery is measured around faults; a run without faults has nothing to recover from.
-        Metric::RecoveryTime => None,
+        Metric::Outage => outage_us(t, plan, report, phase_idx),
+        Metric::RecoveryTime => {
+            // A fault that never recovered within its window counts as the whole window.
+            let v: Vec<f64> = faults_in_scope(plan, report, phase_idx).map(|r| r.recovery_s.unwrap_or(r.window_end_s - r.at_s) * 1e6).collect();
+            v.into_iter().reduce(f64::max)
+        }
         Metric::LostWrites => {
             let v: Vec<_> = report.verify.iter().filter(|v| t.workload.as_ref().is_none_or(|w| *w == v.workload)).collect();
             (!v.is_empty()).then(|| v.iter().map(|v| v.lost_writes() as f64).sum())
@@ -105,32 +111,28 @@ fn observe(t: &Threshold, plan: &Plan, run: &RunResult, report: &Report) -> Opti
     }
 }
 
-/// The longest stretch of whole seconds without a successful operation, µs, from the per-second
-/// series (within the phase when scoped).
-fn outage_us(report: &Report, phase: Option<usize>) -> Option<f64> {
-    let (from, to) = match phase {
+/// Faults that ran and started inside the phase (all when unscoped).
+fn faults_in_scope<'a>(plan: &'a Plan, report: &'a Report, phase: Option<usize>) -> impl Iterator<Item = &'a crate::executor::FaultVerdict> {
+    report.faults.iter().filter_map(|f| f.result.as_ref()).filter(move |r| match phase {
         Some(p) => {
-            let ph = &report.phases[p];
-            (ph.start_s, ph.start_s + ph.duration_s)
+            let ph = &plan.phases[p];
+            r.at_s >= ph.start.as_secs_f64() && r.at_s < ph.end().as_secs_f64()
         }
-        None => (0.0, report.duration_s),
+        None => true,
+    })
+}
+
+/// The longest time without a successful operation, µs: over the fault windows when faults ran,
+/// else over the whole run (gaps shorter than 100 ms are jitter and not counted).
+fn outage_us(t: &Threshold, plan: &Plan, report: &Report, phase: Option<usize>) -> Option<f64> {
+    let pick = |by: &std::collections::BTreeMap<String, f64>| -> f64 {
+        by.iter().filter(|(w, _)| t.workload.as_ref().is_none_or(|x| x == *w)).map(|(_, v)| *v).fold(0.0, f64::max)
     };
-    let points: Vec<_> = report.time_series.iter().filter(|p| p.t > from && p.t <= to + 1.0).collect();
-    if points.is_empty() {
-        return None;
+    let in_faults: Vec<f64> = faults_in_scope(plan, report, phase).map(|r| pick(&r.outage_by_workload_s) * 1e6).collect();
+    if !report.faults.is_empty() {
+        return in_faults.into_iter().reduce(f64::max);
     }
-    let (mut longest, mut current, mut prev_t) = (0.0f64, 0.0f64, from);
-    for p in points {
-        let span = p.t - prev_t;
-        if p.ops > p.errors {
-            current = 0.0;
-        } else {
-            current += span;
-            longest = longest.max(current);
-        }
-        prev_t = p.t;
-    }
-    Some(longest * 1e6)
+    (!report.longest_outage_s.is_empty()).then(|| pick(&report.longest_outage_s) * 1e6)
 }
 
 #[cfg(test)]
@@ -141,7 +143,9 @@ mod tests {
     fn values_are_shown_in_their_units() {
         assert_eq!(format_us(850.0), "850us");
         assert_eq!(format_us(1250.0), "1.25ms");
-        assert_eq!(format_us(2_500_000.0), "2s500ms");
+        assert_eq!(format_us(2_500_000.0), "2.5s");
+        assert_eq!(format_us(1_011_429.3), "1.011s");
+        assert_eq!(format_us(90e6), "1m30s");
         assert_eq!(show(Metric::ErrorRate, 0.0005), "0.05%");
         assert_eq!(show(Metric::OpsPerSec, 19_876.54), "19877");
     }

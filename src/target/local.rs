@@ -23,10 +23,11 @@ pub enum LocalError {
 
 /// A redis-server on a loopback port, stopped and cleaned up on drop.
 pub struct LocalServer {
-    child: Child,
+    child: tokio::sync::Mutex<Option<Child>>,
     /// Where it listens.
     pub addr: HostPort,
     dir: PathBuf,
+    conf: PathBuf,
 }
 
 /// A port that was free a moment ago (the OS picks it).
@@ -53,7 +54,8 @@ impl LocalServer {
         let port = free_port().map_err(|e| LocalError::Failed(e.to_string()))?;
         let dir = std::env::temp_dir().join(format!("redis-test-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| LocalError::Failed(format!("{}: {e}", dir.display())))?;
-        let mut conf = format!("port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\nlogfile \"\"\ndaemonize no\n", dir.display());
+        // DEBUG is allowed from loopback so that `debug_sleep` faults work on local targets.
+        let mut conf = format!("port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\nlogfile \"\"\ndaemonize no\nenable-debug-command local\n", dir.display());
         if let Some(pw) = password {
             // In a file, not on the command line, where `ps` would show it.
             conf.push_str(&format!("requirepass \"{}\"\n", pw.expose().replace('\\', "\\\\").replace('"', "\\\"")));
@@ -64,11 +66,46 @@ impl LocalServer {
         }
         let conf_path = dir.join("redis.conf");
         write_private(&conf_path, &conf).map_err(|e| LocalError::Failed(format!("{}: {e}", conf_path.display())))?;
+        match spawn_ready(&conf_path).await {
+            Ok(child) => {
+                tracing::info!(port, "local redis-server started");
+                Ok(LocalServer { child: tokio::sync::Mutex::new(Some(child)), addr: HostPort { host: "127.0.0.1".into(), port }, dir, conf: conf_path })
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops the server (SIGKILL, like a crash), waits `down_for`, and starts it again on the same port.
+    pub async fn restart(&self, down_for: Duration) -> Result<(), LocalError> {
+        let mut guard = self.child.lock().await;
+        if let Some(mut c) = guard.take() {
+            let _ = c.kill().await;
+        }
+        tokio::time::sleep(down_for).await;
+        *guard = Some(spawn_ready(&self.conf).await?);
+        tracing::info!(port = self.addr.port, "local redis-server restarted");
+        Ok(())
+    }
+
+    /// Stops the server and removes its folder.
+    pub async fn stop(self) {
+        if let Some(mut c) = self.child.lock().await.take() {
+            let _ = c.kill().await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts redis-server on a config file and waits for its "Ready to accept connections" line.
+async fn spawn_ready(conf_path: &std::path::Path) -> Result<Child, LocalError> {
         let mut child = Command::new("redis-server")
-            .arg(&conf_path)
+            .arg(conf_path)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| match e.kind() {
@@ -91,26 +128,19 @@ impl LocalServer {
         .await;
         if ready != Ok(true) {
             let _ = child.kill().await;
-            let _ = std::fs::remove_dir_all(&dir);
             let tail: Vec<String> = log.iter().rev().take(5).rev().cloned().collect();
             return Err(LocalError::Failed(if ready.is_err() { format!("not ready after 10s: {}", tail.join(" | ")) } else { tail.join(" | ") }));
         }
         // Keep draining its output so a full pipe never blocks the server.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        tracing::info!(port, "local redis-server started");
-        Ok(LocalServer { child, addr: HostPort { host: "127.0.0.1".into(), port }, dir })
-    }
-
-    /// Stops the server and removes its folder.
-    pub async fn stop(mut self) {
-        let _ = self.child.kill().await;
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+        Ok(child)
 }
 
 impl Drop for LocalServer {
     fn drop(&mut self) {
-        let _ = self.child.start_kill();
+        if let Some(c) = self.child.get_mut().as_mut() {
+            let _ = c.start_kill();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -1,0 +1,153 @@
+//! Fault injection: each planned fault runs at its offset over a control connection of its own
+//! (named so that `client_kill own` never kills it). A fault that fails is reported, never fatal.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::plan::describe_action;
+use crate::scenario::model::{Fault, FaultAction, KillClients, PauseMode};
+use crate::target::Deployment;
+use crate::target::conn::{Conn, ConnectSpec};
+use crate::target::resp::Value;
+
+/// What happened when a fault ran.
+#[derive(Debug, Clone)]
+pub struct FaultRun {
+    /// The planned fault.
+    pub fault: Fault,
+    /// When it actually started, since the run's start.
+    pub started: Duration,
+    /// When it was done (a pause or sleep is done when the command returns).
+    pub finished: Duration,
+    /// Operations in flight when it started.
+    pub in_flight: i64,
+    /// Connections reopened to replace dropped ones, when it started.
+    pub reconnects_before: u64,
+    /// Whether it did what it should.
+    pub ok: bool,
+    /// What it did, or why it failed.
+    pub detail: String,
+}
+
+/// Runs the faults in time order until they are done or the run stops.
+pub async fn drive(faults: &[Fault], t0: Instant, deployment: &Deployment, run_client: &str, tracker: &super::resilience::Tracker, reconnects: &std::sync::atomic::AtomicU64, mut stop: watch::Receiver<bool>) -> Vec<FaultRun> {
+    let mut control_spec = deployment.spec.clone();
+    control_spec.client_name = format!("{run_client}:control");
+    let mut out = Vec::new();
+    for f in faults {
+        tokio::select! {
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(t0 + f.at)) => {}
+            _ = stop.changed() => break,
+        }
+        let started = t0.elapsed();
+        let in_flight = tracker.in_flight.load(std::sync::atomic::Ordering::Relaxed);
+        let reconnects_before = reconnects.load(std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(fault = %f.name, action = %describe_action(&f.action), "fault starting");
+        let result = run_one(&f.action, &control_spec, deployment, run_client).await;
+        let (ok, detail) = match result {
+            Ok(d) => (true, d),
+            Err(e) => (false, e),
+        };
+        if ok {
+            tracing::info!(fault = %f.name, detail = %detail, "fault done");
+        } else {
+            tracing::warn!(fault = %f.name, error = %detail, "fault failed; the run goes on");
+        }
+        out.push(FaultRun { fault: f.clone(), started, finished: t0.elapsed(), in_flight, reconnects_before, ok, detail });
+    }
+    out
+}
+
+async fn control(spec: &ConnectSpec) -> Result<Conn, String> {
+    Conn::connect(spec).await.map_err(|e| format!("control connection: {e}"))
+}
+
+fn reply(v: Value) -> Result<Value, String> {
+    match v {
+        Value::Error(e) => Err(e),
+        other => Ok(other),
+    }
+}
+
+async fn run_one(action: &FaultAction, spec: &ConnectSpec, deployment: &Deployment, run_client: &str) -> Result<String, String> {
+    let t = Duration::from_secs(5);
+    match action {
+        FaultAction::ClientKill { clients: KillClients::Normal } => {
+            let mut c = control(spec).await?;
+            let n = reply(c.command(&[b"CLIENT", b"KILL", b"TYPE", b"normal", b"SKIPME", b"yes"], t).await.map_err(|e| e.to_string())?)?;
+            Ok(format!("killed {} normal client connections", show(&n)))
+        }
+        FaultAction::ClientKill { clients: KillClients::Own } => {
+            let mut c = control(spec).await?;
+            let list = reply(c.command(&[b"CLIENT", b"LIST", b"TYPE", b"normal"], t).await.map_err(|e| e.to_string())?)?;
+            let text = list.as_bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+            let ours: Vec<String> = text
+                .lines()
+                .filter(|l| l.split(' ').any(|kv| kv == format!("name={run_client}")))
+                .filter_map(|l| l.split(' ').find_map(|kv| kv.strip_prefix("id=")).map(str::to_owned))
+                .collect();
+            let mut killed = 0;
+            for id in &ours {
+                if let Value::Int(n) = reply(c.command(&[b"CLIENT", b"KILL", b"ID", id.as_bytes()], t).await.map_err(|e| e.to_string())?)? {
+                    killed += n;
+                }
+            }
+            Ok(format!("killed {killed} of our {} connections", ours.len()))
+        }
+        FaultAction::ClientPause { duration, mode } => {
+            let mut c = control(spec).await?;
+            let ms = duration.as_millis().max(1).to_string();
+            let mode: &[u8] = if *mode == PauseMode::Write { b"WRITE" } else { b"ALL" };
+            reply(c.command(&[b"CLIENT", b"PAUSE", ms.as_bytes(), mode], t).await.map_err(|e| e.to_string())?)?;
+            Ok(format!("paused clients for {ms}ms ({})", String::from_utf8_lossy(mode)))
+        }
+        FaultAction::DebugSleep { duration } => {
+            let mut c = control(spec).await?;
+            let secs = format!("{:.3}", duration.as_secs_f64());
+            reply(c.command(&[b"DEBUG", b"SLEEP", secs.as_bytes()], *duration + t).await.map_err(|e| e.to_string())?)?;
+            Ok(format!("server slept {secs}s"))
+        }
+        FaultAction::Restart { node, down_for } => match &deployment.local {
+            Some(local) if *node == 0 => {
+                local.restart(*down_for).await.map_err(|e| e.to_string())?;
+                Ok(format!("stopped node 0, restarted it after {}", crate::units::format_duration(*down_for)))
+            }
+            Some(_) => Err(format!("a local standalone deployment has only node 0, not node {node}")),
+            None => Err("restart needs a local deployment".into()),
+        },
+        FaultAction::Shell { command, timeout } => {
+            let child = tokio::process::Command::new("sh")
+                .arg("-c")
+                .arg(command)
+                .env("REDIS_TEST_TARGET", spec.addr.to_string())
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| format!("cannot run sh: {e}"))?;
+            match tokio::time::timeout(*timeout, child.wait_with_output()).await {
+                Err(_) => Err(format!("timed out after {}; killed", crate::units::format_duration(*timeout))),
+                Ok(Err(e)) => Err(e.to_string()),
+                Ok(Ok(out)) if out.status.success() => Ok(format!("exit 0: {}", tail(&out.stdout))),
+                Ok(Ok(out)) => Err(format!("{}: {}", out.status, tail(&out.stderr))),
+            }
+        }
+        FaultAction::Failover { .. } => Err("failover needs a cluster or sentinel target, which this version does not drive yet".into()),
+    }
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::Int(n) => n.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn tail(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let t = text.trim();
+    let start = t.char_indices().rev().nth(199).map_or(0, |(i, _)| i);
+    t[start..].to_owned()
+}
