@@ -31,7 +31,7 @@ fn the_html_report_is_self_contained_and_holds_every_chart() {
     let out = apply(&dir, &server, "r.json", &["--html", "r.html"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
     let html = std::fs::read_to_string(dir.join("r.html")).unwrap();
-    for part in ["<svg id=\"timeline\"", "<svg id=\"throughput\"", "<svg id=\"latency\"", "class=\"dist\"", "id=\"thresholds\"", "PASS", "p99 &lt; 1s", "short-pause", "class=\"phase\"", "class=\"series\""] {
+    for part in ["id=\"faults\"", "<svg id=\"timeline\"", "<svg id=\"throughput\"", "<svg id=\"latency\"", "class=\"dist\"", "id=\"thresholds\"", "PASS", "p99 &lt; 1s", "short-pause", "class=\"phase\"", "class=\"series\""] {
         assert!(html.contains(part), "the HTML report lacks {part}");
     }
     assert!(html.contains("No errors.") || html.contains("<svg id=\"errors\""));

@@ -63,6 +63,7 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(h, "<p class=\"note\">{}</p>", esc(&r.latency_note));
 
     thresholds_table(&mut h, r);
+    faults_table(&mut h, r);
     let _ = writeln!(h, "<h2>Phase timeline</h2>");
     h.push_str(&timeline(r));
     let _ = writeln!(h, "<h2>Throughput</h2>");
@@ -102,6 +103,33 @@ fn thresholds_table(h: &mut String, r: &Report) {
             if scope.is_empty() { "whole run".into() } else { scope.join(", ") },
             esc(&t.observed_text)
         );
+    }
+    h.push_str("</table>\n");
+}
+
+fn faults_table(h: &mut String, r: &Report) {
+    if r.faults.is_empty() {
+        return;
+    }
+    let _ = writeln!(h, "<h2 id=\"faults\">Faults and recovery</h2>");
+    h.push_str("<table><tr><th>fault</th><th>at</th><th>action</th><th>result</th><th>first error</th><th>outage</th><th>recovery</th><th>errors</th><th>reconnects</th></tr>\n");
+    for f in &r.faults {
+        let cells = match &f.result {
+            None => vec!["did not run".to_owned(), "-".into(), "-".into(), "-".into(), "-".into(), "-".into()],
+            Some(v) => vec![
+                format!("<span class=\"{}\">{}</span> {}", if v.ok { "good" } else { "bad" }, if v.ok { "ok" } else { "FAILED" }, esc(&v.detail)),
+                v.time_to_first_error_s.map_or("none".into(), |x| format_us(x * 1e6)),
+                format_us(v.outage_s * 1e6),
+                v.recovery_s.map_or("not back".into(), |x| format_us(x * 1e6)),
+                if v.errors.is_empty() { "none".into() } else { esc(&v.errors.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")) },
+                v.reconnects.to_string(),
+            ],
+        };
+        let _ = write!(h, "<tr><td style=\"text-align:left\">{}</td><td>{:.2}s</td><td style=\"text-align:left\">{}</td>", esc(&f.name), f.at_s, esc(&f.action));
+        for c in cells {
+            let _ = write!(h, "<td style=\"text-align:left\">{c}</td>");
+        }
+        h.push_str("</tr>\n");
     }
     h.push_str("</table>\n");
 }
