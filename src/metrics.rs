@@ -97,11 +97,14 @@ pub struct OpStats {
     pub miss: u64,
     /// Failed operations by class.
     pub errors: BTreeMap<&'static str, u64>,
+    /// Times an operation was resent after a connection error (each operation counts once in `ok`
+    /// or `errors`, however often it was resent).
+    pub retries: u64,
 }
 
 impl Default for OpStats {
     fn default() -> Self {
-        OpStats { latency: new_histogram(), service: new_histogram(), ok: 0, miss: 0, errors: BTreeMap::new() }
+        OpStats { latency: new_histogram(), service: new_histogram(), ok: 0, miss: 0, errors: BTreeMap::new(), retries: 0 }
     }
 }
 
@@ -128,6 +131,7 @@ impl OpStats {
         self.service.add(&other.service).expect("histograms share bounds");
         self.ok += other.ok;
         self.miss += other.miss;
+        self.retries += other.retries;
         for (k, v) in &other.errors {
             *self.errors.entry(k).or_default() += v;
         }
@@ -277,8 +281,9 @@ pub const COMMON_LABELS: [&str; 4] = ["app_name", "instance_id", "run_id", "vers
 pub const BUCKETS_S: [f64; 17] = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// Every exported metric.
-pub const METRICS: [MetricDef; 13] = [
+pub const METRICS: [MetricDef; 14] = [
     MetricDef { name: "redis_operations_total", help: "Operations by outcome (status success or error; misses count as success)", kind: MetricKind::Counter, unit: "{operation}", labels: &["operation", "workload", "status", "error_type"] },
+    MetricDef { name: "redis_operation_retries_total", help: "Operations resent after a connection error (reads, or writes with retry_writes)", kind: MetricKind::Counter, unit: "{retry}", labels: &["operation", "workload"] },
     MetricDef { name: "redis_operation_duration", help: "Operation latency from the intended start, in seconds", kind: MetricKind::Histogram, unit: "s", labels: &["operation", "workload"] },
     MetricDef { name: "redis_client_init_duration", help: "Time to open a client connection (TCP, TLS, AUTH/HELLO), in seconds", kind: MetricKind::Histogram, unit: "s", labels: &[] },
     MetricDef { name: "redis_pubsub_operations_total", help: "Pub/sub messages published and received", kind: MetricKind::Counter, unit: "{message}", labels: &["workload", "channel", "operation_type", "subscriber_id", "status", "error_type"] },
@@ -347,6 +352,11 @@ impl RunMetrics {
     /// Records one outcome; `latency_us`/`service_us` are `None` for commands counted inside a batch.
     pub fn record(&self, key: OpKey, outcome: Outcome, latency_us: Option<u64>, service_us: Option<u64>) {
         self.with_local(|rec| rec.record(key, outcome, latency_us, service_us));
+    }
+
+    /// Counts resends of an operation after connection errors.
+    pub fn record_retries(&self, key: OpKey, n: u64) {
+        self.with_local(|rec| rec.ops.entry(key).or_default().retries += n);
     }
 
     /// Records every outcome of one round trip under one lock: `(op, outcome, timed)` items share

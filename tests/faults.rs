@@ -118,3 +118,26 @@ fn writes_removed_behind_the_tools_back_are_counted_as_lost() {
     assert_eq!(v["lost"].as_u64().unwrap(), checked, "{v}");
     assert!(out.stdout.contains("FAIL lost_writes == 0"), "{}", out.stdout);
 }
+
+#[test]
+fn reads_are_resent_after_a_connection_error_and_writes_are_not() {
+    let server = RedisServer::start(&[]);
+    let dir = scratch("retry");
+    let body = |read_ratio: f64| {
+        format!(
+            "name: retry\ntarget: {{url: redis://x}}\nconnections: {{retry: {{attempts: 3, initial_backoff: 10ms}}}}\nworkloads: {{w: {{kind: basic, read_ratio: {read_ratio}}}}}\nphases: [{{name: p, duration: 3s, workers: 8, rate: 800}}]\nfaults: [{{action: client_kill, at: 1s, clients: own}}, {{action: client_kill, at: 2s, clients: own}}]\n"
+        )
+    };
+    let (out, reads) = apply(&dir, "reads.yaml", &body(1.0), &["--target", &server.url()]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let get = &reads["phases"][0]["operations"][0];
+    assert_eq!(get["operation"], "GET");
+    assert!(get["retries"].as_u64().unwrap() > 0, "killed reads were resent: {get}");
+    assert!(get["errors"]["connection"].is_null(), "and none failed: {get}");
+    let (out, writes) = apply(&dir, "writes.yaml", &body(0.0), &["--target", &server.url()]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let set = &writes["phases"][0]["operations"][0];
+    assert_eq!(set["operation"], "SET");
+    assert_eq!(set["retries"], 0, "writes are not resent without retry_writes: {set}");
+    assert!(set["errors"]["connection"].as_u64().unwrap() > 0, "{set}");
+}

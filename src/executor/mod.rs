@@ -40,6 +40,7 @@ pub struct Shared {
     writers: usize,
     spans: Option<(f64, tokio::sync::mpsc::Sender<crate::report::otlp::SpanRecord>)>,
     tracker: resilience::Tracker,
+    retry: crate::scenario::model::Retry,
 }
 
 /// One second of the run, over all operations.
@@ -285,6 +286,7 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         writers: max_workers.max(1),
         spans,
         tracker: resilience::Tracker::new(scenario.workloads.len(), plan.total_duration),
+        retry: scenario.connections.retry.clone(),
     });
 
     let (collector_stop_tx, collector_stop) = watch::channel(false);

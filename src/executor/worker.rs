@@ -79,7 +79,19 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
             let now_nanos = shared.t0.elapsed().as_nanos() as u64;
             let prepared = workload.prepare(st, &mut rng, &mut buf, now_nanos);
             shared.tracker.in_flight.fetch_add(1, Ordering::Relaxed);
-            let (outcome, service_start) = round_trip(&shared, id, &buf, &prepared, &mut replies).await;
+            let (mut outcome, mut service_start) = round_trip(&shared, id, &buf, &prepared, &mut replies).await;
+            // Resend after a connection error only where that is safe: reads, or writes when the
+            // scenario allows it. Timeouts are not resent: the first send may have been applied.
+            let mut retries = 0;
+            while outcome == Err(ErrorClass::Connection) && retries + 1 < shared.retry.attempts && (shared.retry.retry_writes || workload.read_only(&prepared, st)) {
+                tokio::time::sleep(backoff(&shared.retry, retries, &mut rng)).await;
+                retries += 1;
+                replies.clear();
+                (outcome, service_start) = round_trip(&shared, id, &buf, &prepared, &mut replies).await;
+            }
+            if retries > 0 {
+                shared.metrics.record_retries(crate::metrics::OpKey { phase: pi as u16, workload: wi as u16, op: prepared.op }, u64::from(retries));
+            }
             shared.tracker.in_flight.fetch_sub(1, Ordering::Relaxed);
             let done = Instant::now();
             let latency = done.saturating_duration_since(intended).as_micros() as u64;
@@ -119,6 +131,13 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
         }
     }
     result
+}
+
+/// The wait before resend number `n + 1`: exponential from `initial_backoff`, capped, with jitter.
+fn backoff(r: &crate::scenario::model::Retry, n: u32, rng: &mut Rng) -> std::time::Duration {
+    let base = r.initial_backoff.mul_f64(r.multiplier.powi(n as i32)).min(r.max_backoff);
+    let spread = 1.0 + r.jitter * (2.0 * rand::RngExt::random::<f64>(rng) - 1.0);
+    base.mul_f64(spread.max(0.0))
 }
 
 /// Checks out a connection, sends the prepared bytes and reads the replies.

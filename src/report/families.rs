@@ -114,6 +114,7 @@ pub fn snapshot(src: &Source) -> Vec<Family> {
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let mut network_errors = load(&conns.connect_errors);
     let mut ops = Vec::new();
+    let mut retries = Vec::new();
     let mut durations = Vec::new();
     for ((wi, op), s) in &by_op {
         let (workload, operation) = name_of(*wi, *op);
@@ -124,6 +125,9 @@ pub fn snapshot(src: &Source) -> Vec<Family> {
             if matches!(*class, "timeout" | "connection") {
                 network_errors += n;
             }
+        }
+        if s.retries > 0 {
+            retries.push(number(vec![("operation", operation.clone()), ("workload", workload.clone())], s.retries as f64));
         }
         if s.timed() {
             durations.push(Point { labels: vec![("operation", operation.clone()), ("workload", workload.clone())], value: Value::Histogram(Buckets::of(&s.latency)) });
@@ -148,6 +152,7 @@ pub fn snapshot(src: &Source) -> Vec<Family> {
     let hist = |h: &std::sync::Mutex<Histogram<u64>>| vec![Point { labels: vec![], value: Value::Histogram(Buckets::of(&h.lock().expect("conn lock"))) }];
     vec![
         family("redis_operations_total", ops),
+        family("redis_operation_retries_total", retries),
         family("redis_operation_duration", durations),
         family("redis_client_init_duration", hist(&conns.connect_time)),
         family("redis_pubsub_operations_total", pubsub),

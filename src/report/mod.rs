@@ -153,6 +153,8 @@ pub struct OpReport {
     pub miss: u64,
     /// Failures by class: timeout, connection, pool_timeout, protocol, or the server's prefix.
     pub errors: BTreeMap<String, u64>,
+    /// Resends after connection errors (reads, or writes with `retry_writes`).
+    pub retries: u64,
     /// Operations per second in the phase.
     pub ops_per_sec: f64,
     /// Latency percentiles, µs (absent for commands counted inside a batch).
@@ -309,6 +311,7 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
                     ok: stats.ok,
                     miss: stats.miss,
                     errors: stats.errors.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+                    retries: stats.retries,
                     ops_per_sec: rate(stats.count(), secs),
                     latency_us: Percentiles::of(&stats.latency),
                     service_time_us: Percentiles::of(&stats.service),

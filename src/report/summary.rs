@@ -47,9 +47,12 @@ pub fn render(r: &Report) -> String {
                 o.miss,
                 errors
             );
-            if errors > 0 {
-                let detail: Vec<String> = o.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
-                let _ = writeln!(s, "  {:<31} errors: {}", "", detail.join(", "));
+            if errors > 0 || o.retries > 0 {
+                let mut detail: Vec<String> = o.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                if o.retries > 0 {
+                    detail.push(format!("resent after connection errors {}", o.retries));
+                }
+                let _ = writeln!(s, "  {:<31} {}", "", detail.join(", "));
             }
         }
     }

@@ -182,6 +182,18 @@ impl Workload {
         }
     }
 
+    /// Whether the prepared round trip only reads, so that resending it after a connection error
+    /// cannot apply anything twice.
+    pub fn read_only(&self, p: &Prepared, st: &WorkerState) -> bool {
+        let reads = |op: &u16| self.ops.get(*op as usize).is_some_and(|n| READ_ONLY.contains(n));
+        match &self.kind {
+            Kind::HighThroughput(_) => st.batch.iter().all(reads),
+            Kind::Pipeline(pl) => !pl.transaction() && st.batch.iter().all(reads),
+            Kind::Pubsub(_) => false,
+            _ => reads(&p.op),
+        }
+    }
+
     /// Reports a round trip that produced no replies (timeout, connection, pool) for every
     /// operation it carried.
     pub fn fail(&self, p: &Prepared, st: &WorkerState, outcome: Outcome, sink: &mut dyn FnMut(u16, Outcome, bool)) {
@@ -199,6 +211,9 @@ impl Workload {
         }
     }
 }
+
+/// Commands that change nothing on the server.
+const READ_ONLY: [&str; 13] = ["GET", "LRANGE", "LLEN", "SISMEMBER", "SMEMBERS", "SCARD", "ZRANGE", "ZRANGEBYSCORE", "ZRANK", "ZSCORE", "HGET", "HMGET", "HGETALL"];
 
 /// Appends `PEXPIRE key ttl` when the keyspace has a TTL; returns the replies it adds.
 fn expire(env: &Env<'_>, key: &[u8], buf: &mut Vec<u8>) -> usize {

@@ -35,6 +35,11 @@ impl Pipeline {
         ops
     }
 
+    /// Whether batches run as MULTI/EXEC.
+    pub fn transaction(&self) -> bool {
+        self.transaction
+    }
+
     fn batch_op(&self) -> u16 {
         COMMANDS.len() as u16
     }
