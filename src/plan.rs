@@ -398,7 +398,7 @@ pub fn describe_action(a: &FaultAction) -> String {
         FaultAction::DebugSleep { duration } => format!("DEBUG SLEEP {}", format_duration(*duration)),
         FaultAction::Failover { shard } => match shard {
             Some(s) => format!("failover of shard {s}"),
-            None => "failover (random shard)".into(),
+            None => "failover".into(),
         },
         FaultAction::Restart { node, down_for } => format!("restart node {node}, down for {}", format_duration(*down_for)),
         FaultAction::Shell { command, timeout } => format!("shell `{command}` (timeout {})", format_duration(*timeout)),

@@ -73,6 +73,8 @@ pub type Pooled<'a> = PooledConnection<'a, Manager>;
 /// The run's pools; workers are spread over them round-robin.
 pub struct Pools {
     pools: Vec<Pool<Manager>>,
+    follow: Option<Arc<crate::target::sentinel::Master>>,
+    per_pool: u32,
     health_interval: Duration,
     ping_timeout: Duration,
 }
@@ -92,17 +94,23 @@ impl Pools {
                     .build_unchecked(Manager { span: tracing::Span::current(), spec: spec.clone(), metrics: Arc::clone(metrics), ping_timeout: connections.command_timeout })
             })
             .collect();
-        Pools { pools, health_interval: connections.health_check_interval, ping_timeout: connections.command_timeout }
+        Pools { pools, follow: spec.follow.clone(), per_pool: connections.per_pool, health_interval: connections.health_check_interval, ping_timeout: connections.command_timeout }
     }
 
     /// Checks out a connection for `worker`; an idle one is health-checked first.
     pub async fn get(&self, worker: usize) -> Result<Pooled<'_>, ErrorClass> {
         let pool = &self.pools[worker % self.pools.len()];
-        for _ in 0..3 {
+        // Every pooled connection may turn out stale after a failover; then a fresh one is opened.
+        for _ in 0..self.per_pool + 3 {
             let mut conn = pool.get().await.map_err(|e| match e {
                 RunError::TimedOut => ErrorClass::PoolTimeout,
                 RunError::User(_) => ErrorClass::Connection,
             })?;
+            // After a failover, a connection to the old master is stale even if it still answers.
+            if self.follow.as_ref().is_some_and(|m| m.generation() != conn.generation) {
+                conn.mark_broken();
+                continue;
+            }
             if conn.last_used.elapsed() < self.health_interval {
                 return Ok(conn);
             }

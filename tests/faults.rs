@@ -49,7 +49,9 @@ fn a_client_pause_is_latency_and_outage_not_errors() {
 fn killed_connections_are_classified_and_replaced() {
     let server = RedisServer::start(&[]);
     let dir = scratch("kill");
-    let body = "name: kill\ntarget: {url: redis://x}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 4s, workers: 8, rate: 800}]\nfaults: [{action: client_kill, at: 2s, clients: normal}]\n";
+    // Writes only: they are not resent, so every killed connection that is used again shows up as
+    // a connection error (reads would be resent; tests below cover that).
+    let body = "name: kill\ntarget: {url: redis://x}\nworkloads: {w: {kind: basic, read_ratio: 0.0}}\nphases: [{name: p, duration: 4s, workers: 8, rate: 800}]\nfaults: [{action: client_kill, at: 2s, clients: normal}]\n";
     let (out, report) = apply(&dir, "kill.yaml", body, &["--target", &server.url()]);
     assert_eq!(out.code, Some(0), "{}", out.all());
     let v = verdict(&report, 0);
@@ -74,7 +76,9 @@ fn a_restarted_local_server_is_survived_and_measured() {
     assert_eq!(restart["ok"], true, "{restart}");
     let outage = restart["outage_s"].as_f64().unwrap();
     assert!((0.8..=2.0).contains(&outage), "down for 1 s gave an outage of {outage} s");
-    assert!(restart["time_to_first_error_s"].as_f64().unwrap() < 0.5, "{restart}");
+    // The first error is a write on a dead connection at once, or (when reads, which are resent,
+    // met the dead connections first) a pool timeout once the 1 s acquire timeout runs out.
+    assert!(restart["time_to_first_error_s"].as_f64().unwrap() < 1.5, "{restart}");
     assert!(!restart["recovery_s"].is_null(), "throughput came back: {restart}");
     let sleep = verdict(&report, 1);
     assert_eq!(sleep["ok"], true, "DEBUG SLEEP is allowed on local servers: {sleep}");

@@ -137,8 +137,10 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
     } else {
         None
     };
+    let moves = deployment.spec.follow.as_ref().map(|m| m.moves()).unwrap_or_default();
     deployment.shutdown().await;
     let mut report: Report = report::build(run_id, plan, &result, cleanup);
+    report.master_moves = moves.into_iter().map(|(t, from, to)| report::MasterMove { at: report::rfc3339(t), from: from.to_string(), to: to.to_string() }).collect();
     if let Some(task) = otlp {
         // The final flush: the exporter sends once more when told to stop, bounded by its timeout.
         let _ = otlp_stop_tx.send(true);

@@ -108,14 +108,13 @@ async fn run_one(action: &FaultAction, spec: &ConnectSpec, deployment: &Deployme
             reply(c.command(&[b"DEBUG", b"SLEEP", secs.as_bytes()], *duration + t).await.map_err(|e| e.to_string())?)?;
             Ok(format!("server slept {secs}s"))
         }
-        FaultAction::Restart { node, down_for } => match &deployment.local {
-            Some(local) if *node == 0 => {
-                local.restart(*down_for).await.map_err(|e| e.to_string())?;
-                Ok(format!("stopped node 0, restarted it after {}", crate::units::format_duration(*down_for)))
-            }
-            Some(_) => Err(format!("a local standalone deployment has only node 0, not node {node}")),
-            None => Err("restart needs a local deployment".into()),
-        },
+        FaultAction::Restart { node, down_for } => {
+            let local = deployment.local.as_ref().ok_or("restart needs a local deployment")?;
+            let nodes = local.nodes();
+            let server = nodes.get(*node as usize).ok_or_else(|| format!("the local deployment has nodes 0..{}, not node {node}", nodes.len() - 1))?;
+            server.restart(*down_for).await.map_err(|e| e.to_string())?;
+            Ok(format!("stopped node {node} ({}), restarted it after {}", server.addr, crate::units::format_duration(*down_for)))
+        }
         FaultAction::Shell { command, timeout } => {
             let child = tokio::process::Command::new("sh")
                 .arg("-c")
@@ -134,7 +133,10 @@ async fn run_one(action: &FaultAction, spec: &ConnectSpec, deployment: &Deployme
                 Ok(Ok(out)) => Err(format!("{}: {}", out.status, tail(&out.stderr))),
             }
         }
-        FaultAction::Failover { .. } => Err("failover needs a cluster or sentinel target, which this version does not drive yet".into()),
+        FaultAction::Failover { .. } => match &deployment.sentinels {
+            Some(s) => s.failover().await,
+            None => Err("failover of cluster targets is not supported by this version yet".into()),
+        },
     }
 }
 

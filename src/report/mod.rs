@@ -79,6 +79,19 @@ pub struct Report {
     pub cleanup: Option<CleanupReport>,
     /// OTLP export results, when exporting.
     pub otlp: Option<otlp::ExportStats>,
+    /// Sentinel targets: each time the master moved and redis-test followed it.
+    pub master_moves: Vec<MasterMove>,
+}
+
+/// The master moved (a failover) and redis-test followed it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct MasterMove {
+    /// When it was noticed, RFC 3339.
+    pub at: String,
+    /// Old master.
+    pub from: String,
+    /// New master.
+    pub to: String,
 }
 
 /// Totals over the whole run.
@@ -371,5 +384,6 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
         connections: ConnectionReport { opened: run.connections.0, dropped: run.connections.1, connect_errors: run.connections.2, reconnects: run.connections.3 },
         cleanup,
         otlp: None,
+        master_moves: Vec::new(),
     }
 }

@@ -90,6 +90,9 @@ pub fn render(r: &Report) -> String {
             }
         }
     }
+    for m in &r.master_moves {
+        let _ = writeln!(s, "\nmaster moved {} → {} at {}; redis-test followed it", m.from, m.to, m.at);
+    }
     for v in &r.verify {
         let partial = if v.truncated { " (partial: too many writes to remember)" } else { "" };
         let _ = writeln!(s, "\nverify {}: {} acknowledged writes checked, {} lost, {} changed, {} unreadable{partial}", v.workload, v.checked, v.lost, v.changed, v.unreadable);

@@ -103,6 +103,18 @@ pub struct ConnectSpec {
     pub connect_timeout: Duration,
     /// TLS, when on.
     pub tls: Option<TlsSettings>,
+    /// For sentinel targets: the master's current address, which replaces `addr` when connecting.
+    pub follow: Option<std::sync::Arc<super::sentinel::Master>>,
+}
+
+impl ConnectSpec {
+    /// The address to connect to now, and the master generation it belongs to.
+    pub fn current(&self) -> (HostPort, u64) {
+        match &self.follow {
+            Some(m) => (m.addr(), m.generation()),
+            None => (self.addr.clone(), 0),
+        }
+    }
 }
 
 /// An open connection.
@@ -115,6 +127,8 @@ pub struct Conn {
     broken: bool,
     /// When the connection last completed a command (for interval health checks).
     pub last_used: Instant,
+    /// The master generation it was opened for (sentinel targets): a newer one means it is stale.
+    pub generation: u64,
 }
 
 impl Conn {
@@ -126,18 +140,19 @@ impl Conn {
     }
 
     async fn connect_inner(spec: &ConnectSpec) -> Result<Conn, ConnError> {
-        let stream = TcpStream::connect((spec.addr.host.as_str(), spec.addr.port)).await.map_err(|e| ConnError::Io(format!("cannot connect to {}: {e}", spec.addr)))?;
+        let (addr, generation) = spec.current();
+        let stream = TcpStream::connect((addr.host.as_str(), addr.port)).await.map_err(|e| ConnError::Io(format!("cannot connect to {addr}: {e}")))?;
         stream.set_nodelay(true).map_err(|e| ConnError::Io(e.to_string()))?;
         let stream = match &spec.tls {
             None => Stream::Tcp(stream),
             Some(settings) => {
-                let name = tls::server_name(settings, &spec.addr.host).map_err(ConnError::Tls)?;
+                let name = tls::server_name(settings, &addr.host).map_err(ConnError::Tls)?;
                 let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(&settings.config));
                 let s = connector.connect(name, stream).await.map_err(|e| ConnError::Tls(e.to_string()))?;
                 Stream::Tls(Box::new(s))
             }
         };
-        let mut conn = Conn { stream, rbuf: Vec::with_capacity(16 * 1024), rstart: 0, wbuf: Vec::with_capacity(4096), broken: false, last_used: Instant::now() };
+        let mut conn = Conn { stream, rbuf: Vec::with_capacity(16 * 1024), rstart: 0, wbuf: Vec::with_capacity(4096), broken: false, last_used: Instant::now(), generation };
         conn.handshake(spec).await?;
         Ok(conn)
     }

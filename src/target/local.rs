@@ -28,6 +28,7 @@ pub struct LocalServer {
     pub addr: HostPort,
     dir: PathBuf,
     conf: PathBuf,
+    kind: NodeKind,
 }
 
 /// A port that was free a moment ago (the OS picks it).
@@ -35,13 +36,28 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
 }
 
+/// Which program a local node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// redis-server.
+    Server,
+    /// redis-sentinel.
+    Sentinel,
+}
+
 impl LocalServer {
     /// Starts redis-server with `extra` config lines; waits for "Ready to accept connections".
     pub async fn start(password: Option<&Secret>, extra: &[String]) -> Result<LocalServer, LocalError> {
+        Self::start_node(NodeKind::Server, password, extra, None).await
+    }
+
+    /// Starts a node; when `wait_for` is given, also waits for a log line containing it (a replica's
+    /// finished sync, a sentinel's discovery of the replica).
+    pub async fn start_node(kind: NodeKind, password: Option<&Secret>, extra: &[String], wait_for: Option<&str>) -> Result<LocalServer, LocalError> {
         let mut last = String::new();
         // The port is chosen before the server binds it; on the rare clash, pick another.
         for _ in 0..3 {
-            match Self::try_start(password, extra).await {
+            match Self::try_start(kind, password, extra, wait_for).await {
                 Ok(s) => return Ok(s),
                 Err(LocalError::Failed(msg)) if msg.contains("Address already in use") => last = msg,
                 Err(e) => return Err(e),
@@ -50,12 +66,15 @@ impl LocalServer {
         Err(LocalError::Failed(last))
     }
 
-    async fn try_start(password: Option<&Secret>, extra: &[String]) -> Result<LocalServer, LocalError> {
+    async fn try_start(kind: NodeKind, password: Option<&Secret>, extra: &[String], wait_for: Option<&str>) -> Result<LocalServer, LocalError> {
         let port = free_port().map_err(|e| LocalError::Failed(e.to_string()))?;
         let dir = std::env::temp_dir().join(format!("redis-test-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| LocalError::Failed(format!("{}: {e}", dir.display())))?;
-        // DEBUG is allowed from loopback so that `debug_sleep` faults work on local targets.
-        let mut conf = format!("port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\nlogfile \"\"\ndaemonize no\nenable-debug-command local\n", dir.display());
+        let mut conf = match kind {
+            // DEBUG is allowed from loopback so that `debug_sleep` faults work on local targets.
+            NodeKind::Server => format!("port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\nlogfile \"\"\ndaemonize no\nenable-debug-command local\n", dir.display()),
+            NodeKind::Sentinel => format!("port {port}\nbind 127.0.0.1\ndir {}\nlogfile \"\"\ndaemonize no\n", dir.display()),
+        };
         if let Some(pw) = password {
             // In a file, not on the command line, where `ps` would show it.
             conf.push_str(&format!("requirepass \"{}\"\n", pw.expose().replace('\\', "\\\\").replace('"', "\\\"")));
@@ -66,10 +85,10 @@ impl LocalServer {
         }
         let conf_path = dir.join("redis.conf");
         write_private(&conf_path, &conf).map_err(|e| LocalError::Failed(format!("{}: {e}", conf_path.display())))?;
-        match spawn_ready(&conf_path).await {
+        match spawn_ready(&conf_path, kind, wait_for).await {
             Ok(child) => {
-                tracing::info!(port, "local redis-server started");
-                Ok(LocalServer { child: tokio::sync::Mutex::new(Some(child)), addr: HostPort { host: "127.0.0.1".into(), port }, dir, conf: conf_path })
+                tracing::info!(port, ?kind, "local node started");
+                Ok(LocalServer { child: tokio::sync::Mutex::new(Some(child)), addr: HostPort { host: "127.0.0.1".into(), port }, dir, conf: conf_path, kind })
             }
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
@@ -85,7 +104,7 @@ impl LocalServer {
             let _ = c.kill().await;
         }
         tokio::time::sleep(down_for).await;
-        *guard = Some(spawn_ready(&self.conf).await?);
+        *guard = Some(spawn_ready(&self.conf, self.kind, None).await?);
         tracing::info!(port = self.addr.port, "local redis-server restarted");
         Ok(())
     }
@@ -99,9 +118,14 @@ impl LocalServer {
     }
 }
 
-/// Starts redis-server on a config file and waits for its "Ready to accept connections" line.
-async fn spawn_ready(conf_path: &std::path::Path) -> Result<Child, LocalError> {
-        let mut child = Command::new("redis-server")
+/// Starts a node on a config file and waits for its "Ready to accept connections" line (and
+/// then for `wait_for`, when given).
+async fn spawn_ready(conf_path: &std::path::Path, kind: NodeKind, wait_for: Option<&str>) -> Result<Child, LocalError> {
+        let (program, package) = match kind {
+            NodeKind::Server => ("redis-server", "redis-server"),
+            NodeKind::Sentinel => ("redis-sentinel", "redis-sentinel"),
+        };
+        let mut child = Command::new(program)
             .arg(conf_path)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -109,18 +133,24 @@ async fn spawn_ready(conf_path: &std::path::Path) -> Result<Child, LocalError> {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => LocalError::NotInstalled("redis-server", "redis-server"),
+                std::io::ErrorKind::NotFound => LocalError::NotInstalled(program, package),
                 _ => LocalError::Failed(e.to_string()),
             })?;
         let stdout = child.stdout.take().expect("piped");
         let mut lines = BufReader::new(stdout).lines();
         let mut log = Vec::new();
-        let ready = tokio::time::timeout(Duration::from_secs(10), async {
+        let ready = tokio::time::timeout(Duration::from_secs(15), async {
+            // Sentinels do not announce readiness the way servers do; their ID line comes once they listen.
+            let ready_line = if kind == NodeKind::Sentinel { "Sentinel ID is" } else { "Ready to accept connections" };
+            let mut waiting = Some(ready_line);
             while let Ok(Some(line)) = lines.next_line().await {
-                let ok = line.contains("Ready to accept connections");
+                let hit = waiting.is_some_and(|w| line.contains(w));
                 log.push(line);
-                if ok {
-                    return true;
+                if hit {
+                    waiting = if waiting == Some(ready_line) { wait_for } else { None };
+                    if waiting.is_none() {
+                        return true;
+                    }
                 }
             }
             false

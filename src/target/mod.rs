@@ -4,9 +4,10 @@
 pub mod conn;
 pub mod local;
 pub mod resp;
+pub mod sentinel;
 pub mod tls;
 
-use crate::scenario::model::{Connections, Endpoint, LocalTopology, Mode, Target};
+use crate::scenario::model::{Connections, Endpoint, HostPort, LocalTopology, Mode, Target};
 use conn::{Conn, ConnError, ConnectSpec};
 use local::{LocalError, LocalServer};
 
@@ -45,12 +46,50 @@ pub enum TargetError {
     Unsupported(String),
 }
 
-/// A ready target: how to connect, and the local server to stop afterwards, if any.
+/// Processes redis-test started for the run.
+pub enum Local {
+    /// One redis-server.
+    Standalone(LocalServer),
+    /// Primary, replica and three sentinels.
+    Sentinel {
+        /// Node 0: the first primary, node 1: its replica.
+        nodes: Vec<LocalServer>,
+        /// The sentinels.
+        sentinels: Vec<LocalServer>,
+    },
+}
+
+impl Local {
+    /// The data nodes, in start order (node 0 is the first primary).
+    pub fn nodes(&self) -> Vec<&LocalServer> {
+        match self {
+            Local::Standalone(s) => vec![s],
+            Local::Sentinel { nodes, .. } => nodes.iter().collect(),
+        }
+    }
+
+    async fn stop(self) {
+        match self {
+            Local::Standalone(s) => s.stop().await,
+            Local::Sentinel { nodes, sentinels } => {
+                for s in sentinels.into_iter().chain(nodes) {
+                    s.stop().await;
+                }
+            }
+        }
+    }
+}
+
+/// A ready target: how to connect, the local processes to stop afterwards, and for sentinel
+/// targets the watcher that follows the master.
 pub struct Deployment {
     /// Connection settings for data connections.
     pub spec: ConnectSpec,
-    /// The local server, when the tool started one.
-    pub local: Option<LocalServer>,
+    /// The processes, when the tool started them.
+    pub local: Option<Local>,
+    /// How to reach the sentinels (sentinel targets).
+    pub sentinels: Option<sentinel::Sentinels>,
+    watcher: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Deployment {
@@ -64,8 +103,11 @@ impl Deployment {
         })
     }
 
-    /// Stops a local server, if there is one.
+    /// Stops the master watcher and the local processes, if any.
     pub async fn shutdown(self) {
+        if let Some(w) = self.watcher {
+            w.abort();
+        }
         if let Some(l) = self.local {
             l.stop().await;
         }
@@ -74,19 +116,27 @@ impl Deployment {
 
 /// Prepares the target: starts a local server when asked, then checks that it answers.
 pub async fn prepare(target: &Target, connections: &Connections, client_name: &str) -> Result<Deployment, TargetError> {
-    if target.mode != Mode::Standalone {
-        return Err(TargetError::Unsupported(format!("{:?} targets are not supported by this version yet; use a standalone target", target.mode)));
+    if target.mode == Mode::Cluster {
+        return Err(TargetError::Unsupported("cluster targets are not supported by this version yet; use a standalone or sentinel target".into()));
     }
-    let (addr, local) = match &target.endpoint {
+    let (addr, local, sentinel_nodes) = match &target.endpoint {
         Endpoint::Local(LocalTopology::Standalone) => {
             let server = LocalServer::start(target.password.as_ref(), &[]).await?;
-            (server.addr.clone(), Some(server))
+            (server.addr.clone(), Some(Local::Standalone(server)), None)
+        }
+        Endpoint::Local(LocalTopology::Sentinel) => {
+            let (local, sentinels) = start_local_sentinel(target).await?;
+            let addr = local.nodes()[0].addr.clone();
+            (addr, Some(local), Some(sentinels))
         }
         Endpoint::Local(other) => return Err(TargetError::Unsupported(format!("local {other:?} deployments are not supported by this version yet"))),
-        Endpoint::Remote(addrs) => (addrs.first().cloned().ok_or_else(|| TargetError::Unsupported("the target has no address".into()))?, None),
+        Endpoint::Remote(addrs) => match &target.sentinel {
+            Some(s) => (HostPort { host: "sentinel".into(), port: 0 }, None, Some(s.nodes.clone())),
+            None => (addrs.first().cloned().ok_or_else(|| TargetError::Unsupported("the target has no address".into()))?, None, None),
+        },
     };
     let addr_text = addr.to_string();
-    let spec = ConnectSpec {
+    let mut spec = ConnectSpec {
         addr,
         username: target.username.clone(),
         password: target.password.clone(),
@@ -98,8 +148,60 @@ pub async fn prepare(target: &Target, connections: &Connections, client_name: &s
             Some(t) => Some(tls::settings(t).map_err(|msg| TargetError::Tls { addr: addr_text.clone(), msg })?),
             None => None,
         },
+        follow: None,
     };
-    let deployment = Deployment { spec, local };
+    let mut sentinels = None;
+    let mut watcher = None;
+    if let Some(nodes) = sentinel_nodes {
+        let (master_name, username, password) = match &target.sentinel {
+            Some(s) => (s.master_name.clone(), s.username.clone(), s.password.clone()),
+            None => (LOCAL_MASTER_NAME.to_owned(), None, None),
+        };
+        let s = sentinel::Sentinels {
+            nodes,
+            master_name,
+            spec: ConnectSpec { username, password, protocol: crate::scenario::model::Protocol::Resp2, ..spec.clone() },
+        };
+        let found = s.discover().await.map_err(|e| TargetError::Unreachable { addr: "the sentinels".into(), err: ConnError::Io(e) })?;
+        tracing::info!(master = %found, name = %s.master_name, "master found through the sentinels");
+        let master = std::sync::Arc::new(sentinel::Master::new(found.clone()));
+        spec.addr = found;
+        spec.follow = Some(std::sync::Arc::clone(&master));
+        watcher = Some(tokio::spawn(tracing::Instrument::in_current_span(s.clone().watch(master))));
+        sentinels = Some(s);
+    }
+    let deployment = Deployment { spec, local, sentinels, watcher };
     deployment.probe().await?;
     Ok(deployment)
+}
+
+/// The master name local sentinel deployments monitor.
+pub const LOCAL_MASTER_NAME: &str = "redis-test";
+
+/// Primary, replica (synced), then three sentinels that have seen the replica.
+async fn start_local_sentinel(target: &Target) -> Result<(Local, Vec<HostPort>), TargetError> {
+    let pw = target.password.as_ref();
+    let auth: Vec<String> = pw.map(|p| format!("masterauth \"{}\"", p.expose().replace('\\', "\\\\").replace('"', "\\\""))).into_iter().collect();
+    // Without the default 5 s diskless-sync delay the replica is in sync at once.
+    let mut primary_conf = auth.clone();
+    primary_conf.push("repl-diskless-sync-delay 0".into());
+    let primary = LocalServer::start(pw, &primary_conf).await?;
+    let mut replica_conf = auth.clone();
+    replica_conf.push(format!("replicaof 127.0.0.1 {}", primary.addr.port));
+    let replica = LocalServer::start_node(local::NodeKind::Server, pw, &replica_conf, Some("sync: Finished with success")).await?;
+    let mut sentinel_conf = vec![
+        format!("sentinel monitor {LOCAL_MASTER_NAME} 127.0.0.1 {} 2", primary.addr.port),
+        format!("sentinel down-after-milliseconds {LOCAL_MASTER_NAME} 1000"),
+        format!("sentinel failover-timeout {LOCAL_MASTER_NAME} 5000"),
+        format!("sentinel parallel-syncs {LOCAL_MASTER_NAME} 1"),
+    ];
+    if let Some(p) = pw {
+        sentinel_conf.push(format!("sentinel auth-pass {LOCAL_MASTER_NAME} \"{}\"", p.expose().replace('\\', "\\\\").replace('"', "\\\"")));
+    }
+    let mut sentinels = Vec::new();
+    for _ in 0..3 {
+        sentinels.push(LocalServer::start_node(local::NodeKind::Sentinel, None, &sentinel_conf, Some("+slave")).await?);
+    }
+    let addrs = sentinels.iter().map(|s| s.addr.clone()).collect();
+    Ok((Local::Sentinel { nodes: vec![primary, replica], sentinels }, addrs))
 }
