@@ -312,3 +312,14 @@ fn progress_prints_plain_lines_off_a_terminal_and_nothing_when_quiet() {
     assert!(quiet.stderr.trim().is_empty(), "--quiet printed: {}", quiet.stderr);
     assert!(quiet.stdout.contains("phase two"), "the summary is still printed");
 }
+
+#[test]
+fn options_this_version_cannot_honour_are_refused_not_ignored() {
+    let dir = scratch("unsupported");
+    for (name, target) in [("replicas", "{local: sentinel, read_from_replicas: true}"), ("cluster", "{url: redis://127.0.0.1:1, mode: cluster}")] {
+        let f = scenario(&dir, name, &format!("name: u\ntarget: {target}\nworkloads: {{w: {{kind: basic}}}}\nphases: [{{name: p, duration: 1s, workers: 1}}]\n"));
+        let out = apply(&dir, &[&f]);
+        assert_eq!(out.code, Some(3), "{name}: {}", out.all());
+        assert!(out.stderr.contains("not supported by this version yet"), "{name}: {}", out.all());
+    }
+}

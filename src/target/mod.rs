@@ -119,6 +119,9 @@ pub async fn prepare(target: &Target, connections: &Connections, client_name: &s
     if target.mode == Mode::Cluster {
         return Err(TargetError::Unsupported("cluster targets are not supported by this version yet; use a standalone or sentinel target".into()));
     }
+    if target.read_from_replicas {
+        return Err(TargetError::Unsupported("`read_from_replicas` is not supported by this version yet; remove it to read from the master".into()));
+    }
     let (addr, local, sentinel_nodes) = match &target.endpoint {
         Endpoint::Local(LocalTopology::Standalone) => {
             let server = LocalServer::start(target.password.as_ref(), &[]).await?;
