@@ -40,7 +40,7 @@ pub enum Command {
         inputs: ScenarioInputs,
     },
     /// Run a scenario: connect, run its phases, print the summary, write reports, exit 0/1/2/3/130.
-    Apply(ApplyArgs),
+    Apply(Box<ApplyArgs>),
     /// Render a saved JSON report: the summary, and an HTML file with `--html`.
     Report {
         /// A JSON report written by `apply`.

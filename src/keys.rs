@@ -40,9 +40,7 @@ impl KeyPicker {
             Distribution::Sequential => Pick::Sequential,
             // Validation guarantees n ≥ 1 and a finite exponent; fall back to uniform rather than panic.
             Distribution::Zipf { exponent } => Zipf::new(keys as f64, *exponent).map_or(Pick::Uniform, Pick::Zipf),
-            Distribution::Gaussian { mean, stddev } => {
-                Normal::new(mean * keys as f64, (stddev * keys as f64).max(1e-9)).map_or(Pick::Uniform, Pick::Gaussian)
-            }
+            Distribution::Gaussian { mean, stddev } => Normal::new(mean * keys as f64, (stddev * keys as f64).max(1e-9)).map_or(Pick::Uniform, Pick::Gaussian),
         };
         KeyPicker { keys, kind, next_sequential: (worker as u64).wrapping_mul(7919) % keys }
     }

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::{EnvFilter, Layer};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 /// How the log file rotates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +88,11 @@ pub fn init(level: Option<&str>, file: Option<&Path>, rotation: Rotation) -> Res
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
     };
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let console_layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(!no_color && std::io::IsTerminal::is_terminal(&std::io::stderr())).with_target(false).with_filter(console);
+    let console_layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(!no_color && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .with_filter(console);
     let (file_layer, guard) = match file {
         None => (None, None),
         Some(path) => {
@@ -97,11 +101,14 @@ pub fn init(level: Option<&str>, file: Option<&Path>, rotation: Rotation) -> Res
             }
             let filter = EnvFilter::try_new(level.unwrap_or("info")).map_err(|e| e.to_string())?;
             let (writer, guard) = match rotation {
-                Rotation::Size(limit) => tracing_appender::non_blocking(SizeRotating::open(path, limit).map_err(|e| format!("--log-file {}: {e}", path.display()))?),
+                Rotation::Size(limit) => {
+                    tracing_appender::non_blocking(SizeRotating::open(path, limit).map_err(|e| format!("--log-file {}: {e}", path.display()))?)
+                }
                 Rotation::Daily | Rotation::Never => {
                     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
                     let name = path.file_name().ok_or_else(|| format!("--log-file {}: not a file name", path.display()))?;
-                    let appender = if rotation == Rotation::Daily { tracing_appender::rolling::daily(dir, name) } else { tracing_appender::rolling::never(dir, name) };
+                    let appender =
+                        if rotation == Rotation::Daily { tracing_appender::rolling::daily(dir, name) } else { tracing_appender::rolling::never(dir, name) };
                     tracing_appender::non_blocking(appender)
                 }
             };

@@ -22,8 +22,27 @@ pub fn new_histogram() -> Histogram<u64> {
 
 /// Server error prefixes we name; any other becomes `OTHER`.
 const SERVER_ERRORS: [&str; 21] = [
-    "ERR", "WRONGTYPE", "OOM", "READONLY", "LOADING", "BUSY", "MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "NOAUTH", "WRONGPASS", "NOPERM",
-    "EXECABORT", "NOSCRIPT", "NOREPLICAS", "MISCONF", "UNBLOCKED", "CROSSSLOT", "OTHER",
+    "ERR",
+    "WRONGTYPE",
+    "OOM",
+    "READONLY",
+    "LOADING",
+    "BUSY",
+    "MOVED",
+    "ASK",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "MASTERDOWN",
+    "NOAUTH",
+    "WRONGPASS",
+    "NOPERM",
+    "EXECABORT",
+    "NOSCRIPT",
+    "NOREPLICAS",
+    "MISCONF",
+    "UNBLOCKED",
+    "CROSSSLOT",
+    "OTHER",
 ];
 
 /// How an operation ended.
@@ -282,20 +301,86 @@ pub const BUCKETS_S: [f64; 17] = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002
 
 /// Every exported metric.
 pub const METRICS: [MetricDef; 14] = [
-    MetricDef { name: "redis_operations_total", help: "Operations by outcome (status success or error; misses count as success)", kind: MetricKind::Counter, unit: "{operation}", labels: &["operation", "workload", "status", "error_type"] },
-    MetricDef { name: "redis_operation_retries_total", help: "Operations resent after a connection error (reads, or writes with retry_writes)", kind: MetricKind::Counter, unit: "{retry}", labels: &["operation", "workload"] },
-    MetricDef { name: "redis_operation_duration", help: "Operation latency from the intended start, in seconds", kind: MetricKind::Histogram, unit: "s", labels: &["operation", "workload"] },
-    MetricDef { name: "redis_client_init_duration", help: "Time to open a client connection (TCP, TLS, AUTH/HELLO), in seconds", kind: MetricKind::Histogram, unit: "s", labels: &[] },
-    MetricDef { name: "redis_pubsub_operations_total", help: "Pub/sub messages published and received", kind: MetricKind::Counter, unit: "{message}", labels: &["workload", "channel", "operation_type", "subscriber_id", "status", "error_type"] },
+    MetricDef {
+        name: "redis_operations_total",
+        help: "Operations by outcome (status success or error; misses count as success)",
+        kind: MetricKind::Counter,
+        unit: "{operation}",
+        labels: &["operation", "workload", "status", "error_type"],
+    },
+    MetricDef {
+        name: "redis_operation_retries_total",
+        help: "Operations resent after a connection error (reads, or writes with retry_writes)",
+        kind: MetricKind::Counter,
+        unit: "{retry}",
+        labels: &["operation", "workload"],
+    },
+    MetricDef {
+        name: "redis_operation_duration",
+        help: "Operation latency from the intended start, in seconds",
+        kind: MetricKind::Histogram,
+        unit: "s",
+        labels: &["operation", "workload"],
+    },
+    MetricDef {
+        name: "redis_client_init_duration",
+        help: "Time to open a client connection (TCP, TLS, AUTH/HELLO), in seconds",
+        kind: MetricKind::Histogram,
+        unit: "s",
+        labels: &[],
+    },
+    MetricDef {
+        name: "redis_pubsub_operations_total",
+        help: "Pub/sub messages published and received",
+        kind: MetricKind::Counter,
+        unit: "{message}",
+        labels: &["workload", "channel", "operation_type", "subscriber_id", "status", "error_type"],
+    },
     MetricDef { name: "redis_connections_active", help: "Open pooled connections", kind: MetricKind::Gauge, unit: "{connection}", labels: &[] },
     MetricDef { name: "redis_connections_opened_total", help: "Connections opened", kind: MetricKind::Counter, unit: "{connection}", labels: &[] },
-    MetricDef { name: "redis_connection_drops_total", help: "Connections dropped because they broke", kind: MetricKind::Counter, unit: "{connection}", labels: &[] },
-    MetricDef { name: "redis_reconnects_total", help: "Connections opened to replace dropped ones", kind: MetricKind::Counter, unit: "{connection}", labels: &[] },
-    MetricDef { name: "redis_reconnect_duration", help: "Time to open a replacement connection, in seconds", kind: MetricKind::Histogram, unit: "s", labels: &[] },
-    MetricDef { name: "redis_network_errors_total", help: "Operations failed by timeouts or connection errors, plus failed connection attempts", kind: MetricKind::Counter, unit: "{error}", labels: &[] },
+    MetricDef {
+        name: "redis_connection_drops_total",
+        help: "Connections dropped because they broke",
+        kind: MetricKind::Counter,
+        unit: "{connection}",
+        labels: &[],
+    },
+    MetricDef {
+        name: "redis_reconnects_total",
+        help: "Connections opened to replace dropped ones",
+        kind: MetricKind::Counter,
+        unit: "{connection}",
+        labels: &[],
+    },
+    MetricDef {
+        name: "redis_reconnect_duration",
+        help: "Time to open a replacement connection, in seconds",
+        kind: MetricKind::Histogram,
+        unit: "s",
+        labels: &[],
+    },
+    MetricDef {
+        name: "redis_network_errors_total",
+        help: "Operations failed by timeouts or connection errors, plus failed connection attempts",
+        kind: MetricKind::Counter,
+        unit: "{error}",
+        labels: &[],
+    },
     MetricDef { name: "redis_test_phase", help: "1 for the running phase, 0 for the others", kind: MetricKind::Gauge, unit: "1", labels: &["phase"] },
-    MetricDef { name: "redis_test_target_rate", help: "Target operations per second now (0 in closed loop)", kind: MetricKind::Gauge, unit: "{operation}/s", labels: &[] },
-    MetricDef { name: "redis_test_achieved_rate", help: "Operations per second over the last second", kind: MetricKind::Gauge, unit: "{operation}/s", labels: &[] },
+    MetricDef {
+        name: "redis_test_target_rate",
+        help: "Target operations per second now (0 in closed loop)",
+        kind: MetricKind::Gauge,
+        unit: "{operation}/s",
+        labels: &[],
+    },
+    MetricDef {
+        name: "redis_test_achieved_rate",
+        help: "Operations per second over the last second",
+        kind: MetricKind::Gauge,
+        unit: "{operation}/s",
+        labels: &[],
+    },
 ];
 
 /// Looks a metric definition up by name.

@@ -189,11 +189,7 @@ impl PlannedPhase {
         }
         let p = ((w + 0.5 - from) / (to - from)).clamp(0.0, 1.0);
         let at = d.mul_f64(p);
-        if to > from {
-            (to >= w + 0.5).then_some((at, d))
-        } else {
-            (from >= w + 0.5 && at > Duration::ZERO).then_some((Duration::ZERO, at))
-        }
+        if to > from { (to >= w + 0.5).then_some((at, d)) } else { (from >= w + 0.5 && at > Duration::ZERO).then_some((Duration::ZERO, at)) }
     }
 
     /// The most workers the phase ever runs.
@@ -276,10 +272,7 @@ fn scale_action(a: &FaultAction, k: f64) -> FaultAction {
 pub fn percentages<'a>(weights: impl Iterator<Item = (&'a str, f64)>) -> Vec<Share> {
     let items: Vec<(&str, f64)> = weights.collect();
     let total: f64 = items.iter().map(|(_, w)| w).sum();
-    items
-        .into_iter()
-        .map(|(n, w)| Share { name: n.to_owned(), percent: if total > 0.0 { round2(w / total * 100.0) } else { 0.0 } })
-        .collect()
+    items.into_iter().map(|(n, w)| Share { name: n.to_owned(), percent: if total > 0.0 { round2(w / total * 100.0) } else { 0.0 } }).collect()
 }
 
 fn round2(x: f64) -> f64 {

@@ -91,10 +91,21 @@ impl Pools {
                     .connection_timeout(connections.acquire_timeout)
                     .idle_timeout(None)
                     .max_lifetime(None)
-                    .build_unchecked(Manager { span: tracing::Span::current(), spec: spec.clone(), metrics: Arc::clone(metrics), ping_timeout: connections.command_timeout })
+                    .build_unchecked(Manager {
+                        span: tracing::Span::current(),
+                        spec: spec.clone(),
+                        metrics: Arc::clone(metrics),
+                        ping_timeout: connections.command_timeout,
+                    })
             })
             .collect();
-        Pools { pools, follow: spec.follow.clone(), per_pool: connections.per_pool, health_interval: connections.health_check_interval, ping_timeout: connections.command_timeout }
+        Pools {
+            pools,
+            follow: spec.follow.clone(),
+            per_pool: connections.per_pool,
+            health_interval: connections.health_check_interval,
+            ping_timeout: connections.command_timeout,
+        }
     }
 
     /// Checks out a connection for `worker`; an idle one is health-checked first.

@@ -5,7 +5,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{RedisServer, assert_report_valid, op_count, read_report, repo, run_in, scratch};
@@ -27,7 +27,12 @@ fn every_shipped_scenario_runs_and_reports_every_operation_it_mixes() {
     for file in redis_test::scenario::files_in(&repo().join("scenarios")).unwrap() {
         let name = file.file_stem().unwrap().to_string_lossy().to_string();
         // Topology scenarios need the deployment they start themselves (tests/sentinel.rs runs them).
-        if matches!(load(&file, &LoadOptions::default()).unwrap().target.endpoint, redis_test::scenario::model::Endpoint::Local(redis_test::scenario::model::LocalTopology::Sentinel | redis_test::scenario::model::LocalTopology::Cluster)) {
+        if matches!(
+            load(&file, &LoadOptions::default()).unwrap().target.endpoint,
+            redis_test::scenario::model::Endpoint::Local(
+                redis_test::scenario::model::LocalTopology::Sentinel | redis_test::scenario::model::LocalTopology::Cluster
+            )
+        ) {
             continue;
         }
         // The nightly scenario lasts 7 minutes; the others well under one.
@@ -63,7 +68,11 @@ fn scenario(dir: &Path, name: &str, body: &str) -> String {
 fn a_threshold_that_cannot_hold_exits_1_and_is_named() {
     let server = RedisServer::start(&[]);
     let dir = scratch("threshold-fail");
-    let f = scenario(&dir, "t", "name: t\ntarget: {url: redis://x}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 2, rate: 500}]\nthresholds:\n  - p99 < 1us\n  - error_rate < 1%\n");
+    let f = scenario(
+        &dir,
+        "t",
+        "name: t\ntarget: {url: redis://x}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 2, rate: 500}]\nthresholds:\n  - p99 < 1us\n  - error_rate < 1%\n",
+    );
     let out = apply(&dir, &[&f, "--target", &server.url(), "--json", "r.json"]);
     assert_eq!(out.code, Some(1), "{}", out.all());
     assert!(out.stdout.contains("FAIL p99 < 1us: observed"), "{}", out.all());
@@ -119,7 +128,18 @@ fn cleanup_removes_only_our_keys_and_foreign_keys_stay_byte_for_byte() {
     assert_eq!(out.code, Some(0), "{}", out.all());
     let report = read_report(&dir.join("r.json"));
     assert_report_valid(&report);
-    for (w, op) in [("b", "SET"), ("h", "GET"), ("l", "LPUSH"), ("s", "SADD"), ("z", "ZADD"), ("x", "HSET"), ("p", "PIPELINE"), ("t", "EXEC"), ("q", "PUBLISH"), ("q", "RECEIVE")] {
+    for (w, op) in [
+        ("b", "SET"),
+        ("h", "GET"),
+        ("l", "LPUSH"),
+        ("s", "SADD"),
+        ("z", "ZADD"),
+        ("x", "HSET"),
+        ("p", "PIPELINE"),
+        ("t", "EXEC"),
+        ("q", "PUBLISH"),
+        ("q", "RECEIVE"),
+    ] {
         assert!(op_count(&report, "p", w, op) > 0, "{w} {op} did not run");
     }
     assert!(report["cleanup"]["removed"].as_u64().unwrap() > 0, "{}", report["cleanup"]);
@@ -142,14 +162,12 @@ fn cleanup_removes_only_our_keys_and_foreign_keys_stay_byte_for_byte() {
 fn sigint_stops_the_run_writes_an_interrupted_report_and_exits_130() {
     let server = RedisServer::start(&[]);
     let dir = scratch("sigint");
-    let f = scenario(&dir, "long", "name: long\ntarget: {url: redis://x}\nworkloads: {w: {kind: basic}}\nphases:\n  - {name: first, duration: 1s, workers: 2, rate: 200}\n  - {name: long, duration: 60s, workers: 2, rate: 200}\n");
-    let mut child = Command::new(common::bin())
-        .args(["apply", &f, "--target", &server.url(), "--json", "r.json"])
-        .current_dir(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let f = scenario(
+        &dir,
+        "long",
+        "name: long\ntarget: {url: redis://x}\nworkloads: {w: {kind: basic}}\nphases:\n  - {name: first, duration: 1s, workers: 2, rate: 200}\n  - {name: long, duration: 60s, workers: 2, rate: 200}\n",
+    );
+    let mut child = common::spawn(&dir, &["apply", &f, "--target", &server.url(), "--json", "r.json"], &[]);
     // Wait for the event "second phase started" on stderr, then interrupt.
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
@@ -171,7 +189,11 @@ fn sigint_stops_the_run_writes_an_interrupted_report_and_exits_130() {
 #[test]
 fn local_standalone_starts_a_server_and_stops_it() {
     let dir = scratch("local");
-    let f = scenario(&dir, "local", "name: local\ntarget: {local: standalone, password: s3cret}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 2}]\n");
+    let f = scenario(
+        &dir,
+        "local",
+        "name: local\ntarget: {local: standalone, password: s3cret}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 2}]\n",
+    );
     let out = apply(&dir, &[&f, "--json", "r.json"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
     let report = read_report(&dir.join("r.json"));
@@ -246,7 +268,11 @@ fn resp3_with_acl_user_and_database_runs_basic_and_pubsub() {
 fn an_exhausted_pool_fails_operations_as_pool_timeout_without_crashing() {
     let server = RedisServer::start(&[]);
     let dir = scratch("pool");
-    let f = scenario(&dir, "p", "name: p\ntarget: {url: redis://x}\nconnections: {pools: 1, per_pool: 1, acquire_timeout: 1ms}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 32}]\n");
+    let f = scenario(
+        &dir,
+        "p",
+        "name: p\ntarget: {url: redis://x}\nconnections: {pools: 1, per_pool: 1, acquire_timeout: 1ms}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 32}]\n",
+    );
     let out = apply(&dir, &[&f, "--target", &server.url(), "--json", "r.json"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
     let report = read_report(&dir.join("r.json"));
@@ -298,7 +324,11 @@ fn workload_results_hold_together() {
 fn progress_prints_plain_lines_off_a_terminal_and_nothing_when_quiet() {
     let server = RedisServer::start(&[]);
     let dir = scratch("progress");
-    let f = scenario(&dir, "p", "name: p\ntarget: {url: redis://x}\nworkloads: {w: {kind: basic}}\nphases:\n  - {name: one, duration: 1s, workers: 2, rate: 300}\n  - {name: two, duration: 3s, workers: 2, rate: 600}\n");
+    let f = scenario(
+        &dir,
+        "p",
+        "name: p\ntarget: {url: redis://x}\nworkloads: {w: {kind: basic}}\nphases:\n  - {name: one, duration: 1s, workers: 2, rate: 300}\n  - {name: two, duration: 3s, workers: 2, rate: 600}\n",
+    );
     let out = apply(&dir, &[&f, "--target", &server.url(), "--interval", "1s"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
     assert!(out.stderr.contains("redis-test: phase one started (1s, 2 workers, 300 ops/s)"), "{}", out.stderr);
@@ -317,7 +347,8 @@ fn progress_prints_plain_lines_off_a_terminal_and_nothing_when_quiet() {
 fn options_this_version_cannot_honour_are_refused_not_ignored() {
     let dir = scratch("unsupported");
     for (name, target) in [("replicas", "{local: sentinel, read_from_replicas: true}"), ("cluster", "{url: redis://127.0.0.1:1, mode: cluster}")] {
-        let f = scenario(&dir, name, &format!("name: u\ntarget: {target}\nworkloads: {{w: {{kind: basic}}}}\nphases: [{{name: p, duration: 1s, workers: 1}}]\n"));
+        let f =
+            scenario(&dir, name, &format!("name: u\ntarget: {target}\nworkloads: {{w: {{kind: basic}}}}\nphases: [{{name: p, duration: 1s, workers: 1}}]\n"));
         let out = apply(&dir, &[&f]);
         assert_eq!(out.code, Some(3), "{name}: {}", out.all());
         assert!(out.stderr.contains("not supported by this version yet"), "{name}: {}", out.all());

@@ -41,7 +41,11 @@ fn one_scenario_ships_per_workload_kind() {
 fn shipped_files_carry_the_editor_schema_directive() {
     for f in shipped_files() {
         let first = std::fs::read_to_string(&f).unwrap().lines().next().unwrap_or_default().to_owned();
-        let want = if f.extension().unwrap() == "toml" { "#:schema ../schemas/scenario.schema.json" } else { "# yaml-language-server: $schema=../schemas/scenario.schema.json" };
+        let want = if f.extension().unwrap() == "toml" {
+            "#:schema ../schemas/scenario.schema.json"
+        } else {
+            "# yaml-language-server: $schema=../schemas/scenario.schema.json"
+        };
         assert_eq!(first, want, "{}", f.display());
     }
 }
@@ -149,7 +153,11 @@ fn precedence_is_file_then_dotenv_then_environment_then_command_line() {
 #[test]
 fn a_missing_variable_is_named_with_its_location() {
     let dir = scratch("missing-var");
-    std::fs::write(dir.join("m.yaml"), "name: m\ntarget:\n  url: ${REDIS_URL_FOR_TEST}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\n").unwrap();
+    std::fs::write(
+        dir.join("m.yaml"),
+        "name: m\ntarget:\n  url: ${REDIS_URL_FOR_TEST}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\n",
+    )
+    .unwrap();
     let out = run_in(&dir, &["validate", "m.yaml"], &[], Duration::from_secs(30));
     assert_eq!(out.code, Some(2));
     assert!(out.stderr.contains("m.yaml:3:8: target.url: environment variable `REDIS_URL_FOR_TEST` is not set"), "{}", out.all());
@@ -172,7 +180,11 @@ fn three_independent_mistakes_give_three_located_errors() {
     assert_eq!(out.code, Some(2), "{}", out.all());
     let errors: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("error: ")).collect();
     assert_eq!(errors.len(), 3, "{}", out.all());
-    assert!(errors[0].starts_with("error: three.yaml:7:5: workloads.sessions.read_ration: unknown key `read_ration`; did you mean `read_ratio`?"), "{}", errors[0]);
+    assert!(
+        errors[0].starts_with("error: three.yaml:7:5: workloads.sessions.read_ration: unknown key `read_ration`; did you mean `read_ratio`?"),
+        "{}",
+        errors[0]
+    );
     assert!(errors[1].starts_with("error: three.yaml:12:12: phases.0.mix.sesions: no workload named `sesions`; did you mean `sessions`?"), "{}", errors[1]);
     assert!(errors[2].starts_with("error: three.yaml:14:5: thresholds.0:"), "{}", errors[2]);
     assert!(out.stderr.contains(" 7 |     read_ration: 0.5\n   |     ^"), "the source line and caret are shown:\n{}", out.stderr);
@@ -181,8 +193,16 @@ fn three_independent_mistakes_give_three_located_errors() {
 #[test]
 fn errors_in_several_files_are_all_reported() {
     let dir = scratch("several");
-    std::fs::write(dir.join("a.yaml"), "name: a\ntarget: {url: redis://127.0.0.1}\nworkloads: {w: {kind: basic, wieght: 2}}\nphases: [{name: p, duration: 1s, workers: 1}]\n").unwrap();
-    std::fs::write(dir.join("b.toml"), "name = \"b\"\n[target]\nurl = \"redis://127.0.0.1\"\n[workloads.w]\nkind = \"basic\"\n[[phases]]\nname = \"p\"\nduration = \"1s\"\nworkers = 0\n").unwrap();
+    std::fs::write(
+        dir.join("a.yaml"),
+        "name: a\ntarget: {url: redis://127.0.0.1}\nworkloads: {w: {kind: basic, wieght: 2}}\nphases: [{name: p, duration: 1s, workers: 1}]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("b.toml"),
+        "name = \"b\"\n[target]\nurl = \"redis://127.0.0.1\"\n[workloads.w]\nkind = \"basic\"\n[[phases]]\nname = \"p\"\nduration = \"1s\"\nworkers = 0\n",
+    )
+    .unwrap();
     let out = run_in(&dir, &["validate", "a.yaml", "b.toml"], &[], Duration::from_secs(30));
     assert_eq!(out.code, Some(2), "{}", out.all());
     assert!(out.stderr.contains("a.yaml:3:30: workloads.w.wieght: unknown key `wieght`; did you mean `weight`?"), "{}", out.all());
@@ -217,7 +237,10 @@ fn semantic_rules_are_enforced() {
         ("target: {url: http://127.0.0.1}", "target.url: the URL must start with `redis://`"),
         ("target: {url: redis://127.0.0.1, mode: sentinel}", "`mode: sentinel` needs a `sentinel` section"),
         ("workloads: {w: {kind: basic, read_ratio: 0.9, delete_ratio: 0.2}}", "must add up to at most 1"),
-        ("workloads: {w: {kind: list, commands: {lpush: 0, rpush: 0, lpop: 0, rpop: 0, lrange: 0, llen: 0, ltrim: 0}}}", "workloads.w.commands: at least one command needs a weight above zero"),
+        (
+            "workloads: {w: {kind: list, commands: {lpush: 0, rpush: 0, lpop: 0, rpop: 0, lrange: 0, llen: 0, ltrim: 0}}}",
+            "workloads.w.commands: at least one command needs a weight above zero",
+        ),
         ("workloads: {w: {kind: pubsub, message_size: 8B}}", "workloads.w.message_size: must be at least 32B"),
         ("workloads: {\"bad name\": {kind: basic}}", "may only use letters, digits"),
         ("workloads: {w: {kind: basic, keyspace: {prefix: \"other:\"}}}", "must start with the scenario's key prefix"),
@@ -265,10 +288,30 @@ fn bad_input_never_panics() {
     rejects(&dir, "multi.yaml", b"name: a\n---\nname: b\n", "multi.yaml:2:1: a scenario file holds exactly one YAML document");
     rejects(&dir, "list.yaml", b"- a\n- b\n", "list.yaml:1:1: a scenario is a mapping");
     rejects(&dir, "scalar.toml", b"x = 1\n", "unknown key `x`");
-    rejects(&dir, "huge-number.yaml", b"name: n\ntarget: {url: redis://h}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 99999999999999999999999}]\n", "huge-number.yaml:4:43: phases.0.workers: the number is too large");
-    rejects(&dir, "u32-overflow.toml", b"name = \"n\"\n[target]\nurl = \"redis://h\"\n[workloads.w]\nkind = \"basic\"\n[[phases]]\nname = \"p\"\nduration = \"1s\"\nworkers = 5000000000\n", "u32-overflow.toml:9:11: phases.0.workers");
-    rejects(&dir, "huge-duration.yaml", b"name: n\ntarget: {url: redis://h}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 99999999999999999999h, workers: 1}]\n", "huge-duration.yaml:4:30: phases.0.duration: `99999999999999999999h` is too large");
-    rejects(&dir, "bool.yaml", b"name: n\ntarget: {url: redis://h}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\ncleanup: n\n", "bool.yaml:5:10: cleanup: expected a boolean, found a string `n`");
+    rejects(
+        &dir,
+        "huge-number.yaml",
+        b"name: n\ntarget: {url: redis://h}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 99999999999999999999999}]\n",
+        "huge-number.yaml:4:43: phases.0.workers: the number is too large",
+    );
+    rejects(
+        &dir,
+        "u32-overflow.toml",
+        b"name = \"n\"\n[target]\nurl = \"redis://h\"\n[workloads.w]\nkind = \"basic\"\n[[phases]]\nname = \"p\"\nduration = \"1s\"\nworkers = 5000000000\n",
+        "u32-overflow.toml:9:11: phases.0.workers",
+    );
+    rejects(
+        &dir,
+        "huge-duration.yaml",
+        b"name: n\ntarget: {url: redis://h}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 99999999999999999999h, workers: 1}]\n",
+        "huge-duration.yaml:4:30: phases.0.duration: `99999999999999999999h` is too large",
+    );
+    rejects(
+        &dir,
+        "bool.yaml",
+        b"name: n\ntarget: {url: redis://h}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\ncleanup: n\n",
+        "bool.yaml:5:10: cleanup: expected a boolean, found a string `n`",
+    );
     rejects(&dir, "tag.yaml", b"name: !!binary aGk=\n", "tag.yaml:1:7: YAML tag");
 
     let mut laughs = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
@@ -297,7 +340,17 @@ fn bad_input_never_panics() {
 
 #[test]
 fn set_overrides_are_typed_by_the_schema_and_located() {
-    let out = run(&["plan", "scenarios/basic.yaml", "--json", "--set", "phases.steady.workers=3", "--set", "target.password=1234", "--set", "keyspace.value_size={min: 8B, max: 16B}"]);
+    let out = run(&[
+        "plan",
+        "scenarios/basic.yaml",
+        "--json",
+        "--set",
+        "phases.steady.workers=3",
+        "--set",
+        "target.password=1234",
+        "--set",
+        "keyspace.value_size={min: 8B, max: 16B}",
+    ]);
     assert_eq!(out.code, Some(0), "{}", out.all());
     let plan: Plan = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(plan.phases[1].workers.from, 3);

@@ -4,7 +4,6 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 
 use common::{RedisServer, read_report, scratch};
 
@@ -17,14 +16,24 @@ fn logs_carry_the_run_id_and_events_but_never_the_password() {
         "name: l\ntarget: {url: redis://x, password: \"${PW}\"}\nworkloads: {w: {kind: basic}}\nphases:\n  - {name: first, duration: 1s, workers: 4, rate: 400}\n  - {name: second, duration: 2s, workers: 4, rate: 400}\nthresholds: [\"p99 < 10s\", \"ops < 1\"]\n",
     )
     .unwrap();
-    let mut child = Command::new(common::bin())
-        .args(["apply", "l.yaml", "--target", &server.url(), "--run-id", "log-run-7", "--log-level", "trace", "--log-file", "logs/run.log", "--log-rotation", "size:64KiB", "--json", "r.json"])
-        .env("PW", "l0g-pa55word")
-        .current_dir(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let url = server.url();
+    let args = [
+        "apply",
+        "l.yaml",
+        "--target",
+        &url,
+        "--run-id",
+        "log-run-7",
+        "--log-level",
+        "trace",
+        "--log-file",
+        "logs/run.log",
+        "--log-rotation",
+        "size:64KiB",
+        "--json",
+        "r.json",
+    ];
+    let mut child = common::spawn(&dir, &args, &[("PW", "l0g-pa55word")]);
     // When the second phase starts, kill every client connection: the pool must drop and replace them.
     let stderr = child.stderr.take().unwrap();
     let mut console = String::new();
@@ -41,7 +50,17 @@ fn logs_carry_the_run_id_and_events_but_never_the_password() {
     for entry in std::fs::read_dir(dir.join("logs")).unwrap() {
         log.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
     }
-    for want in ["run{run_id=log-run-7}", "run starting", "target ready", "phase running phase=first", "phase running phase=second", "connection opened", "broken connection dropped", "threshold held rule=p99 < 10s", "threshold failed rule=ops < 1"] {
+    for want in [
+        "run{run_id=log-run-7}",
+        "run starting",
+        "target ready",
+        "phase running phase=first",
+        "phase running phase=second",
+        "connection opened",
+        "broken connection dropped",
+        "threshold held rule=p99 < 10s",
+        "threshold failed rule=ops < 1",
+    ] {
         assert!(log.contains(want), "{want:?} not logged:\n{log}");
     }
     for text in [&log, &console, &String::from_utf8_lossy(&out.stdout).into_owned(), &std::fs::read_to_string(dir.join("r.json")).unwrap()] {

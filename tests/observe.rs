@@ -5,7 +5,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
 use common::{RedisServer, run_in, scratch};
@@ -31,7 +31,19 @@ fn the_html_report_is_self_contained_and_holds_every_chart() {
     let out = apply(&dir, &server, "r.json", &["--html", "r.html"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
     let html = std::fs::read_to_string(dir.join("r.html")).unwrap();
-    for part in ["id=\"faults\"", "<svg id=\"timeline\"", "<svg id=\"throughput\"", "<svg id=\"latency\"", "class=\"dist\"", "id=\"thresholds\"", "PASS", "p99 &lt; 1s", "short-pause", "class=\"phase\"", "class=\"series\""] {
+    for part in [
+        "id=\"faults\"",
+        "<svg id=\"timeline\"",
+        "<svg id=\"throughput\"",
+        "<svg id=\"latency\"",
+        "class=\"dist\"",
+        "id=\"thresholds\"",
+        "PASS",
+        "p99 &lt; 1s",
+        "short-pause",
+        "class=\"phase\"",
+        "class=\"series\"",
+    ] {
         assert!(html.contains(part), "the HTML report lacks {part}");
     }
     assert!(html.contains("No errors.") || html.contains("<svg id=\"errors\""));
@@ -48,13 +60,7 @@ fn the_html_report_is_self_contained_and_holds_every_chart() {
 
 /// Runs the scenario and pauses the server for 1.5 s once the steady phase has started.
 fn apply_with_pause(dir: &Path, server: &RedisServer, json: &str) {
-    let mut child = Command::new(common::bin())
-        .args(["apply", "steady.yaml", "--target", &server.url(), "--json", json])
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn(dir, &["apply", "steady.yaml", "--target", &server.url(), "--json", json], &[]);
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     assert!(lines.by_ref().map_while(Result::ok).any(|l| l.contains("phase steady started")), "the steady phase never started");
     server.cli(&["CLIENT", "PAUSE", "1500", "ALL"]);
@@ -91,7 +97,13 @@ fn compare_passes_comparable_runs_and_flags_real_regressions() {
     assert_eq!(paused.code, Some(1), "{}", paused.all());
     let c: serde_json::Value = serde_json::from_str(&paused.stdout).unwrap();
     assert_eq!(c["passed"], false);
-    let regressed: Vec<String> = c["rows"].as_array().unwrap().iter().filter(|r| r["phase"] == "steady").flat_map(|r| r["deltas"].as_array().unwrap().iter().filter(|d| d["regression"] == true).map(|d| d["metric"].as_str().unwrap().to_owned())).collect();
+    let regressed: Vec<String> = c["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["phase"] == "steady")
+        .flat_map(|r| r["deltas"].as_array().unwrap().iter().filter(|d| d["regression"] == true).map(|d| d["metric"].as_str().unwrap().to_owned()))
+        .collect();
     assert!(regressed.iter().any(|m| m == "p99_us" || m == "p999_us"), "{regressed:?}");
 }
 

@@ -79,7 +79,15 @@ fn check_metrics(received: &[Value], run_id: &str, service: &str) {
     assert!(metrics.len() >= 2, "periodic exports plus the final flush: {}", metrics.len());
     let last = &metrics.last().unwrap()["request"];
     let names = metric_names(last);
-    for n in ["redis_operations_total", "redis_operation_duration", "redis_client_init_duration", "redis_pubsub_operations_total", "redis_connections_active", "redis_reconnects_total", "redis_network_errors_total"] {
+    for n in [
+        "redis_operations_total",
+        "redis_operation_duration",
+        "redis_client_init_duration",
+        "redis_pubsub_operations_total",
+        "redis_connections_active",
+        "redis_reconnects_total",
+        "redis_network_errors_total",
+    ] {
         assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
     }
     let resource = &last["resourceMetrics"][0]["resource"]["attributes"];
@@ -88,7 +96,12 @@ fn check_metrics(received: &[Value], run_id: &str, service: &str) {
     assert_eq!(attr(resource, "run_id").unwrap()["stringValue"], run_id);
     assert_eq!(attr(resource, "instance_id").unwrap()["stringValue"], "loadgen-7");
     let ops = last["resourceMetrics"][0]["scopeMetrics"][0]["metrics"].as_array().unwrap().iter().find(|m| m["name"] == "redis_operations_total").unwrap();
-    let get = ops["sum"]["dataPoints"].as_array().unwrap().iter().find(|p| attr(&p["attributes"], "operation").unwrap()["stringValue"] == "GET" && attr(&p["attributes"], "status").unwrap()["stringValue"] == "success").expect("a GET success point");
+    let get = ops["sum"]["dataPoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| attr(&p["attributes"], "operation").unwrap()["stringValue"] == "GET" && attr(&p["attributes"], "status").unwrap()["stringValue"] == "success")
+        .expect("a GET success point");
     assert_eq!(attr(&get["attributes"], "run_id").unwrap()["stringValue"], run_id);
     assert!(get["asDouble"].as_f64().unwrap() > 100.0, "{get}");
 }
@@ -100,7 +113,10 @@ fn grpc_and_http_receivers_get_the_metrics_labels_and_spans() {
     let dir = scratch("otlp");
     std::fs::write(
         dir.join("grpc.yaml"),
-        format!("{SCENARIO}  otlp: {{endpoint: \"http://127.0.0.1:{}\", protocol: grpc, interval: 1s, traces: 0.1, headers: {{x-api-token: tok-5ecret}}}}\n", recv.grpc),
+        format!(
+            "{SCENARIO}  otlp: {{endpoint: \"http://127.0.0.1:{}\", protocol: grpc, interval: 1s, traces: 0.1, headers: {{x-api-token: tok-5ecret}}}}\n",
+            recv.grpc
+        ),
     )
     .unwrap();
     let out = run_in(&dir, &["apply", "grpc.yaml", "--target", &server.url(), "--run-id", "otlp-grpc", "--json", "g.json"], &[], Duration::from_secs(60));
@@ -110,7 +126,8 @@ fn grpc_and_http_receivers_get_the_metrics_labels_and_spans() {
     check_metrics(&got, "otlp-grpc", "redis-test");
     let metrics = got.iter().find(|v| v["kind"] == "metrics").unwrap();
     assert_eq!(metrics["headers"]["x-api-token"], "tok-5ecret", "the header reached the collector");
-    let spans: Vec<&Value> = got.iter().filter(|v| v["kind"] == "trace").flat_map(|v| v["request"]["resourceSpans"][0]["scopeSpans"][0]["spans"].as_array().unwrap()).collect();
+    let spans: Vec<&Value> =
+        got.iter().filter(|v| v["kind"] == "trace").flat_map(|v| v["request"]["resourceSpans"][0]["scopeSpans"][0]["spans"].as_array().unwrap()).collect();
     assert!(spans.len() > 20, "10% of ~900 operations sampled, got {}", spans.len());
     let s = spans[0];
     assert_eq!(attr(&s["attributes"], "db.system.name").unwrap()["stringValue"], "redis");
@@ -151,7 +168,7 @@ fn a_receiver_that_dies_mid_run_changes_nothing_about_the_run() {
         format!("name: d\ntarget: {{url: redis://x}}\nworkloads: {{w: {{kind: basic}}}}\nphases: [{{name: p, duration: 4s, workers: 4, rate: 500}}]\nmetrics:\n  otlp: {{endpoint: \"http://127.0.0.1:{}\", interval: 500ms}}\n", recv.grpc),
     )
     .unwrap();
-    let mut child = Command::new(common::bin()).args(["apply", "d.yaml", "--target", &server.url(), "--json", "d.json"]).current_dir(&dir).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = common::spawn(&dir, &["apply", "d.yaml", "--target", &server.url(), "--json", "d.json"], &[]);
     // The first export arriving is the event; then the receiver goes away for good.
     let first = recv.lines.recv_timeout(Duration::from_secs(20)).expect("a first export arrived");
     assert_eq!(first["kind"], "metrics");

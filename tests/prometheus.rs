@@ -53,11 +53,29 @@ fn a_real_prometheus_scrapes_the_run_and_sees_operations_grow() {
     let dir = scratch("prometheus");
     let exporter = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let prom = Prometheus::start(&dir, exporter);
-    std::fs::write(dir.join("p.yaml"), "name: p\ntarget: {url: redis://x}\nworkloads: {w: {kind: basic, read_ratio: 0.7}}\nphases: [{name: steady, duration: 6s, workers: 4, rate: 500}]\n").unwrap();
+    std::fs::write(
+        dir.join("p.yaml"),
+        "name: p\ntarget: {url: redis://x}\nworkloads: {w: {kind: basic, read_ratio: 0.7}}\nphases: [{name: steady, duration: 6s, workers: 4, rate: 500}]\n",
+    )
+    .unwrap();
     let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
     let out = run_in(
         &dir,
-        &["apply", "p.yaml", "--target", &server.url(), "--prometheus", &format!("127.0.0.1:{exporter}"), "--linger", "3s", "--run-id", "prom-test-1", "--json", "r.json", "--quiet"],
+        &[
+            "apply",
+            "p.yaml",
+            "--target",
+            &server.url(),
+            "--prometheus",
+            &format!("127.0.0.1:{exporter}"),
+            "--linger",
+            "3s",
+            "--run-id",
+            "prom-test-1",
+            "--json",
+            "r.json",
+            "--quiet",
+        ],
         &[],
         Duration::from_secs(60),
     );
@@ -78,7 +96,14 @@ fn a_real_prometheus_scrapes_the_run_and_sees_operations_grow() {
     assert_eq!(*values.last().unwrap(), gets, "the last scrape (during --linger) has the final count");
     // The endpoint also carries the labels of the original app and the metrics it never shipped.
     let (_, meta) = http_get(prom.port, &format!("/api/v1/label/__name__/values?match[]={}", url_encode(r#"{run_id="prom-test-1"}"#)));
-    for name in ["redis_operation_duration_bucket", "redis_client_init_duration_count", "redis_connections_active", "redis_connections_opened_total", "redis_test_phase", "redis_test_achieved_rate"] {
+    for name in [
+        "redis_operation_duration_bucket",
+        "redis_client_init_duration_count",
+        "redis_connections_active",
+        "redis_connections_opened_total",
+        "redis_test_phase",
+        "redis_test_achieved_rate",
+    ] {
         assert!(meta.contains(name), "{name} missing from {meta}");
     }
 }

@@ -11,7 +11,11 @@ use common::{RedisServer, assert_report_valid, read_report, run_in, scratch};
 fn a_constant_rate_of_2000_for_10s_gives_20000_operations_within_2_percent() {
     let server = RedisServer::start(&[]);
     let dir = scratch("rate");
-    std::fs::write(dir.join("rate.yaml"), "name: rate\ntarget: {url: redis://x}\nworkloads: {w: {kind: basic}}\nphases: [{name: steady, duration: 10s, workers: 8, rate: 2000}]\n").unwrap();
+    std::fs::write(
+        dir.join("rate.yaml"),
+        "name: rate\ntarget: {url: redis://x}\nworkloads: {w: {kind: basic}}\nphases: [{name: steady, duration: 10s, workers: 8, rate: 2000}]\n",
+    )
+    .unwrap();
     let out = run_in(&dir, &["apply", "rate.yaml", "--target", &server.url(), "--json", "r.json", "--quiet"], &[], Duration::from_secs(60));
     assert_eq!(out.code, Some(0), "{}", out.all());
     let report = read_report(&dir.join("r.json"));

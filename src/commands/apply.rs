@@ -31,7 +31,9 @@ pub fn apply(args: &ApplyArgs) -> u8 {
     let plan = compile(&scenario, args.time_scale);
     let run_id = args.run_id.clone().or_else(|| scenario.metrics.run_id.clone()).unwrap_or_else(new_run_id);
     let Ok(json_path) = output_path(args.json.as_ref().or(scenario.output.json.as_ref()), &scenario.name, &run_id, "report") else { return exit::CANNOT_RUN };
-    let Ok(html_path) = output_path(args.html.as_ref().or(scenario.output.html.as_ref()), &scenario.name, &run_id, "HTML report") else { return exit::CANNOT_RUN };
+    let Ok(html_path) = output_path(args.html.as_ref().or(scenario.output.html.as_ref()), &scenario.name, &run_id, "HTML report") else {
+        return exit::CANNOT_RUN;
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -45,7 +47,12 @@ pub fn apply(args: &ApplyArgs) -> u8 {
 
 async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, json_path: Option<PathBuf>, html_path: Option<PathBuf>) -> u8 {
     let client_name = format!("redis-test:{run_id}");
-    let otlp_config = match report::otlp::OtlpConfig::resolve(scenario, &|k| std::env::var(k).ok().filter(|v| !v.is_empty()), run_id, &common_labels(scenario, run_id).instance_id) {
+    let otlp_config = match report::otlp::OtlpConfig::resolve(
+        scenario,
+        &|k| std::env::var(k).ok().filter(|v| !v.is_empty()),
+        run_id,
+        &common_labels(scenario, run_id).instance_id,
+    ) {
         Some(Ok(c)) => Some(c),
         Some(Err(e)) => {
             eprintln!("error: {e}");
@@ -89,7 +96,12 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
     let metrics = std::sync::Arc::new(crate::metrics::RunMetrics::new());
     let (exporters_stop_tx, exporters_stop) = watch::channel(false);
     let labels = common_labels(scenario, run_id);
-    let source = std::sync::Arc::new(report::families::Source { plan: plan.clone(), metrics: std::sync::Arc::clone(&metrics), live: live_tx.subscribe(), labels: labels.clone() });
+    let source = std::sync::Arc::new(report::families::Source {
+        plan: plan.clone(),
+        metrics: std::sync::Arc::clone(&metrics),
+        live: live_tx.subscribe(),
+        labels: labels.clone(),
+    });
     let endpoint = listener.map(|l| {
         if !args.quiet {
             eprintln!("redis-test: Prometheus metrics on http://{}/metrics", l.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()));
@@ -140,7 +152,8 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
     let moves = deployment.spec.follow.as_ref().map(|m| m.moves()).unwrap_or_default();
     deployment.shutdown().await;
     let mut report: Report = report::build(run_id, plan, &result, cleanup);
-    report.master_moves = moves.into_iter().map(|(t, from, to)| report::MasterMove { at: report::rfc3339(t), from: from.to_string(), to: to.to_string() }).collect();
+    report.master_moves =
+        moves.into_iter().map(|(t, from, to)| report::MasterMove { at: report::rfc3339(t), from: from.to_string(), to: to.to_string() }).collect();
     if let Some(task) = otlp {
         // The final flush: the exporter sends once more when told to stop, bounded by its timeout.
         let _ = otlp_stop_tx.send(true);

@@ -17,7 +17,13 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Apply(args) => apply::apply(&args),
         Command::Report { report, html } => render_report(&report, html.as_deref()),
         Command::Compare { baseline, current, max_regression, max_latency_regression, latency_floor, max_error_rate_increase, min_ops, json } => {
-            let t = crate::report::compare::Tolerances { max_regression, max_latency_regression, latency_floor_us: latency_floor.as_secs_f64() * 1e6, max_error_rate_increase, min_ops };
+            let t = crate::report::compare::Tolerances {
+                max_regression,
+                max_latency_regression,
+                latency_floor_us: latency_floor.as_secs_f64() * 1e6,
+                max_error_rate_increase,
+                min_ops,
+            };
             compare(&baseline, &current, t, json)
         }
         Command::Schema { report } => {

@@ -31,7 +31,15 @@ pub struct FaultRun {
 }
 
 /// Runs the faults in time order until they are done or the run stops.
-pub async fn drive(faults: &[Fault], t0: Instant, deployment: &Deployment, run_client: &str, tracker: &super::resilience::Tracker, reconnects: &std::sync::atomic::AtomicU64, mut stop: watch::Receiver<bool>) -> Vec<FaultRun> {
+pub async fn drive(
+    faults: &[Fault],
+    t0: Instant,
+    deployment: &Deployment,
+    run_client: &str,
+    tracker: &super::resilience::Tracker,
+    reconnects: &std::sync::atomic::AtomicU64,
+    mut stop: watch::Receiver<bool>,
+) -> Vec<FaultRun> {
     let mut control_spec = deployment.spec.clone();
     control_spec.client_name = format!("{run_client}:control");
     let mut out = Vec::new();

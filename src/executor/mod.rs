@@ -184,8 +184,12 @@ fn fault_verdicts(runs: &[faults::FaultRun], shared: &Shared, ended: Duration, r
             let from = r.started.as_nanos() as u64;
             let to = runs.get(i + 1).map_or(end_ns, |n| n.started.as_nanos() as u64);
             let (first_error, errors) = shared.tracker.errors_between(from, to);
-            let outage_by_workload_s: BTreeMap<String, f64> =
-                shared.workloads.iter().enumerate().map(|(w, wl)| (wl.name.clone(), resilience::longest_outage(&gaps, Some(w as u16), from, to) as f64 / 1e9)).collect();
+            let outage_by_workload_s: BTreeMap<String, f64> = shared
+                .workloads
+                .iter()
+                .enumerate()
+                .map(|(w, wl)| (wl.name.clone(), resilience::longest_outage(&gaps, Some(w as u16), from, to) as f64 / 1e9))
+                .collect();
             FaultVerdict {
                 name: r.fault.name.clone(),
                 action: crate::plan::describe_action(&r.fault.action),
@@ -233,11 +237,8 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
     let RunInputs { mut stop, seed, live, metrics, spans } = inputs;
     let max_workers = plan.max_workers() as usize;
     let workloads: Vec<Workload> = scenario.workloads.iter().enumerate().map(|(i, w)| Workload::new(w, i, max_workers)).collect();
-    let mixes = plan
-        .phases
-        .iter()
-        .map(|p| Weighted::new(workloads.iter().map(|w| p.mix.iter().find(|m| m.name == w.name).map_or(0.0, |m| m.percent))))
-        .collect();
+    let mixes =
+        plan.phases.iter().map(|p| Weighted::new(workloads.iter().map(|w| p.mix.iter().find(|m| m.name == w.name).map_or(0.0, |m| m.percent)))).collect();
 
     // Subscribers first, so that no published message goes unseen.
     let (sub_stop_tx, sub_stop) = watch::channel(false);
@@ -258,7 +259,8 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
                     (now.as_nanos() as u64, phase as u16)
                 }) as Arc<dyn Fn() -> (u64, u16) + Send + Sync>
             };
-            let ctx = pubsub::SubscriberCtx { metrics: Arc::clone(&metrics), clock, stop: sub_stop.clone(), backoff: scenario.connections.retry.initial_backoff };
+            let ctx =
+                pubsub::SubscriberCtx { metrics: Arc::clone(&metrics), clock, stop: sub_stop.clone(), backoff: scenario.connections.retry.initial_backoff };
             subscribers.push(tokio::spawn(pubsub::subscriber(Arc::clone(ps), id, deployment.spec.clone(), ctx, ready_tx).in_current_span()));
             match ready_rx.await {
                 Ok(Ok(())) => {}
@@ -354,11 +356,21 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         phases,
         pubsub: shared.workloads.iter().filter_map(|w| Some((w.name.clone(), w.pubsub()?.results()))).collect(),
         verify,
-        connections: (c.opened.load(Ordering::Relaxed), c.dropped.load(Ordering::Relaxed), c.connect_errors.load(Ordering::Relaxed), c.reconnects.load(Ordering::Relaxed)),
+        connections: (
+            c.opened.load(Ordering::Relaxed),
+            c.dropped.load(Ordering::Relaxed),
+            c.connect_errors.load(Ordering::Relaxed),
+            c.reconnects.load(Ordering::Relaxed),
+        ),
         faults: verdicts,
         longest_outage_s: {
             let gaps = shared.tracker.gaps();
-            shared.workloads.iter().enumerate().map(|(w, wl)| (wl.name.clone(), resilience::longest_outage(&gaps, Some(w as u16), 0, ended.as_nanos() as u64) as f64 / 1e9)).collect()
+            shared
+                .workloads
+                .iter()
+                .enumerate()
+                .map(|(w, wl)| (wl.name.clone(), resilience::longest_outage(&gaps, Some(w as u16), 0, ended.as_nanos() as u64) as f64 / 1e9))
+                .collect()
         },
     })
 }

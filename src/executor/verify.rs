@@ -49,10 +49,7 @@ pub async fn check(spec: &ConnectSpec, workloads: &[Workload], acks: &HashMap<(u
         let mut keys: Vec<(u64, u64)> = acks.iter().filter(|((x, _), _)| *x as usize == wi).map(|((_, k), d)| (*k, *d)).collect();
         keys.sort_unstable();
         r.checked = keys.len() as u64;
-        let mut conn = match Conn::connect(spec).await {
-            Ok(c) => Some(c),
-            Err(_) => None,
-        };
+        let mut conn = Conn::connect(spec).await.ok();
         for chunk in keys.chunks(BATCH) {
             let Some(c) = conn.as_mut() else {
                 r.unreadable += chunk.len() as u64;

@@ -83,7 +83,10 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
             // Resend after a connection error only where that is safe: reads, or writes when the
             // scenario allows it. Timeouts are not resent: the first send may have been applied.
             let mut retries = 0;
-            while outcome == Err(ErrorClass::Connection) && retries + 1 < shared.retry.attempts && (shared.retry.retry_writes || workload.read_only(&prepared, st)) {
+            while outcome == Err(ErrorClass::Connection)
+                && retries + 1 < shared.retry.attempts
+                && (shared.retry.retry_writes || workload.read_only(&prepared, st))
+            {
                 tokio::time::sleep(backoff(&shared.retry, retries, &mut rng)).await;
                 retries += 1;
                 replies.clear();
@@ -111,7 +114,13 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
                         _ => None,
                     });
                     // A full queue drops the span: tracing must never slow the load.
-                    let _ = tx.try_send(crate::report::otlp::SpanRecord { operation: workload.ops[prepared.op as usize], workload: wi as u16, start_ns: end_ns.saturating_sub(latency * 1000), end_ns, error });
+                    let _ = tx.try_send(crate::report::otlp::SpanRecord {
+                        operation: workload.ops[prepared.op as usize],
+                        workload: wi as u16,
+                        start_ns: end_ns.saturating_sub(latency * 1000),
+                        end_ns,
+                        error,
+                    });
                 }
             }
             let main_outcome = outcomes.iter().find(|(op, _, _)| *op == prepared.op).map(|(_, o, _)| *o);

@@ -106,18 +106,38 @@ fn error_rate(o: &OpReport) -> f64 {
 /// throughput, the scheduled total, is always judged.
 const MIN_OPS_FOR_OPERATION_THROUGHPUT: u64 = 1000;
 
-fn compare_figures(b: (f64, f64, Option<&super::Percentiles>), c: (f64, f64, Option<&super::Percentiles>), baseline_ops: u64, t: &Tolerances, whole_phase: bool) -> (Vec<Delta>, bool) {
+fn compare_figures(
+    b: (f64, f64, Option<&super::Percentiles>),
+    c: (f64, f64, Option<&super::Percentiles>),
+    baseline_ops: u64,
+    t: &Tolerances,
+    whole_phase: bool,
+) -> (Vec<Delta>, bool) {
     let judged = baseline_ops >= t.min_ops;
     let mut deltas = Vec::new();
     let change = rel(b.0, c.0);
     let judge_rate = judged && (whole_phase || baseline_ops >= MIN_OPS_FOR_OPERATION_THROUGHPUT);
-    deltas.push(Delta { metric: "ops_per_sec".into(), baseline: b.0, current: c.0, change, regression: judge_rate && change.is_some_and(|x| x < -t.max_regression) });
-    for (name, q, f) in [("p50_us", 0.5, (|p: &super::Percentiles| p.p50) as fn(&super::Percentiles) -> u64), ("p99_us", 0.99, |p| p.p99), ("p999_us", 0.999, |p| p.p999)] {
+    deltas.push(Delta {
+        metric: "ops_per_sec".into(),
+        baseline: b.0,
+        current: c.0,
+        change,
+        regression: judge_rate && change.is_some_and(|x| x < -t.max_regression),
+    });
+    for (name, q, f) in
+        [("p50_us", 0.5, (|p: &super::Percentiles| p.p50) as fn(&super::Percentiles) -> u64), ("p99_us", 0.99, |p| p.p99), ("p999_us", 0.999, |p| p.p999)]
+    {
         if let Some(d) = latency_delta(name, b.2.map(f), c.2.map(f), t, judged && enough_for(q, baseline_ops)) {
             deltas.push(d);
         }
     }
-    deltas.push(Delta { metric: "error_rate".into(), baseline: b.1, current: c.1, change: rel(b.1, c.1), regression: judged && c.1 - b.1 > t.max_error_rate_increase });
+    deltas.push(Delta {
+        metric: "error_rate".into(),
+        baseline: b.1,
+        current: c.1,
+        change: rel(b.1, c.1),
+        regression: judged && c.1 - b.1 > t.max_error_rate_increase,
+    });
     (deltas, judged)
 }
 
@@ -131,15 +151,36 @@ pub fn compare(base: &Report, cur: &Report, t: Tolerances) -> Comparison {
             continue;
         };
         let rate = |count: u64, errors: u64| if count == 0 { 0.0 } else { errors as f64 / count as f64 };
-        let (deltas, judged) = compare_figures((bp.ops_per_sec, rate(bp.count, bp.errors), None), (cp.ops_per_sec, rate(cp.count, cp.errors), None), bp.count, &t, true);
-        rows.push(RowComparison { phase: bp.name.clone(), workload: "*".into(), operation: "*".into(), regression: deltas.iter().any(|d| d.regression), deltas, judged });
+        let (deltas, judged) =
+            compare_figures((bp.ops_per_sec, rate(bp.count, bp.errors), None), (cp.ops_per_sec, rate(cp.count, cp.errors), None), bp.count, &t, true);
+        rows.push(RowComparison {
+            phase: bp.name.clone(),
+            workload: "*".into(),
+            operation: "*".into(),
+            regression: deltas.iter().any(|d| d.regression),
+            deltas,
+            judged,
+        });
         for bo in &bp.operations {
             let Some(co) = cp.operations.iter().find(|o| o.workload == bo.workload && o.operation == bo.operation) else {
                 unmatched.push(format!("{} {} {} (baseline only)", bp.name, bo.workload, bo.operation));
                 continue;
             };
-            let (deltas, judged) = compare_figures((bo.ops_per_sec, error_rate(bo), bo.latency_us.as_ref()), (co.ops_per_sec, error_rate(co), co.latency_us.as_ref()), bo.count, &t, false);
-            rows.push(RowComparison { phase: bp.name.clone(), workload: bo.workload.clone(), operation: bo.operation.clone(), regression: deltas.iter().any(|d| d.regression), deltas, judged });
+            let (deltas, judged) = compare_figures(
+                (bo.ops_per_sec, error_rate(bo), bo.latency_us.as_ref()),
+                (co.ops_per_sec, error_rate(co), co.latency_us.as_ref()),
+                bo.count,
+                &t,
+                false,
+            );
+            rows.push(RowComparison {
+                phase: bp.name.clone(),
+                workload: bo.workload.clone(),
+                operation: bo.operation.clone(),
+                regression: deltas.iter().any(|d| d.regression),
+                deltas,
+                judged,
+            });
         }
         for co in &cp.operations {
             if !bp.operations.iter().any(|o| o.workload == co.workload && o.operation == co.operation) {
@@ -182,8 +223,24 @@ pub fn render(c: &Comparison) -> String {
     for r in &c.rows {
         for d in &r.deltas {
             let change = d.change.map_or_else(|| "-".to_owned(), |x| format!("{:+.1}%", x * 100.0));
-            let flag = if d.regression { "  REGRESSION" } else if !r.judged { "  (not judged)" } else { "" };
-            let _ = writeln!(s, "{:<12} {:<14} {:<14} {:<12} {:>12} {:>12} {:>9}{flag}", r.phase, r.workload, r.operation, d.metric, show(&d.metric, d.baseline), show(&d.metric, d.current), change);
+            let flag = if d.regression {
+                "  REGRESSION"
+            } else if !r.judged {
+                "  (not judged)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                s,
+                "{:<12} {:<14} {:<14} {:<12} {:>12} {:>12} {:>9}{flag}",
+                r.phase,
+                r.workload,
+                r.operation,
+                d.metric,
+                show(&d.metric, d.baseline),
+                show(&d.metric, d.current),
+                change
+            );
         }
     }
     for u in &c.unmatched {

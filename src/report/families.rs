@@ -28,7 +28,12 @@ pub struct CommonLabels {
 impl CommonLabels {
     /// The labels as `(name, value)` pairs, in [`COMMON_LABELS`] order.
     pub fn pairs(&self) -> [(&'static str, String); 4] {
-        [(COMMON_LABELS[0], self.app_name.clone()), (COMMON_LABELS[1], self.instance_id.clone()), (COMMON_LABELS[2], self.run_id.clone()), (COMMON_LABELS[3], self.version.clone())]
+        [
+            (COMMON_LABELS[0], self.app_name.clone()),
+            (COMMON_LABELS[1], self.instance_id.clone()),
+            (COMMON_LABELS[2], self.run_id.clone()),
+            (COMMON_LABELS[3], self.version.clone()),
+        ]
     }
 }
 
@@ -108,7 +113,9 @@ pub fn snapshot(src: &Source) -> Vec<Family> {
         by_op.entry((k.workload, k.op)).or_default().merge(s);
     }
     let name_of = |wi: u16, op: u16| -> (String, String) {
-        live.workloads.get(wi as usize).map_or_else(|| (wi.to_string(), op.to_string()), |(w, ops)| (w.clone(), ops.get(op as usize).copied().unwrap_or("?").to_owned()))
+        live.workloads
+            .get(wi as usize)
+            .map_or_else(|| (wi.to_string(), op.to_string()), |(w, ops)| (w.clone(), ops.get(op as usize).copied().unwrap_or("?").to_owned()))
     };
     let conns = &src.metrics.conns;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
@@ -118,7 +125,9 @@ pub fn snapshot(src: &Source) -> Vec<Family> {
     let mut durations = Vec::new();
     for ((wi, op), s) in &by_op {
         let (workload, operation) = name_of(*wi, *op);
-        let base = |status: &str, error: &str| vec![("operation", operation.clone()), ("workload", workload.clone()), ("status", status.to_owned()), ("error_type", error.to_owned())];
+        let base = |status: &str, error: &str| {
+            vec![("operation", operation.clone()), ("workload", workload.clone()), ("status", status.to_owned()), ("error_type", error.to_owned())]
+        };
         ops.push(number(base("success", ""), s.ok as f64));
         for (class, n) in &s.errors {
             ops.push(number(base("error", class), *n as f64));
@@ -130,13 +139,23 @@ pub fn snapshot(src: &Source) -> Vec<Family> {
             retries.push(number(vec![("operation", operation.clone()), ("workload", workload.clone())], s.retries as f64));
         }
         if s.timed() {
-            durations.push(Point { labels: vec![("operation", operation.clone()), ("workload", workload.clone())], value: Value::Histogram(Buckets::of(&s.latency)) });
+            durations.push(Point {
+                labels: vec![("operation", operation.clone()), ("workload", workload.clone())],
+                value: Value::Histogram(Buckets::of(&s.latency)),
+            });
         }
     }
     let mut pubsub = Vec::new();
     for ps in &live.pubsub {
         let labels = |channel: &str, kind: &str, sub: &str, status: &str, error: &str| {
-            vec![("workload", ps.workload.clone()), ("channel", channel.to_owned()), ("operation_type", kind.to_owned()), ("subscriber_id", sub.to_owned()), ("status", status.to_owned()), ("error_type", error.to_owned())]
+            vec![
+                ("workload", ps.workload.clone()),
+                ("channel", channel.to_owned()),
+                ("operation_type", kind.to_owned()),
+                ("subscriber_id", sub.to_owned()),
+                ("status", status.to_owned()),
+                ("error_type", error.to_owned()),
+            ]
         };
         for (channel, acked, failed) in &ps.channels {
             pubsub.push(number(labels(channel, "PUBLISH", "", "success", ""), *acked as f64));

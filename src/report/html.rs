@@ -22,11 +22,7 @@ pub fn esc(s: &str) -> String {
 pub fn render(r: &Report) -> String {
     let mut h = String::with_capacity(64 * 1024);
     let title = format!("redis-test {} — {}", esc(&r.scenario), esc(&r.run_id));
-    let _ = write!(
-        h,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\n<style>{}</style></head><body>\n",
-        CSS
-    );
+    let _ = write!(h, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\n<style>{}</style></head><body>\n", CSS);
     let verdict = if r.interrupted {
         "<span class=\"bad\">INTERRUPTED</span>"
     } else if r.thresholds.iter().all(|t| t.passed) {
@@ -93,7 +89,10 @@ fn thresholds_table(h: &mut String, r: &Report) {
     }
     h.push_str("<table><tr><th>verdict</th><th>rule</th><th>scope</th><th>observed</th></tr>\n");
     for t in &r.thresholds {
-        let scope: Vec<String> = [("phase", &t.phase), ("workload", &t.workload), ("operation", &t.operation)].iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} {}", esc(v)))).collect();
+        let scope: Vec<String> = [("phase", &t.phase), ("workload", &t.workload), ("operation", &t.operation)]
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} {}", esc(v))))
+            .collect();
         let _ = writeln!(
             h,
             "<tr><td class=\"{}\">{}</td><td style=\"text-align:left\">{}</td><td style=\"text-align:left\">{}</td><td>{}</td></tr>",
@@ -125,7 +124,8 @@ fn faults_table(h: &mut String, r: &Report) {
                 v.reconnects.to_string(),
             ],
         };
-        let _ = write!(h, "<tr><td style=\"text-align:left\">{}</td><td>{:.2}s</td><td style=\"text-align:left\">{}</td>", esc(&f.name), f.at_s, esc(&f.action));
+        let _ =
+            write!(h, "<tr><td style=\"text-align:left\">{}</td><td>{:.2}s</td><td style=\"text-align:left\">{}</td>", esc(&f.name), f.at_s, esc(&f.action));
         for c in cells {
             let _ = write!(h, "<td style=\"text-align:left\">{c}</td>");
         }
@@ -144,13 +144,25 @@ fn backdrop(r: &Report, height: f64) -> String {
     let span = r.duration_s;
     for (i, p) in r.phases.iter().enumerate() {
         let (x0, x1) = (x_of(p.start_s, span), x_of(p.start_s + p.duration_s, span));
-        let _ = write!(s, "<rect class=\"phase\" x=\"{x0:.1}\" y=\"{PAD_T}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"><title>{}</title></rect>", (x1 - x0).max(0.5), height - PAD_T - PAD_B, PHASE_COLORS[i % PHASE_COLORS.len()], esc(&p.name));
+        let _ = write!(
+            s,
+            "<rect class=\"phase\" x=\"{x0:.1}\" y=\"{PAD_T}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"><title>{}</title></rect>",
+            (x1 - x0).max(0.5),
+            height - PAD_T - PAD_B,
+            PHASE_COLORS[i % PHASE_COLORS.len()],
+            esc(&p.name)
+        );
         let _ = write!(s, "<line x1=\"{x0:.1}\" x2=\"{x0:.1}\" y1=\"{PAD_T}\" y2=\"{:.1}\" stroke=\"#999\" stroke-dasharray=\"3,3\"/>", height - PAD_B);
         let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\">{}</text>", x0 + 3.0, PAD_T + 11.0, esc(&p.name));
     }
     for f in &r.faults {
         let x = x_of(f.at_s, span);
-        let _ = write!(s, "<line class=\"fault\" x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{PAD_T}\" y2=\"{:.1}\" stroke=\"#b91c1c\" stroke-width=\"2\"><title>{}</title></line>", height - PAD_B, esc(&f.name));
+        let _ = write!(
+            s,
+            "<line class=\"fault\" x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{PAD_T}\" y2=\"{:.1}\" stroke=\"#b91c1c\" stroke-width=\"2\"><title>{}</title></line>",
+            height - PAD_B,
+            esc(&f.name)
+        );
         let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#b91c1c\">⚡ {}</text>", x + 3.0, PAD_T + 24.0, esc(&f.name));
     }
     s
@@ -172,7 +184,14 @@ fn axis_x(s: &mut String, span: f64, height: f64) {
     let mut t = 0.0;
     while t <= span + 1e-9 {
         let x = x_of(t, span);
-        let _ = write!(s, "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{y}\" y2=\"{:.1}\" stroke=\"#333\"/><text x=\"{:.1}\" y=\"{:.1}\">{}s</text>", y + 4.0, x - 6.0, y + 16.0, trim(t));
+        let _ = write!(
+            s,
+            "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{y}\" y2=\"{:.1}\" stroke=\"#333\"/><text x=\"{:.1}\" y=\"{:.1}\">{}s</text>",
+            y + 4.0,
+            x - 6.0,
+            y + 16.0,
+            trim(t)
+        );
         t += step;
     }
 }
@@ -200,11 +219,22 @@ fn series_chart(r: &Report, id: &str, lines: &[(&str, &str, Pick<'_>)], label: &
     for frac in [0.0, 0.5, 1.0] {
         let v = max * frac;
         let y = y_of(v);
-        let _ = write!(s, "<line x1=\"{PAD_L}\" x2=\"{:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#eee\"/><text x=\"4\" y=\"{:.1}\">{}</text>", WIDTH - 10.0, y + 4.0, esc(&label(v)));
+        let _ = write!(
+            s,
+            "<line x1=\"{PAD_L}\" x2=\"{:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#eee\"/><text x=\"4\" y=\"{:.1}\">{}</text>",
+            WIDTH - 10.0,
+            y + 4.0,
+            esc(&label(v))
+        );
     }
     for (i, (name, color, f)) in lines.iter().enumerate() {
         let pts: Vec<String> = r.time_series.iter().map(|p| format!("{:.1},{:.1}", x_of(p.t, r.duration_s), y_of(f(p)))).collect();
-        let _ = write!(s, "<polyline class=\"series\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.8\" points=\"{}\"><title>{}</title></polyline>", pts.join(" "), esc(name));
+        let _ = write!(
+            s,
+            "<polyline class=\"series\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.8\" points=\"{}\"><title>{}</title></polyline>",
+            pts.join(" "),
+            esc(name)
+        );
         let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"{color}\">— {}</text>", WIDTH - 70.0, PAD_T + 40.0 + 14.0 * i as f64, esc(name));
     }
     axis_x(&mut s, r.duration_s, HEIGHT);
@@ -231,7 +261,15 @@ fn distributions(r: &Report) -> String {
             let pts: Vec<String> = values.iter().enumerate().map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v))).collect();
             let _ = write!(s, "<polyline fill=\"none\" stroke=\"#7c3aed\" stroke-width=\"1.8\" points=\"{}\"/>", pts.join(" "));
             for (i, (v, (_, name))) in values.iter().zip(QS).enumerate() {
-                let _ = write!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"#7c3aed\"><title>p{name}: {}</title></circle><text x=\"{:.1}\" y=\"{:.1}\">{name}</text>", x(i), y(*v), format_us(*v), x(i) - 8.0, hgt - 8.0);
+                let _ = write!(
+                    s,
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"#7c3aed\"><title>p{name}: {}</title></circle><text x=\"{:.1}\" y=\"{:.1}\">{name}</text>",
+                    x(i),
+                    y(*v),
+                    format_us(*v),
+                    x(i) - 8.0,
+                    hgt - 8.0
+                );
             }
             s.push_str("</svg>");
         }
@@ -258,7 +296,14 @@ fn errors(r: &Report) -> String {
     for (i, (k, v)) in by_class.iter().enumerate() {
         let y = 6.0 + 24.0 * i as f64;
         let len = (WIDTH - 260.0) * (*v as f64 / max);
-        let _ = write!(s, "<text x=\"4\" y=\"{:.1}\">{}</text><rect x=\"140\" y=\"{y:.1}\" width=\"{len:.1}\" height=\"16\" fill=\"#ef4444\"/><text x=\"{:.1}\" y=\"{:.1}\">{v}</text>", y + 12.0, esc(k), 146.0 + len, y + 12.0);
+        let _ = write!(
+            s,
+            "<text x=\"4\" y=\"{:.1}\">{}</text><rect x=\"140\" y=\"{y:.1}\" width=\"{len:.1}\" height=\"16\" fill=\"#ef4444\"/><text x=\"{:.1}\" y=\"{:.1}\">{v}</text>",
+            y + 12.0,
+            esc(k),
+            146.0 + len,
+            y + 12.0
+        );
     }
     s.push_str("</svg>\n");
     s

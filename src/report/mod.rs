@@ -3,8 +3,8 @@
 
 pub mod compare;
 pub mod families;
-pub mod otlp;
 pub mod html;
+pub mod otlp;
 pub mod progress;
 pub mod prometheus;
 pub mod summary;
@@ -310,7 +310,10 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
             let secs = pr.ended.saturating_sub(pr.started).as_secs_f64();
             let mut operations = Vec::new();
             let (mut count, mut errors) = (0, 0);
-            for (key, stats) in run.rows.range(crate::metrics::OpKey { phase: pi as u16, workload: 0, op: 0 }..crate::metrics::OpKey { phase: pi as u16 + 1, workload: 0, op: 0 }) {
+            for (key, stats) in run
+                .rows
+                .range(crate::metrics::OpKey { phase: pi as u16, workload: 0, op: 0 }..crate::metrics::OpKey { phase: pi as u16 + 1, workload: 0, op: 0 })
+            {
                 let (wname, ops) = &run.workloads[key.workload as usize];
                 if stats.timed() {
                     count += stats.count();
@@ -374,14 +377,24 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
             .faults
             .iter()
             .enumerate()
-            .map(|(i, f)| FaultRecord { name: f.name.clone(), at_s: f.at.as_secs_f64(), action: crate::plan::describe_action(&f.action), result: run.faults.get(i).cloned() })
+            .map(|(i, f)| FaultRecord {
+                name: f.name.clone(),
+                at_s: f.at.as_secs_f64(),
+                action: crate::plan::describe_action(&f.action),
+                result: run.faults.get(i).cloned(),
+            })
             .collect(),
         longest_outage_s: run.longest_outage_s.clone(),
         time_series: run.series.clone(),
         thresholds: Vec::new(),
         pubsub: run.pubsub.iter().map(|(w, subs)| PubsubReport { workload: w.clone(), subscribers: subs.clone() }).collect(),
         verify: run.verify.clone(),
-        connections: ConnectionReport { opened: run.connections.0, dropped: run.connections.1, connect_errors: run.connections.2, reconnects: run.connections.3 },
+        connections: ConnectionReport {
+            opened: run.connections.0,
+            dropped: run.connections.1,
+            connect_errors: run.connections.2,
+            reconnects: run.connections.3,
+        },
         cleanup,
         otlp: None,
         master_moves: Vec::new(),

@@ -92,7 +92,15 @@ impl OtlpConfig {
             },
             None => file.map_or(Duration::from_secs(10), |o| o.interval),
         };
-        Some(Ok(OtlpConfig { endpoint, protocol, headers, interval, resource, traces: file.and_then(|o| o.traces), timeout: interval.min(Duration::from_secs(5)) }))
+        Some(Ok(OtlpConfig {
+            endpoint,
+            protocol,
+            headers,
+            interval,
+            resource,
+            traces: file.and_then(|o| o.traces),
+            timeout: interval.min(Duration::from_secs(5)),
+        }))
     }
 }
 
@@ -140,13 +148,23 @@ pub fn metrics_request(src: &Source, cfg: &OtlpConfig, start_ns: u64) -> ExportM
                 fam.points
                     .iter()
                     .filter_map(|p| match &p.value {
-                        Value::Number(v) => Some(pm::NumberDataPoint { attributes: attrs(&p.labels), start_time_unix_nano: start_ns, time_unix_nano: now, value: Some(pm::number_data_point::Value::AsDouble(*v)), ..Default::default() }),
+                        Value::Number(v) => Some(pm::NumberDataPoint {
+                            attributes: attrs(&p.labels),
+                            start_time_unix_nano: start_ns,
+                            time_unix_nano: now,
+                            value: Some(pm::number_data_point::Value::AsDouble(*v)),
+                            ..Default::default()
+                        }),
                         Value::Histogram(_) => None,
                     })
                     .collect()
             };
             let data = match fam.def.kind {
-                MetricKind::Counter => pm::metric::Data::Sum(pm::Sum { data_points: numbers(), aggregation_temporality: pm::AggregationTemporality::Cumulative as i32, is_monotonic: true }),
+                MetricKind::Counter => pm::metric::Data::Sum(pm::Sum {
+                    data_points: numbers(),
+                    aggregation_temporality: pm::AggregationTemporality::Cumulative as i32,
+                    is_monotonic: true,
+                }),
                 MetricKind::Gauge => pm::metric::Data::Gauge(pm::Gauge { data_points: numbers() }),
                 MetricKind::Histogram => pm::metric::Data::Histogram(pm::Histogram {
                     data_points: fam
@@ -179,13 +197,23 @@ pub fn metrics_request(src: &Source, cfg: &OtlpConfig, start_ns: u64) -> ExportM
                     aggregation_temporality: pm::AggregationTemporality::Cumulative as i32,
                 }),
             };
-            pm::Metric { name: fam.def.name.to_owned(), description: fam.def.help.to_owned(), unit: fam.def.unit.to_owned(), data: Some(data), ..Default::default() }
+            pm::Metric {
+                name: fam.def.name.to_owned(),
+                description: fam.def.help.to_owned(),
+                unit: fam.def.unit.to_owned(),
+                data: Some(data),
+                ..Default::default()
+            }
         })
         .collect();
     ExportMetricsServiceRequest {
         resource_metrics: vec![pm::ResourceMetrics {
             resource: Some(Resource { attributes: cfg.resource.iter().map(|(k, v)| kv(k, v)).collect(), ..Default::default() }),
-            scope_metrics: vec![pm::ScopeMetrics { scope: Some(InstrumentationScope { name: "redis-test".into(), version: env!("CARGO_PKG_VERSION").into(), ..Default::default() }), metrics, ..Default::default() }],
+            scope_metrics: vec![pm::ScopeMetrics {
+                scope: Some(InstrumentationScope { name: "redis-test".into(), version: env!("CARGO_PKG_VERSION").into(), ..Default::default() }),
+                metrics,
+                ..Default::default()
+            }],
             ..Default::default()
         }],
     }
@@ -216,7 +244,11 @@ fn spans_request(spans: Vec<SpanRecord>, cfg: &OtlpConfig, workloads: &[(String,
                 kv("db.system.name", "redis"),
                 kv("db.operation.name", s.operation),
                 kv("server.address", server.0),
-                KeyValue { key: "server.port".into(), value: Some(AnyValue { value: Some(any_value::Value::IntValue(i64::from(server.1))) }), ..Default::default() },
+                KeyValue {
+                    key: "server.port".into(),
+                    value: Some(AnyValue { value: Some(any_value::Value::IntValue(i64::from(server.1))) }),
+                    ..Default::default()
+                },
                 kv("redis_test.workload", workloads.get(s.workload as usize).map_or("?", |w| w.0.as_str())),
             ],
             status: Some(match s.error {
@@ -229,7 +261,11 @@ fn spans_request(spans: Vec<SpanRecord>, cfg: &OtlpConfig, workloads: &[(String,
     ExportTraceServiceRequest {
         resource_spans: vec![pt::ResourceSpans {
             resource: Some(Resource { attributes: cfg.resource.iter().map(|(k, v)| kv(k, v)).collect(), ..Default::default() }),
-            scope_spans: vec![pt::ScopeSpans { scope: Some(InstrumentationScope { name: "redis-test".into(), ..Default::default() }), spans, ..Default::default() }],
+            scope_spans: vec![pt::ScopeSpans {
+                scope: Some(InstrumentationScope { name: "redis-test".into(), ..Default::default() }),
+                spans,
+                ..Default::default()
+            }],
             ..Default::default()
         }],
     }
@@ -267,7 +303,11 @@ impl Sender {
         match &self.channel {
             Some(ch) => {
                 let mut client = MetricsServiceClient::new(ch.clone());
-                tokio::time::timeout(self.cfg.timeout, client.export(self.grpc_request(req))).await.map_err(|_| "timed out".to_owned())?.map(|_| ()).map_err(|s| format!("gRPC status {:?}", s.code()))
+                tokio::time::timeout(self.cfg.timeout, client.export(self.grpc_request(req)))
+                    .await
+                    .map_err(|_| "timed out".to_owned())?
+                    .map(|_| ())
+                    .map_err(|s| format!("gRPC status {:?}", s.code()))
             }
             None => self.http("/v1/metrics", req.encode_to_vec()).await,
         }
@@ -277,7 +317,11 @@ impl Sender {
         match &self.channel {
             Some(ch) => {
                 let mut client = TraceServiceClient::new(ch.clone());
-                tokio::time::timeout(self.cfg.timeout, client.export(self.grpc_request(req))).await.map_err(|_| "timed out".to_owned())?.map(|_| ()).map_err(|s| format!("gRPC status {:?}", s.code()))
+                tokio::time::timeout(self.cfg.timeout, client.export(self.grpc_request(req)))
+                    .await
+                    .map_err(|_| "timed out".to_owned())?
+                    .map(|_| ())
+                    .map_err(|s| format!("gRPC status {:?}", s.code()))
             }
             None => self.http("/v1/traces", req.encode_to_vec()).await,
         }
@@ -289,7 +333,10 @@ impl Sender {
         let (authority, base) = rest.split_once('/').map_or((rest, String::new()), |(a, b)| (a, format!("/{b}")));
         let send = async {
             let mut sock = tokio::net::TcpStream::connect(authority).await.map_err(|e| format!("connect: {}", e.kind()))?;
-            let mut head = format!("POST {base}{path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+            let mut head = format!(
+                "POST {base}{path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\nConnection: close\r\n",
+                body.len()
+            );
             for (k, v) in &self.cfg.headers {
                 head.push_str(&format!("{k}: {}\r\n", v.expose()));
             }
@@ -306,7 +353,13 @@ impl Sender {
 }
 
 /// Exports every `interval` until `stop`, then flushes once more. Returns what happened.
-pub async fn run(cfg: OtlpConfig, src: Arc<Source>, mut spans: Option<mpsc::Receiver<SpanRecord>>, server: (String, u16), mut stop: watch::Receiver<bool>) -> ExportStats {
+pub async fn run(
+    cfg: OtlpConfig,
+    src: Arc<Source>,
+    mut spans: Option<mpsc::Receiver<SpanRecord>>,
+    server: (String, u16),
+    mut stop: watch::Receiver<bool>,
+) -> ExportStats {
     let mut stats = ExportStats::default();
     let sender = match Sender::new(cfg.clone()) {
         Ok(s) => s,

@@ -35,7 +35,8 @@ impl ProgressOptions {
 
 /// One line describing a phase as it starts.
 pub fn phase_banner(p: &PlannedPhase) -> String {
-    let rate = p.rate.map_or_else(|| "closed loop".to_owned(), |r| if r.from == r.to { format!("{} ops/s", r.from) } else { format!("{}→{} ops/s", r.from, r.to) });
+    let rate =
+        p.rate.map_or_else(|| "closed loop".to_owned(), |r| if r.from == r.to { format!("{} ops/s", r.from) } else { format!("{}→{} ops/s", r.from, r.to) });
     let workers = if p.workers.from == p.workers.to { p.workers.from.to_string() } else { format!("{}→{}", p.workers.from, p.workers.to) };
     format!("phase {} started ({}, {workers} workers, {rate})", p.name, format_duration(p.duration))
 }
@@ -43,9 +44,16 @@ pub fn phase_banner(p: &PlannedPhase) -> String {
 /// The figures of one display update.
 fn figures(secs: f64, iv: &IntervalStats, live: &Live) -> String {
     let rate = if secs > 0.0 { iv.ops as f64 / secs } else { 0.0 };
-    let (p50, p99) = if iv.latency.is_empty() { ("-".to_owned(), "-".to_owned()) } else { (format_us(iv.latency.value_at_quantile(0.5) as f64), format_us(iv.latency.value_at_quantile(0.99) as f64)) };
+    let (p50, p99) = if iv.latency.is_empty() {
+        ("-".to_owned(), "-".to_owned())
+    } else {
+        (format_us(iv.latency.value_at_quantile(0.5) as f64), format_us(iv.latency.value_at_quantile(0.99) as f64))
+    };
     let target = live.target_rate.map_or_else(String::new, |t| format!(" (target {t:.0})"));
-    format!("{rate:.0} ops/s{target} | p50 {p50} p99 {p99} | errors {} (total {}) | workers {} | conns {}", iv.errors, live.total_errors, live.workers, live.connections)
+    format!(
+        "{rate:.0} ops/s{target} | p50 {p50} p99 {p99} | errors {} (total {}) | workers {} | conns {}",
+        iv.errors, live.total_errors, live.workers, live.connections
+    )
 }
 
 /// Shows progress until the status channel closes.
@@ -69,7 +77,11 @@ pub async fn show(plan: Plan, mut rx: watch::Receiver<Live>, opts: ProgressOptio
             if let Some(p) = live.phase.and_then(|i| plan.phases.get(i)) {
                 if opts.tty {
                     let b = ProgressBar::with_draw_target(Some(p.duration.as_millis() as u64), ProgressDrawTarget::stderr());
-                    let template = if opts.color { "{prefix:.bold.cyan} [{bar:30.cyan/blue}] {elapsed_precise}/{duration_precise} {msg}" } else { "{prefix} [{bar:30}] {elapsed_precise}/{duration_precise} {msg}" };
+                    let template = if opts.color {
+                        "{prefix:.bold.cyan} [{bar:30.cyan/blue}] {elapsed_precise}/{duration_precise} {msg}"
+                    } else {
+                        "{prefix} [{bar:30}] {elapsed_precise}/{duration_precise} {msg}"
+                    };
                     b.set_style(ProgressStyle::with_template(template).expect("static template").progress_chars("=> "));
                     b.set_prefix(p.name.clone());
                     bar = Some(b);

@@ -30,7 +30,11 @@ pub fn render(r: &Report) -> String {
             "\nphase {} ({:.1}s, workers {}→{}, {rate}): {} ops, {:.1} ops/s, {} errors{backlog}",
             p.name, p.duration_s, p.workers[0], p.workers[1], p.count, p.ops_per_sec, p.errors
         );
-        let _ = writeln!(s, "  {:<16} {:<14} {:>9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7}", "workload", "operation", "ops", "ops/s", "p50", "p99", "p99.9", "max", "miss", "errors");
+        let _ = writeln!(
+            s,
+            "  {:<16} {:<14} {:>9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7}",
+            "workload", "operation", "ops", "ops/s", "p50", "p99", "p99.9", "max", "miss", "errors"
+        );
         for o in &p.operations {
             let errors: u64 = o.errors.values().sum();
             let _ = writeln!(
@@ -72,7 +76,8 @@ pub fn render(r: &Report) -> String {
             }
             Some(v) => {
                 let ttfe = v.time_to_first_error_s.map_or_else(|| "no errors".to_owned(), |x| format!("first error after {}", format_us(x * 1e6)));
-                let recovery = v.recovery_s.map_or_else(|| "not back within its window".to_owned(), |x| format!("back within 10% after {}", format_us(x * 1e6)));
+                let recovery =
+                    v.recovery_s.map_or_else(|| "not back within its window".to_owned(), |x| format!("back within 10% after {}", format_us(x * 1e6)));
                 let errors: Vec<String> = v.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
                 let _ = writeln!(
                     s,
@@ -95,9 +100,17 @@ pub fn render(r: &Report) -> String {
     }
     for v in &r.verify {
         let partial = if v.truncated { " (partial: too many writes to remember)" } else { "" };
-        let _ = writeln!(s, "\nverify {}: {} acknowledged writes checked, {} lost, {} changed, {} unreadable{partial}", v.workload, v.checked, v.lost, v.changed, v.unreadable);
+        let _ = writeln!(
+            s,
+            "\nverify {}: {} acknowledged writes checked, {} lost, {} changed, {} unreadable{partial}",
+            v.workload, v.checked, v.lost, v.changed, v.unreadable
+        );
     }
-    let _ = writeln!(s, "\nconnections: {} opened, {} dropped, {} reconnects, {} failed to open", r.connections.opened, r.connections.dropped, r.connections.reconnects, r.connections.connect_errors);
+    let _ = writeln!(
+        s,
+        "\nconnections: {} opened, {} dropped, {} reconnects, {} failed to open",
+        r.connections.opened, r.connections.dropped, r.connections.reconnects, r.connections.connect_errors
+    );
     if let Some(c) = &r.cleanup {
         match &c.error {
             None => {
@@ -110,7 +123,13 @@ pub fn render(r: &Report) -> String {
     }
     if let Some(o) = &r.otlp {
         let failures: Vec<String> = o.failures.iter().map(|(k, v)| format!("{k} ×{v}")).collect();
-        let _ = writeln!(s, "otlp: {} exports, {} failed{}", o.exports, o.failures.values().sum::<u64>(), if failures.is_empty() { String::new() } else { format!(" ({})", failures.join("; ")) });
+        let _ = writeln!(
+            s,
+            "otlp: {} exports, {} failed{}",
+            o.exports,
+            o.failures.values().sum::<u64>(),
+            if failures.is_empty() { String::new() } else { format!(" ({})", failures.join("; ")) }
+        );
     }
     if !r.thresholds.is_empty() {
         let _ = writeln!(s, "\nthresholds");

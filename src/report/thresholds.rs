@@ -8,7 +8,6 @@ use crate::plan::Plan;
 use crate::scenario::model::{Metric, MetricUnit, Threshold};
 use crate::units::format_duration;
 
-
 use super::{Report, ThresholdResult};
 
 /// Evaluates every threshold of the plan against a run.

@@ -32,7 +32,8 @@ impl Diagnostic {
     /// A source line holding a secret (a password, a header, a URL with credentials) is not quoted.
     fn hides_source(&self, line: &str) -> bool {
         self.path.as_ref().is_some_and(|p| {
-            super::schema::is_secret_path(p) && (p.0.iter().any(|s| matches!(s, super::node::PathSegment::Key(k) if k == "password" || k == "headers")) || line.contains('@'))
+            super::schema::is_secret_path(p)
+                && (p.0.iter().any(|s| matches!(s, super::node::PathSegment::Key(k) if k == "password" || k == "headers")) || line.contains('@'))
         })
     }
 
@@ -86,9 +87,7 @@ impl Diagnostics {
     /// Orders problems by file, line and column so that output reads top to bottom.
     pub fn sort(&mut self) {
         self.0.sort_by(|a, b| {
-            let key = |d: &Diagnostic| {
-                (d.file.clone(), d.location.as_ref().map_or((0, 0), |l| (l.line, l.column)))
-            };
+            let key = |d: &Diagnostic| (d.file.clone(), d.location.as_ref().map_or((0, 0), |l| (l.line, l.column)));
             key(a).cmp(&key(b))
         });
         self.0.dedup_by(|a, b| a.headline() == b.headline());

@@ -24,7 +24,8 @@ impl Vars {
     /// `required` says whether a missing file is an error (an explicit `--env-file`) or simply means
     /// "no .env" (the default `./.env`).
     pub fn from_process(dotenv_path: Option<&Path>, required: bool) -> Result<Self, Diagnostic> {
-        let mut vars = Vars { env: std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect(), dotenv: HashMap::new() };
+        let mut vars =
+            Vars { env: std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect(), dotenv: HashMap::new() };
         if let Some(path) = dotenv_path {
             if !required && !path.exists() {
                 return Ok(vars);
@@ -101,9 +102,7 @@ pub fn expand(text: &str, vars: &Vars) -> Result<(String, Vec<String>), String> 
                 (Some(v), _) => v,
                 (None, Some(d)) => d,
                 (None, None) => {
-                    return Err(format!(
-                        "environment variable `{name}` is not set (and not in .env); set it or write `${{{name}:-default}}`"
-                    ));
+                    return Err(format!("environment variable `{name}` is not set (and not in .env); set it or write `${{{name}:-default}}`"));
                 }
             };
             out.push_str(value);

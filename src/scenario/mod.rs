@@ -175,10 +175,7 @@ fn typed(root: &Node) -> Result<raw::RawScenario, Diagnostic> {
 
 /// Every `.yaml`, `.yml` and `.toml` file directly inside `dir`, sorted.
 pub fn files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| Format::of(p).is_ok() && p.is_file())
-        .collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| Format::of(p).is_ok() && p.is_file()).collect();
     files.sort();
     Ok(files)
 }

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use super::raw::{
-    Distribution, KillClients, LocalTopology, Mode, OtlpProtocol, PauseMode, PhaseKind, Protocol, RawWorkload as WorkloadKind,
-};
+pub use super::raw::{Distribution, KillClients, LocalTopology, Mode, OtlpProtocol, PauseMode, PhaseKind, Protocol, RawWorkload as WorkloadKind};
 
 /// A password or token. Its `Debug`, `Display` and `Serialize` all print `***`.
 #[derive(Clone, PartialEq, Eq)]

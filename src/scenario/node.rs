@@ -229,9 +229,7 @@ impl Node {
         match &self.kind {
             NodeKind::Scalar(s) => s.to_json(),
             NodeKind::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
-            NodeKind::Map(map) => {
-                Value::Object(map.iter().map(|(k, (_, v))| (k.clone(), v.to_json())).collect())
-            }
+            NodeKind::Map(map) => Value::Object(map.iter().map(|(k, (_, v))| (k.clone(), v.to_json())).collect()),
         }
     }
 

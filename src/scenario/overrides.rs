@@ -32,9 +32,7 @@ impl SetOverride {
         };
         let source = Arc::new(Source { name: format!("--set {shown}"), text: arg.to_owned() });
         let loc = |col| Location::new(&source, 1, col);
-        let (path, value) = arg
-            .split_once('=')
-            .ok_or_else(|| Diagnostic::at(loc(1), None, "expected `--set path.to.key=value`"))?;
+        let (path, value) = arg.split_once('=').ok_or_else(|| Diagnostic::at(loc(1), None, "expected `--set path.to.key=value`"))?;
         let path: Vec<String> = path.split('.').map(str::to_owned).collect();
         if path.iter().any(|s| s.trim().is_empty()) {
             return Err(Diagnostic::at(loc(1), None, "empty segment in the dotted path"));
@@ -91,9 +89,7 @@ pub fn apply_target(root: &mut Node, url: &str) -> Result<(), Diagnostic> {
     let NodeKind::Map(top) = &mut root.kind else {
         return Err(Diagnostic::at(root.location.clone(), None, "the scenario must be a mapping"));
     };
-    let entry = top
-        .entry("target".to_owned())
-        .or_insert_with(|| (loc.clone(), Node::new(NodeKind::Map(IndexMap::new()), loc.clone())));
+    let entry = top.entry("target".to_owned()).or_insert_with(|| (loc.clone(), Node::new(NodeKind::Map(IndexMap::new()), loc.clone())));
     let NodeKind::Map(target) = &mut entry.1.kind else {
         return Err(Diagnostic::at(entry.1.location.clone(), None, "`target` must be a mapping"));
     };
@@ -119,9 +115,7 @@ fn step<'a>(node: &'a mut Node, seg: &str, walked: &DocPath, loc: &Location, cre
             if !map.contains_key(seg) && create {
                 map.insert(seg.to_owned(), (loc.clone(), Node::new(NodeKind::Map(IndexMap::new()), loc.clone())));
             }
-            map.get_mut(seg)
-                .map(|(_, v)| v)
-                .ok_or_else(|| Diagnostic::at(loc.clone(), None, format!("no `{seg}` under `{walked}`")))
+            map.get_mut(seg).map(|(_, v)| v).ok_or_else(|| Diagnostic::at(loc.clone(), None, format!("no `{seg}` under `{walked}`")))
         }
         NodeKind::Seq(items) => {
             let len = items.len();

@@ -201,7 +201,8 @@ fn explain(e: &ValidationError<'_>, root: &Node, schema: &Value, diags: &mut Dia
             push(path.clone(), loc, format!("expected {expected}, found {} {}", type_name(instance), shown(instance, &path)));
         }
         ValidationErrorKind::Enum { options } => {
-            let opts: Vec<String> = options.as_array().map(|a| a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect()).unwrap_or_default();
+            let opts: Vec<String> =
+                options.as_array().map(|a| a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect()).unwrap_or_default();
             push(path.clone(), loc, bad_choice(instance, &path, &opts));
         }
         ValidationErrorKind::Constant { expected_value } => {
@@ -280,8 +281,18 @@ fn explain_alternatives(path: &DocPath, instance: &Value, context: &[Vec<Validat
         diags.push(Diagnostic::at(root.locate(&tp), Some(tp), msg));
         return;
     }
-    if context.iter().flatten().any(|e| matches!(e.kind(), ValidationErrorKind::Required { property } if property.as_str().is_some_and(|k| TAGS.contains(&k)))) {
-        diags.push(Diagnostic::at(root.locate(path), Some(path.clone()), format!("missing required key `{}`", TAGS.iter().find(|t| context.iter().flatten().any(|e| matches!(e.kind(), ValidationErrorKind::Required { property } if property.as_str() == Some(t)))).unwrap_or(&"kind"))));
+    if context.iter().flatten().any(|e| matches!(e.kind(), ValidationErrorKind::Required { property } if property.as_str().is_some_and(|k| TAGS.contains(&k))))
+    {
+        diags.push(Diagnostic::at(
+            root.locate(path),
+            Some(path.clone()),
+            format!(
+                "missing required key `{}`",
+                TAGS.iter()
+                    .find(|t| context.iter().flatten().any(|e| matches!(e.kind(), ValidationErrorKind::Required { property } if property.as_str() == Some(t))))
+                    .unwrap_or(&"kind")
+            ),
+        ));
         return;
     }
     shapes.dedup();

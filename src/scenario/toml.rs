@@ -17,11 +17,7 @@ pub fn parse(source: &Arc<Source>) -> Result<Node, Diagnostic> {
         Diagnostic::at(loc, None, format!("TOML syntax error: {}", e.message().trim()))
     })?;
     if table.get_ref().is_empty() {
-        return Err(Diagnostic::at(
-            Location::new(source, 1, 1),
-            None,
-            "the file is empty; a scenario needs at least `name`, `workloads` and `phases`",
-        ));
+        return Err(Diagnostic::at(Location::new(source, 1, 1), None, "the file is empty; a scenario needs at least `name`, `workloads` and `phases`"));
     }
     let root_loc = Location::new(source, 1, 1);
     convert_table(source, table.into_inner(), root_loc, 0)

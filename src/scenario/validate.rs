@@ -199,7 +199,10 @@ fn target(c: &mut Checker<'_>, t: &RawTarget, dir: &Path) -> Option<Target> {
                 LocalTopology::Sentinel => Mode::Sentinel,
             };
             if t.mode != implied && t.mode != Mode::Standalone {
-                c.err(tp.key("mode"), format!("`mode` contradicts `local`; a local {implied:?} deployment has mode `{}`", format!("{implied:?}").to_lowercase()));
+                c.err(
+                    tp.key("mode"),
+                    format!("`mode` contradicts `local`; a local {implied:?} deployment has mode `{}`", format!("{implied:?}").to_lowercase()),
+                );
             }
             if t.tls.is_some() {
                 c.err(tp.key("tls"), "TLS is not available for local deployments; use `url: rediss://…`");
@@ -244,7 +247,12 @@ fn target(c: &mut Checker<'_>, t: &RawTarget, dir: &Path) -> Option<Target> {
                     Err(e) => c.err(tp.key("sentinel").key("nodes").index(i), e),
                 }
             }
-            Some(Sentinel { master_name: s.master_name.clone(), nodes, username: non_empty(s.username.clone()), password: non_empty(s.password.clone()).map(Secret::new) })
+            Some(Sentinel {
+                master_name: s.master_name.clone(),
+                nodes,
+                username: non_empty(s.username.clone()),
+                password: non_empty(s.password.clone()).map(Secret::new),
+            })
         }
         (None, Mode::Sentinel, None) => {
             c.err(tp.clone(), "`mode: sentinel` needs a `sentinel` section with `master_name` and `nodes`");
@@ -364,7 +372,13 @@ fn workloads(c: &mut Checker<'_>, raw: &RawScenario) -> Vec<Workload> {
         let keyspace = keyspace(c, &raw.keyspace, ks, name, &wp.key("keyspace"));
         match w {
             RawWorkload::Basic(b) if b.read_ratio + b.delete_ratio + b.incr_ratio > 1.0 + 1e-9 => {
-                c.err(wp.key("read_ratio"), format!("read_ratio + delete_ratio + incr_ratio = {:.3}; they must add up to at most 1 (SET gets the rest)", b.read_ratio + b.delete_ratio + b.incr_ratio));
+                c.err(
+                    wp.key("read_ratio"),
+                    format!(
+                        "read_ratio + delete_ratio + incr_ratio = {:.3}; they must add up to at most 1 (SET gets the rest)",
+                        b.read_ratio + b.delete_ratio + b.incr_ratio
+                    ),
+                );
             }
             RawWorkload::Basic(b) if b.verify && keyspace.ttl.is_some() => {
                 c.err(wp.key("verify"), "`verify` cannot be combined with a keyspace `ttl`: expired keys would count as lost writes");

@@ -19,7 +19,11 @@ pub const MAX_DEPTH: usize = 64;
 pub const MAX_NODES: usize = 100_000;
 
 enum Frame {
-    Seq { items: Vec<Node>, loc: Location, anchor: usize },
+    Seq {
+        items: Vec<Node>,
+        loc: Location,
+        anchor: usize,
+    },
     Map {
         map: IndexMap<String, (Location, Node)>,
         loc: Location,
@@ -55,11 +59,7 @@ pub fn parse(source: &Arc<Source>) -> Result<Node, Diagnostic> {
             Event::DocumentStart(_) => {
                 documents += 1;
                 if documents > 1 {
-                    return Err(Diagnostic::at(
-                        loc,
-                        None,
-                        "a scenario file holds exactly one YAML document; found a second one (`---`)",
-                    ));
+                    return Err(Diagnostic::at(loc, None, "a scenario file holds exactly one YAML document; found a second one (`---`)"));
                 }
             }
             Event::Alias(id) => {
@@ -172,11 +172,7 @@ impl Builder {
                         map.shift_remove(&k);
                     }
                     if let Some((first, _)) = map.get(&k) {
-                        return Err(Diagnostic::at(
-                            kloc,
-                            None,
-                            format!("duplicate key `{k}` (first written at line {}, column {})", first.line, first.column),
-                        ));
+                        return Err(Diagnostic::at(kloc, None, format!("duplicate key `{k}` (first written at line {}, column {})", first.line, first.column)));
                     }
                     map.insert(k, (kloc, node));
                 }

@@ -74,8 +74,12 @@ fn io_error(e: &std::io::Error) -> ConnError {
     match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
         Some(tls) => {
             let hint = match tls {
-                rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired) => " (the server requires a client certificate: set `tls.cert` and `tls.key`)",
-                rustls::Error::AlertReceived(rustls::AlertDescription::UnknownCA | rustls::AlertDescription::BadCertificate) => " (the server does not trust the client certificate)",
+                rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired) => {
+                    " (the server requires a client certificate: set `tls.cert` and `tls.key`)"
+                }
+                rustls::Error::AlertReceived(rustls::AlertDescription::UnknownCA | rustls::AlertDescription::BadCertificate) => {
+                    " (the server does not trust the client certificate)"
+                }
                 _ => "",
             };
             ConnError::Tls(format!("{tls}{hint}"))
@@ -152,7 +156,15 @@ impl Conn {
                 Stream::Tls(Box::new(s))
             }
         };
-        let mut conn = Conn { stream, rbuf: Vec::with_capacity(16 * 1024), rstart: 0, wbuf: Vec::with_capacity(4096), broken: false, last_used: Instant::now(), generation };
+        let mut conn = Conn {
+            stream,
+            rbuf: Vec::with_capacity(16 * 1024),
+            rstart: 0,
+            wbuf: Vec::with_capacity(4096),
+            broken: false,
+            last_used: Instant::now(),
+            generation,
+        };
         conn.handshake(spec).await?;
         Ok(conn)
     }

@@ -72,7 +72,10 @@ impl LocalServer {
         std::fs::create_dir_all(&dir).map_err(|e| LocalError::Failed(format!("{}: {e}", dir.display())))?;
         let mut conf = match kind {
             // DEBUG is allowed from loopback so that `debug_sleep` faults work on local targets.
-            NodeKind::Server => format!("port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\nlogfile \"\"\ndaemonize no\nenable-debug-command local\n", dir.display()),
+            NodeKind::Server => format!(
+                "port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\nlogfile \"\"\ndaemonize no\nenable-debug-command local\n",
+                dir.display()
+            ),
             NodeKind::Sentinel => format!("port {port}\nbind 127.0.0.1\ndir {}\nlogfile \"\"\ndaemonize no\n", dir.display()),
         };
         if let Some(pw) = password {
@@ -121,49 +124,44 @@ impl LocalServer {
 /// Starts a node on a config file and waits for its "Ready to accept connections" line (and
 /// then for `wait_for`, when given).
 async fn spawn_ready(conf_path: &std::path::Path, kind: NodeKind, wait_for: Option<&str>) -> Result<Child, LocalError> {
-        let (program, package) = match kind {
-            NodeKind::Server => ("redis-server", "redis-server"),
-            NodeKind::Sentinel => ("redis-sentinel", "redis-sentinel"),
-        };
-        let mut child = Command::new(program)
-            .arg(conf_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => LocalError::NotInstalled(program, package),
-                _ => LocalError::Failed(e.to_string()),
-            })?;
-        let stdout = child.stdout.take().expect("piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let mut log = Vec::new();
-        let ready = tokio::time::timeout(Duration::from_secs(15), async {
-            // Sentinels do not announce readiness the way servers do; their ID line comes once they listen.
-            let ready_line = if kind == NodeKind::Sentinel { "Sentinel ID is" } else { "Ready to accept connections" };
-            let mut waiting = Some(ready_line);
-            while let Ok(Some(line)) = lines.next_line().await {
-                let hit = waiting.is_some_and(|w| line.contains(w));
-                log.push(line);
-                if hit {
-                    waiting = if waiting == Some(ready_line) { wait_for } else { None };
-                    if waiting.is_none() {
-                        return true;
-                    }
+    let (program, package) = match kind {
+        NodeKind::Server => ("redis-server", "redis-server"),
+        NodeKind::Sentinel => ("redis-sentinel", "redis-sentinel"),
+    };
+    let mut child = Command::new(program).arg(conf_path).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).kill_on_drop(true).spawn().map_err(
+        |e| match e.kind() {
+            std::io::ErrorKind::NotFound => LocalError::NotInstalled(program, package),
+            _ => LocalError::Failed(e.to_string()),
+        },
+    )?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut log = Vec::new();
+    let ready = tokio::time::timeout(Duration::from_secs(15), async {
+        // Sentinels do not announce readiness the way servers do; their ID line comes once they listen.
+        let ready_line = if kind == NodeKind::Sentinel { "Sentinel ID is" } else { "Ready to accept connections" };
+        let mut waiting = Some(ready_line);
+        while let Ok(Some(line)) = lines.next_line().await {
+            let hit = waiting.is_some_and(|w| line.contains(w));
+            log.push(line);
+            if hit {
+                waiting = if waiting == Some(ready_line) { wait_for } else { None };
+                if waiting.is_none() {
+                    return true;
                 }
             }
-            false
-        })
-        .await;
-        if ready != Ok(true) {
-            let _ = child.kill().await;
-            let tail: Vec<String> = log.iter().rev().take(5).rev().cloned().collect();
-            return Err(LocalError::Failed(if ready.is_err() { format!("not ready after 10s: {}", tail.join(" | ")) } else { tail.join(" | ") }));
         }
-        // Keep draining its output so a full pipe never blocks the server.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(child)
+        false
+    })
+    .await;
+    if ready != Ok(true) {
+        let _ = child.kill().await;
+        let tail: Vec<String> = log.iter().rev().take(5).rev().cloned().collect();
+        return Err(LocalError::Failed(if ready.is_err() { format!("not ready after 10s: {}", tail.join(" | ")) } else { tail.join(" | ") }));
+    }
+    // Keep draining its output so a full pipe never blocks the server.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(child)
 }
 
 impl Drop for LocalServer {

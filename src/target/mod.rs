@@ -49,7 +49,7 @@ pub enum TargetError {
 /// Processes redis-test started for the run.
 pub enum Local {
     /// One redis-server.
-    Standalone(LocalServer),
+    Standalone(Box<LocalServer>),
     /// Primary, replica and three sentinels.
     Sentinel {
         /// Node 0: the first primary, node 1: its replica.
@@ -125,7 +125,7 @@ pub async fn prepare(target: &Target, connections: &Connections, client_name: &s
     let (addr, local, sentinel_nodes) = match &target.endpoint {
         Endpoint::Local(LocalTopology::Standalone) => {
             let server = LocalServer::start(target.password.as_ref(), &[]).await?;
-            (server.addr.clone(), Some(Local::Standalone(server)), None)
+            (server.addr.clone(), Some(Local::Standalone(Box::new(server))), None)
         }
         Endpoint::Local(LocalTopology::Sentinel) => {
             let (local, sentinels) = start_local_sentinel(target).await?;

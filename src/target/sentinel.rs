@@ -84,7 +84,8 @@ impl Sentinels {
 
     async fn ask(&self, node: &HostPort) -> Result<HostPort, String> {
         let mut c = Conn::connect(&self.spec_for(node)).await.map_err(|e| e.to_string())?;
-        let v = c.command(&[b"SENTINEL", b"get-master-addr-by-name", self.master_name.as_bytes()], self.spec.connect_timeout).await.map_err(|e| e.to_string())?;
+        let v =
+            c.command(&[b"SENTINEL", b"get-master-addr-by-name", self.master_name.as_bytes()], self.spec.connect_timeout).await.map_err(|e| e.to_string())?;
         match v {
             Value::Array(items) if items.len() == 2 => {
                 let host = items[0].as_bytes().map(|b| String::from_utf8_lossy(b).into_owned()).ok_or("malformed reply")?;
@@ -171,7 +172,11 @@ mod tests {
 
     #[test]
     fn switch_master_messages_are_read() {
-        let msg = Value::Array(vec![Value::Bulk(b"message".to_vec()), Value::Bulk(b"+switch-master".to_vec()), Value::Bulk(b"m 127.0.0.1 7000 127.0.0.1 7001".to_vec())]);
+        let msg = Value::Array(vec![
+            Value::Bulk(b"message".to_vec()),
+            Value::Bulk(b"+switch-master".to_vec()),
+            Value::Bulk(b"m 127.0.0.1 7000 127.0.0.1 7001".to_vec()),
+        ]);
         assert_eq!(switch_target(&msg, "m"), Some(HostPort { host: "127.0.0.1".into(), port: 7001 }));
         assert_eq!(switch_target(&msg, "other"), None);
         let m = Master::new(HostPort { host: "a".into(), port: 1 });

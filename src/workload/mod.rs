@@ -137,7 +137,15 @@ impl Workload {
 
     /// Fresh per-worker state.
     pub fn worker_state(&self, worker: usize, writers: usize) -> WorkerState {
-        WorkerState { picker: KeyPicker::new(&self.keyspace, worker), key: Vec::with_capacity(64), value: Vec::with_capacity(256), batch: Vec::new(), seq: 0, worker, writers }
+        WorkerState {
+            picker: KeyPicker::new(&self.keyspace, worker),
+            key: Vec::with_capacity(64),
+            value: Vec::with_capacity(256),
+            batch: Vec::new(),
+            seq: 0,
+            worker,
+            writers,
+        }
     }
 
     /// The pub/sub side of a pubsub workload (subscribers, delivery accounting).
@@ -213,7 +221,8 @@ impl Workload {
 }
 
 /// Commands that change nothing on the server.
-const READ_ONLY: [&str; 13] = ["GET", "LRANGE", "LLEN", "SISMEMBER", "SMEMBERS", "SCARD", "ZRANGE", "ZRANGEBYSCORE", "ZRANK", "ZSCORE", "HGET", "HMGET", "HGETALL"];
+const READ_ONLY: [&str; 13] =
+    ["GET", "LRANGE", "LLEN", "SISMEMBER", "SMEMBERS", "SCARD", "ZRANGE", "ZRANGEBYSCORE", "ZRANK", "ZSCORE", "HGET", "HMGET", "HGETALL"];
 
 /// Appends `PEXPIRE key ttl` when the keyspace has a TTL; returns the replies it adds.
 fn expire(env: &Env<'_>, key: &[u8], buf: &mut Vec<u8>) -> usize {

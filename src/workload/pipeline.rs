@@ -25,7 +25,11 @@ pub struct Pipeline {
 impl Pipeline {
     /// From the scenario's options.
     pub fn new(spec: &PipelineSpec) -> Pipeline {
-        Pipeline { choose: Weighted::new(spec.commands.weights().into_iter().map(|(_, w)| w)), depth: spec.depth.max(1) as usize, transaction: spec.transaction }
+        Pipeline {
+            choose: Weighted::new(spec.commands.weights().into_iter().map(|(_, w)| w)),
+            depth: spec.depth.max(1) as usize,
+            transaction: spec.transaction,
+        }
     }
 
     /// Operation names: the commands, then the batch.

@@ -114,7 +114,11 @@ impl PubSub {
 
     /// Channel names with (acknowledged, failed) PUBLISH counts, for exporters.
     pub fn channel_counts(&self) -> Vec<(String, u64, u64)> {
-        self.channels.iter().zip(&self.channel_counts).map(|(name, (a, f))| (String::from_utf8_lossy(name).into_owned(), a.load(Ordering::Relaxed), f.load(Ordering::Relaxed))).collect()
+        self.channels
+            .iter()
+            .zip(&self.channel_counts)
+            .map(|(name, (a, f))| (String::from_utf8_lossy(name).into_owned(), a.load(Ordering::Relaxed), f.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// Messages received so far, per subscriber.
@@ -287,7 +291,8 @@ mod tests {
 
     #[test]
     fn headers_round_trip_and_messages_are_recognised() {
-        let spec = PubsubSpec { weight: 1.0, keyspace: Default::default(), channels: 2, subscribers: 1, pattern: false, message_size: crate::units::ByteSize(64) };
+        let spec =
+            PubsubSpec { weight: 1.0, keyspace: Default::default(), channels: 2, subscribers: 1, pattern: false, message_size: crate::units::ByteSize(64) };
         let ps = PubSub::new(&spec, "p:", 0, 4);
         let ws = crate::scenario::model::Keyspace { prefix: "p:".into(), keys: 1, distribution: Default::default(), value_size: (1, 1), ttl: None };
         let mut st = WorkerState { picker: crate::keys::KeyPicker::new(&ws, 0), key: vec![], value: vec![], batch: vec![], seq: 0, worker: 3, writers: 4 };

@@ -115,8 +115,13 @@ impl RedisServer {
             conf.push('\n');
         }
         std::fs::write(dir.join("redis.conf"), conf).ok()?;
-        let mut child = Command::new("redis-server").arg(dir.join("redis.conf")).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("redis-server is installed");
-        let stdout = child.stdout.take()?;
+        let mut child =
+            Command::new("redis-server").arg(dir.join("redis.conf")).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("redis-server is installed");
+        let Some(stdout) = child.stdout.take() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut ready_sent = false;
@@ -218,7 +223,9 @@ impl Certs {
             ("client", "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth"),
         ] {
             sh(&format!("openssl req {key} -keyout {who}.key -out {who}.csr -subj '/CN={who}'"));
-            sh(&format!("printf '{ext}\n' > {who}.ext && openssl x509 -req -in {who}.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out {who}.crt -days 2 -extfile {who}.ext"));
+            sh(&format!(
+                "printf '{ext}\n' > {who}.ext && openssl x509 -req -in {who}.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out {who}.crt -days 2 -extfile {who}.ext"
+            ));
         }
         Certs { dir }
     }
@@ -257,4 +264,16 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
 /// Percent-encodes a query-string value.
 pub fn url_encode(s: &str) -> String {
     s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+/// Starts the binary in `cwd` without waiting, both output streams piped (for tests that act on
+/// what it prints while it runs).
+pub fn spawn(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).current_dir(cwd).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.env_remove("REDIS_TEST_ENV_FILE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("the binary starts")
 }
