@@ -299,15 +299,16 @@ impl Sender {
         req
     }
 
+    /// Bounds a gRPC export in time and names its failure.
+    async fn grpc_outcome<T>(&self, call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>) -> Result<(), String> {
+        tokio::time::timeout(self.cfg.timeout, call).await.map_err(|_| "timed out".to_owned())?.map(|_| ()).map_err(|s| format!("gRPC status {:?}", s.code()))
+    }
+
     async fn metrics(&self, req: ExportMetricsServiceRequest) -> Result<(), String> {
         match &self.channel {
             Some(ch) => {
                 let mut client = MetricsServiceClient::new(ch.clone());
-                tokio::time::timeout(self.cfg.timeout, client.export(self.grpc_request(req)))
-                    .await
-                    .map_err(|_| "timed out".to_owned())?
-                    .map(|_| ())
-                    .map_err(|s| format!("gRPC status {:?}", s.code()))
+                self.grpc_outcome(client.export(self.grpc_request(req))).await
             }
             None => self.http("/v1/metrics", req.encode_to_vec()).await,
         }
@@ -317,11 +318,7 @@ impl Sender {
         match &self.channel {
             Some(ch) => {
                 let mut client = TraceServiceClient::new(ch.clone());
-                tokio::time::timeout(self.cfg.timeout, client.export(self.grpc_request(req)))
-                    .await
-                    .map_err(|_| "timed out".to_owned())?
-                    .map(|_| ())
-                    .map_err(|s| format!("gRPC status {:?}", s.code()))
+                self.grpc_outcome(client.export(self.grpc_request(req))).await
             }
             None => self.http("/v1/traces", req.encode_to_vec()).await,
         }
