@@ -238,7 +238,14 @@ pub struct ConnCounters {
     pub connect_time: Mutex<Histogram<u64>>,
     /// Time to open a replacement connection, µs.
     pub reconnect_time: Mutex<Histogram<u64>>,
+    /// Cluster replies that sent an operation elsewhere or asked it to wait, by [`CLUSTER_REPLIES`].
+    pub cluster_replies: [AtomicU64; 4],
+    /// Times the cluster slot map was read again.
+    pub topology_refreshes: AtomicU64,
 }
+
+/// Cluster reply classes counted in [`ConnCounters::cluster_replies`], in order.
+pub const CLUSTER_REPLIES: [&str; 4] = ["MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"];
 
 impl Default for ConnCounters {
     fn default() -> Self {
@@ -249,11 +256,30 @@ impl Default for ConnCounters {
             reconnects: AtomicU64::new(0),
             connect_time: Mutex::new(new_histogram()),
             reconnect_time: Mutex::new(new_histogram()),
+            cluster_replies: Default::default(),
+            topology_refreshes: AtomicU64::new(0),
         }
     }
 }
 
 impl ConnCounters {
+    /// Counts a cluster reply of class `class` (one of [`CLUSTER_REPLIES`]; others are ignored).
+    pub fn cluster_reply(&self, class: &str) {
+        if let Some(i) = CLUSTER_REPLIES.iter().position(|c| *c == class) {
+            self.cluster_replies[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Cluster replies seen so far, by class (classes never seen left out).
+    pub fn cluster_reply_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        CLUSTER_REPLIES
+            .iter()
+            .zip(&self.cluster_replies)
+            .map(|(c, n)| (c.to_string(), n.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
     /// Records a connection opened in `took`; it replaces a dropped one while drops outnumber
     /// the replacements made so far.
     pub fn opened(&self, took: std::time::Duration) {
@@ -300,7 +326,7 @@ pub const COMMON_LABELS: [&str; 4] = ["app_name", "instance_id", "run_id", "vers
 pub const BUCKETS_S: [f64; 17] = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// Every exported metric.
-pub const METRICS: [MetricDef; 14] = [
+pub const METRICS: [MetricDef; 16] = [
     MetricDef {
         name: "redis_operations_total",
         help: "Operations by outcome (status success or error; misses count as success)",
@@ -364,6 +390,20 @@ pub const METRICS: [MetricDef; 14] = [
         help: "Operations failed by timeouts or connection errors, plus failed connection attempts",
         kind: MetricKind::Counter,
         unit: "{error}",
+        labels: &[],
+    },
+    MetricDef {
+        name: "redis_cluster_redirects_total",
+        help: "Cluster replies that moved an operation (MOVED, ASK) or made it wait (TRYAGAIN, CLUSTERDOWN)",
+        kind: MetricKind::Counter,
+        unit: "{reply}",
+        labels: &["class"],
+    },
+    MetricDef {
+        name: "redis_cluster_topology_refreshes_total",
+        help: "Times the cluster slot map was read again",
+        kind: MetricKind::Counter,
+        unit: "{refresh}",
         labels: &[],
     },
     MetricDef { name: "redis_test_phase", help: "1 for the running phase, 0 for the others", kind: MetricKind::Gauge, unit: "1", labels: &["phase"] },

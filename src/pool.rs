@@ -1,15 +1,21 @@
 //! Connection pools: bb8 over our RESP connections. No PING on checkout (it would double the round
 //! trips of the hot path); instead a connection idle for longer than the health-check interval is
 //! PINGed before use, and a connection that broke is dropped and replaced by bb8.
+//!
+//! Cluster targets get pools per node and a slot map; a round trip is routed by its slot, and a
+//! background task reads the slot map again when a redirect or a connection error asks for it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use bb8::{ManageConnection, Pool, PooledConnection, RunError};
 
 use crate::metrics::{ConnCounters, ErrorClass, RunMetrics};
 use crate::scenario::model::Connections;
+use crate::scenario::model::HostPort;
+use crate::target::cluster::Topology;
 use crate::target::conn::{Conn, ConnError, ConnectSpec};
 
 /// Opens connections for bb8 and counts them.
@@ -68,21 +74,30 @@ impl ManageConnection for Manager {
 }
 
 /// A checked-out connection.
-pub type Pooled<'a> = PooledConnection<'a, Manager>;
+pub type Pooled = PooledConnection<'static, Manager>;
 
-/// The run's pools; workers are spread over them round-robin.
-pub struct Pools {
-    pools: Vec<Pool<Manager>>,
-    follow: Option<Arc<crate::target::sentinel::Master>>,
-    per_pool: u32,
-    health_interval: Duration,
-    ping_timeout: Duration,
+/// Where a round trip goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// The target (standalone, sentinel), or any cluster node for a command without a key.
+    Any,
+    /// The cluster node serving a slot: its primary, or one of its replicas for replica reads.
+    Slot {
+        /// The slot.
+        slot: u16,
+        /// Read from a replica when the shard has one.
+        replica: bool,
+    },
+    /// One node, after a redirect.
+    Node(HostPort),
 }
 
-impl Pools {
-    /// Creates `connections.pools` pools of `connections.per_pool` connections (opened lazily).
-    pub fn new(spec: &ConnectSpec, connections: &Connections, metrics: &Arc<RunMetrics>) -> Pools {
-        let pools = (0..connections.pools)
+/// The pools of one node (or of the whole target): workers are spread over them round-robin.
+type NodePools = Arc<Vec<Pool<Manager>>>;
+
+fn build_pools(spec: &ConnectSpec, connections: &Connections, metrics: &Arc<RunMetrics>) -> NodePools {
+    Arc::new(
+        (0..connections.pools)
             .map(|_| {
                 Pool::builder()
                     .max_size(connections.per_pool)
@@ -98,9 +113,55 @@ impl Pools {
                         ping_timeout: connections.command_timeout,
                     })
             })
-            .collect();
+            .collect(),
+    )
+}
+
+/// The run's pools.
+pub struct Pools {
+    single: NodePools,
+    cluster: Option<Arc<ClusterRouter>>,
+    refresher: Option<tokio::task::JoinHandle<()>>,
+    follow: Option<Arc<crate::target::sentinel::Master>>,
+    per_pool: u32,
+    health_interval: Duration,
+    ping_timeout: Duration,
+}
+
+impl Drop for Pools {
+    fn drop(&mut self) {
+        if let Some(r) = &self.refresher {
+            r.abort();
+        }
+    }
+}
+
+impl Pools {
+    /// Creates `connections.pools` pools of `connections.per_pool` connections (opened lazily), per
+    /// cluster node when `cluster` holds the slot map. Cluster pools need a tokio runtime (for the
+    /// slot map refresher).
+    pub fn new(spec: &ConnectSpec, connections: &Connections, metrics: &Arc<RunMetrics>, cluster: Option<(&Topology, &[HostPort])>) -> Pools {
+        let (cluster, refresher) = match cluster {
+            Some((topology, seeds)) => {
+                let router = Arc::new(ClusterRouter {
+                    spec: spec.clone(),
+                    connections: connections.clone(),
+                    metrics: Arc::clone(metrics),
+                    nodes: RwLock::new(HashMap::new()),
+                    map: RwLock::new(Arc::new(SlotMap::default())),
+                    refresh: Arc::new(tokio::sync::Notify::new()),
+                    seeds: seeds.to_vec(),
+                });
+                router.install(topology.clone());
+                let task = tokio::spawn(tracing::Instrument::in_current_span(refresh_on_request(Arc::downgrade(&router), Arc::clone(&router.refresh))));
+                (Some(router), Some(task))
+            }
+            None => (None, None),
+        };
         Pools {
-            pools,
+            single: build_pools(spec, connections, metrics),
+            cluster,
+            refresher,
             follow: spec.follow.clone(),
             per_pool: connections.per_pool,
             health_interval: connections.health_check_interval,
@@ -108,12 +169,30 @@ impl Pools {
         }
     }
 
-    /// Checks out a connection for `worker`; an idle one is health-checked first.
-    pub async fn get(&self, worker: usize) -> Result<Pooled<'_>, ErrorClass> {
-        let pool = &self.pools[worker % self.pools.len()];
+    /// Whether round trips are routed by slot.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    /// Asks for the cluster slot map to be read again (at most ten times a second; no-op otherwise).
+    pub fn request_refresh(&self) {
+        if let Some(c) = &self.cluster {
+            c.refresh.notify_one();
+        }
+    }
+
+    /// Checks out a connection for `worker` on `route`; an idle one is health-checked first.
+    pub async fn get(&self, worker: usize, route: &Route) -> Result<Pooled, ErrorClass> {
+        let node = match (&self.cluster, route) {
+            (Some(c), Route::Slot { slot, replica }) => c.for_slot(*slot, *replica, worker).ok_or(ErrorClass::Server("CLUSTERDOWN"))?,
+            (Some(c), Route::Node(addr)) => c.node(addr, false),
+            (Some(c), Route::Any) => c.any(worker),
+            (None, _) => Arc::clone(&self.single),
+        };
+        let pool = &node[worker % node.len()];
         // Every pooled connection may turn out stale after a failover; then a fresh one is opened.
         for _ in 0..self.per_pool + 3 {
-            let mut conn = pool.get().await.map_err(|e| match e {
+            let mut conn = pool.get_owned().await.map_err(|e| match e {
                 RunError::TimedOut => ErrorClass::PoolTimeout,
                 RunError::User(_) => ErrorClass::Connection,
             })?;
@@ -133,8 +212,106 @@ impl Pools {
         Err(ErrorClass::Connection)
     }
 
-    /// Connections currently open, over all pools.
+    /// Connections currently open, over all pools (of all cluster nodes).
     pub fn open_connections(&self) -> u32 {
-        self.pools.iter().map(|p| p.state().connections).sum()
+        let count = |n: &NodePools| n.iter().map(|p| p.state().connections).sum::<u32>();
+        count(&self.single) + self.cluster.as_ref().map_or(0, |c| c.nodes.read().expect("nodes lock").values().map(count).sum())
+    }
+}
+
+/// The slot map with each shard's pools.
+#[derive(Default)]
+struct SlotMap {
+    topology: Option<Topology>,
+    masters: Vec<NodePools>,
+    replicas: Vec<Vec<NodePools>>,
+}
+
+/// Routes cluster round trips: per-node pools (kept across slot map changes) and the slot map.
+struct ClusterRouter {
+    spec: ConnectSpec,
+    connections: Connections,
+    metrics: Arc<RunMetrics>,
+    nodes: RwLock<HashMap<(HostPort, bool), NodePools>>,
+    map: RwLock<Arc<SlotMap>>,
+    refresh: Arc<tokio::sync::Notify>,
+    seeds: Vec<HostPort>,
+}
+
+impl ClusterRouter {
+    /// The pools of a node; `readonly` ones send READONLY (replica reads).
+    fn node_with(&self, addr: &HostPort, readonly: bool) -> NodePools {
+        let key = (addr.clone(), readonly);
+        if let Some(p) = self.nodes.read().expect("nodes lock").get(&key) {
+            return Arc::clone(p);
+        }
+        let mut nodes = self.nodes.write().expect("nodes lock");
+        Arc::clone(nodes.entry(key).or_insert_with(|| {
+            let spec = ConnectSpec { addr: addr.clone(), readonly, ..self.spec.clone() };
+            build_pools(&spec, &self.connections, &self.metrics)
+        }))
+    }
+
+    fn node(&self, addr: &HostPort, readonly: bool) -> NodePools {
+        self.node_with(addr, readonly)
+    }
+
+    fn for_slot(&self, slot: u16, replica: bool, worker: usize) -> Option<NodePools> {
+        let map = Arc::clone(&self.map.read().expect("slot map lock"));
+        let shard = *map.topology.as_ref()?.owner.get(slot as usize)? as usize;
+        if replica {
+            if let Some(rs) = map.replicas.get(shard).filter(|r| !r.is_empty()) {
+                return Some(Arc::clone(&rs[worker % rs.len()]));
+            }
+        }
+        map.masters.get(shard).cloned()
+    }
+
+    fn any(&self, worker: usize) -> NodePools {
+        let map = Arc::clone(&self.map.read().expect("slot map lock"));
+        match map.masters.len() {
+            0 => self.node(&self.seeds[worker % self.seeds.len().max(1)], false),
+            n => Arc::clone(&map.masters[worker % n]),
+        }
+    }
+
+    fn install(&self, topology: Topology) {
+        let masters = topology.shards.iter().map(|s| self.node(&s.master, false)).collect();
+        let replicas = topology.shards.iter().map(|s| s.replicas.iter().map(|r| self.node(r, true)).collect()).collect();
+        *self.map.write().expect("slot map lock") = Arc::new(SlotMap { topology: Some(topology), masters, replicas });
+    }
+
+    /// Reads the slot map from the first node that answers: known primaries, replicas, then seeds.
+    async fn refresh(&self) {
+        let mut candidates = self.map.read().expect("slot map lock").topology.as_ref().map(Topology::nodes).unwrap_or_default();
+        for s in &self.seeds {
+            if !candidates.contains(s) {
+                candidates.push(s.clone());
+            }
+        }
+        let spec = ConnectSpec { client_name: format!("{}:control", self.spec.client_name), ..self.spec.clone() };
+        match Topology::fetch(&spec, &candidates, self.connections.command_timeout).await {
+            Ok(t) => {
+                let changed = self.map.read().expect("slot map lock").topology.as_ref().is_none_or(|old| old.shards != t.shards);
+                if changed {
+                    tracing::info!(masters = %t.shards.iter().map(|s| s.master.to_string()).collect::<Vec<_>>().join(" "), "cluster slot map changed");
+                }
+                self.metrics.conns.topology_refreshes.fetch_add(1, Ordering::Relaxed);
+                self.install(t);
+            }
+            Err(e) => tracing::info!(error = %e, "cluster slot map could not be read; keeping the old one"),
+        }
+    }
+}
+
+/// Reads the slot map again whenever asked, at most ten times a second; ends with the pools.
+async fn refresh_on_request(router: std::sync::Weak<ClusterRouter>, asked: Arc<tokio::sync::Notify>) {
+    loop {
+        asked.notified().await;
+        let Some(r) = router.upgrade() else { return };
+        let started = Instant::now();
+        r.refresh().await;
+        drop(r);
+        tokio::time::sleep(Duration::from_millis(100).saturating_sub(started.elapsed())).await;
     }
 }

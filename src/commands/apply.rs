@@ -141,7 +141,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
     };
     // A local server is thrown away with its keys; a shared one gets exactly ours removed.
     let cleanup = if scenario.cleanup && matches!(scenario.target.endpoint, Endpoint::Remote(_)) {
-        let (removed, error) = match executor::cleanup::remove_prefix(&deployment.spec, &scenario.key_prefix, scenario.connections.command_timeout).await {
+        let (removed, error) = match executor::cleanup::remove_prefix_everywhere(&deployment, &scenario.key_prefix, scenario.connections.command_timeout).await {
             Ok(n) => (n, None),
             Err(e) => (0, Some(e.to_string())),
         };

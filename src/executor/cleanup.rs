@@ -9,8 +9,21 @@ use crate::target::resp::{self, Value};
 /// Keys asked for per SCAN call.
 const SCAN_COUNT: &[u8] = b"1000";
 
-/// Removes every key starting with `prefix`; returns how many were removed.
-pub async fn remove_prefix(spec: &ConnectSpec, prefix: &str, timeout: Duration) -> Result<u64, ConnError> {
+/// Removes every key starting with `prefix` from every primary; returns how many were removed.
+pub async fn remove_prefix_everywhere(deployment: &crate::target::Deployment, prefix: &str, timeout: Duration) -> Result<u64, ConnError> {
+    let nodes = deployment.data_nodes(&deployment.spec, false).await.map_err(ConnError::Io)?;
+    let per_key = deployment.cluster.is_some();
+    let mut removed = 0;
+    for spec in &nodes {
+        removed += remove_prefix(spec, prefix, timeout, per_key).await?;
+    }
+    Ok(removed)
+}
+
+/// Removes every key starting with `prefix` from one server; returns how many were removed.
+/// `per_key` sends one UNLINK per key (pipelined) for cluster nodes, where one UNLINK of keys in
+/// different slots would be refused with CROSSSLOT.
+pub async fn remove_prefix(spec: &ConnectSpec, prefix: &str, timeout: Duration, per_key: bool) -> Result<u64, ConnError> {
     debug_assert!(!prefix.is_empty(), "validation refuses empty prefixes");
     let mut conn = Conn::connect(spec).await?;
     let pattern = format!("{}*", escape_glob(prefix));
@@ -25,15 +38,21 @@ pub async fn remove_prefix(spec: &ConnectSpec, prefix: &str, timeout: Duration) 
         let next = next.to_vec();
         let keys: Vec<&[u8]> = keys.iter().filter_map(Value::as_bytes).filter(|k| k.starts_with(prefix.as_bytes())).collect();
         if !keys.is_empty() {
-            let mut args: Vec<&[u8]> = vec![b"UNLINK"];
-            args.extend(keys.iter().copied());
             let mut buf = Vec::new();
-            resp::command(&mut buf, &args);
+            let commands = if per_key {
+                for k in &keys {
+                    resp::command(&mut buf, &[b"UNLINK", k]);
+                }
+                keys.len()
+            } else {
+                let mut args: Vec<&[u8]> = vec![b"UNLINK"];
+                args.extend(keys.iter().copied());
+                resp::command(&mut buf, &args);
+                1
+            };
             let mut out = Vec::new();
-            tokio::time::timeout(timeout * 4, conn.roundtrip(&buf, 1, &mut out)).await.map_err(|_| ConnError::Timeout)??;
-            if let Some(Value::Int(n)) = out.first() {
-                removed += *n as u64;
-            }
+            tokio::time::timeout(timeout * 4, conn.roundtrip(&buf, commands, &mut out)).await.map_err(|_| ConnError::Timeout)??;
+            removed += out.iter().map(|v| if let Value::Int(n) = v { *n as u64 } else { 0 }).sum::<u64>();
         }
         if next == b"0" {
             return Ok(removed);

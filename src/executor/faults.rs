@@ -78,43 +78,113 @@ fn reply(v: Value) -> Result<Value, String> {
     }
 }
 
+/// Runs `one` on every node at once; all must succeed. Returns the per-node results in order.
+async fn on_each<T: Send + 'static, F>(specs: Vec<ConnectSpec>, one: impl Fn(ConnectSpec) -> F) -> Result<Vec<T>, String>
+where
+    F: std::future::Future<Output = Result<T, String>> + Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    for (i, spec) in specs.into_iter().enumerate() {
+        let addr = spec.addr.clone();
+        let f = one(spec);
+        set.spawn(async move { (i, f.await.map_err(|e| format!("{addr}: {e}"))) });
+    }
+    let mut out: Vec<(usize, T)> = Vec::new();
+    let mut errors = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((i, Ok(v))) => out.push((i, v)),
+            Ok((_, Err(e))) => errors.push(e),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors.join("; "));
+    }
+    out.sort_by_key(|(i, _)| *i);
+    Ok(out.into_iter().map(|(_, v)| v).collect())
+}
+
+fn on_nodes(n: usize) -> String {
+    if n > 1 { format!(" on {n} nodes") } else { String::new() }
+}
+
 async fn run_one(action: &FaultAction, spec: &ConnectSpec, deployment: &Deployment, run_client: &str) -> Result<String, String> {
     let t = Duration::from_secs(5);
     match action {
         FaultAction::ClientKill { clients: KillClients::Normal } => {
-            let mut c = control(spec).await?;
-            let n = reply(c.command(&[b"CLIENT", b"KILL", b"TYPE", b"normal", b"SKIPME", b"yes"], t).await.map_err(|e| e.to_string())?)?;
-            Ok(format!("killed {} normal client connections", show(&n)))
+            let specs = deployment.data_nodes(spec, true).await?;
+            let n = specs.len();
+            let killed = on_each(specs, |s| async move {
+                let mut c = control(&s).await?;
+                match reply(c.command(&[b"CLIENT", b"KILL", b"TYPE", b"normal", b"SKIPME", b"yes"], t).await.map_err(|e| e.to_string())?)? {
+                    Value::Int(k) => Ok(k),
+                    other => Err(format!("unexpected reply {}", show(&other))),
+                }
+            })
+            .await?;
+            Ok(format!("killed {} normal client connections{}", killed.iter().sum::<i64>(), on_nodes(n)))
         }
         FaultAction::ClientKill { clients: KillClients::Own } => {
-            let mut c = control(spec).await?;
-            let list = reply(c.command(&[b"CLIENT", b"LIST", b"TYPE", b"normal"], t).await.map_err(|e| e.to_string())?)?;
-            let text = list.as_bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
-            let ours: Vec<String> = text
-                .lines()
-                .filter(|l| l.split(' ').any(|kv| kv == format!("name={run_client}")))
-                .filter_map(|l| l.split(' ').find_map(|kv| kv.strip_prefix("id=")).map(str::to_owned))
-                .collect();
-            let mut killed = 0;
-            for id in &ours {
-                if let Value::Int(n) = reply(c.command(&[b"CLIENT", b"KILL", b"ID", id.as_bytes()], t).await.map_err(|e| e.to_string())?)? {
-                    killed += n;
+            let specs = deployment.data_nodes(spec, true).await?;
+            let n = specs.len();
+            let name = format!("name={run_client}");
+            let counts = on_each(specs, |s| {
+                let name = name.clone();
+                async move {
+                    let mut c = control(&s).await?;
+                    let list = reply(c.command(&[b"CLIENT", b"LIST", b"TYPE", b"normal"], t).await.map_err(|e| e.to_string())?)?;
+                    let text = list.as_bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+                    let ours: Vec<String> = text
+                        .lines()
+                        .filter(|l| l.split(' ').any(|kv| kv == name))
+                        .filter_map(|l| l.split(' ').find_map(|kv| kv.strip_prefix("id=")).map(str::to_owned))
+                        .collect();
+                    let mut killed = 0;
+                    for id in &ours {
+                        if let Value::Int(n) = reply(c.command(&[b"CLIENT", b"KILL", b"ID", id.as_bytes()], t).await.map_err(|e| e.to_string())?)? {
+                            killed += n;
+                        }
+                    }
+                    Ok((killed, ours.len()))
                 }
-            }
-            Ok(format!("killed {killed} of our {} connections", ours.len()))
+            })
+            .await?;
+            let killed: i64 = counts.iter().map(|c| c.0).sum();
+            let ours: usize = counts.iter().map(|c| c.1).sum();
+            Ok(format!("killed {killed} of our {ours} connections{}", on_nodes(n)))
         }
         FaultAction::ClientPause { duration, mode } => {
-            let mut c = control(spec).await?;
+            let specs = deployment.data_nodes(spec, false).await?;
+            let n = specs.len();
             let ms = duration.as_millis().max(1).to_string();
-            let mode: &[u8] = if *mode == PauseMode::Write { b"WRITE" } else { b"ALL" };
-            reply(c.command(&[b"CLIENT", b"PAUSE", ms.as_bytes(), mode], t).await.map_err(|e| e.to_string())?)?;
-            Ok(format!("paused clients for {ms}ms ({})", String::from_utf8_lossy(mode)))
+            let mode: &'static [u8] = if *mode == PauseMode::Write { b"WRITE" } else { b"ALL" };
+            let arg = ms.clone();
+            on_each(specs, |s| {
+                let ms = arg.clone();
+                async move {
+                    let mut c = control(&s).await?;
+                    reply(c.command(&[b"CLIENT", b"PAUSE", ms.as_bytes(), mode], t).await.map_err(|e| e.to_string())?).map(|_| ())
+                }
+            })
+            .await?;
+            Ok(format!("paused clients for {ms}ms ({}){}", String::from_utf8_lossy(mode), on_nodes(n)))
         }
         FaultAction::DebugSleep { duration } => {
-            let mut c = control(spec).await?;
+            let specs = deployment.data_nodes(spec, false).await?;
+            let n = specs.len();
             let secs = format!("{:.3}", duration.as_secs_f64());
-            reply(c.command(&[b"DEBUG", b"SLEEP", secs.as_bytes()], *duration + t).await.map_err(|e| e.to_string())?)?;
-            Ok(format!("server slept {secs}s"))
+            let arg = secs.clone();
+            let d = *duration;
+            on_each(specs, |s| {
+                let secs = arg.clone();
+                async move {
+                    let mut c = control(&s).await?;
+                    reply(c.command(&[b"DEBUG", b"SLEEP", secs.as_bytes()], d + t).await.map_err(|e| e.to_string())?).map(|_| ())
+                }
+            })
+            .await?;
+            Ok(format!("server slept {secs}s{}", on_nodes(n)))
         }
         FaultAction::Restart { node, down_for } => {
             let local = deployment.local.as_ref().ok_or("restart needs a local deployment")?;
@@ -141,10 +211,42 @@ async fn run_one(action: &FaultAction, spec: &ConnectSpec, deployment: &Deployme
                 Ok(Ok(out)) => Err(format!("{}: {}", out.status, tail(&out.stderr))),
             }
         }
-        FaultAction::Failover { .. } => match &deployment.sentinels {
-            Some(s) => s.failover().await,
-            None => Err("failover of cluster targets is not supported by this version yet".into()),
+        FaultAction::Failover { shard } => match (&deployment.sentinels, &deployment.cluster) {
+            (Some(s), _) => s.failover().await,
+            (None, Some(_)) => cluster_failover(spec, deployment, *shard).await,
+            (None, None) => Err("failover needs a cluster or sentinel target".into()),
         },
+    }
+}
+
+/// CLUSTER FAILOVER on a replica of shard `shard` (random when absent), then waits until that
+/// replica reports itself a primary.
+async fn cluster_failover(spec: &ConnectSpec, deployment: &Deployment, shard: Option<u32>) -> Result<String, String> {
+    let topology = deployment.current_topology(spec).await?;
+    let n = topology.shards.len();
+    let index = match shard {
+        Some(i) if (i as usize) < n => i as usize,
+        Some(i) => return Err(format!("the cluster has shards 0..{}, not shard {i}", n - 1)),
+        // Any shard will do; the clock is random enough to pick one.
+        None => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos() as usize) % n,
+    };
+    let s = &topology.shards[index];
+    let replica = s.replicas.first().ok_or_else(|| format!("shard {index} ({}) has no replica to take over", s.master))?;
+    let mut c = control(&ConnectSpec { addr: replica.clone(), ..spec.clone() }).await?;
+    let started = Instant::now();
+    reply(c.command(&[b"CLUSTER", b"FAILOVER"], Duration::from_secs(5)).await.map_err(|e| e.to_string())?)?;
+    // The replica answers OK at once and takes over in the background; ROLE says when it is done.
+    let deadline = started + Duration::from_secs(15);
+    loop {
+        if let Ok(Value::Array(role)) = c.command(&[b"ROLE"], Duration::from_secs(5)).await {
+            if role.first().and_then(Value::as_bytes) == Some(b"master") {
+                return Ok(format!("replica {replica} took over shard {index} from {} in {}ms", s.master, started.elapsed().as_millis()));
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!("replica {replica} of shard {index} was still not a primary 15s after CLUSTER FAILOVER"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -41,6 +41,7 @@ pub struct Shared {
     spans: Option<(f64, tokio::sync::mpsc::Sender<crate::report::otlp::SpanRecord>)>,
     tracker: resilience::Tracker,
     retry: crate::scenario::model::Retry,
+    read_from_replicas: bool,
 }
 
 /// One second of the run, over all operations.
@@ -133,6 +134,10 @@ pub struct RunResult {
     pub verify: Vec<VerifyResult>,
     /// Connections opened, dropped, failed to open, reopened to replace dropped ones.
     pub connections: (u64, u64, u64, u64),
+    /// Cluster redirects followed, by class.
+    pub cluster_redirects: BTreeMap<String, u64>,
+    /// Times the cluster slot map was read again.
+    pub topology_refreshes: u64,
     /// Faults that ran, with their resilience verdicts.
     pub faults: Vec<FaultVerdict>,
     /// Per workload, the longest stretch without a success over the whole run, seconds.
@@ -236,7 +241,7 @@ pub struct RunInputs {
 pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inputs: RunInputs) -> Result<RunResult, RunError> {
     let RunInputs { mut stop, seed, live, metrics, spans } = inputs;
     let max_workers = plan.max_workers() as usize;
-    let workloads: Vec<Workload> = scenario.workloads.iter().enumerate().map(|(i, w)| Workload::new(w, i, max_workers)).collect();
+    let workloads: Vec<Workload> = scenario.workloads.iter().enumerate().map(|(i, w)| Workload::new(w, i, max_workers, deployment.cluster.is_some())).collect();
     let mixes =
         plan.phases.iter().map(|p| Weighted::new(workloads.iter().map(|w| p.mix.iter().find(|m| m.name == w.name).map_or(0.0, |m| m.percent)))).collect();
 
@@ -282,13 +287,14 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         workloads,
         mixes,
         tokens,
-        pools: Pools::new(&deployment.spec, &scenario.connections, &metrics),
+        pools: Pools::new(&deployment.spec, &scenario.connections, &metrics, deployment.cluster.as_ref().map(|t| (t, deployment.seeds.as_slice()))),
         metrics: Arc::clone(&metrics),
         command_timeout: scenario.connections.command_timeout,
         writers: max_workers.max(1),
         spans,
         tracker: resilience::Tracker::new(scenario.workloads.len(), plan.total_duration),
         retry: scenario.connections.retry.clone(),
+        read_from_replicas: scenario.target.read_from_replicas,
     });
 
     let (collector_stop_tx, collector_stop) = watch::channel(false);
@@ -344,7 +350,7 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
             PhaseRun { started, ended: finished, scheduled, backlog }
         })
         .collect();
-    let verify = verify::check(&deployment.spec, &shared.workloads, &acks, acks_truncated, scenario.connections.command_timeout).await;
+    let verify = verify::check(deployment, &shared.workloads, &acks, acks_truncated, scenario.connections.command_timeout).await;
     let c = &metrics.conns;
     Ok(RunResult {
         started_at,
@@ -362,6 +368,8 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
             c.connect_errors.load(Ordering::Relaxed),
             c.reconnects.load(Ordering::Relaxed),
         ),
+        cluster_redirects: c.cluster_reply_counts(),
+        topology_refreshes: c.topology_refreshes.load(Ordering::Relaxed),
         faults: verdicts,
         longest_outage_s: {
             let gaps = shared.tracker.gaps();

@@ -6,6 +6,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::keys::{digest, key_into};
+use crate::scenario::model::HostPort;
+use crate::target::Deployment;
+use crate::target::cluster;
 use crate::target::conn::{Conn, ConnectSpec};
 use crate::target::resp::{CommandWriter, Value};
 use crate::workload::Workload;
@@ -38,8 +41,15 @@ impl VerifyResult {
     }
 }
 
-/// Reads back the remembered writes of every verifying workload.
-pub async fn check(spec: &ConnectSpec, workloads: &[Workload], acks: &HashMap<(u16, u64), u64>, truncated: bool, timeout: Duration) -> Vec<VerifyResult> {
+/// Reads back the remembered writes of every verifying workload, from the target or, for a
+/// cluster, from the primary now serving each key's slot.
+pub async fn check(deployment: &Deployment, workloads: &[Workload], acks: &HashMap<(u16, u64), u64>, truncated: bool, timeout: Duration) -> Vec<VerifyResult> {
+    let spec = &deployment.spec;
+    let topology = match deployment.cluster {
+        Some(_) => deployment.current_topology(spec).await.ok(),
+        None => None,
+    };
+    let mut conns: HashMap<HostPort, Conn> = HashMap::new();
     let mut out = Vec::new();
     for (wi, w) in workloads.iter().enumerate() {
         if !w.verify {
@@ -49,32 +59,57 @@ pub async fn check(spec: &ConnectSpec, workloads: &[Workload], acks: &HashMap<(u
         let mut keys: Vec<(u64, u64)> = acks.iter().filter(|((x, _), _)| *x as usize == wi).map(|((_, k), d)| (*k, *d)).collect();
         keys.sort_unstable();
         r.checked = keys.len() as u64;
-        let mut conn = Conn::connect(spec).await.ok();
-        for chunk in keys.chunks(BATCH) {
-            let Some(c) = conn.as_mut() else {
-                r.unreadable += chunk.len() as u64;
-                continue;
-            };
-            let mut buf = Vec::new();
+        // Group the keys by the node that holds them.
+        let mut by_node: HashMap<HostPort, Vec<(Vec<u8>, u64)>> = HashMap::new();
+        for (k, digest) in keys {
             let mut key = Vec::new();
-            for (k, _) in chunk {
-                key_into(&mut key, w.keyspace.prefix.as_bytes(), *k);
-                CommandWriter::new(&mut buf, 2).arg(b"GET").arg(&key);
-            }
-            let mut replies = Vec::with_capacity(chunk.len());
-            let ok = matches!(tokio::time::timeout(timeout * 4, c.roundtrip(&buf, chunk.len(), &mut replies)).await, Ok(Ok(())));
-            if !ok {
-                r.unreadable += chunk.len() as u64;
-                conn = Conn::connect(spec).await.ok();
-                continue;
-            }
-            for ((_, want), got) in chunk.iter().zip(&replies) {
-                match (got, *want) {
-                    (Value::Nil, TOMBSTONE) => {}
-                    (Value::Nil, _) => r.lost += 1,
-                    (Value::Bulk(b), d) if d != TOMBSTONE && digest(b) == d => {}
-                    (Value::Error(_), _) => r.unreadable += 1,
-                    _ => r.changed += 1,
+            key_into(&mut key, w.keyspace.prefix.as_bytes(), k);
+            let node = match &topology {
+                Some(t) => match t.owner.get(cluster::slot(&key) as usize).and_then(|s| t.shards.get(*s as usize)) {
+                    Some(shard) => shard.master.clone(),
+                    None => {
+                        r.unreadable += 1;
+                        continue;
+                    }
+                },
+                None if deployment.cluster.is_some() => {
+                    r.unreadable += 1;
+                    continue;
+                }
+                None => spec.addr.clone(),
+            };
+            by_node.entry(node).or_default().push((key, digest));
+        }
+        for (node, keys) in by_node {
+            for chunk in keys.chunks(BATCH) {
+                if !conns.contains_key(&node) {
+                    if let Ok(c) = Conn::connect(&ConnectSpec { addr: node.clone(), ..spec.clone() }).await {
+                        conns.insert(node.clone(), c);
+                    }
+                }
+                let Some(c) = conns.get_mut(&node) else {
+                    r.unreadable += chunk.len() as u64;
+                    continue;
+                };
+                let mut buf = Vec::new();
+                for (key, _) in chunk {
+                    CommandWriter::new(&mut buf, 2).arg(b"GET").arg(key);
+                }
+                let mut replies = Vec::with_capacity(chunk.len());
+                let ok = matches!(tokio::time::timeout(timeout * 4, c.roundtrip(&buf, chunk.len(), &mut replies)).await, Ok(Ok(())));
+                if !ok {
+                    r.unreadable += chunk.len() as u64;
+                    conns.remove(&node);
+                    continue;
+                }
+                for ((_, want), got) in chunk.iter().zip(&replies) {
+                    match (got, *want) {
+                        (Value::Nil, TOMBSTONE) => {}
+                        (Value::Nil, _) => r.lost += 1,
+                        (Value::Bulk(b), d) if d != TOMBSTONE && digest(b) == d => {}
+                        (Value::Error(_), _) => r.unreadable += 1,
+                        _ => r.changed += 1,
+                    }
                 }
             }
         }

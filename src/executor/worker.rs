@@ -13,6 +13,7 @@ use tokio::time::{Instant as TokioInstant, sleep_until};
 use super::Shared;
 use crate::keys::{Rng, worker_rng};
 use crate::metrics::{ErrorClass, Outcome};
+use crate::pool::Route;
 use crate::target::conn::ConnError;
 use crate::target::resp::Value;
 use crate::workload::{Prepared, WorkerState};
@@ -79,18 +80,19 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
             let now_nanos = shared.t0.elapsed().as_nanos() as u64;
             let prepared = workload.prepare(st, &mut rng, &mut buf, now_nanos);
             shared.tracker.in_flight.fetch_add(1, Ordering::Relaxed);
-            let (mut outcome, mut service_start) = round_trip(&shared, id, &buf, &prepared, &mut replies).await;
+            let read_only = workload.read_only(&prepared, st);
+            let (mut outcome, mut service_start) = routed_round_trip(&shared, id, &buf, &prepared, read_only, &mut replies, &mut rng).await;
             // Resend after a connection error only where that is safe: reads, or writes when the
             // scenario allows it. Timeouts are not resent: the first send may have been applied.
             let mut retries = 0;
             while outcome == Err(ErrorClass::Connection)
                 && retries + 1 < shared.retry.attempts
-                && (shared.retry.retry_writes || workload.read_only(&prepared, st))
+                && (shared.retry.retry_writes || read_only)
             {
                 tokio::time::sleep(backoff(&shared.retry, retries, &mut rng)).await;
                 retries += 1;
                 replies.clear();
-                (outcome, service_start) = round_trip(&shared, id, &buf, &prepared, &mut replies).await;
+                (outcome, service_start) = routed_round_trip(&shared, id, &buf, &prepared, read_only, &mut replies, &mut rng).await;
             }
             if retries > 0 {
                 shared.metrics.record_retries(crate::metrics::OpKey { phase: pi as u16, workload: wi as u16, op: prepared.op }, u64::from(retries));
@@ -149,15 +151,104 @@ fn backoff(r: &crate::scenario::model::Retry, n: u32, rng: &mut Rng) -> std::tim
     base.mul_f64(spread.max(0.0))
 }
 
-/// Checks out a connection, sends the prepared bytes and reads the replies.
+/// Most cluster redirects (MOVED, ASK, TRYAGAIN, CLUSTERDOWN) followed for one round trip.
+const MAX_REDIRECTS: u32 = 5;
+
+/// Sends a round trip where it belongs. Outside a cluster that is one send. In a cluster it goes to
+/// the node serving its slot (a replica for reads when the scenario asks for that), and when every
+/// reply says the operation was not applied there — MOVED, ASK, TRYAGAIN, CLUSTERDOWN, or a
+/// transaction aborted by one of them — it is sent again where the reply points, after a backoff
+/// for TRYAGAIN and CLUSTERDOWN, at most [`MAX_REDIRECTS`] times. Each such reply is counted by
+/// class; MOVED, CLUSTERDOWN and connection errors ask for the slot map to be read again.
+async fn routed_round_trip(
+    shared: &Shared,
+    worker: usize,
+    buf: &[u8],
+    p: &Prepared,
+    read_only: bool,
+    replies: &mut Vec<Value>,
+    rng: &mut Rng,
+) -> (Result<(), ErrorClass>, Instant) {
+    if !shared.pools.is_cluster() {
+        return round_trip(shared, worker, &Route::Any, buf, p.replies, replies).await;
+    }
+    let mut route = match crate::target::cluster::first_key_slot(buf) {
+        Some(slot) => Route::Slot { slot, replica: shared.read_from_replicas && read_only },
+        None => Route::Any,
+    };
+    let mut asking: Vec<u8> = Vec::new();
+    let mut redirects = 0;
+    loop {
+        let (outcome, sent) = if asking.is_empty() {
+            round_trip(shared, worker, &route, buf, p.replies, replies).await
+        } else {
+            let r = round_trip(shared, worker, &route, &asking, p.replies + 1, replies).await;
+            if r.0.is_ok() && !replies.is_empty() {
+                replies.remove(0);
+            }
+            r
+        };
+        match outcome {
+            Ok(()) => {}
+            Err(ErrorClass::Connection | ErrorClass::Timeout) => {
+                // The node may be gone: a failover will change the slot map.
+                shared.pools.request_refresh();
+                return (outcome, sent);
+            }
+            Err(_) => return (outcome, sent),
+        }
+        let Some(class) = not_applied(replies) else { return (outcome, sent) };
+        shared.metrics.conns.cluster_reply(class);
+        if redirects >= MAX_REDIRECTS {
+            return (outcome, sent);
+        }
+        redirects += 1;
+        let first = replies.iter().find_map(|v| match v {
+            Value::Error(e) if e.starts_with(class) => Some(e.clone()),
+            _ => None,
+        });
+        asking.clear();
+        match class {
+            "MOVED" | "ASK" => {
+                let Some(r) = first.and_then(|e| crate::target::cluster::Redirect::parse(&e, "127.0.0.1")) else { return (outcome, sent) };
+                if r.ask {
+                    crate::target::resp::command(&mut asking, &[b"ASKING"]);
+                    asking.extend_from_slice(buf);
+                } else {
+                    shared.pools.request_refresh();
+                }
+                route = Route::Node(r.to);
+            }
+            _ => {
+                if class == "CLUSTERDOWN" {
+                    shared.pools.request_refresh();
+                }
+                tokio::time::sleep(backoff(&shared.retry, redirects - 1, rng)).await;
+            }
+        }
+        replies.clear();
+    }
+}
+
+/// The cluster reply class when a round trip's replies show nothing was applied: every reply is a
+/// MOVED/ASK/TRYAGAIN/CLUSTERDOWN error, or EXEC was aborted because a queued command got one.
+fn not_applied(replies: &[Value]) -> Option<&'static str> {
+    const CLASSES: [&str; 4] = ["MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"];
+    let class_of = |v: &Value| v.error_class().and_then(|c| CLASSES.iter().copied().find(|k| *k == c));
+    let first = replies.iter().find_map(class_of)?;
+    let aborted = replies.last().is_some_and(|v| v.error_class() == Some("EXECABORT"));
+    (aborted || replies.iter().all(|v| class_of(v).is_some())).then_some(first)
+}
+
+/// Checks out a connection on `route`, sends the bytes and reads `expect` replies.
 /// Returns the outcome and when the command was actually sent (for service time).
-async fn round_trip(shared: &Shared, worker: usize, buf: &[u8], p: &Prepared, replies: &mut Vec<Value>) -> (Result<(), ErrorClass>, Instant) {
-    let mut conn = match shared.pools.get(worker).await {
+async fn round_trip(shared: &Shared, worker: usize, route: &Route, buf: &[u8], expect: usize, replies: &mut Vec<Value>) -> (Result<(), ErrorClass>, Instant) {
+    let mut conn = match shared.pools.get(worker, route).await {
         Ok(c) => c,
         Err(class) => return (Err(class), Instant::now()),
     };
     let sent = Instant::now();
-    let r = match tokio::time::timeout(shared.command_timeout, conn.roundtrip(buf, p.replies, replies)).await {
+    let r = match tokio::time::timeout(shared.command_timeout, conn.roundtrip(buf, expect, replies)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(ConnError::Timeout)) => Err(ErrorClass::Timeout),
         Ok(Err(ConnError::Protocol(_))) => Err(ErrorClass::Protocol),
@@ -169,4 +260,23 @@ async fn round_trip(shared: &Shared, worker: usize, buf: &[u8], p: &Prepared, re
         }
     };
     (r, sent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::not_applied;
+    use crate::target::resp::Value;
+
+    #[test]
+    fn redirects_are_followed_only_when_nothing_was_applied() {
+        let moved = || Value::Error("MOVED 1 127.0.0.1:7000".into());
+        assert_eq!(not_applied(&[moved(), moved()]), Some("MOVED"));
+        assert_eq!(not_applied(&[Value::Error("TRYAGAIN later".into())]), Some("TRYAGAIN"));
+        // One command of the batch was applied: resending would apply it twice.
+        assert_eq!(not_applied(&[Value::Status("OK".into()), Value::Error("ASK 1 127.0.0.1:7000".into())]), None);
+        // MULTI, a queued command redirected, EXEC aborted: nothing applied.
+        assert_eq!(not_applied(&[Value::Status("OK".into()), moved(), Value::Error("EXECABORT Transaction discarded".into())]), Some("MOVED"));
+        assert_eq!(not_applied(&[Value::Status("OK".into())]), None);
+        assert_eq!(not_applied(&[Value::Error("WRONGTYPE x".into())]), None);
+    }
 }

@@ -182,6 +182,11 @@ pub fn snapshot(src: &Source) -> Vec<Family> {
         family("redis_reconnect_duration", hist(&conns.reconnect_time)),
         family("redis_network_errors_total", vec![number(vec![], network_errors as f64)]),
         family(
+            "redis_cluster_redirects_total",
+            crate::metrics::CLUSTER_REPLIES.iter().zip(&conns.cluster_replies).map(|(c, n)| number(vec![("class", c.to_string())], load(n) as f64)).collect(),
+        ),
+        family("redis_cluster_topology_refreshes_total", vec![number(vec![], load(&conns.topology_refreshes) as f64)]),
+        family(
             "redis_test_phase",
             src.plan.phases.iter().enumerate().map(|(i, p)| number(vec![("phase", p.name.clone())], if live.phase == Some(i) { 1.0 } else { 0.0 })).collect(),
         ),

@@ -252,6 +252,13 @@ pub struct ConnectionReport {
     pub connect_errors: u64,
     /// Connections opened to replace dropped ones.
     pub reconnects: u64,
+    /// Cluster replies that moved an operation (MOVED, ASK) or made it wait (TRYAGAIN,
+    /// CLUSTERDOWN) and that the tool followed, by class.
+    #[serde(default)]
+    pub cluster_redirects: BTreeMap<String, u64>,
+    /// Times the cluster slot map was read again during the run.
+    #[serde(default)]
+    pub topology_refreshes: u64,
 }
 
 /// What cleanup did.
@@ -394,6 +401,8 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
             dropped: run.connections.1,
             connect_errors: run.connections.2,
             reconnects: run.connections.3,
+            cluster_redirects: run.cluster_redirects.clone(),
+            topology_refreshes: run.topology_refreshes,
         },
         cleanup,
         otlp: None,

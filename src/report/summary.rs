@@ -111,6 +111,15 @@ pub fn render(r: &Report) -> String {
         "\nconnections: {} opened, {} dropped, {} reconnects, {} failed to open",
         r.connections.opened, r.connections.dropped, r.connections.reconnects, r.connections.connect_errors
     );
+    if !r.connections.cluster_redirects.is_empty() || r.connections.topology_refreshes > 0 {
+        let classes: Vec<String> = r.connections.cluster_redirects.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        let _ = writeln!(
+            s,
+            "cluster: redirects followed: {}; slot map read again {} times",
+            if classes.is_empty() { "none".to_owned() } else { classes.join(", ") },
+            r.connections.topology_refreshes
+        );
+    }
     if let Some(c) = &r.cleanup {
         match &c.error {
             None => {

@@ -75,7 +75,7 @@ pub struct Scenario {
 }
 
 /// A `host:port` address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct HostPort {
     /// Host name or IP address (IPv6 without brackets).
     pub host: String,

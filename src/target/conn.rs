@@ -109,6 +109,8 @@ pub struct ConnectSpec {
     pub tls: Option<TlsSettings>,
     /// For sentinel targets: the master's current address, which replaces `addr` when connecting.
     pub follow: Option<std::sync::Arc<super::sentinel::Master>>,
+    /// Send READONLY after connecting (cluster replica reads).
+    pub readonly: bool,
 }
 
 impl ConnectSpec {
@@ -193,6 +195,10 @@ impl Conn {
         }
         resp::command(&mut buf, &[b"CLIENT", b"SETNAME", spec.client_name.as_bytes()]);
         replies += 1;
+        if spec.readonly {
+            resp::command(&mut buf, &[b"READONLY"]);
+            replies += 1;
+        }
         let mut out = Vec::with_capacity(replies);
         self.roundtrip(&buf, replies, &mut out).await?;
         for v in out {

@@ -1,6 +1,7 @@
 //! Reaching the deployment under test: connection specs from the scenario's target, local
 //! deployments started for a run, and the RESP connection itself.
 
+pub mod cluster;
 pub mod conn;
 pub mod local;
 pub mod resp;
@@ -50,6 +51,8 @@ pub enum TargetError {
 pub enum Local {
     /// One redis-server.
     Standalone(Box<LocalServer>),
+    /// Three primaries (nodes 0–2) and their replicas (nodes 3–5).
+    Cluster(Vec<LocalServer>),
     /// Primary, replica and three sentinels.
     Sentinel {
         /// Node 0: the first primary, node 1: its replica.
@@ -64,6 +67,7 @@ impl Local {
     pub fn nodes(&self) -> Vec<&LocalServer> {
         match self {
             Local::Standalone(s) => vec![s],
+            Local::Cluster(nodes) => nodes.iter().collect(),
             Local::Sentinel { nodes, .. } => nodes.iter().collect(),
         }
     }
@@ -71,6 +75,11 @@ impl Local {
     async fn stop(self) {
         match self {
             Local::Standalone(s) => s.stop().await,
+            Local::Cluster(nodes) => {
+                for s in nodes {
+                    s.stop().await;
+                }
+            }
             Local::Sentinel { nodes, sentinels } => {
                 for s in sentinels.into_iter().chain(nodes) {
                     s.stop().await;
@@ -89,6 +98,10 @@ pub struct Deployment {
     pub local: Option<Local>,
     /// How to reach the sentinels (sentinel targets).
     pub sentinels: Option<sentinel::Sentinels>,
+    /// The slot map when the run started (cluster targets).
+    pub cluster: Option<cluster::Topology>,
+    /// Cluster nodes to ask for the slot map when the known ones do not answer.
+    pub seeds: Vec<HostPort>,
     watcher: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -101,6 +114,25 @@ impl Deployment {
             ConnError::Tls(msg) => TargetError::Tls { addr, msg },
             err => TargetError::Unreachable { addr, err },
         })
+    }
+
+    /// The cluster's slot map now, asked of the nodes known at the start and the seeds.
+    pub async fn current_topology(&self, spec: &ConnectSpec) -> Result<cluster::Topology, String> {
+        let start = self.cluster.as_ref().ok_or("not a cluster target")?;
+        let mut candidates = start.nodes();
+        candidates.extend(self.seeds.iter().filter(|s| !candidates.contains(s)).cloned().collect::<Vec<_>>());
+        cluster::Topology::fetch(spec, &candidates, std::time::Duration::from_secs(5)).await.map_err(|e| format!("cluster slot map: {e}"))
+    }
+
+    /// Connection settings for every node holding data: the target, or each cluster primary (all
+    /// cluster nodes with `all`), as `spec` but for that node.
+    pub async fn data_nodes(&self, spec: &ConnectSpec, all: bool) -> Result<Vec<ConnectSpec>, String> {
+        if self.cluster.is_none() {
+            return Ok(vec![spec.clone()]);
+        }
+        let topology = self.current_topology(spec).await?;
+        let addrs = if all { topology.nodes() } else { topology.shards.iter().map(|s| s.master.clone()).collect() };
+        Ok(addrs.into_iter().map(|addr| ConnectSpec { addr, ..spec.clone() }).collect())
     }
 
     /// Stops the master watcher and the local processes, if any.
@@ -116,12 +148,12 @@ impl Deployment {
 
 /// Prepares the target: starts a local server when asked, then checks that it answers.
 pub async fn prepare(target: &Target, connections: &Connections, client_name: &str) -> Result<Deployment, TargetError> {
-    if target.mode == Mode::Cluster {
-        return Err(TargetError::Unsupported("cluster targets are not supported by this version yet; use a standalone or sentinel target".into()));
+    if target.read_from_replicas && target.mode != Mode::Cluster {
+        return Err(TargetError::Unsupported(
+            "`read_from_replicas` is supported for cluster targets only in this version; remove it to read from the master".into(),
+        ));
     }
-    if target.read_from_replicas {
-        return Err(TargetError::Unsupported("`read_from_replicas` is not supported by this version yet; remove it to read from the master".into()));
-    }
+    let mut seeds = Vec::new();
     let (addr, local, sentinel_nodes) = match &target.endpoint {
         Endpoint::Local(LocalTopology::Standalone) => {
             let server = LocalServer::start(target.password.as_ref(), &[]).await?;
@@ -132,10 +164,19 @@ pub async fn prepare(target: &Target, connections: &Connections, client_name: &s
             let addr = local.nodes()[0].addr.clone();
             (addr, Some(local), Some(sentinels))
         }
-        Endpoint::Local(other) => return Err(TargetError::Unsupported(format!("local {other:?} deployments are not supported by this version yet"))),
+        Endpoint::Local(LocalTopology::Cluster) => {
+            let nodes = cluster::start_local(target.password.as_ref(), LOCAL_CLUSTER_NODE_TIMEOUT).await?;
+            seeds = nodes.iter().map(|n| n.addr.clone()).collect();
+            (nodes[0].addr.clone(), Some(Local::Cluster(nodes)), None)
+        }
         Endpoint::Remote(addrs) => match &target.sentinel {
             Some(s) => (HostPort { host: "sentinel".into(), port: 0 }, None, Some(s.nodes.clone())),
-            None => (addrs.first().cloned().ok_or_else(|| TargetError::Unsupported("the target has no address".into()))?, None, None),
+            None => {
+                if target.mode == Mode::Cluster {
+                    seeds.clone_from(addrs);
+                }
+                (addrs.first().cloned().ok_or_else(|| TargetError::Unsupported("the target has no address".into()))?, None, None)
+            }
         },
     };
     let addr_text = addr.to_string();
@@ -152,6 +193,7 @@ pub async fn prepare(target: &Target, connections: &Connections, client_name: &s
             None => None,
         },
         follow: None,
+        readonly: false,
     };
     let mut sentinels = None;
     let mut watcher = None;
@@ -173,10 +215,30 @@ pub async fn prepare(target: &Target, connections: &Connections, client_name: &s
         watcher = Some(tokio::spawn(tracing::Instrument::in_current_span(s.clone().watch(master))));
         sentinels = Some(s);
     }
-    let deployment = Deployment { spec, local, sentinels, watcher };
-    deployment.probe().await?;
+    let mut topology = None;
+    if target.mode == Mode::Cluster {
+        // Probe the seeds one by one: the first that answers gives the slot map.
+        let topo = cluster::Topology::fetch(&spec, &seeds, connections.command_timeout).await.map_err(|msg| {
+            if msg.contains("cluster support disabled") {
+                TargetError::Unsupported(format!("the target is not a cluster ({msg}); use `mode: standalone`"))
+            } else {
+                TargetError::Unreachable { addr: "the cluster seed nodes".into(), err: ConnError::Io(msg) }
+            }
+        })?;
+        tracing::info!(shards = topo.shards.len(), "cluster slot map read");
+        spec.addr = topo.shards[0].master.clone();
+        topology = Some(topo);
+    }
+    let deployment = Deployment { spec, local, sentinels, cluster: topology, seeds, watcher };
+    if let Err(e) = deployment.probe().await {
+        deployment.shutdown().await;
+        return Err(e);
+    }
     Ok(deployment)
 }
+
+/// How long local cluster nodes wait before they call a silent node failed.
+const LOCAL_CLUSTER_NODE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(2000);
 
 /// The master name local sentinel deployments monitor.
 pub const LOCAL_MASTER_NAME: &str = "redis-test";

@@ -2,7 +2,7 @@
 //! Every command counts as an operation and carries its batch's latency, as redis-benchmark does.
 
 use super::{Env, Prepared, Weighted, WorkerState};
-use crate::keys::{Rng, key_into};
+use crate::keys::Rng;
 use crate::scenario::raw::HighThroughputSpec;
 use crate::target::resp::CommandWriter;
 
@@ -24,9 +24,11 @@ impl HighThroughput {
     /// Writes the next batch (`depth` commands); their ops go to `st.batch`.
     pub fn prepare(&self, env: &Env<'_>, st: &mut WorkerState, rng: &mut Rng, buf: &mut Vec<u8>) -> Prepared {
         st.batch.clear();
-        for _ in 0..self.depth {
+        let first = st.picker.next(rng);
+        for i in 0..self.depth {
             let op = self.choose.pick(rng);
-            key_into(&mut st.key, env.prefix, st.picker.next(rng));
+            let index = if i == 0 { first } else { env.batch_index(first, st.picker.next(rng)) };
+            env.batch_key(&mut st.key, b"", index);
             if op == 0 {
                 CommandWriter::new(buf, 2).arg(b"GET").arg(&st.key);
             } else {

@@ -93,7 +93,13 @@ pub struct Workload {
     kind: Kind,
     /// Whether acknowledged writes are remembered and read back.
     pub verify: bool,
+    /// Cluster targets: keys of one round trip share a hash tag, one per block of this many key indexes.
+    tag_block: Option<u64>,
 }
+
+/// Hash-tag blocks a cluster keyspace is cut into: enough that the blocks' slots spread evenly
+/// over the shards.
+const TAG_BLOCKS: u64 = 1024;
 
 enum Kind {
     Basic(basic::Basic),
@@ -107,8 +113,9 @@ enum Kind {
 }
 
 impl Workload {
-    /// Builds the runtime form of a scenario workload. `index` is its position in the scenario.
-    pub fn new(spec: &WorkloadSpec, index: usize, max_workers: usize) -> Workload {
+    /// Builds the runtime form of a scenario workload. `index` is its position in the scenario;
+    /// `cluster` makes batches slot-safe.
+    pub fn new(spec: &WorkloadSpec, index: usize, max_workers: usize, cluster: bool) -> Workload {
         let (kind, ops, verify): (Kind, Vec<&'static str>, bool) = match &spec.kind {
             WorkloadKind::Basic(b) => (Kind::Basic(basic::Basic::new(b)), basic::OPS.to_vec(), b.verify),
             WorkloadKind::HighThroughput(h) => (Kind::HighThroughput(high_throughput::HighThroughput::new(h)), high_throughput::OPS.to_vec(), false),
@@ -132,6 +139,7 @@ impl Workload {
             ttl_ms: spec.keyspace.ttl.map(|t| t.as_millis().max(1) as u64),
             kind,
             verify,
+            tag_block: cluster.then(|| spec.keyspace.keys.div_ceil(TAG_BLOCKS).max(1)),
         }
     }
 
@@ -158,7 +166,7 @@ impl Workload {
 
     /// Writes the next operation into `buf`.
     pub fn prepare(&self, st: &mut WorkerState, rng: &mut Rng, buf: &mut Vec<u8>, now_nanos: u64) -> Prepared {
-        let env = Env { prefix: &self.prefix, values: &self.values, ttl_ms: self.ttl_ms, verify: self.verify };
+        let env = Env { prefix: &self.prefix, values: &self.values, ttl_ms: self.ttl_ms, verify: self.verify, tag_block: self.tag_block, keys: self.keyspace.keys.max(1) };
         match &self.kind {
             Kind::Basic(b) => b.prepare(&env, st, rng, buf),
             Kind::HighThroughput(h) => h.prepare(&env, st, rng, buf),
@@ -241,6 +249,37 @@ pub struct Env<'a> {
     values: &'a ValueMaker,
     ttl_ms: Option<u64>,
     verify: bool,
+    tag_block: Option<u64>,
+    keys: u64,
+}
+
+impl Env<'_> {
+    /// Writes the key of a batch command: prefix, then (for cluster targets) the hash tag `{block}`
+    /// of the index's block, then `family` and the index. Only batch workloads use this: their
+    /// round trips carry several keys, which a cluster accepts only when they share a slot.
+    fn batch_key(&self, out: &mut Vec<u8>, family: &[u8], index: u64) {
+        out.clear();
+        out.extend_from_slice(self.prefix);
+        if let Some(block) = self.tag_block {
+            out.push(b'{');
+            crate::keys::push_decimal(out, index / block);
+            out.push(b'}');
+        }
+        out.extend_from_slice(family);
+        crate::keys::push_decimal(out, index);
+    }
+
+    /// The index a batch uses for its next key: `picked` itself, or for cluster targets the index
+    /// at the same offset in the block of `first` (the batch's first key), so all share one slot.
+    fn batch_index(&self, first: u64, picked: u64) -> u64 {
+        match self.tag_block {
+            Some(block) => {
+                let base = first / block * block;
+                base + picked % block.min(self.keys - base)
+            }
+            None => picked,
+        }
+    }
 }
 
 /// The outcome of an operation from its replies: any error reply wins; a nil first reply is a miss
@@ -271,6 +310,28 @@ mod tests {
         assert_eq!(counts[1], 0);
         let share = counts[2] as f64 / 40_000.0;
         assert!((0.73..0.77).contains(&share), "{counts:?}");
+    }
+
+    #[test]
+    fn cluster_batch_keys_share_a_slot_and_stay_in_the_keyspace() {
+        let values = ValueMaker::new((8, 8));
+        let env = Env { prefix: b"rt:", values: &values, ttl_ms: None, verify: false, tag_block: Some(10_000u64.div_ceil(TAG_BLOCKS)), keys: 10_000 };
+        let mut rng = worker_rng(5, 0);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for _ in 0..1000 {
+            let first = rand::RngExt::random_range(&mut rng, 0..10_000u64);
+            let other = env.batch_index(first, rand::RngExt::random_range(&mut rng, 0..10_000u64));
+            assert!(other < 10_000);
+            env.batch_key(&mut a, b"", first);
+            env.batch_key(&mut b, b"h:", other);
+            assert_eq!(crate::target::cluster::slot(&a), crate::target::cluster::slot(&b), "{:?} {:?}", String::from_utf8_lossy(&a), String::from_utf8_lossy(&b));
+        }
+        env.batch_key(&mut a, b"h:", 9_999);
+        assert_eq!(a, b"rt:{999}h:9999");
+        let plain = Env { tag_block: None, ..env };
+        plain.batch_key(&mut a, b"", 42);
+        assert_eq!(a, b"rt:42");
+        assert_eq!(plain.batch_index(1, 42), 42);
     }
 
     #[test]

@@ -54,23 +54,19 @@ impl Pipeline {
         if self.transaction {
             CommandWriter::new(buf, 1).arg(b"MULTI");
         }
-        for _ in 0..self.depth {
+        let first = st.picker.next(rng);
+        for i in 0..self.depth {
             let op = self.choose.pick(rng);
-            let k = st.picker.next(rng);
+            let k = if i == 0 { first } else { env.batch_index(first, st.picker.next(rng)) };
             let family: &[u8] = match op {
-                0..=3 => b"",
+                0 | 1 | 3 => b"",
+                2 => b"c:",
                 4 | 5 => b"h:",
                 6 | 7 => b"l:",
                 8 => b"s:",
                 _ => b"z:",
             };
-            st.key.clear();
-            st.key.extend_from_slice(env.prefix);
-            st.key.extend_from_slice(family);
-            if op == 2 {
-                st.key.extend_from_slice(b"c:");
-            }
-            crate::keys::push_decimal(&mut st.key, k);
+            env.batch_key(&mut st.key, family, k);
             let mut member = Vec::with_capacity(12);
             key_into(&mut member, b"m", rng.random_range(0..1000));
             match op {

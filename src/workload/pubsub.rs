@@ -189,7 +189,8 @@ pub struct SubscriberCtx {
 /// Runs one subscriber until `stop`; `ready` is sent once the subscription is confirmed.
 pub async fn subscriber(ps: Arc<PubSub>, id: usize, spec: ConnectSpec, mut ctx: SubscriberCtx, ready: tokio::sync::oneshot::Sender<Result<(), String>>) {
     let mut stats = SubscriberStats { subscriber: id, ..Default::default() };
-    let mut last: HashMap<u64, u64> = HashMap::new();
+    // Order is kept per publisher and channel: on a cluster, channels travel different paths.
+    let mut last: HashMap<(u64, Vec<u8>), u64> = HashMap::new();
     let mut ready = Some(ready);
     let (cmd, confirmations) = ps.subscribe_command();
     'connect: while !*ctx.stop.borrow() {
@@ -226,8 +227,8 @@ pub async fn subscriber(ps: Arc<PubSub>, id: usize, spec: ConnectSpec, mut ctx: 
             };
             match value {
                 Ok(v) => {
-                    if let Some(payload) = message_payload(&v) {
-                        ps_receive(&ps, id, payload, &mut stats, &mut last, &ctx);
+                    if let Some((channel, payload)) = message_payload(&v) {
+                        ps_receive(&ps, id, channel, payload, &mut stats, &mut last, &ctx);
                     }
                 }
                 Err(_) => {
@@ -242,14 +243,17 @@ pub async fn subscriber(ps: Arc<PubSub>, id: usize, spec: ConnectSpec, mut ctx: 
     ps.results.lock().expect("pubsub lock").push(stats);
 }
 
-fn ps_receive(ps: &PubSub, id: usize, payload: &[u8], stats: &mut SubscriberStats, last: &mut HashMap<u64, u64>, ctx: &SubscriberCtx) {
+fn ps_receive(ps: &PubSub, id: usize, channel: &[u8], payload: &[u8], stats: &mut SubscriberStats, last: &mut HashMap<(u64, Vec<u8>), u64>, ctx: &SubscriberCtx) {
     let Some((publisher, seq, sent)) = parse_header(payload) else { return };
     let (now, phase) = (ctx.clock)();
     let latency_us = now.saturating_sub(sent) / 1_000;
     ctx.metrics.record(OpKey { phase, workload: ps.workload, op: RECEIVE }, Outcome::Ok, Some(latency_us), None);
     stats.received += 1;
     ps.received[id].fetch_add(1, Ordering::Relaxed);
-    let prev = last.entry(publisher).or_insert(0);
+    let prev = match last.get_mut(&(publisher, channel.to_vec())) {
+        Some(p) => p,
+        None => last.entry((publisher, channel.to_vec())).or_insert(0),
+    };
     if seq == *prev {
         stats.duplicates += 1;
     } else if seq < *prev {
@@ -264,15 +268,15 @@ fn ps_receive(ps: &PubSub, id: usize, payload: &[u8], stats: &mut SubscriberStat
     }
 }
 
-/// The payload of a `message` / `pmessage` push (RESP2 array or RESP3 push).
-fn message_payload(v: &Value) -> Option<&[u8]> {
+/// The channel and payload of a `message` / `pmessage` push (RESP2 array or RESP3 push).
+fn message_payload(v: &Value) -> Option<(&[u8], &[u8])> {
     let items = match v {
         Value::Array(items) | Value::Push(items) => items,
         _ => return None,
     };
     match items.first()?.as_bytes()? {
-        b"message" => items.get(2)?.as_bytes(),
-        b"pmessage" => items.get(3)?.as_bytes(),
+        b"message" => Some((items.get(1)?.as_bytes()?, items.get(2)?.as_bytes()?)),
+        b"pmessage" => Some((items.get(2)?.as_bytes()?, items.get(3)?.as_bytes()?)),
         _ => None,
     }
 }
@@ -301,7 +305,7 @@ mod tests {
         assert_eq!(st.value.len(), 64);
         assert_eq!(parse_header(&st.value), Some((3, 1, 123_456)));
         let msg = Value::Array(vec![Value::Bulk(b"message".to_vec()), Value::Bulk(b"p:ch:0".to_vec()), Value::Bulk(st.value.clone())]);
-        assert_eq!(message_payload(&msg), Some(st.value.as_slice()));
+        assert_eq!(message_payload(&msg), Some((&b"p:ch:0"[..], st.value.as_slice())));
         assert_eq!(message_payload(&Value::Array(vec![Value::Bulk(b"subscribe".to_vec())])), None);
     }
 }
