@@ -25,6 +25,8 @@ pub struct Manager {
     spec: ConnectSpec,
     metrics: Arc<RunMetrics>,
     ping_timeout: Duration,
+    /// Shared by the pools of one node: whether the last connection attempt failed.
+    failing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Manager {
@@ -43,11 +45,13 @@ impl ManageConnection for Manager {
         let _entered = self.span.enter();
         match result {
             Ok(c) => {
+                self.failing.store(false, Ordering::Relaxed);
                 self.counters().opened(started.elapsed());
                 tracing::debug!(addr = %self.spec.addr, took_us = started.elapsed().as_micros() as u64, "connection opened");
                 Ok(c)
             }
             Err(e) => {
+                self.failing.store(true, Ordering::Relaxed);
                 self.counters().connect_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(addr = %self.spec.addr, error = %e, "connection attempt failed");
                 Err(e)
@@ -93,16 +97,23 @@ pub enum Route {
 }
 
 /// The pools of one node (or of the whole target): workers are spread over them round-robin.
-type NodePools = Arc<Vec<Pool<Manager>>>;
+struct Node {
+    pools: Vec<Pool<Manager>>,
+    /// Whether the last connection attempt to the node failed (set by its managers).
+    failing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+type NodePools = Arc<Node>;
 
 fn build_pools(spec: &ConnectSpec, connections: &Connections, metrics: &Arc<RunMetrics>) -> NodePools {
-    Arc::new(
-        (0..connections.pools)
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pools = (0..connections.pools)
             .map(|_| {
                 Pool::builder()
                     .max_size(connections.per_pool)
                     .min_idle(None)
                     .test_on_check_out(false)
+                    .retry_connection(false)
                     .connection_timeout(connections.acquire_timeout)
                     .idle_timeout(None)
                     .max_lifetime(None)
@@ -111,10 +122,11 @@ fn build_pools(spec: &ConnectSpec, connections: &Connections, metrics: &Arc<RunM
                         spec: spec.clone(),
                         metrics: Arc::clone(metrics),
                         ping_timeout: connections.command_timeout,
+                        failing: Arc::clone(&failing),
                     })
             })
-            .collect(),
-    )
+            .collect();
+    Arc::new(Node { pools, failing })
 }
 
 /// The run's pools.
@@ -189,7 +201,19 @@ impl Pools {
             (Some(c), Route::Any) => c.any(worker),
             (None, _) => Arc::clone(&self.single),
         };
-        let pool = &node[worker % node.len()];
+        let pool = &node.pools[worker % node.pools.len()];
+        if node.failing.load(Ordering::Relaxed) && pool.state().idle_connections == 0 {
+            // bb8 never hands a connect error to a waiting checkout: it would wait out the whole
+            // acquire timeout. While the node refuses connections, this checkout tries once itself
+            // and fails at once (`connection`), so the worker's retry policy and backoff apply and a
+            // dead node does not hold workers that other nodes' operations need.
+            match pool.dedicated_connection().await {
+                Ok(conn) => {
+                    let _ = pool.add(conn);
+                }
+                Err(_) => return Err(ErrorClass::Connection),
+            }
+        }
         // Every pooled connection may turn out stale after a failover; then a fresh one is opened.
         for _ in 0..self.per_pool + 3 {
             let mut conn = pool.get_owned().await.map_err(|e| match e {
@@ -214,7 +238,7 @@ impl Pools {
 
     /// Connections currently open, over all pools (of all cluster nodes).
     pub fn open_connections(&self) -> u32 {
-        let count = |n: &NodePools| n.iter().map(|p| p.state().connections).sum::<u32>();
+        let count = |n: &NodePools| n.pools.iter().map(|p| p.state().connections).sum::<u32>();
         count(&self.single) + self.cluster.as_ref().map_or(0, |c| c.nodes.read().expect("nodes lock").values().map(count).sum())
     }
 }

@@ -42,6 +42,10 @@ pub struct Shared {
     tracker: resilience::Tracker,
     retry: crate::scenario::model::Retry,
     read_from_replicas: bool,
+    /// Cluster targets: the shard (by the slot map at the start) of every slot; empty otherwise.
+    shard_of_slot: Vec<u16>,
+    /// Cluster shards by the slot map at the start: names for the report.
+    shards: Vec<String>,
 }
 
 /// One second of the run, over all operations.
@@ -163,10 +167,16 @@ pub struct FaultVerdict {
     pub in_flight: i64,
     /// From the fault to the first failed operation, seconds (none failed: absent).
     pub time_to_first_error_s: Option<f64>,
-    /// Longest time without a successful operation in the fault's window, seconds, over all workloads.
+    /// Longest time without a successful operation in the fault's window, seconds: over all
+    /// workloads, and for cluster targets over all shards as well.
     pub outage_s: f64,
     /// The same per workload.
     pub outage_by_workload_s: BTreeMap<String, f64>,
+    /// Cluster targets: the longest time without a successful operation on each shard (named by
+    /// its primary at the start of the run), over all workloads. A failed primary stops one shard
+    /// while the others carry on, which the per-workload figure cannot show.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outage_by_shard_s: BTreeMap<String, f64>,
     /// From the fault until throughput is back within 10 % of its level before it, seconds;
     /// absent when it never came back in the window or there was no level to compare with.
     pub recovery_s: Option<f64>,
@@ -195,6 +205,12 @@ fn fault_verdicts(runs: &[faults::FaultRun], shared: &Shared, ended: Duration, r
                 .enumerate()
                 .map(|(w, wl)| (wl.name.clone(), resilience::longest_outage(&gaps, Some(w as u16), from, to) as f64 / 1e9))
                 .collect();
+            let outage_by_shard_s: BTreeMap<String, f64> = shared
+                .shards
+                .iter()
+                .enumerate()
+                .map(|(i, name)| (name.clone(), resilience::longest_outage(&gaps, Some(shared.tracker.shard_stream(i as u16)), from, to) as f64 / 1e9))
+                .collect();
             FaultVerdict {
                 name: r.fault.name.clone(),
                 action: crate::plan::describe_action(&r.fault.action),
@@ -204,8 +220,9 @@ fn fault_verdicts(runs: &[faults::FaultRun], shared: &Shared, ended: Duration, r
                 detail: r.detail.clone(),
                 in_flight: r.in_flight,
                 time_to_first_error_s: first_error.map(|t| t.saturating_sub(from) as f64 / 1e9),
-                outage_s: outage_by_workload_s.values().copied().fold(0.0, f64::max),
+                outage_s: outage_by_workload_s.values().chain(outage_by_shard_s.values()).copied().fold(0.0, f64::max),
                 outage_by_workload_s,
+                outage_by_shard_s,
                 recovery_s: resilience::recovery(&slots, from, to).map(|ns| ns as f64 / 1e9),
                 errors,
                 reconnects: runs.get(i + 1).map_or(reconnects_end, |n| n.reconnects_before).saturating_sub(r.reconnects_before),
@@ -278,6 +295,8 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
     let t0 = Instant::now();
     let _ = t0_cell.set(t0);
     let started_at = SystemTime::now();
+    let shards: Vec<String> =
+        deployment.cluster.as_ref().map(|t| t.shards.iter().enumerate().map(|(i, s)| format!("shard {i} ({})", s.master)).collect()).unwrap_or_default();
     let pacer_stop = Arc::new(AtomicBool::new(false));
     let (tokens, pacer) = pacer::start(&plan.phases, t0, Arc::clone(&pacer_stop));
     let shared = Arc::new(Shared {
@@ -292,9 +311,11 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         command_timeout: scenario.connections.command_timeout,
         writers: max_workers.max(1),
         spans,
-        tracker: resilience::Tracker::new(scenario.workloads.len(), plan.total_duration),
+        tracker: resilience::Tracker::new(scenario.workloads.len(), shards.len(), plan.total_duration),
         retry: scenario.connections.retry.clone(),
         read_from_replicas: scenario.target.read_from_replicas,
+        shard_of_slot: deployment.cluster.as_ref().map(|t| t.owner.clone()).unwrap_or_default(),
+        shards,
     });
 
     let (collector_stop_tx, collector_stop) = watch::channel(false);

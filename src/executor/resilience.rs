@@ -1,7 +1,7 @@
-//! What resilience verdicts are computed from: per workload the moment of the last success (so
-//! every gap between two successes longer than [`GAP_MIN`] is caught exactly, at the cost of one
-//! atomic swap per success), errors with their time and class, successes per 100 ms slot, and
-//! operations in flight.
+//! What resilience verdicts are computed from: per workload (and per cluster shard) the moment of
+//! the last success (so every gap between two successes longer than [`GAP_MIN`] is caught exactly,
+//! at the cost of one atomic swap per success), errors with their time and class, successes per
+//! 100 ms slot, and operations in flight.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -15,10 +15,10 @@ pub const SLOT: Duration = Duration::from_millis(100);
 /// Most error events kept (an outage can fail a great many operations; counts stay exact elsewhere).
 const MAX_ERROR_EVENTS: usize = 100_000;
 
-/// A stretch without a successful operation of one workload.
+/// A stretch without a successful operation of one workload or shard.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Gap {
-    /// Workload index.
+    /// Stream: a workload index, or [`Tracker::shard_stream`] of a cluster shard.
     pub workload: u16,
     /// Last success before the gap, ns since the run's start.
     pub from_ns: u64,
@@ -34,14 +34,16 @@ pub struct Tracker {
     slots: Vec<AtomicU64>,
     /// Operations sent and not yet answered.
     pub in_flight: AtomicI64,
+    workloads: usize,
 }
 
 impl Tracker {
-    /// For `workloads` workloads over a run of `length`.
-    pub fn new(workloads: usize, length: Duration) -> Tracker {
+    /// For `workloads` workloads and `shards` cluster shards (0 outside a cluster) over a run of `length`.
+    pub fn new(workloads: usize, shards: usize, length: Duration) -> Tracker {
         let slots = (length.as_nanos() / SLOT.as_nanos()) as usize + 20;
         Tracker {
-            last_success: (0..workloads).map(|_| AtomicU64::new(0)).collect(),
+            workloads,
+            last_success: (0..workloads + shards).map(|_| AtomicU64::new(0)).collect(),
             gaps: Mutex::new(Vec::new()),
             errors: Mutex::new(Vec::new()),
             slots: (0..slots).map(|_| AtomicU64::new(0)).collect(),
@@ -49,11 +51,24 @@ impl Tracker {
         }
     }
 
-    /// A successful operation of workload `w` completed at `now_ns` (since the run's start).
-    pub fn success(&self, w: u16, now_ns: u64) {
+    /// The gap stream of cluster shard `shard`.
+    pub fn shard_stream(&self, shard: u16) -> u16 {
+        self.workloads as u16 + shard
+    }
+
+    /// A successful operation of workload `w` (on cluster shard `shard`) completed at `now_ns`
+    /// (since the run's start).
+    pub fn success(&self, w: u16, shard: Option<u16>, now_ns: u64) {
         if let Some(s) = self.slots.get((now_ns / SLOT.as_nanos() as u64) as usize) {
             s.fetch_add(1, Ordering::Relaxed);
         }
+        self.stream_success(w, now_ns);
+        if let Some(shard) = shard {
+            self.stream_success(self.shard_stream(shard), now_ns);
+        }
+    }
+
+    fn stream_success(&self, w: u16, now_ns: u64) {
         let Some(last) = self.last_success.get(w as usize) else { return };
         // Stored as ns + 1 so that 0 means "no success yet".
         let prev = last.fetch_max(now_ns + 1, Ordering::Relaxed);
@@ -142,18 +157,20 @@ mod tests {
 
     #[test]
     fn gaps_between_successes_are_caught_exactly() {
-        let t = Tracker::new(2, Duration::from_secs(10));
+        let t = Tracker::new(2, 1, Duration::from_secs(10));
         for ms in [0, 10, 20, 30] {
-            t.success(0, ms * MS);
+            t.success(0, Some(0), ms * MS);
         }
-        t.success(0, 2_030 * MS);
-        t.success(1, 5 * MS);
+        t.success(0, None, 2_030 * MS);
+        t.success(1, Some(0), 5 * MS);
         t.finish(3_000 * MS);
         let gaps = t.gaps();
         assert!(gaps.contains(&Gap { workload: 0, from_ns: 30 * MS, to_ns: 2_030 * MS }), "{gaps:?}");
         assert!(gaps.contains(&Gap { workload: 1, from_ns: 5 * MS, to_ns: 3_000 * MS }), "{gaps:?}");
         assert_eq!(longest_outage(&gaps, Some(0), 1_000 * MS, 3_000 * MS), 1_030 * MS, "clipped to the window");
         assert_eq!(longest_outage(&gaps, None, 0, 3_000 * MS), 2_995 * MS);
+        // The shard saw its last success at 30 ms: its own gap runs to the end.
+        assert_eq!(longest_outage(&gaps, Some(t.shard_stream(0)), 0, 3_000 * MS), 2_970 * MS);
     }
 
     #[test]
@@ -171,7 +188,7 @@ mod tests {
 
     #[test]
     fn errors_are_counted_by_class_in_a_window() {
-        let t = Tracker::new(1, Duration::from_secs(1));
+        let t = Tracker::new(1, 0, Duration::from_secs(1));
         t.error(0, "timeout", 5 * MS);
         t.error(0, "connection", 7 * MS);
         t.error(0, "timeout", 50 * MS);

@@ -81,7 +81,8 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
             let prepared = workload.prepare(st, &mut rng, &mut buf, now_nanos);
             shared.tracker.in_flight.fetch_add(1, Ordering::Relaxed);
             let read_only = workload.read_only(&prepared, st);
-            let (mut outcome, mut service_start) = routed_round_trip(&shared, id, &buf, &prepared, read_only, &mut replies, &mut rng).await;
+            let slot = if shared.pools.is_cluster() { crate::target::cluster::first_key_slot(&buf) } else { None };
+            let (mut outcome, mut service_start) = routed_round_trip(&shared, id, slot, &buf, &prepared, read_only, &mut replies, &mut rng).await;
             // Resend after a connection error only where that is safe: reads, or writes when the
             // scenario allows it. Timeouts are not resent: the first send may have been applied.
             let mut retries = 0;
@@ -92,7 +93,7 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
                 tokio::time::sleep(backoff(&shared.retry, retries, &mut rng)).await;
                 retries += 1;
                 replies.clear();
-                (outcome, service_start) = routed_round_trip(&shared, id, &buf, &prepared, read_only, &mut replies, &mut rng).await;
+                (outcome, service_start) = routed_round_trip(&shared, id, slot, &buf, &prepared, read_only, &mut replies, &mut rng).await;
             }
             if retries > 0 {
                 shared.metrics.record_retries(crate::metrics::OpKey { phase: pi as u16, workload: wi as u16, op: prepared.op }, u64::from(retries));
@@ -129,7 +130,7 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
             let done_ns = done.saturating_duration_since(shared.t0).as_nanos() as u64;
             match main_outcome {
                 Some(Outcome::Error(class)) => shared.tracker.error(wi as u16, class.name(), done_ns),
-                Some(_) => shared.tracker.success(wi as u16, done_ns),
+                Some(_) => shared.tracker.success(wi as u16, slot.and_then(|s| shared.shard_of_slot.get(s as usize).copied()), done_ns),
                 None => {}
             }
             if let (Some((key, digest)), Some(Outcome::Ok)) = (prepared.ack, main_outcome) {
@@ -160,9 +161,11 @@ const MAX_REDIRECTS: u32 = 5;
 /// transaction aborted by one of them — it is sent again where the reply points, after a backoff
 /// for TRYAGAIN and CLUSTERDOWN, at most [`MAX_REDIRECTS`] times. Each such reply is counted by
 /// class; MOVED, CLUSTERDOWN and connection errors ask for the slot map to be read again.
+#[allow(clippy::too_many_arguments)]
 async fn routed_round_trip(
     shared: &Shared,
     worker: usize,
+    slot: Option<u16>,
     buf: &[u8],
     p: &Prepared,
     read_only: bool,
@@ -172,7 +175,7 @@ async fn routed_round_trip(
     if !shared.pools.is_cluster() {
         return round_trip(shared, worker, &Route::Any, buf, p.replies, replies).await;
     }
-    let mut route = match crate::target::cluster::first_key_slot(buf) {
+    let mut route = match slot {
         Some(slot) => Route::Slot { slot, replica: shared.read_from_replicas && read_only },
         None => Route::Any,
     };
@@ -188,14 +191,10 @@ async fn routed_round_trip(
             }
             r
         };
-        match outcome {
-            Ok(()) => {}
-            Err(ErrorClass::Connection | ErrorClass::Timeout) => {
-                // The node may be gone: a failover will change the slot map.
-                shared.pools.request_refresh();
-                return (outcome, sent);
-            }
-            Err(_) => return (outcome, sent),
+        if outcome.is_err() {
+            // The node may be gone or stalled: a failover will change the slot map.
+            shared.pools.request_refresh();
+            return (outcome, sent);
         }
         let Some(class) = not_applied(replies) else { return (outcome, sent) };
         shared.metrics.conns.cluster_reply(class);

@@ -92,6 +92,10 @@ pub fn render(r: &Report) -> String {
                     v.in_flight,
                     if errors.is_empty() { "none".to_owned() } else { errors.join(", ") }
                 );
+                if !v.outage_by_shard_s.is_empty() {
+                    let shards: Vec<String> = v.outage_by_shard_s.iter().map(|(k, o)| format!("{k} {}", format_us(o * 1e6))).collect();
+                    let _ = writeln!(s, "  outage by shard: {}", shards.join(", "));
+                }
             }
         }
     }
