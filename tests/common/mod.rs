@@ -166,6 +166,94 @@ impl RedisServer {
     }
 }
 
+impl RedisServer {
+    /// The process id (for tests that kill it behind the tool's back).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// A Redis Cluster of three primaries and three replicas, created with `redis-cli --cluster
+/// create` (not with redis-test's own code), ready when every node reports `cluster_state:ok`
+/// and agrees on the slot map.
+pub struct TestCluster {
+    /// The six nodes.
+    pub nodes: Vec<RedisServer>,
+}
+
+impl TestCluster {
+    /// Starts the nodes with `cluster-node-timeout` `node_timeout_ms` and joins them.
+    pub fn start(node_timeout_ms: u64) -> TestCluster {
+        let timeout = format!("cluster-node-timeout {node_timeout_ms}");
+        let conf = ["cluster-enabled yes", "cluster-config-file nodes.conf", timeout.as_str(), "cluster-replica-validity-factor 0", "repl-diskless-sync-delay 0"];
+        let nodes: Vec<RedisServer> = (0..6).map(|_| RedisServer::start(&conf)).collect();
+        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("redis-cli is installed");
+        assert!(out.status.success(), "redis-cli --cluster create failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let cluster = TestCluster { nodes };
+        // The cluster bus has no event a client can wait on: poll until every node is ready.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = cluster.nodes.iter().all(|n| {
+                let info = n.cli(&["cluster", "info"]);
+                let repl = n.cli(&["info", "replication"]);
+                info.contains("cluster_state:ok") && (repl.contains("role:master") || repl.contains("master_link_status:up"))
+            });
+            let maps: Vec<String> = cluster.nodes.iter().map(|n| cluster.slot_owners(n)).collect();
+            if ready && maps.iter().all(|m| *m == maps[0]) {
+                return cluster;
+            }
+            assert!(std::time::Instant::now() < deadline, "the test cluster was not ready within 30s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `CLUSTER NODES` as seen by `node`: one line per node.
+    pub fn cluster_nodes(node: &RedisServer) -> Vec<Vec<String>> {
+        let out = Command::new("redis-cli").args(["-p", &node.port.to_string(), "cluster", "nodes"]).output().expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| l.split(' ').map(str::to_owned).collect()).collect()
+    }
+
+    /// Masters and their slot ranges as `node` sees them, sorted (to compare views).
+    fn slot_owners(&self, node: &RedisServer) -> String {
+        let mut owners: Vec<String> =
+            Self::cluster_nodes(node).into_iter().filter(|f| f.len() > 8 && f[2].contains("master")).map(|f| format!("{} {}", f[1], f[8..].join(" "))).collect();
+        owners.sort();
+        owners.join("; ")
+    }
+
+    /// The node serving slot 0 (shard 0) and the node replicating it.
+    pub fn shard_zero(&self) -> (&RedisServer, &RedisServer) {
+        let lines = Self::cluster_nodes(&self.nodes[0]);
+        let port_of = |f: &[String]| f[1].split(['@']).next().unwrap().rsplit(':').next().unwrap().parse::<u16>().unwrap();
+        let master = lines.iter().find(|f| f.len() > 8 && f[2].contains("master") && f[8..].iter().any(|r| r.starts_with("0-"))).expect("a master serves slot 0");
+        let master = self.nodes.iter().find(|n| n.port == port_of(master)).unwrap();
+        // The replica's own word, not node 0's possibly older view.
+        let replica = self
+            .nodes
+            .iter()
+            .find(|n| n.cli(&["--raw", "info", "replication"]).lines().any(|l| l.trim() == format!("master_port:{}", master.port)))
+            .expect("shard 0 has a replica");
+        (master, replica)
+    }
+
+    /// The primaries.
+    pub fn masters(&self) -> Vec<&RedisServer> {
+        self.nodes.iter().filter(|n| n.cli(&["info", "replication"]).contains("role:master")).collect()
+    }
+
+    /// The replicas.
+    pub fn replicas(&self) -> Vec<&RedisServer> {
+        self.nodes.iter().filter(|n| n.cli(&["info", "replication"]).contains("role:slave")).collect()
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -1,0 +1,265 @@
+//! Redis Cluster against real clusters: one the test creates with `redis-cli --cluster create`
+//! (every workload routed by slot, batches slot-safe, replica reads, cleanup across primaries, a
+//! primary killed behind the tool's back), and the shipped `local: cluster` scenario (CLUSTER
+//! FAILOVER mid-run). The tests take turns: each runs a six-node cluster and a load.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use common::{RedisServer, TestCluster, assert_report_valid, op_count, read_report, repo, run_in, scratch};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn scenario(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// The cluster as a target: one seed URL, the other nodes as further seeds.
+fn target(cluster: &TestCluster) -> String {
+    let nodes: Vec<String> = cluster.nodes[1..].iter().map(|n| format!("\"127.0.0.1:{}\"", n.port)).collect();
+    format!("target: {{url: \"{}\", mode: cluster, nodes: [{}]}}", cluster.nodes[0].url(), nodes.join(", "))
+}
+
+/// Keys under `prefix` on one node (SCAN, so replicas' copies are not counted twice by callers
+/// that ask primaries only).
+fn keys_under(node: &RedisServer, prefix: &str) -> usize {
+    let out = node.cli(&["--raw", "--scan", "--pattern", &format!("{prefix}*")]);
+    out.lines().filter(|l| !l.is_empty()).count()
+}
+
+/// Sum of every workload's error counts in every phase.
+fn total_errors(report: &serde_json::Value) -> u64 {
+    report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["operations"].as_array().unwrap())
+        .flat_map(|o| o["errors"].as_object().into_iter().flatten())
+        .map(|(_, n)| n.as_u64().unwrap_or(0))
+        .sum()
+}
+
+const EVERY_WORKLOAD: &str = r#"
+keyspace: {prefix: "rt-cluster:", keys: 3000}
+workloads:
+  b: {kind: basic, read_ratio: 0.4, delete_ratio: 0.1, incr_ratio: 0.1, verify: true}
+  h: {kind: high_throughput, pipeline: 8}
+  l: {kind: list, max_length: 5}
+  s: {kind: set}
+  z: {kind: sorted_set}
+  x: {kind: hash}
+  p: {kind: pipeline, depth: 8, commands: {set: 1, get: 1, incr: 1, del: 1, hset: 1, hget: 1, lpush: 1, rpop: 1, sadd: 1, zadd: 1}}
+  t: {kind: pipeline, depth: 4, transaction: true, commands: {set: 1, incr: 1, hset: 1, lpush: 1}}
+  q: {kind: pubsub, channels: 3, subscribers: 2}
+phases: [{name: p, duration: 3s, workers: 8, rate: 3000}]
+"#;
+
+#[test]
+fn every_workload_runs_on_a_cluster_slot_safe_and_cleanup_leaves_only_foreign_keys() {
+    let _turn = turn();
+    let cluster = TestCluster::start(5000);
+    // Neighbours' keys, spread over the shards by redis-cli's own redirect following: cleanup
+    // must leave them alone.
+    for k in 0..30 {
+        let out = std::process::Command::new("redis-cli").args(["-c", "-p", &cluster.nodes[0].port.to_string(), "SET", &format!("app:{k}"), "neighbour"]).output().unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains("OK"), "{out:?}");
+    }
+    let neighbours: Vec<usize> = cluster.masters().iter().map(|m| keys_under(m, "app:")).collect();
+    assert_eq!(neighbours.iter().sum::<usize>(), 30);
+    let dir = scratch("cluster-every");
+    let f = scenario(&dir, "every", &format!("name: every\n{}\ncleanup: false\n{EVERY_WORKLOAD}", target(&cluster)));
+    let out = run_in(&dir, &["apply", &f, "--json", "r.json", "--quiet"], &[], Duration::from_secs(60));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let report = read_report(&dir.join("r.json"));
+    assert_report_valid(&report);
+    for (w, op) in [
+        ("b", "SET"),
+        ("b", "GET"),
+        ("h", "GET"),
+        ("h", "SET"),
+        ("l", "LPUSH"),
+        ("s", "SADD"),
+        ("z", "ZADD"),
+        ("x", "HSET"),
+        ("p", "PIPELINE"),
+        ("p", "HSET"),
+        ("t", "EXEC"),
+        ("q", "PUBLISH"),
+        ("q", "RECEIVE"),
+    ] {
+        assert!(op_count(&report, "p", w, op) > 0, "{w} {op} never ran on the cluster: {}", report["phases"][0]);
+    }
+    // Batches share a slot (no CROSSSLOT), every round trip went to the right node (no MOVED).
+    assert_eq!(total_errors(&report), 0, "{}", report["phases"][0]);
+    assert_eq!(report["connections"]["cluster_redirects"], serde_json::json!({}), "{}", report["connections"]);
+    assert_eq!(report["verify"][0]["lost"], 0, "{}", report["verify"]);
+    assert_eq!(report["verify"][0]["changed"], 0, "{}", report["verify"]);
+    assert!(report["verify"][0]["checked"].as_u64().unwrap() > 100, "{}", report["verify"]);
+    for sub in report["pubsub"][0]["subscribers"].as_array().unwrap() {
+        assert!(sub["received"].as_u64().unwrap() > 0, "{sub}");
+        assert_eq!(sub["lost"], 0, "{sub}");
+    }
+    // The load spread over all three shards.
+    let masters = cluster.masters();
+    assert_eq!(masters.len(), 3);
+    for m in &masters {
+        assert!(keys_under(m, "rt-cluster:") > 100, "primary {} holds few of our keys", m.port);
+    }
+
+    // Replica reads: GETs land on the replicas (READONLY connections), writes on the primaries.
+    let before: Vec<u64> = cluster.replicas().iter().map(|r| get_calls(r)).collect();
+    let f = scenario(
+        &dir,
+        "reads",
+        &format!(
+            "name: reads\n{}\ncleanup: false\nkeyspace: {{prefix: \"rt-cluster:\", keys: 3000}}\nworkloads: {{b: {{kind: basic, read_ratio: 0.9}}}}\nphases: [{{name: p, duration: 2s, workers: 4, rate: 1500}}]\n",
+            target(&cluster).replace("mode: cluster", "mode: cluster, read_from_replicas: true")
+        ),
+    );
+    let out = run_in(&dir, &["apply", &f, "--json", "reads.json", "--quiet"], &[], Duration::from_secs(60));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let reads = read_report(&dir.join("reads.json"));
+    assert_eq!(total_errors(&reads), 0, "{}", reads["phases"][0]);
+    let gets = op_count(&reads, "p", "b", "GET");
+    let on_replicas: u64 = cluster.replicas().iter().map(|r| get_calls(r)).sum::<u64>() - before.iter().sum::<u64>();
+    assert!(gets > 1000 && on_replicas >= gets * 9 / 10, "{gets} GETs, {on_replicas} served by replicas");
+
+    // Cleanup removes our keys from every primary and nothing else.
+    let f = scenario(&dir, "clean", &format!("name: clean\n{}\ncleanup: true\n{}", target(&cluster), EVERY_WORKLOAD.replace("duration: 3s", "duration: 1s")));
+    let out = run_in(&dir, &["apply", &f, "--json", "clean.json", "--quiet"], &[], Duration::from_secs(60));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let clean = read_report(&dir.join("clean.json"));
+    assert!(clean["cleanup"]["removed"].as_u64().unwrap() > 300, "{}", clean["cleanup"]);
+    for (m, n) in cluster.masters().iter().zip(&neighbours) {
+        assert_eq!(keys_under(m, "rt-cluster:"), 0, "primary {} still holds our keys", m.port);
+        assert_eq!(keys_under(m, "app:"), *n, "primary {} lost a neighbour's key", m.port);
+    }
+}
+
+/// GET calls a node has served (INFO commandstats).
+fn get_calls(node: &RedisServer) -> u64 {
+    let stats = node.cli(&["--raw", "info", "commandstats"]);
+    stats.lines().find_map(|l| l.strip_prefix("cmdstat_get:calls=")).and_then(|r| r.split(',').next()).map_or(0, |n| n.parse().unwrap())
+}
+
+/// Sends one inline command over a fresh connection; the raw reply, or `None` when the node
+/// does not answer within 200 ms.
+fn ask(port: u16, command: &str) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(200))).ok()?;
+    s.write_all(format!("{command}\r\n").as_bytes()).ok()?;
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).ok()?;
+    (n > 0).then(|| String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+#[test]
+fn a_primary_killed_mid_run_fails_over_and_the_outage_matches_what_an_observer_sees() {
+    let _turn = turn();
+    let cluster = TestCluster::start(2000);
+    let (primary, replica) = cluster.shard_zero();
+    let (primary_port, replica_port, pid) = (primary.port, replica.port, primary.pid());
+    let dir = scratch("cluster-kill");
+    let f = scenario(
+        &dir,
+        "kill",
+        &format!(
+            r#"name: kill
+{}
+connections: {{per_pool: 8, command_timeout: 1s, acquire_timeout: 2s, retry: {{attempts: 3, initial_backoff: 100ms}}}}
+keyspace: {{prefix: "rt-kill:", keys: 5000}}
+workloads: {{b: {{kind: basic, read_ratio: 0.5, verify: true}}}}
+phases: [{{name: steady, duration: 14s, workers: 8, rate: 1000}}]
+faults: [{{name: kill-shard-0, action: shell, command: "kill -9 {pid}", at: 3s}}]
+"#,
+            target(&cluster)
+        ),
+    );
+    // From outside: when the primary stops answering, and when its replica says it is the primary.
+    let observer = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        let (mut dead, mut promoted) = (None, None);
+        while promoted.is_none() && Instant::now() < deadline {
+            if dead.is_none() && ask(primary_port, "PING").is_none() {
+                dead = Some(SystemTime::now());
+            }
+            if dead.is_some() && ask(replica_port, "ROLE").is_some_and(|r| r.contains("master")) {
+                promoted = Some(SystemTime::now());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        (dead, promoted)
+    });
+    let out = run_in(&dir, &["apply", &f, "--json", "r.json", "--quiet"], &[], Duration::from_secs(90));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let (dead, promoted) = observer.join().unwrap();
+    let seen = promoted.expect("the replica was promoted").duration_since(dead.expect("the primary died")).unwrap().as_secs_f64();
+    let report = read_report(&dir.join("r.json"));
+    assert_report_valid(&report);
+    let fault = &report["faults"][0]["result"];
+    assert_eq!(fault["ok"], true, "{fault}");
+    let shard0 = fault["outage_by_shard_s"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| k.contains(&format!(":{primary_port})")))
+        .map(|(_, v)| v.as_f64().unwrap())
+        .unwrap_or_else(|| panic!("no outage for shard 0 in {fault}"));
+    println!("observer: primary dead → replica promoted {seen:.3}s; report: shard 0 outage {shard0:.3}s, fault {fault}");
+    assert!((shard0 - seen).abs() < 1.0, "report says shard 0 was out {shard0:.3}s, the observer saw {seen:.3}s");
+    assert!(fault["outage_s"].as_f64().unwrap() >= shard0, "{fault}");
+    // The errors of the outage are classified, not lumped together.
+    let errors = fault["errors"].as_object().unwrap();
+    assert!(!errors.is_empty() && errors.keys().all(|k| ["connection", "timeout", "CLUSTERDOWN", "pool_timeout"].contains(&k.as_str())), "{errors:?}");
+    // The workers ended on the new primary: the last seconds run clean at the target rate.
+    let series = report["time_series"].as_array().unwrap();
+    for p in &series[series.len() - 4..series.len() - 1] {
+        assert!(p["ops"].as_u64().unwrap() >= 800, "{p}");
+        assert_eq!(p["errors"], 0, "{p}");
+    }
+    assert!(report["connections"]["topology_refreshes"].as_u64().unwrap() > 0, "{}", report["connections"]);
+    let v = &report["verify"][0];
+    assert!(v["checked"].as_u64().unwrap() > 1000, "{v}");
+    println!("verify after the kill: {v}");
+}
+
+#[test]
+fn the_shipped_cluster_failover_scenario_follows_the_new_primary() {
+    let _turn = turn();
+    let dir = scratch("cluster-shipped");
+    let started = Instant::now();
+    let scenario = repo().join("scenarios/cluster-failover.yaml");
+    let out = run_in(&dir, &["apply", scenario.to_str().unwrap(), "--time-scale", "0.5", "--json", "r.json"], &[], Duration::from_secs(120));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(started.elapsed() < Duration::from_secs(75), "a 15 s plan took {:?}", started.elapsed());
+    let report = read_report(&dir.join("r.json"));
+    assert_report_valid(&report);
+    let fault = &report["faults"][0]["result"];
+    assert_eq!(fault["ok"], true, "{fault}");
+    let detail = fault["detail"].as_str().unwrap();
+    assert!(detail.contains("took over shard 0"), "{detail}");
+    // Old primary's replies sent the workers on: MOVED followed, the slot map read again.
+    let c = &report["connections"];
+    assert!(c["cluster_redirects"]["MOVED"].as_u64().unwrap_or(0) > 0, "{c}");
+    assert!(c["topology_refreshes"].as_u64().unwrap() > 0, "{c}");
+    assert_eq!(report["verify"][0]["lost"], 0, "{}", report["verify"]);
+    assert!(fault["outage_s"].as_f64().unwrap() < 5.0, "{fault}");
+    let series = report["time_series"].as_array().unwrap();
+    for p in &series[series.len() - 4..series.len() - 1] {
+        assert_eq!(p["errors"], 0, "{p}");
+    }
+    assert!(out.stdout.contains("outage by shard: shard 0"), "{}", out.stdout);
+    // The local cluster is gone afterwards: the promoted replica no longer listens.
+    let port: u16 = detail.split("replica 127.0.0.1:").nth(1).and_then(|r| r.split(' ').next()).and_then(|p| p.parse().ok()).expect("replica port in the detail");
+    assert!(ask(port, "PING").is_none(), "node {port} still answers after the run");
+}
