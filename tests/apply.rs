@@ -346,11 +346,15 @@ fn progress_prints_plain_lines_off_a_terminal_and_nothing_when_quiet() {
 #[test]
 fn options_this_version_cannot_honour_are_refused_not_ignored() {
     let dir = scratch("unsupported");
-    for (name, target) in [("replicas", "{local: sentinel, read_from_replicas: true}"), ("cluster", "{url: redis://127.0.0.1:1, mode: cluster}")] {
+    let server = RedisServer::start(&[]);
+    for (name, target, says) in [
+        ("replicas", "{local: sentinel, read_from_replicas: true}".to_owned(), "`read_from_replicas` is supported for cluster targets only"),
+        ("not-a-cluster", format!("{{url: \"{}\", mode: cluster}}", server.url()), "the target is not a cluster"),
+    ] {
         let f =
             scenario(&dir, name, &format!("name: u\ntarget: {target}\nworkloads: {{w: {{kind: basic}}}}\nphases: [{{name: p, duration: 1s, workers: 1}}]\n"));
         let out = apply(&dir, &[&f]);
         assert_eq!(out.code, Some(3), "{name}: {}", out.all());
-        assert!(out.stderr.contains("not supported by this version yet"), "{name}: {}", out.all());
+        assert!(out.stderr.contains(says), "{name}: {}", out.all());
     }
 }
