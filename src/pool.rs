@@ -101,6 +101,15 @@ struct Node {
     pools: Vec<Pool<Manager>>,
     /// Whether the last connection attempt to the node failed (set by its managers).
     failing: Arc<std::sync::atomic::AtomicBool>,
+    /// Paces connection attempts while the node refuses them.
+    reconnect: std::sync::Mutex<Reconnect>,
+}
+
+/// Consecutive failed connection attempts to a node, and when the next one may be made.
+#[derive(Default)]
+struct Reconnect {
+    failures: u32,
+    next_attempt: Option<Instant>,
 }
 
 type NodePools = Arc<Node>;
@@ -126,7 +135,7 @@ fn build_pools(spec: &ConnectSpec, connections: &Connections, metrics: &Arc<RunM
                     })
             })
             .collect();
-    Arc::new(Node { pools, failing })
+    Arc::new(Node { pools, failing, reconnect: Default::default() })
 }
 
 /// The run's pools.
@@ -138,6 +147,8 @@ pub struct Pools {
     per_pool: u32,
     health_interval: Duration,
     ping_timeout: Duration,
+    connections_retry: crate::scenario::model::Retry,
+    jitter_seq: std::sync::atomic::AtomicU64,
 }
 
 impl Drop for Pools {
@@ -178,7 +189,13 @@ impl Pools {
             per_pool: connections.per_pool,
             health_interval: connections.health_check_interval,
             ping_timeout: connections.command_timeout,
+            connections_retry: connections.retry.clone(),
+            jitter_seq: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    fn jitter(&self) -> f64 {
+        crate::scenario::model::unit_from(self.jitter_seq.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Whether round trips are routed by slot.
@@ -204,14 +221,31 @@ impl Pools {
         let pool = &node.pools[worker % node.pools.len()];
         if node.failing.load(Ordering::Relaxed) && pool.state().idle_connections == 0 {
             // bb8 never hands a connect error to a waiting checkout: it would wait out the whole
-            // acquire timeout. While the node refuses connections, this checkout tries once itself
-            // and fails at once (`connection`), so the worker's retry policy and backoff apply and a
-            // dead node does not hold workers that other nodes' operations need.
-            match pool.dedicated_connection().await {
+            // acquire timeout. While the node refuses connections, checkouts fail at once
+            // (`connection`) so that a dead node does not hold workers other nodes' operations
+            // need, and one checkout at a time tries to connect, paced by the retry policy's
+            // exponential backoff with jitter.
+            {
+                let mut r = node.reconnect.lock().expect("reconnect lock");
+                let now = Instant::now();
+                if r.next_attempt.is_some_and(|t| now < t) {
+                    return Err(ErrorClass::Connection);
+                }
+                // Claim this attempt: others fail fast until it is decided.
+                r.next_attempt = Some(now + self.connections_retry.backoff(r.failures, self.jitter()));
+            }
+            let attempt = pool.dedicated_connection().await;
+            let mut r = node.reconnect.lock().expect("reconnect lock");
+            match attempt {
                 Ok(conn) => {
+                    *r = Reconnect::default();
                     let _ = pool.add(conn);
                 }
-                Err(_) => return Err(ErrorClass::Connection),
+                Err(_) => {
+                    r.next_attempt = Some(Instant::now() + self.connections_retry.backoff(r.failures, self.jitter()));
+                    r.failures = r.failures.saturating_add(1);
+                    return Err(ErrorClass::Connection);
+                }
             }
         }
         // Every pooled connection may turn out stale after a failover; then a fresh one is opened.

@@ -145,11 +145,9 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
     result
 }
 
-/// The wait before resend number `n + 1`: exponential from `initial_backoff`, capped, with jitter.
+/// The wait before resend number `n + 1`: the retry policy's backoff with this worker's jitter.
 fn backoff(r: &crate::scenario::model::Retry, n: u32, rng: &mut Rng) -> std::time::Duration {
-    let base = r.initial_backoff.mul_f64(r.multiplier.powi(n as i32)).min(r.max_backoff);
-    let spread = 1.0 + r.jitter * (2.0 * rand::RngExt::random::<f64>(rng) - 1.0);
-    base.mul_f64(spread.max(0.0))
+    r.backoff(n, rand::RngExt::random::<f64>(rng))
 }
 
 /// Most cluster redirects (MOVED, ASK, TRYAGAIN, CLUSTERDOWN) followed for one round trip.

@@ -184,6 +184,25 @@ pub struct Retry {
     pub retry_writes: bool,
 }
 
+impl Retry {
+    /// The wait before attempt `n + 2` (after `n + 1` failures): `initial_backoff × multiplier^n`,
+    /// capped at `max_backoff`, spread by ±`jitter` with `unit` (uniform in 0..1) choosing where.
+    pub fn backoff(&self, n: u32, unit: f64) -> Duration {
+        let base = self.initial_backoff.mul_f64(self.multiplier.powi(n.min(64) as i32).min(1e9)).min(self.max_backoff);
+        let spread = 1.0 + self.jitter * (2.0 * unit.clamp(0.0, 1.0) - 1.0);
+        base.mul_f64(spread.max(0.0))
+    }
+}
+
+/// A cheap pseudo-random number in 0..1 from a counter (splitmix64): jitter for backoffs where no
+/// seeded generator is at hand.
+pub fn unit_from(counter: u64) -> f64 {
+    let mut z = counter.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) as f64 / u64::MAX as f64
+}
+
 /// A workload with its keyspace resolved.
 #[derive(Debug, Clone)]
 pub struct Workload {
@@ -512,5 +531,32 @@ impl WorkloadKind {
     pub fn operation_names(&self) -> Vec<&'static str> {
         let aggregate = |n: &str| matches!(n, "PIPELINE" | "EXEC" | "RECEIVE");
         self.operations().into_iter().filter(|(n, w)| *w > 0.0 || aggregate(n)).map(|(n, _)| n).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_jitters_within_bounds() {
+        let r = Retry {
+            attempts: 5,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(1000),
+            multiplier: 2.0,
+            jitter: 0.2,
+            retry_writes: false,
+        };
+        assert_eq!(r.backoff(0, 0.5), Duration::from_millis(100));
+        assert_eq!(r.backoff(2, 0.5), Duration::from_millis(400));
+        assert_eq!(r.backoff(10, 0.5), Duration::from_millis(1000));
+        assert_eq!(r.backoff(1000, 0.5), Duration::from_millis(1000), "no overflow");
+        assert_eq!(r.backoff(0, 0.0), Duration::from_millis(80));
+        assert_eq!(r.backoff(0, 1.0), Duration::from_millis(120));
+        let units: Vec<f64> = (0..1000).map(unit_from).collect();
+        assert!(units.iter().all(|u| (0.0..=1.0).contains(u)));
+        let mean = units.iter().sum::<f64>() / 1000.0;
+        assert!((0.45..0.55).contains(&mean), "{mean}");
     }
 }

@@ -182,8 +182,8 @@ pub struct SubscriberCtx {
     pub clock: Arc<dyn Fn() -> (u64, u16) + Send + Sync>,
     /// Becomes true when the run is over.
     pub stop: watch::Receiver<bool>,
-    /// Reconnect pause after a failure.
-    pub backoff: Duration,
+    /// Reconnects back off per this policy (exponential with jitter) while connecting fails.
+    pub retry: crate::scenario::model::Retry,
 }
 
 /// Runs one subscriber until `stop`; `ready` is sent once the subscription is confirmed.
@@ -193,6 +193,8 @@ pub async fn subscriber(ps: Arc<PubSub>, id: usize, spec: ConnectSpec, mut ctx: 
     let mut last: HashMap<(u64, Vec<u8>), u64> = HashMap::new();
     let mut ready = Some(ready);
     let (cmd, confirmations) = ps.subscribe_command();
+    // Connection attempts failed in a row; resets once subscribed again.
+    let mut failures: u32 = 0;
     'connect: while !*ctx.stop.borrow() {
         let conn = async {
             let mut c = Conn::connect(&spec).await?;
@@ -211,12 +213,15 @@ pub async fn subscriber(ps: Arc<PubSub>, id: usize, spec: ConnectSpec, mut ctx: 
                     return;
                 }
                 stats.reconnects += 1;
+                let pause = ctx.retry.backoff(failures, crate::scenario::model::unit_from(((id as u64) << 32) | u64::from(failures)));
+                failures = failures.saturating_add(1);
                 tokio::select! {
-                    _ = tokio::time::sleep(ctx.backoff) => continue 'connect,
+                    _ = tokio::time::sleep(pause) => continue 'connect,
                     _ = ctx.stop.changed() => break 'connect,
                 }
             }
         };
+        failures = 0;
         if let Some(r) = ready.take() {
             let _ = r.send(Ok(()));
         }
