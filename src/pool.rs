@@ -94,6 +94,9 @@ pub enum Route {
     },
     /// One node, after a redirect.
     Node(HostPort),
+    /// A replica of a sentinel target's master (reads with `read_from_replicas`); the master
+    /// when the sentinels know no healthy replica.
+    Replica,
 }
 
 /// The pools of one node (or of the whole target): workers are spread over them round-robin.
@@ -138,9 +141,37 @@ fn build_pools(spec: &ConnectSpec, connections: &Connections, metrics: &Arc<RunM
     Arc::new(Node { pools, failing, reconnect: Default::default() })
 }
 
+/// Pools per node, made on first use and kept for the run (cluster nodes, sentinel replicas).
+struct NodeSet {
+    spec: ConnectSpec,
+    connections: Connections,
+    metrics: Arc<RunMetrics>,
+    nodes: RwLock<HashMap<(HostPort, bool), NodePools>>,
+}
+
+impl NodeSet {
+    /// The pools of a node; `readonly` ones send READONLY (cluster replica reads).
+    fn node(&self, addr: &HostPort, readonly: bool) -> NodePools {
+        let key = (addr.clone(), readonly);
+        if let Some(p) = self.nodes.read().expect("nodes lock").get(&key) {
+            return Arc::clone(p);
+        }
+        let mut nodes = self.nodes.write().expect("nodes lock");
+        Arc::clone(nodes.entry(key).or_insert_with(|| {
+            let spec = ConnectSpec { addr: addr.clone(), readonly, follow: None, ..self.spec.clone() };
+            build_pools(&spec, &self.connections, &self.metrics)
+        }))
+    }
+
+    fn open_connections(&self) -> u32 {
+        self.nodes.read().expect("nodes lock").values().map(|n| n.pools.iter().map(|p| p.state().connections).sum::<u32>()).sum()
+    }
+}
+
 /// The run's pools.
 pub struct Pools {
     single: NodePools,
+    nodes: Arc<NodeSet>,
     cluster: Option<Arc<ClusterRouter>>,
     refresher: Option<tokio::task::JoinHandle<()>>,
     follow: Option<Arc<crate::target::sentinel::Master>>,
@@ -164,13 +195,14 @@ impl Pools {
     /// cluster node when `cluster` holds the slot map. Cluster pools need a tokio runtime (for the
     /// slot map refresher).
     pub fn new(spec: &ConnectSpec, connections: &Connections, metrics: &Arc<RunMetrics>, cluster: Option<(&Topology, &[HostPort])>) -> Pools {
+        let nodes = Arc::new(NodeSet { spec: spec.clone(), connections: connections.clone(), metrics: Arc::clone(metrics), nodes: RwLock::new(HashMap::new()) });
         let (cluster, refresher) = match cluster {
             Some((topology, seeds)) => {
                 let router = Arc::new(ClusterRouter {
                     spec: spec.clone(),
                     connections: connections.clone(),
                     metrics: Arc::clone(metrics),
-                    nodes: RwLock::new(HashMap::new()),
+                    nodes: Arc::clone(&nodes),
                     map: RwLock::new(Arc::new(SlotMap::default())),
                     refresh: Arc::new(tokio::sync::Notify::new()),
                     seeds: seeds.to_vec(),
@@ -183,6 +215,7 @@ impl Pools {
         };
         Pools {
             single: build_pools(spec, connections, metrics),
+            nodes,
             cluster,
             refresher,
             follow: spec.follow.clone(),
@@ -215,9 +248,15 @@ impl Pools {
         let node = match (&self.cluster, route) {
             (Some(c), Route::Slot { slot, replica }) => c.for_slot(*slot, *replica, worker).ok_or(ErrorClass::Server("CLUSTERDOWN"))?,
             (Some(c), Route::Node(addr)) => c.node(addr, false),
-            (Some(c), Route::Any) => c.any(worker),
+            (Some(c), Route::Any | Route::Replica) => c.any(worker),
+            (None, Route::Replica) => match self.follow.as_ref().map(|m| m.replicas()).filter(|r| !r.is_empty()) {
+                Some(r) => self.nodes.node(&r[worker % r.len()], false),
+                None => Arc::clone(&self.single),
+            },
             (None, _) => Arc::clone(&self.single),
         };
+        // Replica connections do not follow the master: a master move does not make them stale.
+        let follow = if *route == Route::Replica && !Arc::ptr_eq(&node, &self.single) { None } else { self.follow.as_ref() };
         let pool = &node.pools[worker % node.pools.len()];
         if node.failing.load(Ordering::Relaxed) && pool.state().idle_connections == 0 {
             // bb8 never hands a connect error to a waiting checkout: it would wait out the whole
@@ -255,7 +294,7 @@ impl Pools {
                 RunError::User(_) => ErrorClass::Connection,
             })?;
             // After a failover, a connection to the old master is stale even if it still answers.
-            if self.follow.as_ref().is_some_and(|m| m.generation() != conn.generation) {
+            if follow.is_some_and(|m| m.generation() != conn.generation) {
                 conn.mark_broken();
                 continue;
             }
@@ -273,7 +312,7 @@ impl Pools {
     /// Connections currently open, over all pools (of all cluster nodes).
     pub fn open_connections(&self) -> u32 {
         let count = |n: &NodePools| n.pools.iter().map(|p| p.state().connections).sum::<u32>();
-        count(&self.single) + self.cluster.as_ref().map_or(0, |c| c.nodes.read().expect("nodes lock").values().map(count).sum())
+        count(&self.single) + self.nodes.open_connections()
     }
 }
 
@@ -290,28 +329,15 @@ struct ClusterRouter {
     spec: ConnectSpec,
     connections: Connections,
     metrics: Arc<RunMetrics>,
-    nodes: RwLock<HashMap<(HostPort, bool), NodePools>>,
+    nodes: Arc<NodeSet>,
     map: RwLock<Arc<SlotMap>>,
     refresh: Arc<tokio::sync::Notify>,
     seeds: Vec<HostPort>,
 }
 
 impl ClusterRouter {
-    /// The pools of a node; `readonly` ones send READONLY (replica reads).
-    fn node_with(&self, addr: &HostPort, readonly: bool) -> NodePools {
-        let key = (addr.clone(), readonly);
-        if let Some(p) = self.nodes.read().expect("nodes lock").get(&key) {
-            return Arc::clone(p);
-        }
-        let mut nodes = self.nodes.write().expect("nodes lock");
-        Arc::clone(nodes.entry(key).or_insert_with(|| {
-            let spec = ConnectSpec { addr: addr.clone(), readonly, ..self.spec.clone() };
-            build_pools(&spec, &self.connections, &self.metrics)
-        }))
-    }
-
     fn node(&self, addr: &HostPort, readonly: bool) -> NodePools {
-        self.node_with(addr, readonly)
+        self.nodes.node(addr, readonly)
     }
 
     fn for_slot(&self, slot: u16, replica: bool, worker: usize) -> Option<NodePools> {

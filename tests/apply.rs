@@ -344,17 +344,15 @@ fn progress_prints_plain_lines_off_a_terminal_and_nothing_when_quiet() {
 }
 
 #[test]
-fn options_this_version_cannot_honour_are_refused_not_ignored() {
-    let dir = scratch("unsupported");
+fn a_cluster_target_that_is_not_a_cluster_exits_3_and_says_so() {
+    let dir = scratch("not-a-cluster");
     let server = RedisServer::start(&[]);
-    for (name, target, says) in [
-        ("replicas", "{local: sentinel, read_from_replicas: true}".to_owned(), "`read_from_replicas` is supported for cluster targets only"),
-        ("not-a-cluster", format!("{{url: \"{}\", mode: cluster}}", server.url()), "the target is not a cluster"),
-    ] {
-        let f =
-            scenario(&dir, name, &format!("name: u\ntarget: {target}\nworkloads: {{w: {{kind: basic}}}}\nphases: [{{name: p, duration: 1s, workers: 1}}]\n"));
-        let out = apply(&dir, &[&f]);
-        assert_eq!(out.code, Some(3), "{name}: {}", out.all());
-        assert!(out.stderr.contains(says), "{name}: {}", out.all());
-    }
+    let f = scenario(
+        &dir,
+        "c",
+        &format!("name: u\ntarget: {{url: \"{}\", mode: cluster}}\nworkloads: {{w: {{kind: basic}}}}\nphases: [{{name: p, duration: 1s, workers: 1}}]\n", server.url()),
+    );
+    let out = apply(&dir, &[&f]);
+    assert_eq!(out.code, Some(3), "{}", out.all());
+    assert!(out.stderr.contains("the target is not a cluster") && out.stderr.contains("cluster support disabled"), "{}", out.all());
 }

@@ -35,3 +35,48 @@ fn a_sentinel_failover_mid_run_is_followed_and_reported() {
     assert!(report["verify"][0]["checked"].as_u64().unwrap() > 1000, "{}", report["verify"]);
     assert!(out.stdout.contains("redis-test followed it"), "{}", out.stdout);
 }
+
+/// GET and SET calls a server has served (INFO commandstats).
+fn calls(node: &common::RedisServer, command: &str) -> u64 {
+    let stats = node.cli(&["--raw", "info", "commandstats"]);
+    let prefix = format!("cmdstat_{command}:calls=");
+    stats.lines().find_map(|l| l.strip_prefix(prefix.as_str())).and_then(|r| r.split(',').next()).map_or(0, |n| n.parse().unwrap())
+}
+
+#[test]
+fn replica_reads_go_to_the_replica_the_sentinels_report() {
+    let primary = common::RedisServer::start(&["repl-diskless-sync-delay 0"]);
+    let replicaof = format!("replicaof 127.0.0.1 {}", primary.port);
+    let replica = common::RedisServer::start(&[replicaof.as_str()]);
+    let monitor = format!("sentinel monitor reads 127.0.0.1 {} 1", primary.port);
+    let sentinel = common::RedisServer::start_sentinel(&[monitor.as_str(), "sentinel down-after-milliseconds reads 5000"]);
+    // The sentinel learns about the replica from the primary's INFO and then reads the replica's
+    // own INFO (every 10 s at first): wait until it reports the replica's link as ok — before that
+    // redis-test rightly reads from the master.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !sentinel.cli(&["--raw", "sentinel", "replicas", "reads"]).contains("master-link-status\nok") {
+        assert!(std::time::Instant::now() < deadline, "the sentinel never reported the replica");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let dir = scratch("sentinel-reads");
+    let f = dir.join("reads.yaml");
+    std::fs::write(
+        &f,
+        format!(
+            "name: reads\ntarget: {{mode: sentinel, read_from_replicas: true, sentinel: {{master_name: reads, nodes: [\"127.0.0.1:{}\"]}}}}\nkeyspace: {{prefix: \"rt-reads:\", keys: 500}}\nworkloads: {{b: {{kind: basic, read_ratio: 0.8}}}}\nphases: [{{name: p, duration: 2s, workers: 4, rate: 1000}}]\n",
+            sentinel.port
+        ),
+    )
+    .unwrap();
+    let (gets_before, sets_before) = (calls(&replica, "get"), calls(&primary, "set"));
+    let out = run_in(&dir, &["apply", f.to_str().unwrap(), "--json", "r.json", "--quiet"], &[], Duration::from_secs(60));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let report = read_report(&dir.join("r.json"));
+    assert_report_valid(&report);
+    let gets = common::op_count(&report, "p", "b", "GET");
+    let sets = common::op_count(&report, "p", "b", "SET");
+    let replica_gets = calls(&replica, "get") - gets_before;
+    assert!(gets > 1000 && replica_gets == gets, "{gets} GETs in the report, {replica_gets} served by the replica, {} by the primary; sentinel: {}", calls(&primary, "get"), sentinel.cli(&["--raw", "sentinel", "replicas", "reads"]));
+    assert_eq!(calls(&primary, "get"), 0, "no read went to the primary");
+    assert_eq!(calls(&primary, "set") - sets_before, sets, "every write went to the primary");
+}

@@ -171,7 +171,8 @@ async fn routed_round_trip(
     rng: &mut Rng,
 ) -> (Result<(), ErrorClass>, Instant) {
     if !shared.pools.is_cluster() {
-        return round_trip(shared, worker, &Route::Any, buf, p.replies, replies).await;
+        let route = if shared.read_from_replicas && read_only { Route::Replica } else { Route::Any };
+        return round_trip(shared, worker, &route, buf, p.replies, replies).await;
     }
     let mut route = match slot {
         Some(slot) => Route::Slot { slot, replica: shared.read_from_replicas && read_only },

@@ -188,6 +188,9 @@ fn target(c: &mut Checker<'_>, t: &RawTarget, dir: &Path) -> Option<Target> {
             c.err(tp.key("local"), "give either `url` or `local`, not both");
             None
         }
+        // A sentinel target is found through its sentinels; a `url` then only carries the data
+        // nodes' credentials, database and TLS, and may be left out.
+        (None, None) if t.mode == Mode::Sentinel && t.sentinel.is_some() => Some(Endpoint::Remote(Vec::new())),
         (None, None) => {
             c.err(tp.clone(), "set `url` (an existing deployment) or `local` (one redis-test starts), or pass `--target URL`");
             None

@@ -148,11 +148,6 @@ impl Deployment {
 
 /// Prepares the target: starts a local server when asked, then checks that it answers.
 pub async fn prepare(target: &Target, connections: &Connections, client_name: &str) -> Result<Deployment, TargetError> {
-    if target.read_from_replicas && target.mode != Mode::Cluster {
-        return Err(TargetError::Unsupported(
-            "`read_from_replicas` is supported for cluster targets only in this version; remove it to read from the master".into(),
-        ));
-    }
     let mut seeds = Vec::new();
     let (addr, local, sentinel_nodes) = match &target.endpoint {
         Endpoint::Local(LocalTopology::Standalone) => {
@@ -205,11 +200,19 @@ pub async fn prepare(target: &Target, connections: &Connections, client_name: &s
         let s = sentinel::Sentinels {
             nodes,
             master_name,
+            track_replicas: target.read_from_replicas,
             spec: ConnectSpec { username, password, protocol: crate::scenario::model::Protocol::Resp2, ..spec.clone() },
         };
         let found = s.discover().await.map_err(|e| TargetError::Unreachable { addr: "the sentinels".into(), err: ConnError::Io(e) })?;
         tracing::info!(master = %found, name = %s.master_name, "master found through the sentinels");
         let master = std::sync::Arc::new(sentinel::Master::new(found.clone()));
+        if target.read_from_replicas {
+            let replicas = s.replicas().await.map_err(|e| TargetError::Unreachable { addr: "the sentinels".into(), err: ConnError::Io(e) })?;
+            if replicas.is_empty() {
+                tracing::warn!(name = %s.master_name, "read_from_replicas: the sentinels know no healthy replica; reads go to the master until one appears");
+            }
+            master.set_replicas(replicas);
+        }
         spec.addr = found;
         spec.follow = Some(std::sync::Arc::clone(&master));
         watcher = Some(tokio::spawn(tracing::Instrument::in_current_span(s.clone().watch(master))));

@@ -17,12 +17,27 @@ pub struct Master {
     addr: RwLock<HostPort>,
     generation: AtomicU64,
     moves: std::sync::Mutex<Vec<(std::time::SystemTime, HostPort, HostPort)>>,
+    replicas: RwLock<Vec<HostPort>>,
 }
 
 impl Master {
     /// Starts at `addr`, generation 0.
     pub fn new(addr: HostPort) -> Master {
-        Master { addr: RwLock::new(addr), generation: AtomicU64::new(0), moves: std::sync::Mutex::new(Vec::new()) }
+        Master { addr: RwLock::new(addr), generation: AtomicU64::new(0), moves: std::sync::Mutex::new(Vec::new()), replicas: RwLock::new(Vec::new()) }
+    }
+
+    /// The healthy replicas the sentinels last reported (for replica reads).
+    pub fn replicas(&self) -> Vec<HostPort> {
+        self.replicas.read().expect("replicas lock").clone()
+    }
+
+    /// Replaces the replica list.
+    pub fn set_replicas(&self, replicas: Vec<HostPort>) {
+        let mut cur = self.replicas.write().expect("replicas lock");
+        if *cur != replicas {
+            tracing::info!(replicas = %replicas.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "), "replicas for reads");
+            *cur = replicas;
+        }
     }
 
     /// Where the master is now.
@@ -61,6 +76,8 @@ pub struct Sentinels {
     pub nodes: Vec<HostPort>,
     /// The monitored master's name.
     pub master_name: String,
+    /// Whether the watcher also keeps the replica list current (replica reads).
+    pub track_replicas: bool,
     /// Connection settings (credentials for the sentinels; the address is replaced per node).
     pub spec: ConnectSpec,
 }
@@ -95,6 +112,31 @@ impl Sentinels {
             Value::Nil => Err(format!("does not know a master named `{}`", self.master_name)),
             Value::Error(e) => Err(e),
             other => Err(format!("unexpected reply {other:?}")),
+        }
+    }
+
+    /// Asks the sentinels, in order, for the master's replicas that are up and in sync.
+    pub async fn replicas(&self) -> Result<Vec<HostPort>, String> {
+        let mut last = String::from("no sentinel configured");
+        for node in &self.nodes {
+            let attempt = async {
+                let mut c = Conn::connect(&self.spec_for(node)).await.map_err(|e| e.to_string())?;
+                let v = c.command(&[b"SENTINEL", b"REPLICAS", self.master_name.as_bytes()], self.spec.connect_timeout).await.map_err(|e| e.to_string())?;
+                healthy_replicas(&v)
+            };
+            match attempt.await {
+                Ok(r) => return Ok(r),
+                Err(e) => last = format!("sentinel {node}: {e}"),
+            }
+        }
+        Err(last)
+    }
+
+    async fn refresh_replicas(&self, master: &Master) {
+        if self.track_replicas {
+            if let Ok(r) = self.replicas().await {
+                master.set_replicas(r);
+            }
         }
     }
 
@@ -133,6 +175,7 @@ impl Sentinels {
                         Ok(Ok(v)) => {
                             if let Some(addr) = switch_target(&v, &self.master_name) {
                                 master.moved_to(addr);
+                                self.refresh_replicas(&master).await;
                             }
                         }
                         Ok(Err(_)) => break,
@@ -140,6 +183,7 @@ impl Sentinels {
                             if let Ok(addr) = self.discover().await {
                                 master.moved_to(addr);
                             }
+                            self.refresh_replicas(&master).await;
                         }
                     }
                 }
@@ -150,6 +194,32 @@ impl Sentinels {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// The replicas in a `SENTINEL REPLICAS` reply (field/value lists) that are neither down nor
+/// disconnected and whose link to the master is up.
+fn healthy_replicas(v: &Value) -> Result<Vec<HostPort>, String> {
+    let items = match v {
+        Value::Array(i) => i,
+        Value::Error(e) => return Err(e.clone()),
+        other => return Err(format!("unexpected reply {other:?}")),
+    };
+    let mut out = Vec::new();
+    for r in items {
+        let Value::Array(fields) = r else { continue };
+        let get = |name: &str| {
+            fields.chunks(2).find(|kv| kv[0].as_bytes() == Some(name.as_bytes())).and_then(|kv| kv.get(1)?.as_bytes()).map(|b| String::from_utf8_lossy(b).into_owned())
+        };
+        let (Some(ip), Some(port), flags, link) = (get("ip"), get("port").and_then(|p| p.parse().ok()), get("flags").unwrap_or_default(), get("master-link-status"))
+        else {
+            continue;
+        };
+        if ["s_down", "o_down", "disconnected"].iter().any(|f| flags.contains(f)) || link.as_deref() != Some("ok") {
+            continue;
+        }
+        out.push(HostPort { host: ip, port });
+    }
+    Ok(out)
 }
 
 /// The new address in a `+switch-master` message for our master: `<name> <old ip> <old port> <new ip> <new port>`.
@@ -169,6 +239,21 @@ fn switch_target(v: &Value, name: &str) -> Option<HostPort> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_healthy_replicas_are_read_from() {
+        let replica = |port: &str, flags: &str, link: &str| {
+            Value::Array(
+                [("name", "x"), ("ip", "127.0.0.1"), ("port", port), ("flags", flags), ("master-link-status", link)]
+                    .iter()
+                    .flat_map(|(k, v)| [Value::Bulk(k.as_bytes().to_vec()), Value::Bulk(v.as_bytes().to_vec())])
+                    .collect(),
+            )
+        };
+        let reply = Value::Array(vec![replica("7001", "slave", "ok"), replica("7002", "s_down,slave", "ok"), replica("7003", "slave", "err")]);
+        assert_eq!(healthy_replicas(&reply).unwrap(), vec![HostPort { host: "127.0.0.1".into(), port: 7001 }]);
+        assert!(healthy_replicas(&Value::Error("ERR No such master with that name".into())).is_err());
+    }
 
     #[test]
     fn switch_master_messages_are_read() {

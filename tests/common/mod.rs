@@ -94,29 +94,49 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts redis-server with extra config lines and waits for "Ready to accept connections".
     pub fn start(extra: &[&str]) -> RedisServer {
+        Self::start_as(extra, false)
+    }
+
+    /// Starts redis-server in sentinel mode (`--sentinel`) with `extra` config lines (the
+    /// `sentinel monitor …` ones).
+    pub fn start_sentinel(extra: &[&str]) -> RedisServer {
+        Self::start_as(extra, true)
+    }
+
+    fn start_as(extra: &[&str], sentinel: bool) -> RedisServer {
         for _ in 0..3 {
-            if let Some(s) = Self::try_start(extra) {
+            if let Some(s) = Self::try_start(extra, sentinel) {
                 return s;
             }
         }
         panic!("redis-server did not start (is it installed? scripts/install-deps installs it)");
     }
 
-    fn try_start(extra: &[&str]) -> Option<RedisServer> {
+    fn try_start(extra: &[&str], sentinel: bool) -> Option<RedisServer> {
         use std::io::BufRead;
         let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("redis-{port}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).ok()?;
-        let mut conf = format!("port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\nlogfile \"\"\n", dir.display());
+        let mut conf = if sentinel {
+            format!("port {port}\nbind 127.0.0.1\ndir {}\nlogfile \"\"\n", dir.display())
+        } else {
+            format!("port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\nlogfile \"\"\n", dir.display())
+        };
         for line in extra {
             // `{port}` stands for the port chosen here (for `tls-port {port}` with `port 0`).
             conf.push_str(&line.replace("{port}", &port.to_string()));
             conf.push('\n');
         }
         std::fs::write(dir.join("redis.conf"), conf).ok()?;
-        let mut child =
-            Command::new("redis-server").arg(dir.join("redis.conf")).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("redis-server is installed");
+        let mut cmd = Command::new("redis-server");
+        cmd.arg(dir.join("redis.conf"));
+        if sentinel {
+            cmd.arg("--sentinel");
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("redis-server is installed");
+        // Sentinels do not print "Ready to accept connections"; their ID line comes once they listen.
+        let ready_line = if sentinel { "Sentinel ID is" } else { "Ready to accept connections" };
         let Some(stdout) = child.stdout.take() else {
             let _ = child.kill();
             let _ = child.wait();
@@ -126,7 +146,7 @@ impl RedisServer {
         std::thread::spawn(move || {
             let mut ready_sent = false;
             for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                if !ready_sent && line.contains("Ready to accept connections") {
+                if !ready_sent && line.contains(ready_line) {
                     let _ = tx.send(true);
                     ready_sent = true;
                 }
