@@ -263,3 +263,46 @@ fn the_shipped_cluster_failover_scenario_follows_the_new_primary() {
     let port: u16 = detail.split("replica 127.0.0.1:").nth(1).and_then(|r| r.split(' ').next()).and_then(|p| p.parse().ok()).expect("replica port in the detail");
     assert!(ask(port, "PING").is_none(), "node {port} still answers after the run");
 }
+
+#[test]
+fn resharding_under_load_is_followed_without_errors_or_lost_writes() {
+    let _turn = turn();
+    let cluster = TestCluster::start(5000);
+    let (from, _) = cluster.shard_zero();
+    let id_of = |n: &RedisServer| n.cli(&["--raw", "cluster", "myid"]);
+    let to = cluster.masters().into_iter().find(|m| m.port != from.port).unwrap();
+    let command = format!(
+        "redis-cli --cluster reshard 127.0.0.1:{} --cluster-from {} --cluster-to {} --cluster-slots 2000 --cluster-yes --cluster-pipeline 5 >/dev/null",
+        from.port,
+        id_of(from),
+        id_of(to)
+    );
+    let dir = scratch("cluster-reshard");
+    let f = scenario(
+        &dir,
+        "reshard",
+        &format!(
+            "name: reshard\n{}\nkeyspace: {{prefix: \"rt-reshard:\", keys: 20000}}\nworkloads: {{b: {{kind: basic, read_ratio: 0.5, verify: true}}}}\nphases: [{{name: p, duration: 8s, workers: 8, rate: 1500}}]\nfaults: [{{name: reshard, action: shell, command: \"{command}\", at: 2s, timeout: 60s}}]\n",
+            target(&cluster)
+        ),
+    );
+    let out = run_in(&dir, &["apply", &f, "--json", "r.json", "--quiet"], &[], Duration::from_secs(120));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let report = read_report(&dir.join("r.json"));
+    assert_report_valid(&report);
+    let fault = &report["faults"][0]["result"];
+    assert_eq!(fault["ok"], true, "the reshard itself worked: {fault}");
+    // 2000 slots changed hands under load: every operation was sent where its slot lives now
+    // (MOVED, and ASK for keys already migrated out of a slot in transit), none failed, none lost.
+    let c = &report["connections"];
+    println!("reshard: {fault}\nconnections: {c}\nverify: {}", report["verify"]);
+    assert!(c["cluster_redirects"]["MOVED"].as_u64().unwrap_or(0) > 0, "{c}");
+    assert_eq!(total_errors(&report), 0, "{}", report["phases"][0]);
+    let v = &report["verify"][0];
+    assert!(v["checked"].as_u64().unwrap() > 3000, "{v}");
+    assert_eq!((v["lost"].as_u64(), v["changed"].as_u64(), v["unreadable"].as_u64()), (Some(0), Some(0), Some(0)), "{v}");
+    // The slots really moved: the destination now serves slot 0.
+    assert!(to.cli(&["--raw", "cluster", "countkeysinslot", "0"]).parse::<u64>().is_ok());
+    let owner = TestCluster::cluster_nodes(to).into_iter().find(|f| f[2].contains("myself")).unwrap();
+    assert!(owner[8..].iter().any(|r| r.starts_with("0-")), "slot 0 did not move: {owner:?}");
+}

@@ -36,7 +36,7 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(
         h,
-        "<table class=\"kv\"><tr><th>target</th><td>{} (mode {}, {}, TLS {})</td></tr><tr><th>started</th><td>{}</td></tr><tr><th>ended</th><td>{}</td></tr><tr><th>duration</th><td>{:.1} s{}</td></tr><tr><th>totals</th><td>{} ops, {:.1} ops/s, {} errors ({:.4}%), p50 {}, p99 {}, p99.9 {}</td></tr><tr><th>connections</th><td>{} opened, {} dropped, {} failed to open</td></tr></table>",
+        "<table class=\"kv\"><tr><th>target</th><td>{} (mode {}, {}, TLS {})</td></tr><tr><th>started</th><td>{}</td></tr><tr><th>ended</th><td>{}</td></tr><tr><th>duration</th><td>{:.1} s{}</td></tr><tr><th>totals</th><td>{} ops, {:.1} ops/s, {} errors ({:.4}%), p50 {}, p99 {}, p99.9 {}</td></tr><tr><th>connections</th><td>{} opened, {} dropped, {} reconnects, {} failed to open{}</td></tr></table>",
         esc(&r.target.address),
         esc(&r.target.mode),
         esc(&r.target.protocol),
@@ -54,7 +54,21 @@ pub fn render(r: &Report) -> String {
         format_us(r.totals.latency_us.p999 as f64),
         r.connections.opened,
         r.connections.dropped,
+        r.connections.reconnects,
         r.connections.connect_errors,
+        if r.connections.cluster_redirects.is_empty() && r.connections.topology_refreshes == 0 {
+            String::new()
+        } else {
+            esc(&format!(
+                "; cluster redirects followed: {}; slot map read {} times",
+                if r.connections.cluster_redirects.is_empty() {
+                    "none".to_owned()
+                } else {
+                    r.connections.cluster_redirects.iter().map(|(c, n)| format!("{c} {n}")).collect::<Vec<_>>().join(", ")
+                },
+                r.connections.topology_refreshes
+            ))
+        },
     );
     let _ = writeln!(h, "<p class=\"note\">{}</p>", esc(&r.latency_note));
 
@@ -118,7 +132,12 @@ fn faults_table(h: &mut String, r: &Report) {
             Some(v) => vec![
                 format!("<span class=\"{}\">{}</span> {}", if v.ok { "good" } else { "bad" }, if v.ok { "ok" } else { "FAILED" }, esc(&v.detail)),
                 v.time_to_first_error_s.map_or("none".into(), |x| format_us(x * 1e6)),
-                format_us(v.outage_s * 1e6),
+                if v.outage_by_shard_s.is_empty() {
+                    format_us(v.outage_s * 1e6)
+                } else {
+                    let shards: Vec<String> = v.outage_by_shard_s.iter().map(|(k, o)| format!("{k}: {}", format_us(o * 1e6))).collect();
+                    format!("{}<br><small>{}</small>", format_us(v.outage_s * 1e6), esc(&shards.join(", ")))
+                },
                 v.recovery_s.map_or("not back".into(), |x| format_us(x * 1e6)),
                 if v.errors.is_empty() { "none".into() } else { esc(&v.errors.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")) },
                 v.reconnects.to_string(),
