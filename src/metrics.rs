@@ -272,12 +272,7 @@ impl ConnCounters {
 
     /// Cluster replies seen so far, by class (classes never seen left out).
     pub fn cluster_reply_counts(&self) -> std::collections::BTreeMap<String, u64> {
-        CLUSTER_REPLIES
-            .iter()
-            .zip(&self.cluster_replies)
-            .map(|(c, n)| (c.to_string(), n.load(Ordering::Relaxed)))
-            .filter(|(_, n)| *n > 0)
-            .collect()
+        CLUSTER_REPLIES.iter().zip(&self.cluster_replies).map(|(c, n)| (c.to_string(), n.load(Ordering::Relaxed))).filter(|(_, n)| *n > 0).collect()
     }
 
     /// Records a connection opened in `took`; it replaces a dropped one while drops outnumber

@@ -120,24 +120,24 @@ type NodePools = Arc<Node>;
 fn build_pools(spec: &ConnectSpec, connections: &Connections, metrics: &Arc<RunMetrics>) -> NodePools {
     let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let pools = (0..connections.pools)
-            .map(|_| {
-                Pool::builder()
-                    .max_size(connections.per_pool)
-                    .min_idle(None)
-                    .test_on_check_out(false)
-                    .retry_connection(false)
-                    .connection_timeout(connections.acquire_timeout)
-                    .idle_timeout(None)
-                    .max_lifetime(None)
-                    .build_unchecked(Manager {
-                        span: tracing::Span::current(),
-                        spec: spec.clone(),
-                        metrics: Arc::clone(metrics),
-                        ping_timeout: connections.command_timeout,
-                        failing: Arc::clone(&failing),
-                    })
-            })
-            .collect();
+        .map(|_| {
+            Pool::builder()
+                .max_size(connections.per_pool)
+                .min_idle(None)
+                .test_on_check_out(false)
+                .retry_connection(false)
+                .connection_timeout(connections.acquire_timeout)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .build_unchecked(Manager {
+                    span: tracing::Span::current(),
+                    spec: spec.clone(),
+                    metrics: Arc::clone(metrics),
+                    ping_timeout: connections.command_timeout,
+                    failing: Arc::clone(&failing),
+                })
+        })
+        .collect();
     Arc::new(Node { pools, failing, reconnect: Default::default() })
 }
 
@@ -195,7 +195,8 @@ impl Pools {
     /// cluster node when `cluster` holds the slot map. Cluster pools need a tokio runtime (for the
     /// slot map refresher).
     pub fn new(spec: &ConnectSpec, connections: &Connections, metrics: &Arc<RunMetrics>, cluster: Option<(&Topology, &[HostPort])>) -> Pools {
-        let nodes = Arc::new(NodeSet { spec: spec.clone(), connections: connections.clone(), metrics: Arc::clone(metrics), nodes: RwLock::new(HashMap::new()) });
+        let nodes =
+            Arc::new(NodeSet { spec: spec.clone(), connections: connections.clone(), metrics: Arc::clone(metrics), nodes: RwLock::new(HashMap::new()) });
         let (cluster, refresher) = match cluster {
             Some((topology, seeds)) => {
                 let router = Arc::new(ClusterRouter {

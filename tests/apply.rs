@@ -350,7 +350,10 @@ fn a_cluster_target_that_is_not_a_cluster_exits_3_and_says_so() {
     let f = scenario(
         &dir,
         "c",
-        &format!("name: u\ntarget: {{url: \"{}\", mode: cluster}}\nworkloads: {{w: {{kind: basic}}}}\nphases: [{{name: p, duration: 1s, workers: 1}}]\n", server.url()),
+        &format!(
+            "name: u\ntarget: {{url: \"{}\", mode: cluster}}\nworkloads: {{w: {{kind: basic}}}}\nphases: [{{name: p, duration: 1s, workers: 1}}]\n",
+            server.url()
+        ),
     );
     let out = apply(&dir, &[&f]);
     assert_eq!(out.code, Some(3), "{}", out.all());

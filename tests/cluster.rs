@@ -71,7 +71,10 @@ fn every_workload_runs_on_a_cluster_slot_safe_and_cleanup_leaves_only_foreign_ke
     // Neighbours' keys, spread over the shards by redis-cli's own redirect following: cleanup
     // must leave them alone.
     for k in 0..30 {
-        let out = std::process::Command::new("redis-cli").args(["-c", "-p", &cluster.nodes[0].port.to_string(), "SET", &format!("app:{k}"), "neighbour"]).output().unwrap();
+        let out = std::process::Command::new("redis-cli")
+            .args(["-c", "-p", &cluster.nodes[0].port.to_string(), "SET", &format!("app:{k}"), "neighbour"])
+            .output()
+            .unwrap();
         assert!(String::from_utf8_lossy(&out.stdout).contains("OK"), "{out:?}");
     }
     let neighbours: Vec<usize> = cluster.masters().iter().map(|m| keys_under(m, "app:")).collect();
@@ -260,7 +263,8 @@ fn the_shipped_cluster_failover_scenario_follows_the_new_primary() {
     }
     assert!(out.stdout.contains("outage by shard: shard 0"), "{}", out.stdout);
     // The local cluster is gone afterwards: the promoted replica no longer listens.
-    let port: u16 = detail.split("replica 127.0.0.1:").nth(1).and_then(|r| r.split(' ').next()).and_then(|p| p.parse().ok()).expect("replica port in the detail");
+    let port: u16 =
+        detail.split("replica 127.0.0.1:").nth(1).and_then(|r| r.split(' ').next()).and_then(|p| p.parse().ok()).expect("replica port in the detail");
     assert!(ask(port, "PING").is_none(), "node {port} still answers after the run");
 }
 
@@ -305,4 +309,51 @@ fn resharding_under_load_is_followed_without_errors_or_lost_writes() {
     assert!(to.cli(&["--raw", "cluster", "countkeysinslot", "0"]).parse::<u64>().is_ok());
     let owner = TestCluster::cluster_nodes(to).into_iter().find(|f| f[2].contains("myself")).unwrap();
     assert!(owner[8..].iter().any(|r| r.starts_with("0-")), "slot 0 did not move: {owner:?}");
+}
+
+/// Ports of the local nodes a run started, from its debug log.
+fn local_ports(log: &str) -> Vec<u16> {
+    log.lines().filter(|l| l.contains("local node started")).filter_map(|l| l.split("port=").nth(1)?.split(' ').next()?.parse().ok()).collect()
+}
+
+#[test]
+fn sigint_while_the_local_cluster_starts_or_runs_leaves_no_node_behind() {
+    let _turn = turn();
+    let dir = scratch("cluster-sigint");
+    let scenario = repo().join("scenarios/cluster-failover.yaml");
+    for (case, wait_for) in [("setup", "against local cluster"), ("run", "phase warmup started")] {
+        let log = dir.join(format!("{case}.log"));
+        let mut child = common::spawn(
+            &dir,
+            &["apply", scenario.to_str().unwrap(), "--json", &format!("{case}.json"), "--log-level", "debug", "--log-file", log.to_str().unwrap()],
+            &[],
+        );
+        // Interrupt as soon as the line that starts the stage appears.
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        loop {
+            let mut line = String::new();
+            assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "{case}: ended before `{wait_for}`: {seen}");
+            seen.push_str(&line);
+            if line.contains(wait_for) {
+                break;
+            }
+        }
+        std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+        let mut rest = String::new();
+        stderr.read_to_string(&mut rest).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(130), "{case}: {seen}{rest}");
+        if case == "setup" {
+            assert!(rest.contains("interrupted while preparing the target"), "{rest}");
+        } else {
+            let report = read_report(&dir.join("run.json"));
+            assert_eq!(report["interrupted"], true);
+        }
+        let ports = local_ports(&std::fs::read_to_string(&log).unwrap());
+        assert!(!ports.is_empty() || case == "setup", "{case}: no node started");
+        for port in ports {
+            assert!(ask(port, "PING").is_none(), "{case}: node {port} still answers after exit 130");
+        }
+    }
 }

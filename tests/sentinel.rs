@@ -76,7 +76,12 @@ fn replica_reads_go_to_the_replica_the_sentinels_report() {
     let gets = common::op_count(&report, "p", "b", "GET");
     let sets = common::op_count(&report, "p", "b", "SET");
     let replica_gets = calls(&replica, "get") - gets_before;
-    assert!(gets > 1000 && replica_gets == gets, "{gets} GETs in the report, {replica_gets} served by the replica, {} by the primary; sentinel: {}", calls(&primary, "get"), sentinel.cli(&["--raw", "sentinel", "replicas", "reads"]));
+    assert!(
+        gets > 1000 && replica_gets == gets,
+        "{gets} GETs in the report, {replica_gets} served by the replica, {} by the primary; sentinel: {}",
+        calls(&primary, "get"),
+        sentinel.cli(&["--raw", "sentinel", "replicas", "reads"])
+    );
     assert_eq!(calls(&primary, "get"), 0, "no read went to the primary");
     assert_eq!(calls(&primary, "set") - sets_before, sets, "every write went to the primary");
 }

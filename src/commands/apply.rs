@@ -71,11 +71,21 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
         },
         None => None,
     };
+    let mut signals = Signals::catch();
     if !args.quiet {
         eprintln!("redis-test: run {run_id}: {} for {} against {}", scenario.name, crate::units::format_duration(plan.total_duration), plan.target.address);
     }
     tracing::info!(scenario = %scenario.name, target = %plan.target.address, duration = %crate::units::format_duration(plan.total_duration), "run starting");
-    let deployment = match target::prepare(&scenario.target, &scenario.connections, &client_name).await {
+    // Starting a local cluster takes seconds: a signal then drops the half-built deployment, whose
+    // processes are killed on drop, instead of leaving them behind.
+    let prepared = tokio::select! {
+        d = target::prepare(&scenario.target, &scenario.connections, &client_name) => d,
+        () = signals.recv() => {
+            eprintln!("redis-test: interrupted while preparing the target; nothing ran, no report written");
+            return exit::INTERRUPTED;
+        }
+    };
+    let deployment = match prepared {
         Ok(d) => d,
         Err(e) => {
             tracing::error!(error = %e, "target unusable");
@@ -86,7 +96,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
     tracing::info!(address = %deployment.spec.addr, local = deployment.local.is_some(), "target ready");
     let (stop_tx, stop_rx) = watch::channel(false);
     let signals = tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.recv().await;
         eprintln!("redis-test: interrupted; finishing operations in flight and writing the report");
         let _ = stop_tx.send(true);
     });
@@ -141,7 +151,8 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
     };
     // A local server is thrown away with its keys; a shared one gets exactly ours removed.
     let cleanup = if scenario.cleanup && matches!(scenario.target.endpoint, Endpoint::Remote(_)) {
-        let (removed, error) = match executor::cleanup::remove_prefix_everywhere(&deployment, &scenario.key_prefix, scenario.connections.command_timeout).await {
+        let (removed, error) = match executor::cleanup::remove_prefix_everywhere(&deployment, &scenario.key_prefix, scenario.connections.command_timeout).await
+        {
             Ok(n) => (n, None),
             Err(e) => (0, Some(e.to_string())),
         };
@@ -216,19 +227,33 @@ fn common_labels(scenario: &Scenario, run_id: &str) -> report::families::CommonL
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn wait_for_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// SIGINT and SIGTERM, caught from the moment this is made (before that, either kills the process
+/// outright, which would leave a local deployment's processes behind).
+struct Signals {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn catch() -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        Signals { int: signal(SignalKind::interrupt()).ok(), term: signal(SignalKind::terminate()).ok() }
+    }
+
+    /// Resolves on the next SIGINT or SIGTERM.
+    async fn recv(&mut self) {
+        async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
+        tokio::select! {
+            () = one(&mut self.int) => {}
+            () = one(&mut self.term) => {}
+        }
     }
 }
 

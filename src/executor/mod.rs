@@ -281,8 +281,7 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
                     (now.as_nanos() as u64, phase as u16)
                 }) as Arc<dyn Fn() -> (u64, u16) + Send + Sync>
             };
-            let ctx =
-                pubsub::SubscriberCtx { metrics: Arc::clone(&metrics), clock, stop: sub_stop.clone(), retry: scenario.connections.retry.clone() };
+            let ctx = pubsub::SubscriberCtx { metrics: Arc::clone(&metrics), clock, stop: sub_stop.clone(), retry: scenario.connections.retry.clone() };
             subscribers.push(tokio::spawn(pubsub::subscriber(Arc::clone(ps), id, deployment.spec.clone(), ctx, ready_tx).in_current_span()));
             match ready_rx.await {
                 Ok(Ok(())) => {}

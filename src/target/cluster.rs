@@ -210,6 +210,9 @@ pub async fn start_local(password: Option<&Secret>, node_timeout: Duration) -> R
         // Any replica may take over, however long it was cut off: a test cluster should fail over.
         "cluster-replica-validity-factor 0".to_owned(),
         "repl-diskless-sync-delay 0".to_owned(),
+        // CLUSTER SLOTS lists a replica only once its replication offset is non-zero, and an idle
+        // primary moves the offset with its pings to replicas: every 10 s by default.
+        "repl-ping-replica-period 1".to_owned(),
     ];
     if let Some(p) = password {
         conf.push(format!("masterauth \"{}\"", p.expose().replace('\\', "\\\\").replace('"', "\\\"")));
@@ -258,6 +261,7 @@ pub async fn start_local(password: Option<&Secret>, node_timeout: Duration) -> R
         })
     })
     .await?;
+    tracing::debug!("cluster nodes know each other");
     for i in 0..3 {
         let id = ids[i].clone();
         ok(conns[3 + i].command(&[b"CLUSTER", b"REPLICATE", &id], t).await).map_err(|e| failed("REPLICATE", e))?;

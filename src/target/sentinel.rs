@@ -208,9 +208,14 @@ fn healthy_replicas(v: &Value) -> Result<Vec<HostPort>, String> {
     for r in items {
         let Value::Array(fields) = r else { continue };
         let get = |name: &str| {
-            fields.chunks(2).find(|kv| kv[0].as_bytes() == Some(name.as_bytes())).and_then(|kv| kv.get(1)?.as_bytes()).map(|b| String::from_utf8_lossy(b).into_owned())
+            fields
+                .chunks(2)
+                .find(|kv| kv[0].as_bytes() == Some(name.as_bytes()))
+                .and_then(|kv| kv.get(1)?.as_bytes())
+                .map(|b| String::from_utf8_lossy(b).into_owned())
         };
-        let (Some(ip), Some(port), flags, link) = (get("ip"), get("port").and_then(|p| p.parse().ok()), get("flags").unwrap_or_default(), get("master-link-status"))
+        let (Some(ip), Some(port), flags, link) =
+            (get("ip"), get("port").and_then(|p| p.parse().ok()), get("flags").unwrap_or_default(), get("master-link-status"))
         else {
             continue;
         };

@@ -166,7 +166,14 @@ impl Workload {
 
     /// Writes the next operation into `buf`.
     pub fn prepare(&self, st: &mut WorkerState, rng: &mut Rng, buf: &mut Vec<u8>, now_nanos: u64) -> Prepared {
-        let env = Env { prefix: &self.prefix, values: &self.values, ttl_ms: self.ttl_ms, verify: self.verify, tag_block: self.tag_block, keys: self.keyspace.keys.max(1) };
+        let env = Env {
+            prefix: &self.prefix,
+            values: &self.values,
+            ttl_ms: self.ttl_ms,
+            verify: self.verify,
+            tag_block: self.tag_block,
+            keys: self.keyspace.keys.max(1),
+        };
         match &self.kind {
             Kind::Basic(b) => b.prepare(&env, st, rng, buf),
             Kind::HighThroughput(h) => h.prepare(&env, st, rng, buf),
@@ -324,7 +331,13 @@ mod tests {
             assert!(other < 10_000);
             env.batch_key(&mut a, b"", first);
             env.batch_key(&mut b, b"h:", other);
-            assert_eq!(crate::target::cluster::slot(&a), crate::target::cluster::slot(&b), "{:?} {:?}", String::from_utf8_lossy(&a), String::from_utf8_lossy(&b));
+            assert_eq!(
+                crate::target::cluster::slot(&a),
+                crate::target::cluster::slot(&b),
+                "{:?} {:?}",
+                String::from_utf8_lossy(&a),
+                String::from_utf8_lossy(&b)
+            );
         }
         env.batch_key(&mut a, b"h:", 9_999);
         assert_eq!(a, b"rt:{999}h:9999");

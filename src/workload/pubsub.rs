@@ -248,7 +248,15 @@ pub async fn subscriber(ps: Arc<PubSub>, id: usize, spec: ConnectSpec, mut ctx: 
     ps.results.lock().expect("pubsub lock").push(stats);
 }
 
-fn ps_receive(ps: &PubSub, id: usize, channel: &[u8], payload: &[u8], stats: &mut SubscriberStats, last: &mut HashMap<(u64, Vec<u8>), u64>, ctx: &SubscriberCtx) {
+fn ps_receive(
+    ps: &PubSub,
+    id: usize,
+    channel: &[u8],
+    payload: &[u8],
+    stats: &mut SubscriberStats,
+    last: &mut HashMap<(u64, Vec<u8>), u64>,
+    ctx: &SubscriberCtx,
+) {
     let Some((publisher, seq, sent)) = parse_header(payload) else { return };
     let (now, phase) = (ctx.clock)();
     let latency_us = now.saturating_sub(sent) / 1_000;

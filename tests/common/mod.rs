@@ -205,7 +205,8 @@ impl TestCluster {
     /// Starts the nodes with `cluster-node-timeout` `node_timeout_ms` and joins them.
     pub fn start(node_timeout_ms: u64) -> TestCluster {
         let timeout = format!("cluster-node-timeout {node_timeout_ms}");
-        let conf = ["cluster-enabled yes", "cluster-config-file nodes.conf", timeout.as_str(), "cluster-replica-validity-factor 0", "repl-diskless-sync-delay 0"];
+        let conf =
+            ["cluster-enabled yes", "cluster-config-file nodes.conf", timeout.as_str(), "cluster-replica-validity-factor 0", "repl-diskless-sync-delay 0"];
         let nodes: Vec<RedisServer> = (0..6).map(|_| RedisServer::start(&conf)).collect();
         let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
         let out = Command::new("redis-cli")
@@ -242,8 +243,11 @@ impl TestCluster {
 
     /// Masters and their slot ranges as `node` sees them, sorted (to compare views).
     fn slot_owners(&self, node: &RedisServer) -> String {
-        let mut owners: Vec<String> =
-            Self::cluster_nodes(node).into_iter().filter(|f| f.len() > 8 && f[2].contains("master")).map(|f| format!("{} {}", f[1], f[8..].join(" "))).collect();
+        let mut owners: Vec<String> = Self::cluster_nodes(node)
+            .into_iter()
+            .filter(|f| f.len() > 8 && f[2].contains("master"))
+            .map(|f| format!("{} {}", f[1], f[8..].join(" ")))
+            .collect();
         owners.sort();
         owners.join("; ")
     }
@@ -252,7 +256,8 @@ impl TestCluster {
     pub fn shard_zero(&self) -> (&RedisServer, &RedisServer) {
         let lines = Self::cluster_nodes(&self.nodes[0]);
         let port_of = |f: &[String]| f[1].split(['@']).next().unwrap().rsplit(':').next().unwrap().parse::<u16>().unwrap();
-        let master = lines.iter().find(|f| f.len() > 8 && f[2].contains("master") && f[8..].iter().any(|r| r.starts_with("0-"))).expect("a master serves slot 0");
+        let master =
+            lines.iter().find(|f| f.len() > 8 && f[2].contains("master") && f[8..].iter().any(|r| r.starts_with("0-"))).expect("a master serves slot 0");
         let master = self.nodes.iter().find(|n| n.port == port_of(master)).unwrap();
         // The replica's own word, not node 0's possibly older view.
         let replica = self
