@@ -82,7 +82,8 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
             shared.tracker.in_flight.fetch_add(1, Ordering::Relaxed);
             let read_only = workload.read_only(&prepared, st);
             let slot = if shared.pools.is_cluster() { crate::target::cluster::first_key_slot(&buf) } else { None };
-            let (mut outcome, mut service_start) = routed_round_trip(&shared, id, slot, &buf, &prepared, read_only, &mut replies, &mut rng).await;
+            let is_read = |i: usize| workload.reply_is_read(&prepared, st, i);
+            let (mut outcome, mut service_start) = routed_round_trip(&shared, id, slot, &buf, &prepared, read_only, &is_read, &mut replies, &mut rng).await;
             // Resend after a connection error only where that is safe: reads, or writes when the
             // scenario allows it. Timeouts are not resent: the first send may have been applied.
             let mut retries = 0;
@@ -90,7 +91,7 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
                 tokio::time::sleep(backoff(&shared.retry, retries, &mut rng)).await;
                 retries += 1;
                 replies.clear();
-                (outcome, service_start) = routed_round_trip(&shared, id, slot, &buf, &prepared, read_only, &mut replies, &mut rng).await;
+                (outcome, service_start) = routed_round_trip(&shared, id, slot, &buf, &prepared, read_only, &is_read, &mut replies, &mut rng).await;
             }
             if retries > 0 {
                 shared.metrics.record_retries(crate::metrics::OpKey { phase: pi as u16, workload: wi as u16, op: prepared.op }, u64::from(retries));
@@ -164,6 +165,7 @@ async fn routed_round_trip(
     buf: &[u8],
     p: &Prepared,
     read_only: bool,
+    is_read: &(dyn Fn(usize) -> bool + Sync),
     replies: &mut Vec<Value>,
     rng: &mut Rng,
 ) -> (Result<(), ErrorClass>, Instant) {
@@ -192,7 +194,7 @@ async fn routed_round_trip(
             shared.pools.request_refresh();
             return (outcome, sent);
         }
-        let Some(class) = not_applied(replies) else { return (outcome, sent) };
+        let Some(class) = not_applied(replies, &|i| is_read(i)) else { return (outcome, sent) };
         shared.metrics.conns.cluster_reply(class);
         if redirects >= MAX_REDIRECTS {
             return (outcome, sent);
@@ -225,14 +227,17 @@ async fn routed_round_trip(
     }
 }
 
-/// The cluster reply class when a round trip's replies show nothing was applied: every reply is a
-/// MOVED/ASK/TRYAGAIN/CLUSTERDOWN error, or EXEC was aborted because a queued command got one.
-fn not_applied(replies: &[Value]) -> Option<&'static str> {
+/// The cluster reply class when a round trip's replies show that no write was applied: every reply
+/// is a MOVED/ASK/TRYAGAIN/CLUSTERDOWN error or the reply of a read (`is_read(i)` for reply `i`;
+/// reading twice changes nothing), or EXEC was aborted because a queued command got one. Only then
+/// may the whole round trip be sent again. A batch whose reads ran on a primary that was paused for
+/// writes during a failover, and whose writes then got MOVED, is such a round trip.
+fn not_applied(replies: &[Value], is_read: &(dyn Fn(usize) -> bool + Sync)) -> Option<&'static str> {
     const CLASSES: [&str; 4] = ["MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"];
     let class_of = |v: &Value| v.error_class().and_then(|c| CLASSES.iter().copied().find(|k| *k == c));
     let first = replies.iter().find_map(class_of)?;
     let aborted = replies.last().is_some_and(|v| v.error_class() == Some("EXECABORT"));
-    (aborted || replies.iter().all(|v| class_of(v).is_some())).then_some(first)
+    (aborted || replies.iter().enumerate().all(|(i, v)| class_of(v).is_some() || is_read(i))).then_some(first)
 }
 
 /// Checks out a connection on `route`, sends the bytes and reads `expect` replies.
@@ -265,13 +270,16 @@ mod tests {
     #[test]
     fn redirects_are_followed_only_when_nothing_was_applied() {
         let moved = || Value::Error("MOVED 1 127.0.0.1:7000".into());
-        assert_eq!(not_applied(&[moved(), moved()]), Some("MOVED"));
-        assert_eq!(not_applied(&[Value::Error("TRYAGAIN later".into())]), Some("TRYAGAIN"));
-        // One command of the batch was applied: resending would apply it twice.
-        assert_eq!(not_applied(&[Value::Status("OK".into()), Value::Error("ASK 1 127.0.0.1:7000".into())]), None);
+        let writes = |_: usize| false;
+        assert_eq!(not_applied(&[moved(), moved()], &writes), Some("MOVED"));
+        assert_eq!(not_applied(&[Value::Error("TRYAGAIN later".into())], &writes), Some("TRYAGAIN"));
+        // One write of the batch was applied: resending would apply it twice.
+        assert_eq!(not_applied(&[Value::Status("OK".into()), Value::Error("ASK 1 127.0.0.1:7000".into())], &writes), None);
+        // The reply that got through was a read's: reading again is harmless.
+        assert_eq!(not_applied(&[Value::Bulk(b"v".to_vec()), moved()], &|i| i == 0), Some("MOVED"));
         // MULTI, a queued command redirected, EXEC aborted: nothing applied.
-        assert_eq!(not_applied(&[Value::Status("OK".into()), moved(), Value::Error("EXECABORT Transaction discarded".into())]), Some("MOVED"));
-        assert_eq!(not_applied(&[Value::Status("OK".into())]), None);
-        assert_eq!(not_applied(&[Value::Error("WRONGTYPE x".into())]), None);
+        assert_eq!(not_applied(&[Value::Status("OK".into()), moved(), Value::Error("EXECABORT Transaction discarded".into())], &writes), Some("MOVED"));
+        assert_eq!(not_applied(&[Value::Status("OK".into())], &writes), None);
+        assert_eq!(not_applied(&[Value::Error("WRONGTYPE x".into())], &writes), None);
     }
 }

@@ -217,6 +217,18 @@ impl Workload {
         }
     }
 
+    /// Whether reply `i` of the prepared round trip answers a read (sending it again changes nothing).
+    pub fn reply_is_read(&self, p: &Prepared, st: &WorkerState, i: usize) -> bool {
+        let reads = |op: &u16| self.ops.get(*op as usize).is_some_and(|n| READ_ONLY.contains(n));
+        match &self.kind {
+            Kind::HighThroughput(_) => st.batch.get(i).is_some_and(reads),
+            // In a transaction the replies are MULTI's, QUEUED and EXEC's: never judged one by one.
+            Kind::Pipeline(pl) => !pl.transaction() && st.batch.get(i).is_some_and(reads),
+            Kind::Pubsub(_) => false,
+            _ => i == 0 && reads(&p.op),
+        }
+    }
+
     /// Reports a round trip that produced no replies (timeout, connection, pool) for every
     /// operation it carried.
     pub fn fail(&self, p: &Prepared, st: &WorkerState, outcome: Outcome, sink: &mut dyn FnMut(u16, Outcome, bool)) {
