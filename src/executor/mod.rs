@@ -267,6 +267,7 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
     let t0_cell: Arc<std::sync::OnceLock<Instant>> = Arc::new(std::sync::OnceLock::new());
     let phase_ends: Vec<Duration> = plan.phases.iter().map(|p| p.end()).collect();
     let mut subscribers = Vec::new();
+    let cluster_nodes = deployment.cluster.as_ref().map(|t| t.nodes()).unwrap_or_default();
     for w in &workloads {
         let Some(ps) = w.pubsub() else { continue };
         for id in 0..ps.subscribers {
@@ -281,7 +282,13 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
                     (now.as_nanos() as u64, phase as u16)
                 }) as Arc<dyn Fn() -> (u64, u16) + Send + Sync>
             };
-            let ctx = pubsub::SubscriberCtx { metrics: Arc::clone(&metrics), clock, stop: sub_stop.clone(), retry: scenario.connections.retry.clone() };
+            let ctx = pubsub::SubscriberCtx {
+                metrics: Arc::clone(&metrics),
+                clock,
+                stop: sub_stop.clone(),
+                retry: scenario.connections.retry.clone(),
+                nodes: cluster_nodes.clone(),
+            };
             subscribers.push(tokio::spawn(pubsub::subscriber(Arc::clone(ps), id, deployment.spec.clone(), ctx, ready_tx).in_current_span()));
             match ready_rx.await {
                 Ok(Ok(())) => {}

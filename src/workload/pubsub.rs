@@ -184,6 +184,9 @@ pub struct SubscriberCtx {
     pub stop: watch::Receiver<bool>,
     /// Reconnects back off per this policy (exponential with jitter) while connecting fails.
     pub retry: crate::scenario::model::Retry,
+    /// Cluster targets: every node; after a lost connection the subscriber tries the next one
+    /// (cluster pub/sub reaches every node), so a dead node does not silence it. Empty otherwise.
+    pub nodes: Vec<crate::scenario::model::HostPort>,
 }
 
 /// Runs one subscriber until `stop`; `ready` is sent once the subscription is confirmed.
@@ -195,7 +198,13 @@ pub async fn subscriber(ps: Arc<PubSub>, id: usize, spec: ConnectSpec, mut ctx: 
     let (cmd, confirmations) = ps.subscribe_command();
     // Connection attempts failed in a row; resets once subscribed again.
     let mut failures: u32 = 0;
+    let mut spec = spec;
+    // Subscribers start on different nodes, and move on to the next one when theirs fails.
+    let mut node = id;
     'connect: while !*ctx.stop.borrow() {
+        if !ctx.nodes.is_empty() {
+            spec.addr = ctx.nodes[node % ctx.nodes.len()].clone();
+        }
         let conn = async {
             let mut c = Conn::connect(&spec).await?;
             c.send_only(&cmd).await?;
@@ -213,6 +222,7 @@ pub async fn subscriber(ps: Arc<PubSub>, id: usize, spec: ConnectSpec, mut ctx: 
                     return;
                 }
                 stats.reconnects += 1;
+                node += 1;
                 let pause = ctx.retry.backoff(failures, crate::scenario::model::unit_from(((id as u64) << 32) | u64::from(failures)));
                 failures = failures.saturating_add(1);
                 tokio::select! {
@@ -240,6 +250,7 @@ pub async fn subscriber(ps: Arc<PubSub>, id: usize, spec: ConnectSpec, mut ctx: 
                     let (_, phase) = (ctx.clock)();
                     ctx.metrics.record(OpKey { phase, workload: ps.workload, op: RECEIVE }, Outcome::Error(ErrorClass::Connection), None, None);
                     stats.reconnects += 1;
+                    node += 1;
                     continue 'connect;
                 }
             }
