@@ -368,3 +368,41 @@ fn sigint_while_the_local_cluster_starts_or_runs_leaves_no_node_behind() {
         }
     }
 }
+
+#[test]
+fn a_tls_only_cluster_is_discovered_and_driven_over_tls() {
+    let _turn = turn();
+    let certs = common::Certs::new("certs-cluster");
+    let mut conf = certs.server_config(false);
+    // Nodes authenticate each other on the cluster bus with client certificates.
+    conf.extend([
+        "tls-cluster yes".to_owned(),
+        "tls-replication yes".to_owned(),
+        format!("tls-client-cert-file {}", certs.path("client.crt")),
+        format!("tls-client-key-file {}", certs.path("client.key")),
+    ]);
+    let cluster = TestCluster::start_with(5000, &conf);
+    let dir = scratch("cluster-tls");
+    // Plain ports are off (`port 0`): every node the slot map names must be reached over TLS.
+    let nodes: Vec<String> = cluster.nodes[1..].iter().map(|n| format!("\"127.0.0.1:{}\"", n.port)).collect();
+    let f = scenario(
+        &dir,
+        "tls",
+        &format!(
+            "name: tls\ntarget: {{url: \"rediss://127.0.0.1:{}\", mode: cluster, nodes: [{}], tls: {{ca: \"{}\"}}}}\ncleanup: false\nkeyspace: {{prefix: \"rt-tls:\", keys: 2000}}\nworkloads:\n  b: {{kind: basic, read_ratio: 0.5, verify: true}}\n  p: {{kind: pipeline, depth: 4}}\nphases: [{{name: p, duration: 2s, workers: 4, rate: 1000}}]\n",
+            cluster.nodes[0].port,
+            nodes.join(", "),
+            certs.path("ca.crt")
+        ),
+    );
+    let out = run_in(&dir, &["apply", &f, "--json", "r.json", "--quiet"], &[], Duration::from_secs(60));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let report = read_report(&dir.join("r.json"));
+    assert_report_valid(&report);
+    assert_eq!(total_errors(&report), 0, "{}", report["phases"][0]);
+    assert!(op_count(&report, "p", "p", "PIPELINE") > 100, "{}", report["phases"][0]);
+    assert_eq!(report["verify"][0]["lost"], 0, "{}", report["verify"]);
+    for m in cluster.masters() {
+        assert!(keys_under(m, "rt-tls:") > 50, "primary {} holds few of our keys", m.port);
+    }
+}

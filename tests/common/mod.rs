@@ -86,9 +86,11 @@ pub fn scratch(name: &str) -> PathBuf {
 /// A redis-server started for one test on a free loopback port; killed when dropped.
 pub struct RedisServer {
     child: std::process::Child,
-    /// Its port.
+    /// Its port (the TLS port for TLS-only servers).
     pub port: u16,
     dir: PathBuf,
+    /// The CA file when the server speaks TLS only (from its `tls-ca-cert-file` line).
+    tls_ca: Option<String>,
 }
 
 impl RedisServer {
@@ -154,7 +156,7 @@ impl RedisServer {
             let _ = tx.send(false);
         });
         match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(true) => Some(RedisServer { child, port, dir }),
+            Ok(true) => Some(RedisServer { child, port, dir, tls_ca: extra.iter().find_map(|l| l.strip_prefix("tls-ca-cert-file ")).map(str::to_owned) }),
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -177,6 +179,9 @@ impl RedisServer {
     pub fn cli_auth(&self, password: Option<&str>, args: &[&str]) -> String {
         let mut cmd = Command::new("redis-cli");
         cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "--no-raw"]);
+        if let Some(ca) = &self.tls_ca {
+            cmd.args(["--tls", "--cacert", ca]);
+        }
         if let Some(pw) = password {
             cmd.env("REDISCLI_AUTH", pw);
         }
@@ -204,18 +209,26 @@ pub struct TestCluster {
 impl TestCluster {
     /// Starts the nodes with `cluster-node-timeout` `node_timeout_ms` and joins them.
     pub fn start(node_timeout_ms: u64) -> TestCluster {
+        Self::start_with(node_timeout_ms, &[])
+    }
+
+    /// The same with extra config lines for every node (TLS: `Certs::server_config` plus
+    /// `tls-cluster yes` and `tls-replication yes`).
+    pub fn start_with(node_timeout_ms: u64, extra: &[String]) -> TestCluster {
         let timeout = format!("cluster-node-timeout {node_timeout_ms}");
-        let conf =
-            ["cluster-enabled yes", "cluster-config-file nodes.conf", timeout.as_str(), "cluster-replica-validity-factor 0", "repl-diskless-sync-delay 0"];
+        let mut conf =
+            vec!["cluster-enabled yes", "cluster-config-file nodes.conf", timeout.as_str(), "cluster-replica-validity-factor 0", "repl-diskless-sync-delay 0"];
+        conf.extend(extra.iter().map(String::as_str));
         let nodes: Vec<RedisServer> = (0..6).map(|_| RedisServer::start(&conf)).collect();
         let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
-        let out = Command::new("redis-cli")
-            .arg("--cluster")
-            .arg("create")
-            .args(&addrs)
-            .args(["--cluster-replicas", "1", "--cluster-yes"])
-            .output()
-            .expect("redis-cli is installed");
+        // Bounded: a cluster whose nodes cannot talk would keep redis-cli waiting for them forever.
+        let mut create = Command::new("timeout");
+        create.args(["60", "redis-cli"]);
+        if let Some(ca) = &nodes[0].tls_ca {
+            create.args(["--tls", "--cacert", ca]);
+        }
+        let out =
+            create.arg("--cluster").arg("create").args(&addrs).args(["--cluster-replicas", "1", "--cluster-yes"]).output().expect("redis-cli is installed");
         assert!(out.status.success(), "redis-cli --cluster create failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         let cluster = TestCluster { nodes };
         // The cluster bus has no event a client can wait on: poll until every node is ready.
@@ -237,8 +250,7 @@ impl TestCluster {
 
     /// `CLUSTER NODES` as seen by `node`: one line per node.
     pub fn cluster_nodes(node: &RedisServer) -> Vec<Vec<String>> {
-        let out = Command::new("redis-cli").args(["-p", &node.port.to_string(), "cluster", "nodes"]).output().expect("redis-cli");
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| l.split(' ').map(str::to_owned).collect()).collect()
+        node.cli(&["--raw", "cluster", "nodes"]).lines().map(|l| l.split(' ').map(str::to_owned).collect()).collect()
     }
 
     /// Masters and their slot ranges as `node` sees them, sorted (to compare views).
