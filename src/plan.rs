@@ -290,6 +290,11 @@ pub fn summarize_target(t: &Target) -> TargetSummary {
     };
     let address = match &t.endpoint {
         Endpoint::Local(l) => format!("local {}", format!("{l:?}").to_lowercase()),
+        // A sentinel target without a `url`: the master is whatever the sentinels name.
+        Endpoint::Remote(addrs) if addrs.is_empty() => match &t.sentinel {
+            Some(s) => format!("sentinel master `{}`", s.master_name),
+            None => String::from("(no address)"),
+        },
         Endpoint::Remote(addrs) => {
             let hosts: Vec<String> = addrs.iter().map(ToString::to_string).collect();
             let db = if t.db > 0 { format!("/{}", t.db) } else { String::new() };

@@ -124,6 +124,23 @@ fn secrets_never_appear_in_plans_or_errors() {
     assert!(!out.all().contains("hunter3"), "{}", out.all());
 }
 
+#[test]
+fn a_sentinel_target_needs_no_url_and_other_targets_do() {
+    let dir = scratch("sentinel-no-url");
+    let body = |target: &str| format!("name: s\ntarget: {target}\nworkloads: {{w: {{kind: basic}}}}\nphases: [{{name: p, duration: 1s, workers: 1}}]\n");
+    std::fs::write(dir.join("s.yaml"), body("{mode: sentinel, sentinel: {master_name: orders, nodes: [\"127.0.0.1:26379\"], password: s3nt}}")).unwrap();
+    let out = run_in(&dir, &["plan", "s.yaml"], &[], Duration::from_secs(30));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(out.stdout.contains("target    sentinel master `orders` (mode sentinel"), "{}", out.stdout);
+    assert!(!out.all().contains("s3nt"), "{}", out.all());
+    for (name, target) in [("c", "{mode: cluster}"), ("r", "{read_from_replicas: true}")] {
+        std::fs::write(dir.join(format!("{name}.yaml")), body(target)).unwrap();
+        let out = run_in(&dir, &["validate", &format!("{name}.yaml")], &[], Duration::from_secs(30));
+        assert_eq!(out.code, Some(2), "{}", out.all());
+        assert!(out.stdout.contains("set `url`") || out.stderr.contains("set `url`"), "{name}: {}", out.all());
+    }
+}
+
 const PRECEDENCE: &str = "name: p\ntarget: {url: redis://127.0.0.1:6379}\nworkloads: {w: {kind: basic}}\nphases:\n  - {name: steady, duration: 10s, workers: 2, rate: \"${RATE:-100}\"}\n";
 
 fn planned_rate(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> f64 {
