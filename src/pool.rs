@@ -200,9 +200,6 @@ impl Pools {
         let (cluster, refresher) = match cluster {
             Some((topology, seeds)) => {
                 let router = Arc::new(ClusterRouter {
-                    spec: spec.clone(),
-                    connections: connections.clone(),
-                    metrics: Arc::clone(metrics),
                     nodes: Arc::clone(&nodes),
                     map: RwLock::new(Arc::new(SlotMap::default())),
                     refresh: Arc::new(tokio::sync::Notify::new()),
@@ -248,7 +245,7 @@ impl Pools {
     pub async fn get(&self, worker: usize, route: &Route) -> Result<Pooled, ErrorClass> {
         let node = match (&self.cluster, route) {
             (Some(c), Route::Slot { slot, replica }) => c.for_slot(*slot, *replica, worker).ok_or(ErrorClass::Server("CLUSTERDOWN"))?,
-            (Some(c), Route::Node(addr)) => c.node(addr, false),
+            (Some(c), Route::Node(addr)) => c.nodes.node(addr, false),
             (Some(c), Route::Any | Route::Replica) => c.any(worker),
             (None, Route::Replica) => match self.follow.as_ref().map(|m| m.replicas()).filter(|r| !r.is_empty()) {
                 Some(r) => self.nodes.node(&r[worker % r.len()], false),
@@ -327,9 +324,7 @@ struct SlotMap {
 
 /// Routes cluster round trips: per-node pools (kept across slot map changes) and the slot map.
 struct ClusterRouter {
-    spec: ConnectSpec,
-    connections: Connections,
-    metrics: Arc<RunMetrics>,
+    /// Node pools, and the connection settings and counters the refresh uses too.
     nodes: Arc<NodeSet>,
     map: RwLock<Arc<SlotMap>>,
     refresh: Arc<tokio::sync::Notify>,
@@ -337,10 +332,6 @@ struct ClusterRouter {
 }
 
 impl ClusterRouter {
-    fn node(&self, addr: &HostPort, readonly: bool) -> NodePools {
-        self.nodes.node(addr, readonly)
-    }
-
     fn for_slot(&self, slot: u16, replica: bool, worker: usize) -> Option<NodePools> {
         let map = Arc::clone(&self.map.read().expect("slot map lock"));
         let shard = *map.topology.as_ref()?.owner.get(slot as usize)? as usize;
@@ -355,33 +346,28 @@ impl ClusterRouter {
     fn any(&self, worker: usize) -> NodePools {
         let map = Arc::clone(&self.map.read().expect("slot map lock"));
         match map.masters.len() {
-            0 => self.node(&self.seeds[worker % self.seeds.len().max(1)], false),
+            0 => self.nodes.node(&self.seeds[worker % self.seeds.len().max(1)], false),
             n => Arc::clone(&map.masters[worker % n]),
         }
     }
 
     fn install(&self, topology: Topology) {
-        let masters = topology.shards.iter().map(|s| self.node(&s.master, false)).collect();
-        let replicas = topology.shards.iter().map(|s| s.replicas.iter().map(|r| self.node(r, true)).collect()).collect();
+        let masters = topology.shards.iter().map(|s| self.nodes.node(&s.master, false)).collect();
+        let replicas = topology.shards.iter().map(|s| s.replicas.iter().map(|r| self.nodes.node(r, true)).collect()).collect();
         *self.map.write().expect("slot map lock") = Arc::new(SlotMap { topology: Some(topology), masters, replicas });
     }
 
     /// Reads the slot map from the first node that answers: known primaries, replicas, then seeds.
     async fn refresh(&self) {
-        let mut candidates = self.map.read().expect("slot map lock").topology.as_ref().map(Topology::nodes).unwrap_or_default();
-        for s in &self.seeds {
-            if !candidates.contains(s) {
-                candidates.push(s.clone());
-            }
-        }
-        let spec = ConnectSpec { client_name: format!("{}:control", self.spec.client_name), ..self.spec.clone() };
-        match Topology::fetch(&spec, &candidates, self.connections.command_timeout).await {
+        let candidates = self.map.read().expect("slot map lock").topology.as_ref().map_or_else(|| self.seeds.clone(), |t| t.candidates(&self.seeds));
+        let spec = ConnectSpec { client_name: format!("{}:control", self.nodes.spec.client_name), ..self.nodes.spec.clone() };
+        match Topology::fetch(&spec, &candidates, self.nodes.connections.command_timeout).await {
             Ok(t) => {
                 let changed = self.map.read().expect("slot map lock").topology.as_ref().is_none_or(|old| old.shards != t.shards);
                 if changed {
                     tracing::info!(masters = %t.shards.iter().map(|s| s.master.to_string()).collect::<Vec<_>>().join(" "), "cluster slot map changed");
                 }
-                self.metrics.conns.topology_refreshes.fetch_add(1, Ordering::Relaxed);
+                self.nodes.metrics.conns.topology_refreshes.fetch_add(1, Ordering::Relaxed);
                 self.install(t);
             }
             Err(e) => tracing::info!(error = %e, "cluster slot map could not be read; keeping the old one"),

@@ -193,6 +193,18 @@ impl Topology {
         out.extend(self.shards.iter().flat_map(|s| s.replicas.iter().cloned()));
         out
     }
+
+    /// Whom to ask for a newer slot map: this map's nodes (primaries first), then the seeds it
+    /// does not name (a seed may be the only node still answering).
+    pub fn candidates(&self, seeds: &[HostPort]) -> Vec<HostPort> {
+        let mut out = self.nodes();
+        for s in seeds {
+            if !out.contains(s) {
+                out.push(s.clone());
+            }
+        }
+        out
+    }
 }
 
 /// Slot ranges of the local cluster's three primaries.
