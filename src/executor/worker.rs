@@ -80,18 +80,23 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
             let now_nanos = shared.t0.elapsed().as_nanos() as u64;
             let prepared = workload.prepare(st, &mut rng, &mut buf, now_nanos);
             shared.tracker.in_flight.fetch_add(1, Ordering::Relaxed);
-            let read_only = workload.read_only(&prepared, st);
+            // Only asked when it matters (replica reads, or a resend after a connection error):
+            // classifying every command of a batch is not free on the hot path.
+            let replica_read = shared.read_from_replicas && workload.read_only(&prepared, st);
             let slot = if shared.pools.is_cluster() { crate::target::cluster::first_key_slot(&buf) } else { None };
             let is_read = |i: usize| workload.reply_is_read(&prepared, st, i);
-            let (mut outcome, mut service_start) = routed_round_trip(&shared, id, slot, &buf, &prepared, read_only, &is_read, &mut replies, &mut rng).await;
+            let (mut outcome, mut service_start) = routed_round_trip(&shared, id, slot, &buf, &prepared, replica_read, &is_read, &mut replies, &mut rng).await;
             // Resend after a connection error only where that is safe: reads, or writes when the
             // scenario allows it. Timeouts are not resent: the first send may have been applied.
             let mut retries = 0;
-            while outcome == Err(ErrorClass::Connection) && retries + 1 < shared.retry.attempts && (shared.retry.retry_writes || read_only) {
+            while outcome == Err(ErrorClass::Connection)
+                && retries + 1 < shared.retry.attempts
+                && (shared.retry.retry_writes || workload.read_only(&prepared, st))
+            {
                 tokio::time::sleep(backoff(&shared.retry, retries, &mut rng)).await;
                 retries += 1;
                 replies.clear();
-                (outcome, service_start) = routed_round_trip(&shared, id, slot, &buf, &prepared, read_only, &is_read, &mut replies, &mut rng).await;
+                (outcome, service_start) = routed_round_trip(&shared, id, slot, &buf, &prepared, replica_read, &is_read, &mut replies, &mut rng).await;
             }
             if retries > 0 {
                 shared.metrics.record_retries(crate::metrics::OpKey { phase: pi as u16, workload: wi as u16, op: prepared.op }, u64::from(retries));
@@ -164,17 +169,17 @@ async fn routed_round_trip(
     slot: Option<u16>,
     buf: &[u8],
     p: &Prepared,
-    read_only: bool,
+    replica_read: bool,
     is_read: &(dyn Fn(usize) -> bool + Sync),
     replies: &mut Vec<Value>,
     rng: &mut Rng,
 ) -> (Result<(), ErrorClass>, Instant) {
     if !shared.pools.is_cluster() {
-        let route = if shared.read_from_replicas && read_only { Route::Replica } else { Route::Any };
+        let route = if replica_read { Route::Replica } else { Route::Any };
         return round_trip(shared, worker, &route, buf, p.replies, replies).await;
     }
     let mut route = match slot {
-        Some(slot) => Route::Slot { slot, replica: shared.read_from_replicas && read_only },
+        Some(slot) => Route::Slot { slot, replica: replica_read },
         None => Route::Any,
     };
     let mut asking: Vec<u8> = Vec::new();
@@ -194,7 +199,7 @@ async fn routed_round_trip(
             shared.pools.request_refresh();
             return (outcome, sent);
         }
-        let Some(class) = not_applied(replies, &|i| is_read(i)) else { return (outcome, sent) };
+        let Some(class) = not_applied(replies, is_read) else { return (outcome, sent) };
         shared.metrics.conns.cluster_reply(class);
         if redirects >= MAX_REDIRECTS {
             return (outcome, sent);
