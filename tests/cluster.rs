@@ -120,7 +120,7 @@ fn every_workload_runs_on_a_cluster_slot_safe_and_cleanup_leaves_only_foreign_ke
     }
 
     // Replica reads: GETs land on the replicas (READONLY connections), writes on the primaries.
-    let before: Vec<u64> = cluster.replicas().iter().map(|r| get_calls(r)).collect();
+    let before: Vec<u64> = cluster.replicas().iter().map(|r| r.calls("get")).collect();
     let f = scenario(
         &dir,
         "reads",
@@ -134,7 +134,7 @@ fn every_workload_runs_on_a_cluster_slot_safe_and_cleanup_leaves_only_foreign_ke
     let reads = read_report(&dir.join("reads.json"));
     assert_eq!(total_errors(&reads), 0, "{}", reads["phases"][0]);
     let gets = op_count(&reads, "p", "b", "GET");
-    let on_replicas: u64 = cluster.replicas().iter().map(|r| get_calls(r)).sum::<u64>() - before.iter().sum::<u64>();
+    let on_replicas: u64 = cluster.replicas().iter().map(|r| r.calls("get")).sum::<u64>() - before.iter().sum::<u64>();
     assert!(gets > 1000 && on_replicas >= gets * 9 / 10, "{gets} GETs, {on_replicas} served by replicas");
 
     // Cleanup removes our keys from every primary and nothing else.
@@ -147,12 +147,6 @@ fn every_workload_runs_on_a_cluster_slot_safe_and_cleanup_leaves_only_foreign_ke
         assert_eq!(keys_under(m, "rt-cluster:"), 0, "primary {} still holds our keys", m.port);
         assert_eq!(keys_under(m, "app:"), *n, "primary {} lost a neighbour's key", m.port);
     }
-}
-
-/// GET calls a node has served (INFO commandstats).
-fn get_calls(node: &RedisServer) -> u64 {
-    let stats = node.cli(&["--raw", "info", "commandstats"]);
-    stats.lines().find_map(|l| l.strip_prefix("cmdstat_get:calls=")).and_then(|r| r.split(',').next()).map_or(0, |n| n.parse().unwrap())
 }
 
 /// Sends one inline command over a fresh connection; the raw reply, or `None` when the node

@@ -36,13 +36,6 @@ fn a_sentinel_failover_mid_run_is_followed_and_reported() {
     assert!(out.stdout.contains("redis-test followed it"), "{}", out.stdout);
 }
 
-/// GET and SET calls a server has served (INFO commandstats).
-fn calls(node: &common::RedisServer, command: &str) -> u64 {
-    let stats = node.cli(&["--raw", "info", "commandstats"]);
-    let prefix = format!("cmdstat_{command}:calls=");
-    stats.lines().find_map(|l| l.strip_prefix(prefix.as_str())).and_then(|r| r.split(',').next()).map_or(0, |n| n.parse().unwrap())
-}
-
 #[test]
 fn replica_reads_go_to_the_replica_the_sentinels_report() {
     let primary = common::RedisServer::start(&["repl-diskless-sync-delay 0"]);
@@ -68,20 +61,20 @@ fn replica_reads_go_to_the_replica_the_sentinels_report() {
         ),
     )
     .unwrap();
-    let (gets_before, sets_before) = (calls(&replica, "get"), calls(&primary, "set"));
+    let (gets_before, sets_before) = (replica.calls("get"), primary.calls("set"));
     let out = run_in(&dir, &["apply", f.to_str().unwrap(), "--json", "r.json", "--quiet"], &[], Duration::from_secs(60));
     assert_eq!(out.code, Some(0), "{}", out.all());
     let report = read_report(&dir.join("r.json"));
     assert_report_valid(&report);
     let gets = common::op_count(&report, "p", "b", "GET");
     let sets = common::op_count(&report, "p", "b", "SET");
-    let replica_gets = calls(&replica, "get") - gets_before;
+    let replica_gets = replica.calls("get") - gets_before;
     assert!(
         gets > 1000 && replica_gets == gets,
         "{gets} GETs in the report, {replica_gets} served by the replica, {} by the primary; sentinel: {}",
-        calls(&primary, "get"),
+        primary.calls("get"),
         sentinel.cli(&["--raw", "sentinel", "replicas", "reads"])
     );
-    assert_eq!(calls(&primary, "get"), 0, "no read went to the primary");
-    assert_eq!(calls(&primary, "set") - sets_before, sets, "every write went to the primary");
+    assert_eq!(primary.calls("get"), 0, "no read went to the primary");
+    assert_eq!(primary.calls("set") - sets_before, sets, "every write went to the primary");
 }

@@ -196,6 +196,13 @@ impl RedisServer {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Calls of `command` (lower case) this server has served, from INFO commandstats.
+    pub fn calls(&self, command: &str) -> u64 {
+        let stats = self.cli(&["--raw", "info", "commandstats"]);
+        let prefix = format!("cmdstat_{command}:calls=");
+        stats.lines().find_map(|l| l.strip_prefix(prefix.as_str())).and_then(|r| r.split(',').next()).map_or(0, |n| n.parse().unwrap())
+    }
 }
 
 /// A Redis Cluster of three primaries and three replicas, created with `redis-cli --cluster
