@@ -159,9 +159,8 @@ async fn run_one(action: &FaultAction, spec: &ConnectSpec, deployment: &Deployme
             let n = specs.len();
             let ms = duration.as_millis().max(1).to_string();
             let mode: &'static [u8] = if *mode == PauseMode::Write { b"WRITE" } else { b"ALL" };
-            let arg = ms.clone();
             on_each(specs, |s| {
-                let ms = arg.clone();
+                let ms = ms.clone();
                 async move {
                     let mut c = control(&s).await?;
                     reply(c.command(&[b"CLIENT", b"PAUSE", ms.as_bytes(), mode], t).await.map_err(|e| e.to_string())?).map(|_| ())
@@ -174,10 +173,9 @@ async fn run_one(action: &FaultAction, spec: &ConnectSpec, deployment: &Deployme
             let specs = deployment.data_nodes(spec, false).await?;
             let n = specs.len();
             let secs = format!("{:.3}", duration.as_secs_f64());
-            let arg = secs.clone();
             let d = *duration;
             on_each(specs, |s| {
-                let secs = arg.clone();
+                let secs = secs.clone();
                 async move {
                     let mut c = control(&s).await?;
                     reply(c.command(&[b"DEBUG", b"SLEEP", secs.as_bytes()], d + t).await.map_err(|e| e.to_string())?).map(|_| ())
