@@ -14,6 +14,7 @@
 //! 3 could not run, 130 interrupted.
 
 pub mod cli;
+pub mod command;
 pub mod commands;
 pub mod executor;
 pub mod exit;

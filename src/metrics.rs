@@ -12,6 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use hdrhistogram::Histogram;
 
+use crate::command::{COMMAND_COUNT, Cmd, Command};
+pub use crate::scenario::model::OpRole;
+
 /// Largest latency tracked, in µs (60 s); larger values are clamped, never dropped.
 pub const MAX_TRACKED_US: u64 = 60_000_000;
 
@@ -106,10 +109,16 @@ pub struct OpKey {
 /// Everything measured for one (phase, workload, operation).
 #[derive(Debug, Clone)]
 pub struct OpStats {
-    /// Latency from the intended start (open loop) or the actual start (closed loop), µs.
+    /// What one count of this operation is.
+    pub role: OpRole,
+    /// Latency of successful operations from the intended start (open loop) or the actual start
+    /// (closed loop), µs. A failed operation is never a latency sample.
     pub latency: Histogram<u64>,
-    /// Service time from the actual send, µs.
+    /// Service time of successful operations from the actual send, µs.
     pub service: Histogram<u64>,
+    /// Latency of failed operations, µs (how long a failure took to surface); made on the first
+    /// failure, so a healthy run carries none.
+    pub error_latency: Option<Box<Histogram<u64>>>,
     /// Successful operations (misses included).
     pub ok: u64,
     /// Of which found nothing.
@@ -123,7 +132,16 @@ pub struct OpStats {
 
 impl Default for OpStats {
     fn default() -> Self {
-        OpStats { latency: new_histogram(), service: new_histogram(), ok: 0, miss: 0, errors: BTreeMap::new(), retries: 0 }
+        OpStats {
+            role: OpRole::RoundTrip,
+            latency: new_histogram(),
+            service: new_histogram(),
+            error_latency: None,
+            ok: 0,
+            miss: 0,
+            errors: BTreeMap::new(),
+            retries: 0,
+        }
     }
 }
 
@@ -133,10 +151,10 @@ impl OpStats {
         self.ok + self.errors.values().sum::<u64>()
     }
 
-    /// Whether this row's operations are timed (scheduled operations and batches). Commands counted
-    /// inside a pipeline batch are not: phase totals and rates count each batch once.
+    /// Whether this row counts scheduled operations (round trips): phase totals, rates and the
+    /// time series count those only, never the commands inside a batch or pub/sub deliveries.
     pub fn timed(&self) -> bool {
-        !self.latency.is_empty()
+        self.role == OpRole::RoundTrip
     }
 
     /// Failed operations.
@@ -146,8 +164,12 @@ impl OpStats {
 
     /// Adds another row into this one.
     pub fn merge(&mut self, other: &OpStats) {
+        self.role = other.role;
         self.latency.add(&other.latency).expect("histograms share bounds");
         self.service.add(&other.service).expect("histograms share bounds");
+        if let Some(e) = &other.error_latency {
+            self.error_latency.get_or_insert_with(|| Box::new(new_histogram())).add(e.as_ref()).expect("histograms share bounds");
+        }
         self.ok += other.ok;
         self.miss += other.miss;
         self.retries += other.retries;
@@ -196,11 +218,15 @@ impl std::hash::Hasher for OpKeyHasher {
 struct ThreadRecorder {
     ops: HashMap<OpKey, OpStats, std::hash::BuildHasherDefault<OpKeyHasher>>,
     interval: IntervalStats,
+    /// Commands sent by the workers, per phase, by [`Command`] id.
+    commands: Vec<[u64; COMMAND_COUNT]>,
 }
 
 impl ThreadRecorder {
-    fn record(&mut self, key: OpKey, outcome: Outcome, latency_us: Option<u64>, service_us: Option<u64>) {
+    fn record(&mut self, key: OpKey, role: OpRole, outcome: Outcome, latency_us: Option<u64>, service_us: Option<u64>) {
         let stats = self.ops.entry(key).or_default();
+        stats.role = role;
+        let ok = !matches!(outcome, Outcome::Error(_));
         match outcome {
             Outcome::Ok => stats.ok += 1,
             Outcome::Miss => {
@@ -209,17 +235,65 @@ impl ThreadRecorder {
             }
             Outcome::Error(class) => *stats.errors.entry(class.name()).or_default() += 1,
         }
-        if let Some(l) = latency_us {
-            stats.latency.saturating_record(l.clamp(1, MAX_TRACKED_US));
-            self.interval.latency.saturating_record(l.clamp(1, MAX_TRACKED_US));
+        if let Some(l) = latency_us.map(|l| l.clamp(1, MAX_TRACKED_US)) {
+            if ok {
+                stats.latency.saturating_record(l);
+            } else {
+                stats.error_latency.get_or_insert_with(|| Box::new(new_histogram())).saturating_record(l);
+            }
+            if ok && role == OpRole::RoundTrip {
+                self.interval.latency.saturating_record(l);
+            }
         }
-        if let Some(s) = service_us {
+        if let Some(s) = service_us.filter(|_| ok) {
             stats.service.saturating_record(s.clamp(1, MAX_TRACKED_US));
         }
-        if latency_us.is_some() || matches!(outcome, Outcome::Error(_)) {
+        if role == OpRole::RoundTrip {
             self.interval.ops += 1;
-            self.interval.errors += u64::from(matches!(outcome, Outcome::Error(_)));
+            self.interval.errors += u64::from(!ok);
         }
+    }
+
+    fn count_commands(&mut self, phase: u16, cmds: &[Cmd], times: u64) {
+        let p = phase as usize;
+        if self.commands.len() <= p {
+            self.commands.resize(p + 1, [0; COMMAND_COUNT]);
+        }
+        for c in cmds {
+            self.commands[p][c.command as usize] += times;
+        }
+    }
+}
+
+/// How often one round trip's commands went out: every send (resends after connection errors
+/// and redirects included), and the ASKING sent ahead of ASK redirects.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sends {
+    /// Times the whole round trip was written to a connection.
+    pub times: u64,
+    /// ASKING commands sent ahead of it.
+    pub asking: u64,
+}
+
+/// Commands sent outside the workers' round trips (connection setup, health checks,
+/// subscriptions, faults, slot map reads, verification, cleanup), by INFO commandstats name.
+/// Off the hot path: one lock per command sent.
+#[derive(Debug, Default)]
+pub struct CommandTally(Mutex<BTreeMap<String, u64>>);
+
+impl CommandTally {
+    /// Counts the commands encoded in `resp`.
+    pub fn count(&self, resp: &[u8]) {
+        let names = crate::command::names_in(resp);
+        let mut m = self.0.lock().expect("tally lock");
+        for n in names {
+            *m.entry(n).or_default() += 1;
+        }
+    }
+
+    /// The counts so far.
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0.lock().expect("tally lock").clone()
     }
 }
 
@@ -429,6 +503,8 @@ pub struct RunMetrics {
     threads: Mutex<Vec<Arc<Mutex<ThreadRecorder>>>>,
     /// Connection counters.
     pub conns: ConnCounters,
+    /// Commands sent outside the workers' round trips.
+    pub tally: Arc<CommandTally>,
 }
 
 static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
@@ -447,7 +523,7 @@ impl Default for RunMetrics {
 impl RunMetrics {
     /// Empty measurements for a new run.
     pub fn new() -> RunMetrics {
-        RunMetrics { id: NEXT_RUN.fetch_add(1, Ordering::Relaxed), threads: Mutex::new(Vec::new()), conns: ConnCounters::default() }
+        RunMetrics { id: NEXT_RUN.fetch_add(1, Ordering::Relaxed), threads: Mutex::new(Vec::new()), conns: ConnCounters::default(), tally: Arc::default() }
     }
 
     fn with_local<R>(&self, f: impl FnOnce(&mut ThreadRecorder) -> R) -> R {
@@ -469,9 +545,9 @@ impl RunMetrics {
         })
     }
 
-    /// Records one outcome; `latency_us`/`service_us` are `None` for commands counted inside a batch.
-    pub fn record(&self, key: OpKey, outcome: Outcome, latency_us: Option<u64>, service_us: Option<u64>) {
-        self.with_local(|rec| rec.record(key, outcome, latency_us, service_us));
+    /// Records one pub/sub delivery (or a subscriber's failure, without latency).
+    pub fn record_delivery(&self, key: OpKey, outcome: Outcome, latency_us: Option<u64>) {
+        self.with_local(|rec| rec.record(key, OpRole::Delivery, outcome, latency_us, None));
     }
 
     /// Counts resends of an operation after connection errors.
@@ -479,14 +555,38 @@ impl RunMetrics {
         self.with_local(|rec| rec.ops.entry(key).or_default().retries += n);
     }
 
-    /// Records every outcome of one round trip under one lock: `(op, outcome, timed)` items share
-    /// the round trip's latency and service time.
-    pub fn record_round_trip(&self, phase: u16, workload: u16, items: &[(u16, Outcome, bool)], latency_us: u64, service_us: u64) {
+    /// Records one round trip under one lock: each `(op, outcome, role)` item (the round trip's own
+    /// operation gets its latency and service time; the commands inside a batch are only
+    /// counted), and the commands sent.
+    pub fn record_round_trip(&self, phase: u16, workload: u16, items: &[(u16, Outcome, OpRole)], latency_us: u64, service_us: u64, cmds: &[Cmd], sends: Sends) {
         self.with_local(|rec| {
-            for &(op, outcome, timed) in items {
-                rec.record(OpKey { phase, workload, op }, outcome, timed.then_some(latency_us), timed.then_some(service_us));
+            for &(op, outcome, role) in items {
+                let timed = role == OpRole::RoundTrip;
+                rec.record(OpKey { phase, workload, op }, role, outcome, timed.then_some(latency_us), timed.then_some(service_us));
+            }
+            rec.count_commands(phase, cmds, sends.times);
+            if sends.asking > 0 {
+                let p = phase as usize;
+                if rec.commands.len() <= p {
+                    rec.commands.resize(p + 1, [0; COMMAND_COUNT]);
+                }
+                rec.commands[p][Command::Asking as usize] += sends.asking;
             }
         });
+    }
+
+    /// Commands the workers sent, per phase and name (names never sent left out).
+    pub fn phase_commands(&self) -> BTreeMap<u16, BTreeMap<&'static str, u64>> {
+        let mut out: BTreeMap<u16, BTreeMap<&'static str, u64>> = BTreeMap::new();
+        for t in self.threads.lock().expect("metrics lock").iter() {
+            let rec = t.lock().expect("recorder lock");
+            for (p, counts) in rec.commands.iter().enumerate() {
+                for (c, n) in Command::ALL.iter().zip(counts).filter(|(_, n)| **n > 0) {
+                    *out.entry(p as u16).or_default().entry(c.name()).or_default() += n;
+                }
+            }
+        }
+        out
     }
 
     /// Takes (and resets) every thread's interval totals, merged.
@@ -531,9 +631,9 @@ mod tests {
                 std::thread::spawn(move || {
                     for j in 0..1000u64 {
                         let outcome = if j % 10 == 0 { Outcome::Miss } else { Outcome::Ok };
-                        m.record(key, outcome, Some(100 + i), Some(50));
+                        m.record_round_trip(0, 0, &[(1, outcome, OpRole::RoundTrip)], 100 + i, 50, &[], Sends::default());
                     }
-                    m.record(key, Outcome::Error(ErrorClass::Timeout), None, None);
+                    m.record_round_trip(0, 0, &[(1, Outcome::Error(ErrorClass::Timeout), OpRole::RoundTrip)], 5_000_000, 0, &[], Sends::default());
                 })
             })
             .collect();
@@ -544,8 +644,10 @@ mod tests {
         assert_eq!(s.miss, 400);
         assert_eq!(s.errors["timeout"], 4);
         assert_eq!(s.count(), 4004);
-        assert_eq!(s.latency.len(), 4000);
-        assert_eq!(s.latency.value_at_quantile(0.0), 100);
+        assert_eq!(s.latency.len(), 4000, "a failed operation is never a latency sample");
+        assert_eq!(s.latency.value_at_quantile(1.0), 103);
+        assert_eq!(s.error_latency.as_ref().map(|h| h.len()), Some(4), "failures keep their own latency");
+        assert_eq!(s.service.len(), 4000);
         let iv = m.take_interval();
         assert_eq!((iv.ops, iv.errors), (4004, 4));
         assert_eq!(m.take_interval().ops, 0, "taking resets the interval");

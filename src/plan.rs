@@ -240,7 +240,7 @@ pub fn compile(s: &Scenario, time_scale: f64) -> Plan {
             kind: w.kind.kind_name().to_owned(),
             prefix: w.keyspace.prefix.clone(),
             keys: w.keyspace.keys,
-            operations: percentages(w.kind.operations().into_iter().filter(|(n, w)| *w > 0.0 || matches!(*n, "PIPELINE" | "EXEC" | "RECEIVE"))),
+            operations: percentages(w.kind.operations().into_iter().filter(|o| o.occurs()).map(|o| (o.name, o.weight))),
         })
         .collect();
     Plan {

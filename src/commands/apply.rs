@@ -78,8 +78,9 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
     tracing::info!(scenario = %scenario.name, target = %plan.target.address, duration = %crate::units::format_duration(plan.total_duration), "run starting");
     // Starting a local cluster takes seconds: a signal then drops the half-built deployment, whose
     // processes are killed on drop, instead of leaving them behind.
+    let metrics = std::sync::Arc::new(crate::metrics::RunMetrics::new());
     let prepared = tokio::select! {
-        d = target::prepare(&scenario.target, &scenario.connections, &client_name) => d,
+        d = target::prepare(&scenario.target, &scenario.connections, &client_name, Some(std::sync::Arc::clone(&metrics.tally))) => d,
         () = signals.recv() => {
             eprintln!("redis-test: interrupted while preparing the target; nothing ran, no report written");
             return exit::INTERRUPTED;
@@ -103,7 +104,6 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
     let seed = args.seed.unwrap_or_else(|| SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
     let (live_tx, live_rx) = watch::channel(executor::Live::default());
     let progress = (!args.quiet).then(|| tokio::spawn(report::progress::show(plan.clone(), live_rx, report::progress::ProgressOptions::detect(args.interval))));
-    let metrics = std::sync::Arc::new(crate::metrics::RunMetrics::new());
     let (exporters_stop_tx, exporters_stop) = watch::channel(false);
     let labels = common_labels(scenario, run_id);
     let source = std::sync::Arc::new(report::families::Source {
@@ -135,6 +135,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
         }
         None => None,
     };
+    let tally = std::sync::Arc::clone(&metrics.tally);
     let inputs = executor::RunInputs { stop: stop_rx, seed, live: live_tx, metrics, spans };
     let result = executor::run(plan, scenario, &deployment, inputs).await;
     signals.abort();
@@ -163,6 +164,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
     let moves = deployment.spec.follow.as_ref().map(|m| m.moves()).unwrap_or_default();
     deployment.shutdown().await;
     let mut report: Report = report::build(run_id, plan, &result, cleanup);
+    report.other_commands = tally.snapshot();
     report.master_moves =
         moves.into_iter().map(|(t, from, to)| report::MasterMove { at: report::rfc3339(t), from: from.to_string(), to: to.to_string() }).collect();
     if let Some(task) = otlp {

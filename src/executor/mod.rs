@@ -128,6 +128,8 @@ pub struct RunResult {
     pub workloads: Vec<(String, Vec<&'static str>)>,
     /// Results by (phase, workload, operation).
     pub rows: BTreeMap<OpKey, OpStats>,
+    /// Commands the workers sent, per phase and name (resends included).
+    pub commands: BTreeMap<u16, BTreeMap<&'static str, u64>>,
     /// Per-second series.
     pub series: Vec<TimePoint>,
     /// Per-phase timing.
@@ -199,10 +201,13 @@ fn fault_verdicts(runs: &[faults::FaultRun], shared: &Shared, ended: Duration, r
             let from = r.started.as_nanos() as u64;
             let to = runs.get(i + 1).map_or(end_ns, |n| n.started.as_nanos() as u64);
             let (first_error, errors) = shared.tracker.errors_between(from, to);
+            // Only the workloads the plan runs during the window: an idle one has no verdict.
+            let running = running_workloads(&shared.plan, from, to);
             let outage_by_workload_s: BTreeMap<String, f64> = shared
                 .workloads
                 .iter()
                 .enumerate()
+                .filter(|(_, wl)| running.contains(&wl.name.as_str()))
                 .map(|(w, wl)| (wl.name.clone(), resilience::longest_outage(&gaps, Some(w as u16), from, to) as f64 / 1e9))
                 .collect();
             let outage_by_shard_s: BTreeMap<String, f64> = shared
@@ -223,13 +228,30 @@ fn fault_verdicts(runs: &[faults::FaultRun], shared: &Shared, ended: Duration, r
                 outage_s: outage_by_workload_s.values().chain(outage_by_shard_s.values()).copied().fold(0.0, f64::max),
                 outage_by_workload_s,
                 outage_by_shard_s,
-                recovery_s: resilience::recovery(&slots, from, to).map(|ns| ns as f64 / 1e9),
+                recovery_s: resilience::recovery(&slots, &gaps, from, to, &shared.plan).map(|ns| ns as f64 / 1e9),
                 errors,
                 reconnects: runs.get(i + 1).map_or(reconnects_end, |n| n.reconnects_before).saturating_sub(r.reconnects_before),
                 window_end_s: to as f64 / 1e9,
             }
         })
         .collect()
+}
+
+/// Names of the workloads with a share in any phase overlapping `[from, to)` ns.
+fn running_workloads(plan: &Plan, from: u64, to: u64) -> Vec<&str> {
+    let (from, to) = (Duration::from_nanos(from), Duration::from_nanos(to));
+    plan.phases.iter().filter(|p| p.start < to && p.end() > from).flat_map(|p| p.mix.iter().filter(|m| m.percent > 0.0).map(|m| m.name.as_str())).collect()
+}
+
+impl resilience::Expected for Plan {
+    fn rate_at(&self, offset_ns: u64) -> Option<f64> {
+        let at = Duration::from_nanos(offset_ns);
+        self.phase_at(at).and_then(|p| p.rate_at(at - p.start))
+    }
+
+    fn phase_start(&self, offset_ns: u64) -> u64 {
+        self.phase_at(Duration::from_nanos(offset_ns)).map_or(0, |p| p.start.as_nanos() as u64)
+    }
 }
 
 /// Why a run could not start.
@@ -258,7 +280,7 @@ pub struct RunInputs {
 pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inputs: RunInputs) -> Result<RunResult, RunError> {
     let RunInputs { mut stop, seed, live, metrics, spans } = inputs;
     let max_workers = plan.max_workers() as usize;
-    let workloads: Vec<Workload> = scenario.workloads.iter().enumerate().map(|(i, w)| Workload::new(w, i, max_workers, deployment.cluster.is_some())).collect();
+    let workloads: Vec<Workload> = scenario.workloads.iter().enumerate().map(|(i, w)| Workload::new(w, i, deployment.cluster.is_some())).collect();
     let mixes =
         plan.phases.iter().map(|p| Weighted::new(workloads.iter().map(|w| p.mix.iter().find(|m| m.name == w.name).map_or(0.0, |m| m.percent)))).collect();
 
@@ -317,7 +339,7 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         command_timeout: scenario.connections.command_timeout,
         writers: max_workers.max(1),
         spans,
-        tracker: resilience::Tracker::new(scenario.workloads.len(), shards.len(), plan.total_duration),
+        tracker: resilience::Tracker::new(scenario.workloads.len(), shards.len(), max_workers, plan.total_duration),
         retry: scenario.connections.retry.clone(),
         read_from_replicas: scenario.target.read_from_replicas,
         shard_of_slot: deployment.cluster.as_ref().map(|t| t.owner.clone()).unwrap_or_default(),
@@ -385,6 +407,7 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         interrupted,
         workloads: shared.workloads.iter().map(|w| (w.name.clone(), w.ops.clone())).collect(),
         rows: metrics.merged(),
+        commands: metrics.phase_commands(),
         series,
         phases,
         pubsub: shared.workloads.iter().filter_map(|w| Some((w.name.clone(), w.pubsub()?.results()))).collect(),
@@ -400,10 +423,13 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         faults: verdicts,
         longest_outage_s: {
             let gaps = shared.tracker.gaps();
+            let end = ended.as_nanos() as u64;
+            let running = running_workloads(&shared.plan, 0, end);
             shared
                 .workloads
                 .iter()
                 .enumerate()
+                .filter(|(_, wl)| running.contains(&wl.name.as_str()))
                 .map(|(w, wl)| (wl.name.clone(), resilience::longest_outage(&gaps, Some(w as u16), 0, ended.as_nanos() as u64) as f64 / 1e9))
                 .collect()
         },

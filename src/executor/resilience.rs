@@ -1,34 +1,55 @@
-//! What resilience verdicts are computed from: per workload (and per cluster shard) the moment of
-//! the last success (so every gap between two successes longer than [`GAP_MIN`] is caught exactly,
-//! at the cost of one atomic swap per success), errors with their time and class, successes per
-//! 100 ms slot, and operations in flight.
+//! What resilience verdicts are computed from: per stream (a workload, or a cluster shard) the
+//! moment of the last success and the operations that were waiting since, errors with their time
+//! and class, successes per 100 ms slot, and operations in flight.
+//!
+//! An outage is time during which a stream had work to do and none of it succeeded: from the
+//! later of its last success and the intended start of the earliest operation that was waiting
+//! (in flight, or failed since), to its next success. A workload the plan does not run at that
+//! moment, or one whose operations are simply sparse, has nothing waiting and so no outage: idle
+//! is not down.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Shorter pauses between successes are ordinary jitter, not an outage.
+/// Shorter stretches without a success are ordinary jitter, not an outage.
 pub const GAP_MIN: Duration = Duration::from_millis(100);
 /// Width of a throughput slot.
 pub const SLOT: Duration = Duration::from_millis(100);
 /// Most error events kept (an outage can fail a great many operations; counts stay exact elsewhere).
 const MAX_ERROR_EVENTS: usize = 100_000;
+/// Most gaps kept (each is longer than [`GAP_MIN`]; a run of hours with a gap every second fits).
+const MAX_GAPS: usize = 200_000;
+/// "No operation waiting" in the pending and in-flight slots.
+const NONE: u64 = u64::MAX;
 
-/// A stretch without a successful operation of one workload or shard.
+/// A stretch during which one stream had work waiting and nothing succeeded.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Gap {
     /// Stream: a workload index, or [`Tracker::shard_stream`] of a cluster shard.
     pub workload: u16,
-    /// Last success before the gap, ns since the run's start.
+    /// Start: the last success, or the intended start of the first operation waiting after it
+    /// when that is later; ns since the run's start.
     pub from_ns: u64,
-    /// First success after it (or the end of the run).
+    /// The next success (or the end of the run).
     pub to_ns: u64,
+}
+
+/// One worker's operation in flight: its intended start (+1; 0 when idle) and its streams.
+#[derive(Default)]
+struct InFlight {
+    intended: AtomicU64,
+    /// Workload index in the low 16 bits, cluster shard + 1 in the high 16 (0: none).
+    streams: AtomicU32,
 }
 
 /// Shared by the workers; read after the run.
 pub struct Tracker {
     last_success: Vec<AtomicU64>,
+    /// Per stream: the earliest intended start of an operation that failed since the last success.
+    pending: Vec<AtomicU64>,
+    in_flight_ops: Vec<InFlight>,
     gaps: Mutex<Vec<Gap>>,
     errors: Mutex<Vec<(u64, u16, &'static str)>>,
     slots: Vec<AtomicU64>,
@@ -38,12 +59,16 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// For `workloads` workloads and `shards` cluster shards (0 outside a cluster) over a run of `length`.
-    pub fn new(workloads: usize, shards: usize, length: Duration) -> Tracker {
+    /// For `workloads` workloads, `shards` cluster shards (0 outside a cluster) and `workers`
+    /// workers over a run of `length`.
+    pub fn new(workloads: usize, shards: usize, workers: usize, length: Duration) -> Tracker {
         let slots = (length.as_nanos() / SLOT.as_nanos()) as usize + 20;
+        let streams = workloads + shards;
         Tracker {
             workloads,
-            last_success: (0..workloads + shards).map(|_| AtomicU64::new(0)).collect(),
+            last_success: (0..streams).map(|_| AtomicU64::new(0)).collect(),
+            pending: (0..streams).map(|_| AtomicU64::new(NONE)).collect(),
+            in_flight_ops: (0..workers).map(|_| InFlight::default()).collect(),
             gaps: Mutex::new(Vec::new()),
             errors: Mutex::new(Vec::new()),
             slots: (0..slots).map(|_| AtomicU64::new(0)).collect(),
@@ -56,41 +81,106 @@ impl Tracker {
         self.workloads as u16 + shard
     }
 
-    /// A successful operation of workload `w` (on cluster shard `shard`) completed at `now_ns`
-    /// (since the run's start).
-    pub fn success(&self, w: u16, shard: Option<u16>, now_ns: u64) {
+    /// Worker `worker` starts an operation of workload `w` (on cluster shard `shard`) that was
+    /// meant to start at `intended_ns`.
+    pub fn begin(&self, worker: usize, w: u16, shard: Option<u16>, intended_ns: u64) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        if let Some(f) = self.in_flight_ops.get(worker) {
+            f.streams.store(u32::from(w) | (u32::from(shard.map_or(0, |s| s + 1)) << 16), Ordering::Relaxed);
+            f.intended.store(intended_ns + 1, Ordering::Release);
+        }
+    }
+
+    fn end(&self, worker: usize) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(f) = self.in_flight_ops.get(worker) {
+            f.intended.store(0, Ordering::Release);
+        }
+    }
+
+    /// Worker `worker`'s operation of workload `w` (cluster shard `shard`), meant to start at
+    /// `intended_ns`, succeeded at `now_ns` (all since the run's start).
+    pub fn success(&self, worker: usize, w: u16, shard: Option<u16>, intended_ns: u64, now_ns: u64) {
+        self.end(worker);
         if let Some(s) = self.slots.get((now_ns / SLOT.as_nanos() as u64) as usize) {
             s.fetch_add(1, Ordering::Relaxed);
         }
-        self.stream_success(w, now_ns);
+        self.stream_success(w, intended_ns, now_ns);
         if let Some(shard) = shard {
-            self.stream_success(self.shard_stream(shard), now_ns);
+            self.stream_success(self.shard_stream(shard), intended_ns, now_ns);
         }
     }
 
-    fn stream_success(&self, w: u16, now_ns: u64) {
-        let Some(last) = self.last_success.get(w as usize) else { return };
+    fn stream_success(&self, stream: u16, intended_ns: u64, now_ns: u64) {
+        let (Some(last), Some(pending)) = (self.last_success.get(stream as usize), self.pending.get(stream as usize)) else { return };
         // Stored as ns + 1 so that 0 means "no success yet".
         let prev = last.fetch_max(now_ns + 1, Ordering::Relaxed);
-        if prev > 0 && now_ns + 1 > prev && now_ns + 1 - prev > GAP_MIN.as_nanos() as u64 {
-            self.gaps.lock().expect("gaps lock").push(Gap { workload: w, from_ns: prev - 1, to_ns: now_ns });
+        let waiting_since = pending.swap(NONE, Ordering::Relaxed).min(intended_ns);
+        if prev > now_ns {
+            return; // a later success was recorded already
+        }
+        let last_ok = prev.checked_sub(1);
+        let gap_min = GAP_MIN.as_nanos() as u64;
+        if last_ok.is_some_and(|l| now_ns - l <= gap_min) {
+            return;
+        }
+        // A candidate: look for operations of this stream still waiting that started earlier
+        // (rare, so the scan over the workers stays off the common path).
+        let earliest = self.waiting_since(stream).min(waiting_since);
+        let from = last_ok.map_or(earliest, |l| l.max(earliest));
+        if now_ns > from && now_ns - from > gap_min {
+            self.push_gap(Gap { workload: stream, from_ns: from, to_ns: now_ns });
         }
     }
 
-    /// A failed operation of workload `w` at `now_ns`.
-    pub fn error(&self, w: u16, class: &'static str, now_ns: u64) {
+    /// The earliest intended start among operations of `stream` in flight now.
+    fn waiting_since(&self, stream: u16) -> u64 {
+        let is_shard = stream as usize >= self.workloads;
+        self.in_flight_ops
+            .iter()
+            .filter_map(|f| {
+                let intended = f.intended.load(Ordering::Acquire).checked_sub(1)?;
+                let streams = f.streams.load(Ordering::Relaxed);
+                let mine = if is_shard { (streams >> 16) as u16 == stream - self.workloads as u16 + 1 } else { streams as u16 == stream };
+                mine.then_some(intended)
+            })
+            .min()
+            .unwrap_or(NONE)
+    }
+
+    fn push_gap(&self, gap: Gap) {
+        let mut g = self.gaps.lock().expect("gaps lock");
+        if g.len() < MAX_GAPS {
+            g.push(gap);
+        }
+    }
+
+    /// Worker `worker`'s operation of workload `w` (cluster shard `shard`), meant to start at
+    /// `intended_ns`, failed with `class` at `now_ns`.
+    pub fn error(&self, worker: usize, w: u16, shard: Option<u16>, intended_ns: u64, class: &'static str, now_ns: u64) {
+        self.end(worker);
+        for stream in std::iter::once(w).chain(shard.map(|s| self.shard_stream(s))) {
+            if let Some(p) = self.pending.get(stream as usize) {
+                p.fetch_min(intended_ns, Ordering::Relaxed);
+            }
+        }
         let mut e = self.errors.lock().expect("errors lock");
         if e.len() < MAX_ERROR_EVENTS {
             e.push((now_ns, w, class));
         }
     }
 
-    /// Closes gaps still open at the end of the run (a workload that never recovered).
+    /// Closes the gaps still open at the end of the run: streams whose operations failed since
+    /// their last success (a workload that never recovered).
     pub fn finish(&self, end_ns: u64) {
-        for (w, last) in self.last_success.iter().enumerate() {
-            let l = last.load(Ordering::Relaxed);
-            if l > 0 && end_ns + 1 > l && end_ns + 1 - l > GAP_MIN.as_nanos() as u64 {
-                self.gaps.lock().expect("gaps lock").push(Gap { workload: w as u16, from_ns: l - 1, to_ns: end_ns });
+        for (stream, (last, pending)) in self.last_success.iter().zip(&self.pending).enumerate() {
+            let waiting = pending.load(Ordering::Relaxed);
+            if waiting == NONE {
+                continue;
+            }
+            let from = last.load(Ordering::Relaxed).checked_sub(1).map_or(waiting, |l| l.max(waiting));
+            if end_ns > from && end_ns - from > GAP_MIN.as_nanos() as u64 {
+                self.push_gap(Gap { workload: stream as u16, from_ns: from, to_ns: end_ns });
             }
         }
     }
@@ -123,30 +213,65 @@ pub fn longest_outage(gaps: &[Gap], workload: Option<u16>, from: u64, to: u64) -
     gaps.iter().filter(|g| workload.is_none_or(|w| g.workload == w)).map(|g| g.to_ns.min(to).saturating_sub(g.from_ns.max(from))).max().unwrap_or(0)
 }
 
-/// Time from `at` until throughput is back within 10 % of its level over the 2 s before `at`:
-/// the start of the first 500 ms at or after `at` in which every 100 ms slot saw successes and
-/// their mean reaches 90 % of that level. Requiring every slot keeps the burst of queued
-/// operations released when a pause ends from passing for recovery before the pause is over.
-/// `None` when there is no level to compare with (fault in the first slot) or it never recovers.
-pub fn recovery(slots: &[u64], at_ns: u64, end_ns: u64) -> Option<u64> {
+/// What the load should look like, for judging recovery: the plan's target rate at an offset
+/// (open loop), and where the phase running at an offset started.
+pub trait Expected {
+    /// The target rate at `offset_ns` into the run; `None` in closed loop or between phases.
+    fn rate_at(&self, offset_ns: u64) -> Option<f64>;
+    /// The start of the phase running at `offset_ns`.
+    fn phase_start(&self, offset_ns: u64) -> u64;
+}
+
+/// Time from `at` until throughput is back within 10 % of its level before the fault: the start of
+/// the first 500 ms at or after `at` in which every 100 ms slot saw successes and their mean
+/// reaches 90 % of the level — and never before the end of an outage that began by then, so
+/// recovery cannot end before the first success after the fault.
+///
+/// The level is measured over the 2 s before `at`. In open loop each slot is judged against the
+/// plan's rate (a ramp or a new phase changes what "back" means); in closed loop against the
+/// level in the fault's own phase (from at least 500 ms of it, else the 2 s before). Requiring
+/// every slot keeps the burst of queued operations released when a pause ends from passing for
+/// recovery before the pause is over. `None` when there is no level to compare with (a fault in
+/// the first slot) or it never recovers within the window.
+pub fn recovery(slots: &[u64], gaps: &[Gap], at_ns: u64, end_ns: u64, plan: &dyn Expected) -> Option<u64> {
     let slot_ns = SLOT.as_nanos() as u64;
     let at = (at_ns / slot_ns) as usize;
     let end = ((end_ns / slot_ns) as usize).min(slots.len());
-    let before = at.saturating_sub(20);
+    let mid = |k: usize| k as u64 * slot_ns + slot_ns / 2;
+    let open_loop = plan.rate_at(at_ns).is_some_and(|r| r > 0.0);
+    let mut before = at.saturating_sub(20);
+    if !open_loop {
+        let phase = (plan.phase_start(at_ns) / slot_ns) as usize;
+        if at.saturating_sub(phase) >= 5 {
+            before = before.max(phase);
+        }
+    }
     if at == before || at > end {
         return None;
     }
-    let level = slots[before..at].iter().sum::<u64>() as f64 / (at - before) as f64;
+    // Successes per slot, or per slot and per unit of target rate in open loop.
+    let per_rate = |k: usize| plan.rate_at(mid(k)).filter(|r| *r > 0.0);
+    let samples: Vec<f64> = (before..at).filter_map(|k| if open_loop { per_rate(k).map(|r| slots[k] as f64 / r) } else { Some(slots[k] as f64) }).collect();
+    if samples.is_empty() {
+        return None;
+    }
+    let level = samples.iter().sum::<f64>() / samples.len() as f64;
     if level <= 0.0 {
         return None;
     }
+    let expect = |k: usize| if open_loop { per_rate(k).map_or(0.0, |r| level * r) } else { level };
     const SUSTAINED: usize = 5;
-    (at..end.saturating_sub(SUSTAINED - 1))
-        .find(|k| {
-            let w = &slots[*k..*k + SUSTAINED];
-            w.iter().all(|n| *n > 0) && w.iter().sum::<u64>() as f64 / SUSTAINED as f64 >= 0.9 * level
-        })
-        .map(|k| (k as u64 * slot_ns).saturating_sub(at_ns))
+    let k = (at..end.saturating_sub(SUSTAINED - 1)).find(|k| {
+        let w = *k..*k + SUSTAINED;
+        w.clone().all(|i| slots[i] > 0) && w.clone().map(|i| slots[i] as f64).sum::<f64>() >= 0.9 * w.map(expect).sum::<f64>()
+    })?;
+    let mut back = (k as u64 * slot_ns).max(at_ns);
+    // Not before the outages that had begun by then have ended.
+    let horizon = back + SUSTAINED as u64 * slot_ns;
+    for g in gaps.iter().filter(|g| g.from_ns < horizon && g.to_ns > at_ns) {
+        back = back.max(g.to_ns);
+    }
+    (back < end_ns).then(|| back - at_ns)
 }
 
 #[cfg(test)]
@@ -155,43 +280,116 @@ mod tests {
 
     const MS: u64 = 1_000_000;
 
+    struct ClosedLoop;
+    impl Expected for ClosedLoop {
+        fn rate_at(&self, _: u64) -> Option<f64> {
+            None
+        }
+        fn phase_start(&self, _: u64) -> u64 {
+            0
+        }
+    }
+
     #[test]
     fn gaps_between_successes_are_caught_exactly() {
-        let t = Tracker::new(2, 1, Duration::from_secs(10));
+        let t = Tracker::new(2, 1, 4, Duration::from_secs(10));
         for ms in [0, 10, 20, 30] {
-            t.success(0, Some(0), ms * MS);
+            t.begin(0, 0, Some(0), ms * MS);
+            t.success(0, 0, Some(0), ms * MS, ms * MS);
         }
-        t.success(0, None, 2_030 * MS);
-        t.success(1, Some(0), 5 * MS);
+        // An operation meant to start at 40 ms fails at 1 s; the next succeeds at 2.03 s.
+        t.begin(1, 0, None, 40 * MS);
+        t.error(1, 0, None, 40 * MS, "timeout", 1_000 * MS);
+        t.begin(1, 0, None, 1_000 * MS);
+        t.success(1, 0, None, 1_000 * MS, 2_030 * MS);
+        // Workload 1 fails at 5 ms and never succeeds again.
+        t.begin(2, 1, Some(0), 5 * MS);
+        t.error(2, 1, Some(0), 5 * MS, "connection", 6 * MS);
         t.finish(3_000 * MS);
         let gaps = t.gaps();
-        assert!(gaps.contains(&Gap { workload: 0, from_ns: 30 * MS, to_ns: 2_030 * MS }), "{gaps:?}");
+        assert!(gaps.contains(&Gap { workload: 0, from_ns: 40 * MS, to_ns: 2_030 * MS }), "{gaps:?}");
         assert!(gaps.contains(&Gap { workload: 1, from_ns: 5 * MS, to_ns: 3_000 * MS }), "{gaps:?}");
         assert_eq!(longest_outage(&gaps, Some(0), 1_000 * MS, 3_000 * MS), 1_030 * MS, "clipped to the window");
         assert_eq!(longest_outage(&gaps, None, 0, 3_000 * MS), 2_995 * MS);
-        // The shard saw its last success at 30 ms: its own gap runs to the end.
+        // The shard's last success was at 30 ms; its operation failing at 6 ms began before it.
         assert_eq!(longest_outage(&gaps, Some(t.shard_stream(0)), 0, 3_000 * MS), 2_970 * MS);
     }
 
     #[test]
-    fn recovery_is_the_first_healthy_second_after_the_fault() {
+    fn an_idle_or_sparse_workload_has_no_outage() {
+        let t = Tracker::new(2, 0, 2, Duration::from_secs(20));
+        // Workload 1 runs in a first phase only, then not at all (it is out of the mix).
+        t.begin(0, 1, None, 0);
+        t.success(0, 1, None, 0, MS);
+        // Workload 0 runs one operation every 2 s (a low weight), each answered in 1 ms.
+        for s in 0..10u64 {
+            t.begin(1, 0, None, s * 2_000 * MS);
+            t.success(1, 0, None, s * 2_000 * MS, s * 2_000 * MS + MS);
+        }
+        t.finish(20_000 * MS);
+        assert_eq!(t.gaps(), vec![], "nothing was waiting, so nothing was down");
+    }
+
+    #[test]
+    fn an_operation_stuck_in_flight_is_an_outage_from_its_intended_start() {
+        let t = Tracker::new(1, 0, 3, Duration::from_secs(10));
+        t.begin(0, 0, None, 0);
+        t.success(0, 0, None, 0, MS);
+        // A pause: two operations are sent at 500 ms and 600 ms and answered at 1.5 s, in reverse.
+        t.begin(1, 0, None, 500 * MS);
+        t.begin(2, 0, None, 600 * MS);
+        t.success(2, 0, None, 600 * MS, 1_500 * MS);
+        t.success(1, 0, None, 500 * MS, 1_500 * MS);
+        assert_eq!(t.gaps(), vec![Gap { workload: 0, from_ns: 500 * MS, to_ns: 1_500 * MS }]);
+    }
+
+    #[test]
+    fn recovery_is_the_first_healthy_stretch_after_the_fault_and_not_before_the_outage_ends() {
         // 10 ops per slot, then 2 s of nothing from 3 s, a burst of the queued 200, then back to 10.
         let mut slots = vec![10u64; 80];
         for s in &mut slots[30..50] {
             *s = 0;
         }
         slots[50] = 200;
-        assert_eq!(recovery(&slots, 3_000 * MS, 8_000 * MS), Some(2_000 * MS), "the burst does not count before the pause ends");
-        assert_eq!(recovery(&vec![10u64; 80], 3_000 * MS, 8_000 * MS), Some(0), "no dip, nothing to recover");
-        assert_eq!(recovery(&slots, 0, 8_000 * MS), None, "no level before a fault at 0");
+        let gap = Gap { workload: 0, from_ns: 2_990 * MS, to_ns: 5_040 * MS };
+        assert_eq!(recovery(&slots, &[], 3_000 * MS, 8_000 * MS, &ClosedLoop), Some(2_000 * MS), "the burst does not count before the pause ends");
+        assert_eq!(recovery(&slots, &[gap], 3_000 * MS, 8_000 * MS, &ClosedLoop), Some(2_040 * MS), "not before the first success after the outage");
+        assert_eq!(recovery(&vec![10u64; 80], &[], 3_000 * MS, 8_000 * MS, &ClosedLoop), Some(0), "no dip, nothing to recover");
+        assert_eq!(recovery(&slots, &[], 0, 8_000 * MS, &ClosedLoop), None, "no level before a fault at 0");
+    }
+
+    #[test]
+    fn recovery_follows_the_planned_rate_through_a_ramp() {
+        // Open loop ramping 100 → 900 ops/s over 8 s: 10 → 90 per slot; nothing from 4 s to 5 s.
+        struct Ramp;
+        impl Expected for Ramp {
+            fn rate_at(&self, ns: u64) -> Option<f64> {
+                Some(100.0 + 100.0 * ns as f64 / 1e9)
+            }
+            fn phase_start(&self, _: u64) -> u64 {
+                0
+            }
+        }
+        let mut slots: Vec<u64> = (0..80).map(|k| (10.0 + k as f64) as u64).collect();
+        for s in &mut slots[40..50] {
+            *s = 0;
+        }
+        let r = recovery(&slots, &[], 4_000 * MS, 8_000 * MS, &Ramp).unwrap();
+        assert!((1_000 * MS..=1_100 * MS).contains(&r), "back as soon as the ramp's level returns: {r}");
+        // Throughput that came back at the pre-fault level only is not back on a rising ramp.
+        let mut flat = slots.clone();
+        for s in &mut flat[50..80] {
+            *s = 50;
+        }
+        assert_eq!(recovery(&flat, &[], 4_000 * MS, 8_000 * MS, &Ramp), None);
     }
 
     #[test]
     fn errors_are_counted_by_class_in_a_window() {
-        let t = Tracker::new(1, 0, Duration::from_secs(1));
-        t.error(0, "timeout", 5 * MS);
-        t.error(0, "connection", 7 * MS);
-        t.error(0, "timeout", 50 * MS);
+        let t = Tracker::new(1, 0, 1, Duration::from_secs(1));
+        t.error(0, 0, None, 0, "timeout", 5 * MS);
+        t.error(0, 0, None, 0, "connection", 7 * MS);
+        t.error(0, 0, None, 0, "timeout", 50 * MS);
         let (first, by) = t.errors_between(6 * MS, 100 * MS);
         assert_eq!(first, Some(7 * MS));
         assert_eq!(by.get("timeout"), Some(&1));

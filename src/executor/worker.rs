@@ -12,11 +12,11 @@ use tokio::time::{Instant as TokioInstant, sleep_until};
 
 use super::Shared;
 use crate::keys::{Rng, worker_rng};
-use crate::metrics::{ErrorClass, Outcome};
+use crate::metrics::{ErrorClass, OpRole, Outcome, Sends};
 use crate::pool::Route;
 use crate::target::conn::ConnError;
 use crate::target::resp::Value;
-use crate::workload::{Prepared, WorkerState};
+use crate::workload::{RoundTrip, WorkerState};
 
 /// Acknowledged writes of `verify` workloads: (workload, key index) → value digest.
 pub type Acks = HashMap<(u16, u64), u64>;
@@ -37,9 +37,9 @@ pub struct WorkerResult {
 pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) -> WorkerResult {
     let mut rng: Rng = worker_rng(shared.seed, id);
     let mut states: Vec<Option<WorkerState>> = shared.workloads.iter().map(|_| None).collect();
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut rt = RoundTrip::new();
     let mut replies: Vec<Value> = Vec::with_capacity(32);
-    let mut outcomes: Vec<(u16, Outcome, bool)> = Vec::with_capacity(32);
+    let mut outcomes: Vec<(u16, Outcome, OpRole)> = Vec::with_capacity(32);
     let mut result = WorkerResult::default();
     for (pi, phase) in shared.plan.phases.iter().enumerate() {
         let Some((from, until)) = phase.active_window(id as u32) else { continue };
@@ -75,43 +75,40 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
             let wi = shared.mixes[pi].pick(&mut rng);
             let workload = &shared.workloads[wi];
             let st = states[wi].get_or_insert_with(|| workload.worker_state(id, shared.writers));
-            buf.clear();
             replies.clear();
             let now_nanos = shared.t0.elapsed().as_nanos() as u64;
-            let prepared = workload.prepare(st, &mut rng, &mut buf, now_nanos);
-            shared.tracker.in_flight.fetch_add(1, Ordering::Relaxed);
-            // Only asked when it matters (replica reads, or a resend after a connection error):
-            // classifying every command of a batch is not free on the hot path.
-            let replica_read = shared.read_from_replicas && workload.read_only(&prepared, st);
-            let slot = if shared.pools.is_cluster() { crate::target::cluster::first_key_slot(&buf) } else { None };
-            let is_read = |i: usize| workload.reply_is_read(&prepared, st, i);
-            let (mut outcome, mut service_start) = routed_round_trip(&shared, id, slot, &buf, &prepared, replica_read, &is_read, &mut replies, &mut rng).await;
+            let prepared = workload.prepare(st, &mut rng, &mut rt, now_nanos);
+            let slot = if shared.pools.is_cluster() { crate::target::cluster::first_key_slot(rt.bytes()) } else { None };
+            let shard = slot.and_then(|s| shared.shard_of_slot.get(s as usize).copied());
+            let intended_ns = intended.saturating_duration_since(shared.t0).as_nanos() as u64;
+            shared.tracker.begin(id, wi as u16, shard, intended_ns);
+            // Only asked when it matters (replica reads, or a resend after a connection error).
+            let replica_read = shared.read_from_replicas && rt.only_reads();
+            let mut sends = Sends::default();
+            let (mut outcome, mut service_start) = routed_round_trip(&shared, id, slot, &rt, replica_read, &mut replies, &mut rng, &mut sends).await;
             // Resend after a connection error only where that is safe: reads, or writes when the
             // scenario allows it. Timeouts are not resent: the first send may have been applied.
             let mut retries = 0;
-            while outcome == Err(ErrorClass::Connection)
-                && retries + 1 < shared.retry.attempts
-                && (shared.retry.retry_writes || workload.read_only(&prepared, st))
-            {
+            while outcome == Err(ErrorClass::Connection) && retries + 1 < shared.retry.attempts && (shared.retry.retry_writes || rt.only_reads()) {
                 tokio::time::sleep(backoff(&shared.retry, retries, &mut rng)).await;
                 retries += 1;
                 replies.clear();
-                (outcome, service_start) = routed_round_trip(&shared, id, slot, &buf, &prepared, replica_read, &is_read, &mut replies, &mut rng).await;
+                (outcome, service_start) = routed_round_trip(&shared, id, slot, &rt, replica_read, &mut replies, &mut rng, &mut sends).await;
             }
             if retries > 0 {
                 shared.metrics.record_retries(crate::metrics::OpKey { phase: pi as u16, workload: wi as u16, op: prepared.op }, u64::from(retries));
             }
-            shared.tracker.in_flight.fetch_sub(1, Ordering::Relaxed);
             let done = Instant::now();
             let latency = done.saturating_duration_since(intended).as_micros() as u64;
             let service = done.saturating_duration_since(service_start).as_micros() as u64;
             outcomes.clear();
-            let mut sink = |op: u16, o: Outcome, timed: bool| outcomes.push((op, o, timed));
+            let roles = &workload.roles;
+            let mut sink = |op: u16, o: Outcome| outcomes.push((op, o, roles[op as usize]));
             match outcome {
-                Ok(()) => workload.classify(&prepared, st, &replies, &mut sink),
-                Err(class) => workload.fail(&prepared, st, Outcome::Error(class), &mut sink),
+                Ok(()) => workload.classify(&prepared, &rt, &replies, &mut sink),
+                Err(class) => workload.fail(&prepared, &rt, class, &mut sink),
             }
-            shared.metrics.record_round_trip(pi as u16, wi as u16, &outcomes, latency, service);
+            shared.metrics.record_round_trip(pi as u16, wi as u16, &outcomes, latency, service, rt.commands(), sends);
             if let Some((ratio, tx)) = &shared.spans {
                 if rand::RngExt::random::<f64>(&mut rng) < *ratio {
                     let end_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
@@ -132,9 +129,8 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
             let main_outcome = outcomes.iter().find(|(op, _, _)| *op == prepared.op).map(|(_, o, _)| *o);
             let done_ns = done.saturating_duration_since(shared.t0).as_nanos() as u64;
             match main_outcome {
-                Some(Outcome::Error(class)) => shared.tracker.error(wi as u16, class.name(), done_ns),
-                Some(_) => shared.tracker.success(wi as u16, slot.and_then(|s| shared.shard_of_slot.get(s as usize).copied()), done_ns),
-                None => {}
+                Some(Outcome::Error(class)) => shared.tracker.error(id, wi as u16, shard, intended_ns, class.name(), done_ns),
+                _ => shared.tracker.success(id, wi as u16, shard, intended_ns, done_ns),
             }
             if let (Some((key, digest)), Some(Outcome::Ok)) = (prepared.ack, main_outcome) {
                 if result.acks.len() < MAX_ACKS_PER_WORKER || result.acks.contains_key(&(wi as u16, key)) {
@@ -161,23 +157,25 @@ const MAX_REDIRECTS: u32 = 5;
 /// reply says the operation was not applied there — MOVED, ASK, TRYAGAIN, CLUSTERDOWN, or a
 /// transaction aborted by one of them — it is sent again where the reply points, after a backoff
 /// for TRYAGAIN and CLUSTERDOWN, at most [`MAX_REDIRECTS`] times. Each such reply is counted by
-/// class; MOVED, CLUSTERDOWN and connection errors ask for the slot map to be read again.
+/// class; MOVED, CLUSTERDOWN and connection errors ask for the slot map to be read again. Every
+/// send is counted in `sends`.
 #[allow(clippy::too_many_arguments)]
 async fn routed_round_trip(
     shared: &Shared,
     worker: usize,
     slot: Option<u16>,
-    buf: &[u8],
-    p: &Prepared,
+    rt: &RoundTrip,
     replica_read: bool,
-    is_read: &(dyn Fn(usize) -> bool + Sync),
     replies: &mut Vec<Value>,
     rng: &mut Rng,
+    sends: &mut Sends,
 ) -> (Result<(), ErrorClass>, Instant) {
+    let expect = rt.replies();
     if !shared.pools.is_cluster() {
         let route = if replica_read { Route::Replica } else { Route::Any };
-        return round_trip(shared, worker, &route, buf, p.replies, replies).await;
+        return round_trip(shared, worker, &route, rt.bytes(), expect, replies, &mut sends.times).await;
     }
+    let is_read = |i: usize| !rt.is_transaction() && rt.commands().get(i).is_some_and(|c| c.command.is_read());
     let mut route = match slot {
         Some(slot) => Route::Slot { slot, replica: replica_read },
         None => Route::Any,
@@ -186,9 +184,11 @@ async fn routed_round_trip(
     let mut redirects = 0;
     loop {
         let (outcome, sent) = if asking.is_empty() {
-            round_trip(shared, worker, &route, buf, p.replies, replies).await
+            round_trip(shared, worker, &route, rt.bytes(), expect, replies, &mut sends.times).await
         } else {
-            let r = round_trip(shared, worker, &route, &asking, p.replies + 1, replies).await;
+            let before = sends.times;
+            let r = round_trip(shared, worker, &route, &asking, expect + 1, replies, &mut sends.times).await;
+            sends.asking += sends.times - before;
             if r.0.is_ok() && !replies.is_empty() {
                 replies.remove(0);
             }
@@ -199,7 +199,7 @@ async fn routed_round_trip(
             shared.pools.request_refresh();
             return (outcome, sent);
         }
-        let Some(class) = not_applied(replies, is_read) else { return (outcome, sent) };
+        let Some(class) = not_applied(replies, &is_read) else { return (outcome, sent) };
         shared.metrics.conns.cluster_reply(class);
         if redirects >= MAX_REDIRECTS {
             return (outcome, sent);
@@ -215,7 +215,7 @@ async fn routed_round_trip(
                 let Some(r) = first.and_then(|e| crate::target::cluster::Redirect::parse(&e, "127.0.0.1")) else { return (outcome, sent) };
                 if r.ask {
                     crate::target::resp::command(&mut asking, &[b"ASKING"]);
-                    asking.extend_from_slice(buf);
+                    asking.extend_from_slice(rt.bytes());
                 } else {
                     shared.pools.request_refresh();
                 }
@@ -237,7 +237,7 @@ async fn routed_round_trip(
 /// reading twice changes nothing), or EXEC was aborted because a queued command got one. Only then
 /// may the whole round trip be sent again. A batch whose reads ran on a primary that was paused for
 /// writes during a failover, and whose writes then got MOVED, is such a round trip.
-fn not_applied(replies: &[Value], is_read: &(dyn Fn(usize) -> bool + Sync)) -> Option<&'static str> {
+fn not_applied(replies: &[Value], is_read: &dyn Fn(usize) -> bool) -> Option<&'static str> {
     const CLASSES: [&str; 4] = ["MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"];
     let class_of = |v: &Value| v.error_class().and_then(|c| CLASSES.iter().copied().find(|k| *k == c));
     let first = replies.iter().find_map(class_of)?;
@@ -245,15 +245,25 @@ fn not_applied(replies: &[Value], is_read: &(dyn Fn(usize) -> bool + Sync)) -> O
     (aborted || replies.iter().enumerate().all(|(i, v)| class_of(v).is_some() || is_read(i))).then_some(first)
 }
 
-/// Checks out a connection on `route`, sends the bytes and reads `expect` replies.
-/// Returns the outcome and when the command was actually sent (for service time).
-async fn round_trip(shared: &Shared, worker: usize, route: &Route, buf: &[u8], expect: usize, replies: &mut Vec<Value>) -> (Result<(), ErrorClass>, Instant) {
+/// Checks out a connection on `route`, sends the bytes and reads `expect` replies; counts the send
+/// in `sends` once a connection was had. Returns the outcome and when the command was actually
+/// sent (for service time).
+async fn round_trip(
+    shared: &Shared,
+    worker: usize,
+    route: &Route,
+    buf: &[u8],
+    expect: usize,
+    replies: &mut Vec<Value>,
+    sends: &mut u64,
+) -> (Result<(), ErrorClass>, Instant) {
     let mut conn = match shared.pools.get(worker, route).await {
         Ok(c) => c,
         Err(class) => return (Err(class), Instant::now()),
     };
     let sent = Instant::now();
-    let r = match tokio::time::timeout(shared.command_timeout, conn.roundtrip(buf, expect, replies)).await {
+    *sends += 1;
+    let r = match tokio::time::timeout(shared.command_timeout, conn.send_round_trip(buf, expect, replies)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(ConnError::Timeout)) => Err(ErrorClass::Timeout),
         Ok(Err(ConnError::Protocol(_))) => Err(ErrorClass::Protocol),

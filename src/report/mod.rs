@@ -73,6 +73,11 @@ pub struct Report {
     pub pubsub: Vec<PubsubReport>,
     /// Read-back of acknowledged writes.
     pub verify: Vec<VerifyResult>,
+    /// Commands sent to the data nodes outside the phases' round trips, by name: connection
+    /// handshakes, health-check PINGs, subscriptions, faults, slot map reads, verification and
+    /// cleanup. With the phases' `commands` this is every command redis-test sent.
+    #[serde(default)]
+    pub other_commands: BTreeMap<String, u64>,
     /// Connection counters.
     pub connections: ConnectionReport,
     /// Keys removed after the run.
@@ -97,15 +102,15 @@ pub struct MasterMove {
 /// Totals over the whole run.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Totals {
-    /// Operations.
+    /// Round trips (scheduled operations).
     pub count: u64,
-    /// Failed operations.
+    /// Failed round trips.
     pub errors: u64,
     /// errors / count.
     pub error_rate: f64,
-    /// Operations per second over the run.
+    /// Round trips per second over the run.
     pub ops_per_sec: f64,
-    /// Latency over all timed operations, µs.
+    /// Latency over all successful round trips, µs (zeros when none succeeded).
     pub latency_us: Percentiles,
 }
 
@@ -141,12 +146,20 @@ pub struct PhaseReport {
     pub scheduled: Option<u64>,
     /// Open loop: scheduled operations not started before the phase ended (the load fell behind).
     pub backlog: Option<u64>,
-    /// Scheduled operations (a pipeline batch counts once; its commands are in its rows).
+    /// Scheduled operations: round trips (a pipeline batch counts once; its commands are in their
+    /// own rows). This is what `rate` schedules and `ops_per_sec` judges.
     pub count: u64,
-    /// Failed operations.
+    /// Failed round trips.
     pub errors: u64,
-    /// Operations per second.
+    /// Round trips per second.
     pub ops_per_sec: f64,
+    /// Pub/sub messages delivered to subscribers in the phase (not round trips).
+    #[serde(default)]
+    pub deliveries: u64,
+    /// Every command the workers sent in the phase, by name, resends and follow-ups (LTRIM,
+    /// PEXPIRE, MULTI, EXEC, ASKING) included: what the server's INFO commandstats counts.
+    #[serde(default)]
+    pub commands: BTreeMap<String, u64>,
     /// Rows per workload and operation.
     pub operations: Vec<OpReport>,
 }
@@ -158,6 +171,11 @@ pub struct OpReport {
     pub workload: String,
     /// Operation (`GET`, `PIPELINE`, `RECEIVE`, …).
     pub operation: String,
+    /// What one count of this row is: `round_trip` (a scheduled operation, timed), `command` (a
+    /// command inside a batch round trip, counted only) or `delivery` (a pub/sub message received,
+    /// timed from its publication).
+    #[serde(default)]
+    pub unit: crate::metrics::OpRole,
     /// Operations (successes and failures).
     pub count: u64,
     /// Successful operations, misses included.
@@ -170,11 +188,16 @@ pub struct OpReport {
     pub retries: u64,
     /// Operations per second in the phase.
     pub ops_per_sec: f64,
-    /// Latency percentiles, µs (absent for commands counted inside a batch).
+    /// Latency percentiles of successful operations, µs (absent for commands counted inside a
+    /// batch, and when none succeeded). A failed operation is never a latency sample.
     pub latency_us: Option<Percentiles>,
-    /// Service time percentiles, µs.
+    /// Service time percentiles of successful operations, µs.
     pub service_time_us: Option<Percentiles>,
-    /// The latency histogram, HdrHistogram V2 serialized, base64 (merge reports with it).
+    /// How long failed operations took to fail, µs (absent when none failed).
+    #[serde(default)]
+    pub error_latency_us: Option<Percentiles>,
+    /// The latency histogram of successful operations, HdrHistogram V2 serialized, base64 (merge
+    /// reports with it).
     pub histogram: Option<String>,
 }
 
@@ -316,7 +339,7 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
         .map(|(pi, (p, pr))| {
             let secs = pr.ended.saturating_sub(pr.started).as_secs_f64();
             let mut operations = Vec::new();
-            let (mut count, mut errors) = (0, 0);
+            let (mut count, mut errors, mut deliveries) = (0, 0, 0);
             for (key, stats) in run
                 .rows
                 .range(crate::metrics::OpKey { phase: pi as u16, workload: 0, op: 0 }..crate::metrics::OpKey { phase: pi as u16 + 1, workload: 0, op: 0 })
@@ -327,9 +350,13 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
                     errors += stats.error_count();
                     total.merge(stats);
                 }
+                if stats.role == crate::metrics::OpRole::Delivery {
+                    deliveries += stats.ok;
+                }
                 operations.push(OpReport {
                     workload: wname.clone(),
                     operation: ops.get(key.op as usize).copied().unwrap_or("?").to_owned(),
+                    unit: stats.role,
                     count: stats.count(),
                     ok: stats.ok,
                     miss: stats.miss,
@@ -338,6 +365,7 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
                     ops_per_sec: rate(stats.count(), secs),
                     latency_us: Percentiles::of(&stats.latency),
                     service_time_us: Percentiles::of(&stats.service),
+                    error_latency_us: stats.error_latency.as_deref().and_then(Percentiles::of),
                     histogram: serialize_histogram(&stats.latency),
                 });
             }
@@ -353,6 +381,8 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
                 count,
                 errors,
                 ops_per_sec: rate(count, secs),
+                deliveries,
+                commands: run.commands.get(&(pi as u16)).map(|c| c.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()).unwrap_or_default(),
                 operations,
             }
         })
@@ -396,6 +426,7 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
         thresholds: Vec::new(),
         pubsub: run.pubsub.iter().map(|(w, subs)| PubsubReport { workload: w.clone(), subscribers: subs.clone() }).collect(),
         verify: run.verify.clone(),
+        other_commands: BTreeMap::new(),
         connections: ConnectionReport {
             opened: run.connections.0,
             dropped: run.connections.1,

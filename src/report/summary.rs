@@ -10,6 +10,15 @@ fn us(p: Option<&Percentiles>, f: impl Fn(&Percentiles) -> u64) -> String {
     p.map_or_else(|| "-".to_owned(), |p| format_us(f(p) as f64))
 }
 
+/// The summary's short name of a row's unit.
+fn unit_short(u: crate::metrics::OpRole) -> &'static str {
+    match u {
+        crate::metrics::OpRole::RoundTrip => "trip",
+        crate::metrics::OpRole::Command => "cmd",
+        crate::metrics::OpRole::Delivery => "msg",
+    }
+}
+
 /// Renders the summary as text.
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
@@ -25,23 +34,26 @@ pub fn render(r: &Report) -> String {
             Some(b) if b > 0 => format!(", {b} scheduled ops not started (load fell behind)"),
             _ => String::new(),
         };
+        let commands: u64 = p.commands.values().sum();
+        let deliveries = if p.deliveries > 0 { format!(", {} deliveries", p.deliveries) } else { String::new() };
         let _ = writeln!(
             s,
-            "\nphase {} ({:.1}s, workers {}→{}, {rate}): {} ops, {:.1} ops/s, {} errors{backlog}",
+            "\nphase {} ({:.1}s, workers {}→{}, {rate}): {} ops, {:.1} ops/s, {} errors{backlog}; {commands} commands sent{deliveries}",
             p.name, p.duration_s, p.workers[0], p.workers[1], p.count, p.ops_per_sec, p.errors
         );
         let _ = writeln!(
             s,
-            "  {:<16} {:<14} {:>9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7}",
-            "workload", "operation", "ops", "ops/s", "p50", "p99", "p99.9", "max", "miss", "errors"
+            "  {:<16} {:<14} {:<4} {:>9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7}",
+            "workload", "operation", "unit", "count", "per sec", "p50", "p99", "p99.9", "max", "miss", "errors"
         );
         for o in &p.operations {
             let errors: u64 = o.errors.values().sum();
             let _ = writeln!(
                 s,
-                "  {:<16} {:<14} {:>9} {:>10.1} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7}",
+                "  {:<16} {:<14} {:<4} {:>9} {:>10.1} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7}",
                 o.workload,
                 o.operation,
+                unit_short(o.unit),
                 o.count,
                 o.ops_per_sec,
                 us(o.latency_us.as_ref(), |p| p.p50),
@@ -53,12 +65,25 @@ pub fn render(r: &Report) -> String {
             );
             if errors > 0 || o.retries > 0 {
                 let mut detail: Vec<String> = o.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                if let Some(e) = &o.error_latency_us {
+                    detail.push(format!("failures took p50 {} / max {}", format_us(e.p50 as f64), format_us(e.max as f64)));
+                }
                 if o.retries > 0 {
                     detail.push(format!("resent after connection errors {}", o.retries));
                 }
-                let _ = writeln!(s, "  {:<31} {}", "", detail.join(", "));
+                let _ = writeln!(s, "  {:<36} {}", "", detail.join(", "));
             }
         }
+    }
+    if !r.phases.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n  ops = round trips (what `rate` schedules and `ops_per_sec` judges); unit: trip = one round trip, cmd = a command inside a batch (counted, not timed), msg = a pub/sub delivery (timed from its publication). Latencies are from the intended start, over successful operations only."
+        );
+    }
+    if !r.other_commands.is_empty() {
+        let other: Vec<String> = r.other_commands.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(s, "  commands outside the phases (setup, health checks, faults, verify, cleanup): {}", other.join(", "));
     }
     for ps in &r.pubsub {
         for sub in &ps.subscribers {

@@ -506,32 +506,76 @@ impl WorkloadKind {
         }
     }
 
-    /// Operations this workload records, with their relative weights (0 where not chosen by weight).
-    pub fn operations(&self) -> Vec<(&'static str, f64)> {
+    /// Operations this workload records, with their relative weights (0 where not chosen by
+    /// weight) and what one count of each is.
+    pub fn operations(&self) -> Vec<OpDef> {
+        let trip = |name, weight| OpDef { name, weight, role: OpRole::RoundTrip, aggregate: false };
+        let command = |name, weight| OpDef { name, weight, role: OpRole::Command, aggregate: false };
+        let batch = |name| OpDef { name, weight: 0.0, role: OpRole::RoundTrip, aggregate: true };
+        let trips = |ws: Vec<(&'static str, f64)>| ws.into_iter().map(|(n, w)| trip(n, w)).collect();
         match self {
             WorkloadKind::Basic(b) => {
                 let set = (1.0 - b.read_ratio - b.delete_ratio - b.incr_ratio).max(0.0);
-                vec![("GET", b.read_ratio), ("SET", set), ("DEL", b.delete_ratio), ("INCR", b.incr_ratio)]
+                trips(vec![("GET", b.read_ratio), ("SET", set), ("DEL", b.delete_ratio), ("INCR", b.incr_ratio)])
             }
-            WorkloadKind::HighThroughput(h) => vec![("GET", h.read_ratio), ("SET", 1.0 - h.read_ratio)],
-            WorkloadKind::List(l) => l.commands.weights(),
-            WorkloadKind::Set(s) => s.commands.weights(),
-            WorkloadKind::SortedSet(z) => z.commands.weights(),
-            WorkloadKind::Hash(h) => h.commands.weights(),
+            // Unpipelined, each GET or SET is its own round trip; pipelined, the batch is.
+            WorkloadKind::HighThroughput(h) if h.pipeline <= 1 => trips(vec![("GET", h.read_ratio), ("SET", 1.0 - h.read_ratio)]),
+            WorkloadKind::HighThroughput(h) => vec![command("GET", h.read_ratio), command("SET", 1.0 - h.read_ratio), batch("PIPELINE")],
+            WorkloadKind::List(l) => trips(l.commands.weights()),
+            WorkloadKind::Set(s) => trips(s.commands.weights()),
+            WorkloadKind::SortedSet(z) => trips(z.commands.weights()),
+            WorkloadKind::Hash(h) => trips(h.commands.weights()),
             WorkloadKind::Pipeline(p) => {
-                let mut ops = p.commands.weights();
-                ops.push((if p.transaction { "EXEC" } else { "PIPELINE" }, 0.0));
+                let mut ops: Vec<OpDef> = p.commands.weights().into_iter().map(|(n, w)| command(n, w)).collect();
+                ops.push(batch(if p.transaction { "EXEC" } else { "PIPELINE" }));
                 ops
             }
-            WorkloadKind::Pubsub(_) => vec![("PUBLISH", 1.0), ("RECEIVE", 0.0)],
+            WorkloadKind::Pubsub(_) => vec![trip("PUBLISH", 1.0), OpDef { name: "RECEIVE", weight: 0.0, role: OpRole::Delivery, aggregate: true }],
         }
     }
 
     /// Names of operations that can occur (weight > 0, plus recorded aggregates).
     pub fn operation_names(&self) -> Vec<&'static str> {
-        let aggregate = |n: &str| matches!(n, "PIPELINE" | "EXEC" | "RECEIVE");
-        self.operations().into_iter().filter(|(n, w)| *w > 0.0 || aggregate(n)).map(|(n, _)| n).collect()
+        self.operations().into_iter().filter(OpDef::occurs).map(|o| o.name).collect()
     }
+}
+
+/// One operation a workload records.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OpDef {
+    /// Name (`GET`, `PIPELINE`, `RECEIVE`, …).
+    pub name: &'static str,
+    /// Relative weight among the workload's commands (0 for aggregates).
+    pub weight: f64,
+    /// What one count of it is.
+    pub role: OpRole,
+    /// Recorded for every round trip or delivery rather than chosen by weight (the batch of a
+    /// pipeline, pub/sub's RECEIVE).
+    pub aggregate: bool,
+}
+
+impl OpDef {
+    /// Whether the operation can occur in a run: chosen by weight, or an aggregate (the batch of a
+    /// pipeline, the deliveries of pub/sub).
+    pub fn occurs(&self) -> bool {
+        self.weight > 0.0 || self.aggregate
+    }
+}
+
+/// What one count of an operation is. One unit per figure: `rate` schedules round trips, phase
+/// totals and `ops_per_sec` count them; commands inside a batch and pub/sub deliveries are
+/// counted apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OpRole {
+    /// A scheduled operation: one round trip to the server, timed from its intended start.
+    #[default]
+    RoundTrip,
+    /// A command carried inside a batch round trip (pipeline, pipelined high_throughput): counted,
+    /// not timed on its own (its batch is).
+    Command,
+    /// A pub/sub message delivered to a subscriber, timed from its publication.
+    Delivery,
 }
 
 #[cfg(test)]

@@ -82,7 +82,11 @@ impl SetOverride {
     }
 }
 
-/// Applies `--target URL`: the scenario runs against that URL instead of its own target or local server.
+/// Applies `--target URL`: the scenario runs against that URL instead of its own target or local
+/// server. Everything the URL says replaces what the file says: its user, password and database
+/// replace the file's `username`, `password` and `db`; a `redis://` URL drops the file's `tls`
+/// (a `rediss://` one keeps its CA and certificates); the file's cluster seed `nodes` belong to the
+/// file's target and go too.
 pub fn apply_target(root: &mut Node, url: &str) -> Result<(), Diagnostic> {
     let source = Arc::new(Source { name: format!("--target {url}"), text: url.to_owned() });
     let loc = Location::new(&source, 1, 1);
@@ -94,6 +98,21 @@ pub fn apply_target(root: &mut Node, url: &str) -> Result<(), Diagnostic> {
         return Err(Diagnostic::at(entry.1.location.clone(), None, "`target` must be a mapping"));
     };
     target.shift_remove("local");
+    target.shift_remove("nodes");
+    if let Ok(u) = super::validate::parse_redis_url(url) {
+        if u.username.is_some() {
+            target.shift_remove("username");
+        }
+        if u.password.is_some() {
+            target.shift_remove("password");
+        }
+        if u.db.is_some() {
+            target.shift_remove("db");
+        }
+        if !u.tls {
+            target.shift_remove("tls");
+        }
+    }
     target.insert("url".into(), (loc.clone(), Node::new(NodeKind::Scalar(Scalar::Str(url.to_owned())), loc)));
     Ok(())
 }
@@ -175,6 +194,19 @@ mod tests {
         let e = SetOverride::parse("phases.nope.rate=1").unwrap().apply(&mut d).unwrap_err();
         assert!(e.message.contains("no entry named `nope`"), "{}", e.message);
         assert!(SetOverride::parse("novalue").is_err());
+    }
+
+    #[test]
+    fn target_url_credentials_database_and_scheme_replace_the_files() {
+        let file = "target:\n  url: rediss://127.0.0.1:7000\n  username: loadtester\n  password: filepw\n  db: 3\n  tls: {insecure: true}\n";
+        let mut d = yaml::parse(&Arc::new(Source { name: "t".into(), text: file.into() })).unwrap();
+        apply_target(&mut d, "redis://limited:pw@127.0.0.1:7001/2").unwrap();
+        assert_eq!(d.to_json()["target"], json!({"url": "redis://limited:pw@127.0.0.1:7001/2"}));
+        // A URL that names no user keeps the file's; a rediss:// URL keeps the file's TLS settings.
+        let mut d = yaml::parse(&Arc::new(Source { name: "t".into(), text: file.into() })).unwrap();
+        apply_target(&mut d, "rediss://127.0.0.1:7001").unwrap();
+        assert_eq!(d.to_json()["target"]["username"], json!("loadtester"));
+        assert_eq!(d.to_json()["target"]["tls"], json!({"insecure": true}));
     }
 
     #[test]

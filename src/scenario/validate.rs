@@ -395,7 +395,7 @@ fn workloads(c: &mut Checker<'_>, raw: &RawScenario) -> Vec<Workload> {
             _ => {}
         }
         if matches!(w, RawWorkload::List(_) | RawWorkload::Set(_) | RawWorkload::SortedSet(_) | RawWorkload::Hash(_) | RawWorkload::Pipeline(_)) {
-            let total: f64 = w.operations().iter().map(|(_, w)| w).sum();
+            let total: f64 = w.operations().iter().map(|o| o.weight).sum();
             if total <= 0.0 {
                 c.err(wp.key("commands"), "at least one command needs a weight above zero");
             }

@@ -245,6 +245,7 @@ pub async fn start_local(password: Option<&Secret>, node_timeout: Duration) -> R
         tls: None,
         follow: None,
         readonly: false,
+        tally: None,
     };
     let mut conns = Vec::new();
     for n in &nodes {

@@ -111,6 +111,9 @@ pub struct ConnectSpec {
     pub follow: Option<std::sync::Arc<super::sentinel::Master>>,
     /// Send READONLY after connecting (cluster replica reads).
     pub readonly: bool,
+    /// Counts the commands sent outside the workers' round trips (which count their own per
+    /// phase): handshakes, health checks, control commands.
+    pub tally: Option<std::sync::Arc<crate::metrics::CommandTally>>,
 }
 
 impl ConnectSpec {
@@ -135,6 +138,7 @@ pub struct Conn {
     pub last_used: Instant,
     /// The master generation it was opened for (sentinel targets): a newer one means it is stale.
     pub generation: u64,
+    tally: Option<std::sync::Arc<crate::metrics::CommandTally>>,
 }
 
 impl Conn {
@@ -166,6 +170,7 @@ impl Conn {
             broken: false,
             last_used: Instant::now(),
             generation,
+            tally: spec.tally.clone(),
         };
         conn.handshake(spec).await?;
         Ok(conn)
@@ -224,8 +229,20 @@ impl Conn {
         r
     }
 
-    /// Sends `bytes` and reads `replies` replies into `out`.
+    /// Sends `bytes` and reads `replies` replies into `out`; the commands are counted in the
+    /// connection's tally.
     pub async fn roundtrip(&mut self, bytes: &[u8], replies: usize, out: &mut Vec<Value>) -> Result<(), ConnError> {
+        if let Some(t) = &self.tally {
+            if !self.broken {
+                t.count(bytes);
+            }
+        }
+        self.send_round_trip(bytes, replies, out).await
+    }
+
+    /// [`Self::roundtrip`] without the tally: for the workers' round trips, which count their
+    /// commands per phase themselves (without a lock on the hot path).
+    pub async fn send_round_trip(&mut self, bytes: &[u8], replies: usize, out: &mut Vec<Value>) -> Result<(), ConnError> {
         if self.broken {
             return Err(ConnError::Io("connection already broken".into()));
         }
@@ -278,6 +295,9 @@ impl Conn {
 
     /// Sends bytes without waiting for a reply (subscriptions).
     pub async fn send_only(&mut self, bytes: &[u8]) -> Result<(), ConnError> {
+        if let Some(t) = &self.tally {
+            t.count(bytes);
+        }
         self.stream.write_all(bytes).await.map_err(|e| {
             self.broken = true;
             ConnError::Io(e.to_string())

@@ -144,8 +144,15 @@ impl Deployment {
     }
 }
 
-/// Prepares the target: starts a local server when asked, then checks that it answers.
-pub async fn prepare(target: &Target, connections: &Connections, client_name: &str) -> Result<Deployment, TargetError> {
+/// Prepares the target: starts a local server when asked, then checks that it answers. Every
+/// command redis-test sends to the data nodes outside the workers' round trips is counted in
+/// `tally`.
+pub async fn prepare(
+    target: &Target,
+    connections: &Connections,
+    client_name: &str,
+    tally: Option<std::sync::Arc<crate::metrics::CommandTally>>,
+) -> Result<Deployment, TargetError> {
     let mut seeds = Vec::new();
     let (addr, local, sentinel_nodes) = match &target.endpoint {
         Endpoint::Local(LocalTopology::Standalone) => {
@@ -187,6 +194,7 @@ pub async fn prepare(target: &Target, connections: &Connections, client_name: &s
         },
         follow: None,
         readonly: false,
+        tally,
     };
     let mut sentinels = None;
     let mut watcher = None;
@@ -199,7 +207,8 @@ pub async fn prepare(target: &Target, connections: &Connections, client_name: &s
             nodes,
             master_name,
             track_replicas: target.read_from_replicas,
-            spec: ConnectSpec { username, password, protocol: crate::scenario::model::Protocol::Resp2, ..spec.clone() },
+            // The sentinels' commands are not the data nodes': they are not counted with them.
+            spec: ConnectSpec { username, password, protocol: crate::scenario::model::Protocol::Resp2, tally: None, ..spec.clone() },
         };
         let found = s.discover().await.map_err(|e| TargetError::Unreachable { addr: "the sentinels".into(), err: ConnError::Io(e) })?;
         tracing::info!(master = %found, name = %s.master_name, "master found through the sentinels");

@@ -1,17 +1,14 @@
 //! `basic`: SET / GET / DEL / INCR on string keys. GETs read the same keys SETs write, so hits are
 //! real; INCR uses its own counter keys so it never meets a non-integer value.
 
-use super::{Env, Prepared, Weighted, WorkerState};
+use super::{Command, Env, Prepared, RoundTrip, Weighted, WorkerState};
 use crate::keys::{Rng, digest, key_into};
 use crate::scenario::raw::BasicSpec;
-use crate::target::resp::CommandWriter;
 
-/// Operation names, by id.
-pub const OPS: [&str; 4] = ["GET", "SET", "DEL", "INCR"];
 /// The digest remembered for a deleted key.
 pub const TOMBSTONE: u64 = u64::MAX;
 
-/// Runtime form of a `basic` workload.
+/// Runtime form of a `basic` workload (operations GET, SET, DEL, INCR, in that order).
 pub struct Basic {
     choose: Weighted,
 }
@@ -24,48 +21,41 @@ impl Basic {
     }
 
     /// Writes the next command.
-    pub fn prepare(&self, env: &Env<'_>, st: &mut WorkerState, rng: &mut Rng, buf: &mut Vec<u8>) -> Prepared {
-        let op = self.choose.pick(rng);
+    pub fn prepare(&self, env: &Env<'_>, st: &mut WorkerState, rng: &mut Rng, rt: &mut RoundTrip) -> Prepared {
+        let op = self.choose.pick(rng) as u16;
         let mut k = st.picker.next(rng);
         if env.verify && (op == 1 || op == 2) {
             k = owned_key(k, st.picker.keys(), st.worker, st.writers);
         }
-        let mut p = Prepared { op: op as u16, replies: 1, ack: None, tag: 0 };
+        let mut p = Prepared { op, ack: None, tag: 0 };
         match op {
             0 => {
                 key_into(&mut st.key, env.prefix, k);
-                CommandWriter::new(buf, 2).arg(b"GET").arg(&st.key);
+                rt.push(Command::Get, op, 1).arg(&st.key);
             }
             1 => {
                 key_into(&mut st.key, env.prefix, k);
                 st.seq += 1;
                 env.values.make(rng, ((st.worker as u64) << 40) | st.seq, &mut st.value);
                 match env.ttl_ms {
-                    Some(ttl) => {
-                        CommandWriter::new(buf, 5).arg(b"SET").arg(&st.key).arg(&st.value).arg(b"PX").int(ttl as i64);
-                    }
-                    None => {
-                        CommandWriter::new(buf, 3).arg(b"SET").arg(&st.key).arg(&st.value);
-                    }
-                }
+                    Some(ttl) => rt.push(Command::Set, op, 4).arg(&st.key).arg(&st.value).arg(b"PX").int(ttl as i64),
+                    None => rt.push(Command::Set, op, 2).arg(&st.key).arg(&st.value),
+                };
                 if env.verify {
                     p.ack = Some((k, digest(&st.value)));
                 }
             }
             2 => {
                 key_into(&mut st.key, env.prefix, k);
-                CommandWriter::new(buf, 2).arg(b"DEL").arg(&st.key);
+                rt.push(Command::Del, op, 1).arg(&st.key);
                 if env.verify {
                     p.ack = Some((k, TOMBSTONE));
                 }
             }
             _ => {
                 counter_key(&mut st.key, env.prefix, k);
-                CommandWriter::new(buf, 2).arg(b"INCR").arg(&st.key);
-                if let Some(ttl) = env.ttl_ms {
-                    CommandWriter::new(buf, 3).arg(b"PEXPIRE").arg(&st.key).int(ttl as i64);
-                    p.replies = 2;
-                }
+                rt.push(Command::Incr, op, 1).arg(&st.key);
+                super::expire(env, rt, op, &st.key);
             }
         }
         p

@@ -1,71 +1,84 @@
-//! `hash`: HSET, HGET, HMGET, HGETALL, HINCRBY, HDEL over a universe of `fields` fields. HINCRBY
-//! uses its own counter fields so it never meets a non-integer value.
+//! `hash`: HSET, HGET, HMGET, HGETALL, HINCRBY, HDEL. A hash holds at most `fields` fields: value
+//! fields for HSET/HGET/HMGET/HDEL and, when HINCRBY runs, counter fields of their own (a tenth of
+//! the fields, at least one) so that HINCRBY never meets a non-integer value.
 
 use rand::RngExt;
 
-use super::{Env, Prepared, Weighted, WorkerState};
+use super::{Command, Env, Prepared, RoundTrip, Weighted, WorkerState};
 use crate::keys::{Rng, key_into};
 use crate::scenario::raw::HashSpec;
-use crate::target::resp::CommandWriter;
 
-/// Operation names, by id (the order of `HashCommands`).
-pub const OPS: [&str; 6] = ["HSET", "HGET", "HMGET", "HGETALL", "HINCRBY", "HDEL"];
-
-/// Runtime form of a `hash` workload.
+/// Runtime form of a `hash` workload (operations in the order of `HashCommands`).
 pub struct Hash {
     choose: Weighted,
-    fields: u32,
+    value_fields: u32,
+    counter_fields: u32,
     hmget: u32,
+}
+
+/// How `fields` is split between value fields and counter fields: `(values, counters)`.
+pub fn field_split(spec: &HashSpec) -> (u32, u32) {
+    let fields = spec.fields.max(1);
+    let w = spec.commands.weights();
+    let incr = w.iter().any(|(n, x)| *n == "HINCRBY" && *x > 0.0);
+    let values = w.iter().any(|(n, x)| matches!(*n, "HSET" | "HGET" | "HMGET" | "HDEL") && *x > 0.0);
+    match (values, incr) {
+        (true, true) => {
+            let counters = (fields / 10).max(1).min(fields.saturating_sub(1)).max(1);
+            (fields.saturating_sub(counters).max(1), counters)
+        }
+        (false, true) => (1, fields),
+        _ => (fields, 1),
+    }
 }
 
 impl Hash {
     /// From the scenario's options.
     pub fn new(spec: &HashSpec) -> Hash {
-        Hash { choose: Weighted::new(spec.commands.weights().into_iter().map(|(_, w)| w)), fields: spec.fields.max(1), hmget: spec.hmget_fields.max(1) }
+        let (value_fields, counter_fields) = field_split(spec);
+        Hash { choose: Weighted::new(spec.commands.weights().into_iter().map(|(_, w)| w)), value_fields, counter_fields, hmget: spec.hmget_fields.max(1) }
     }
 
-    fn field(&self, rng: &mut Rng, out: &mut Vec<u8>, prefix: &[u8]) {
-        key_into(out, prefix, u64::from(rng.random_range(0..self.fields)));
+    fn field(&self, rng: &mut Rng, out: &mut Vec<u8>) {
+        key_into(out, b"f", u64::from(rng.random_range(0..self.value_fields)));
     }
 
     /// Writes the next command(s).
-    pub fn prepare(&self, env: &Env<'_>, st: &mut WorkerState, rng: &mut Rng, buf: &mut Vec<u8>) -> Prepared {
-        let op = self.choose.pick(rng);
+    pub fn prepare(&self, env: &Env<'_>, st: &mut WorkerState, rng: &mut Rng, rt: &mut RoundTrip) -> Prepared {
+        let op = self.choose.pick(rng) as u16;
         key_into(&mut st.key, env.prefix, st.picker.next(rng));
-        let mut field = Vec::with_capacity(12);
-        let mut replies = 1;
         match op {
             0 => {
-                self.field(rng, &mut field, b"f");
+                self.field(rng, &mut st.member);
                 st.seq += 1;
                 env.values.make(rng, ((st.worker as u64) << 40) | st.seq, &mut st.value);
-                CommandWriter::new(buf, 4).arg(b"HSET").arg(&st.key).arg(&field).arg(&st.value);
-                replies += super::expire(env, &st.key, buf);
+                rt.push(Command::Hset, op, 3).arg(&st.key).arg(&st.member).arg(&st.value);
+                super::expire(env, rt, op, &st.key);
             }
             1 => {
-                self.field(rng, &mut field, b"f");
-                CommandWriter::new(buf, 3).arg(b"HGET").arg(&st.key).arg(&field);
+                self.field(rng, &mut st.member);
+                rt.push(Command::Hget, op, 2).arg(&st.key).arg(&st.member);
             }
             2 => {
-                let mut w = CommandWriter::new(buf, 2 + self.hmget as usize).arg(b"HMGET").arg(&st.key);
+                let mut w = rt.push(Command::Hmget, op, 1 + self.hmget as usize).arg(&st.key);
                 for _ in 0..self.hmget {
-                    self.field(rng, &mut field, b"f");
-                    w = w.arg(&field);
+                    self.field(rng, &mut st.member);
+                    w = w.arg(&st.member);
                 }
             }
             3 => {
-                CommandWriter::new(buf, 2).arg(b"HGETALL").arg(&st.key);
+                rt.push(Command::Hgetall, op, 1).arg(&st.key);
             }
             4 => {
-                self.field(rng, &mut field, b"c");
-                CommandWriter::new(buf, 4).arg(b"HINCRBY").arg(&st.key).arg(&field).int(1);
-                replies += super::expire(env, &st.key, buf);
+                key_into(&mut st.member, b"c", u64::from(rng.random_range(0..self.counter_fields)));
+                rt.push(Command::Hincrby, op, 3).arg(&st.key).arg(&st.member).int(1);
+                super::expire(env, rt, op, &st.key);
             }
             _ => {
-                self.field(rng, &mut field, b"f");
-                CommandWriter::new(buf, 3).arg(b"HDEL").arg(&st.key).arg(&field);
+                self.field(rng, &mut st.member);
+                rt.push(Command::Hdel, op, 2).arg(&st.key).arg(&st.member);
             }
         }
-        Prepared { op: op as u16, replies, ack: None, tag: 0 }
+        Prepared { op, ack: None, tag: 0 }
     }
 }

@@ -15,9 +15,10 @@ use std::sync::Arc;
 
 use rand::RngExt;
 
+pub use crate::command::{Command, RoundTrip};
 use crate::keys::{KeyPicker, Rng, ValueMaker};
-use crate::metrics::Outcome;
-use crate::scenario::model::{Keyspace, Workload as WorkloadSpec, WorkloadKind};
+use crate::metrics::{ErrorClass, Outcome};
+use crate::scenario::model::{Keyspace, OpRole, Workload as WorkloadSpec, WorkloadKind};
 use crate::target::resp::Value;
 
 /// Per-worker, per-workload state: key picker and scratch buffers (no allocation per operation).
@@ -28,8 +29,8 @@ pub struct WorkerState {
     pub key: Vec<u8>,
     /// Scratch for building a value.
     pub value: Vec<u8>,
-    /// The operations inside the current pipeline batch.
-    pub batch: Vec<u16>,
+    /// Scratch for a second argument (a member, a field).
+    pub member: Vec<u8>,
     /// This worker's write counter (stamps values; pub/sub sequence numbers).
     pub seq: u64,
     /// Worker id.
@@ -38,13 +39,12 @@ pub struct WorkerState {
     pub writers: usize,
 }
 
-/// What `prepare` produced.
+/// What `prepare` produced besides the commands.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Prepared {
-    /// The operation whose latency is recorded.
+    /// The scheduled operation: the round trip whose latency is recorded (the command itself for
+    /// single-command workloads, PIPELINE or EXEC for batches).
     pub op: u16,
-    /// Replies to read.
-    pub replies: usize,
     /// For `verify`: key index and value digest of a SET (or `u64::MAX` digest for a DEL).
     pub ack: Option<(u64, u64)>,
     /// Workload-specific detail (pub/sub: the channel index).
@@ -87,6 +87,8 @@ pub struct Workload {
     pub keyspace: Keyspace,
     /// Operation names; an operation's index in this list is its id.
     pub ops: Vec<&'static str>,
+    /// What one count of each operation is, by id.
+    pub roles: Vec<OpRole>,
     values: ValueMaker,
     prefix: Vec<u8>,
     ttl_ms: Option<u64>,
@@ -115,25 +117,23 @@ enum Kind {
 impl Workload {
     /// Builds the runtime form of a scenario workload. `index` is its position in the scenario;
     /// `cluster` makes batches slot-safe.
-    pub fn new(spec: &WorkloadSpec, index: usize, max_workers: usize, cluster: bool) -> Workload {
-        let (kind, ops, verify): (Kind, Vec<&'static str>, bool) = match &spec.kind {
-            WorkloadKind::Basic(b) => (Kind::Basic(basic::Basic::new(b)), basic::OPS.to_vec(), b.verify),
-            WorkloadKind::HighThroughput(h) => (Kind::HighThroughput(high_throughput::HighThroughput::new(h)), high_throughput::OPS.to_vec(), false),
-            WorkloadKind::List(l) => (Kind::List(list::List::new(l)), list::OPS.to_vec(), false),
-            WorkloadKind::Set(x) => (Kind::Set(set::Set::new(x)), set::OPS.to_vec(), false),
-            WorkloadKind::SortedSet(z) => (Kind::SortedSet(sorted_set::SortedSet::new(z)), sorted_set::OPS.to_vec(), false),
-            WorkloadKind::Hash(h) => (Kind::Hash(hash::Hash::new(h)), hash::OPS.to_vec(), false),
-            WorkloadKind::Pipeline(p) => {
-                let pl = pipeline::Pipeline::new(p);
-                let ops = pl.ops();
-                (Kind::Pipeline(pl), ops, false)
-            }
-            WorkloadKind::Pubsub(p) => (Kind::Pubsub(Arc::new(pubsub::PubSub::new(p, &spec.keyspace.prefix, index, max_workers))), pubsub::OPS.to_vec(), false),
+    pub fn new(spec: &WorkloadSpec, index: usize, cluster: bool) -> Workload {
+        let defs = spec.kind.operations();
+        let (kind, verify) = match &spec.kind {
+            WorkloadKind::Basic(b) => (Kind::Basic(basic::Basic::new(b)), b.verify),
+            WorkloadKind::HighThroughput(h) => (Kind::HighThroughput(high_throughput::HighThroughput::new(h)), false),
+            WorkloadKind::List(l) => (Kind::List(list::List::new(l)), false),
+            WorkloadKind::Set(x) => (Kind::Set(set::Set::new(x)), false),
+            WorkloadKind::SortedSet(z) => (Kind::SortedSet(sorted_set::SortedSet::new(z)), false),
+            WorkloadKind::Hash(h) => (Kind::Hash(hash::Hash::new(h)), false),
+            WorkloadKind::Pipeline(p) => (Kind::Pipeline(pipeline::Pipeline::new(p)), false),
+            WorkloadKind::Pubsub(p) => (Kind::Pubsub(Arc::new(pubsub::PubSub::new(p, &spec.keyspace.prefix, index))), false),
         };
         Workload {
             name: spec.name.clone(),
             keyspace: spec.keyspace.clone(),
-            ops,
+            ops: defs.iter().map(|d| d.name).collect(),
+            roles: defs.iter().map(|d| d.role).collect(),
             values: ValueMaker::new(spec.keyspace.value_size),
             prefix: spec.keyspace.prefix.as_bytes().to_vec(),
             ttl_ms: spec.keyspace.ttl.map(|t| t.as_millis().max(1) as u64),
@@ -149,7 +149,7 @@ impl Workload {
             picker: KeyPicker::new(&self.keyspace, worker),
             key: Vec::with_capacity(64),
             value: Vec::with_capacity(256),
-            batch: Vec::new(),
+            member: Vec::with_capacity(16),
             seq: 0,
             worker,
             writers,
@@ -164,8 +164,9 @@ impl Workload {
         }
     }
 
-    /// Writes the next operation into `buf`.
-    pub fn prepare(&self, st: &mut WorkerState, rng: &mut Rng, buf: &mut Vec<u8>, now_nanos: u64) -> Prepared {
+    /// Writes the next round trip's commands into `rt` (cleared first).
+    pub fn prepare(&self, st: &mut WorkerState, rng: &mut Rng, rt: &mut RoundTrip, now_nanos: u64) -> Prepared {
+        rt.clear();
         let env = Env {
             prefix: &self.prefix,
             values: &self.values,
@@ -175,90 +176,104 @@ impl Workload {
             keys: self.keyspace.keys.max(1),
         };
         match &self.kind {
-            Kind::Basic(b) => b.prepare(&env, st, rng, buf),
-            Kind::HighThroughput(h) => h.prepare(&env, st, rng, buf),
-            Kind::List(l) => l.prepare(&env, st, rng, buf),
-            Kind::Set(x) => x.prepare(&env, st, rng, buf),
-            Kind::SortedSet(z) => z.prepare(&env, st, rng, buf),
-            Kind::Hash(h) => h.prepare(&env, st, rng, buf),
-            Kind::Pipeline(p) => p.prepare(&env, st, rng, buf),
-            Kind::Pubsub(p) => p.prepare(st, rng, buf, now_nanos),
+            Kind::Basic(b) => b.prepare(&env, st, rng, rt),
+            Kind::HighThroughput(h) => h.prepare(&env, st, rng, rt),
+            Kind::List(l) => l.prepare(&env, st, rng, rt),
+            Kind::Set(x) => x.prepare(&env, st, rng, rt),
+            Kind::SortedSet(z) => z.prepare(&env, st, rng, rt),
+            Kind::Hash(h) => h.prepare(&env, st, rng, rt),
+            Kind::Pipeline(p) => p.prepare(&env, st, rng, rt),
+            Kind::Pubsub(p) => p.prepare(st, rng, rt, now_nanos),
         }
     }
 
-    /// Reports each outcome of the replies through `sink(op, outcome, timed)`; `timed` says whether
-    /// the operation's latency goes into its histogram (false for commands inside a batch).
-    pub fn classify(&self, p: &Prepared, st: &WorkerState, replies: &[Value], sink: &mut dyn FnMut(u16, Outcome, bool)) {
-        match &self.kind {
-            Kind::HighThroughput(_) => {
-                for (i, op) in st.batch.iter().enumerate() {
-                    sink(*op, single_outcome(replies.get(i..=i).unwrap_or(&[]), true), true);
+    /// Reports each operation's outcome from the replies through `sink(op, outcome)`: every
+    /// command counted under its own operation (an error in any of its replies wins; a read that
+    /// found nothing is a miss), and the round trip's operation when it is a batch (failed when any
+    /// command failed). A transaction's commands are judged by EXEC's replies; an aborted
+    /// transaction fails every command with the error that aborted it.
+    pub fn classify(&self, p: &Prepared, rt: &RoundTrip, replies: &[Value], sink: &mut dyn FnMut(u16, Outcome)) {
+        let cmds = rt.commands();
+        let trip;
+        if rt.is_transaction() {
+            let inner = &cmds[1..cmds.len().saturating_sub(1).max(1)];
+            match replies.last() {
+                Some(Value::Array(items)) if items.len() == inner.len() => trip = judge(inner, items, sink),
+                other => {
+                    // A queued command refused (its error names the cause), or EXEC's own error or nil.
+                    let cause = replies.iter().find(|v| v.error_class().is_some_and(|c| c != "EXECABORT")).or(other);
+                    let outcome = match cause.map(|v| single_outcome(std::slice::from_ref(v), false)) {
+                        Some(Outcome::Error(c)) => Outcome::Error(c),
+                        _ => Outcome::server_error("EXECABORT"),
+                    };
+                    for c in inner.iter().filter(|c| !c.aux) {
+                        sink(c.op, outcome);
+                    }
+                    trip = outcome;
                 }
             }
-            Kind::Pipeline(pl) => pl.classify(p, st, replies, sink),
-            Kind::Pubsub(ps) => {
-                let outcome = single_outcome(replies, false);
-                ps.published(st.worker, p.tag as usize, outcome == Outcome::Ok);
-                sink(p.op, outcome, true);
-            }
-            _ => sink(p.op, single_outcome(replies, true), true),
+        } else {
+            trip = judge(cmds, replies, sink);
         }
-    }
-
-    /// Whether the prepared round trip only reads, so that resending it after a connection error
-    /// cannot apply anything twice.
-    pub fn read_only(&self, p: &Prepared, st: &WorkerState) -> bool {
-        let reads = |op: &u16| self.ops.get(*op as usize).is_some_and(|n| READ_ONLY.contains(n));
-        match &self.kind {
-            Kind::HighThroughput(_) => st.batch.iter().all(reads),
-            Kind::Pipeline(pl) => !pl.transaction() && st.batch.iter().all(reads),
-            Kind::Pubsub(_) => false,
-            _ => reads(&p.op),
+        if let Kind::Pubsub(ps) = &self.kind {
+            ps.published(p.tag as usize, trip == Outcome::Ok);
         }
-    }
-
-    /// Whether reply `i` of the prepared round trip answers a read (sending it again changes nothing).
-    pub fn reply_is_read(&self, p: &Prepared, st: &WorkerState, i: usize) -> bool {
-        let reads = |op: &u16| self.ops.get(*op as usize).is_some_and(|n| READ_ONLY.contains(n));
-        match &self.kind {
-            Kind::HighThroughput(_) => st.batch.get(i).is_some_and(reads),
-            // In a transaction the replies are MULTI's, QUEUED and EXEC's: never judged one by one.
-            Kind::Pipeline(pl) => !pl.transaction() && st.batch.get(i).is_some_and(reads),
-            Kind::Pubsub(_) => false,
-            _ => i == 0 && reads(&p.op),
+        if !cmds.iter().any(|c| !c.aux && c.op == p.op) {
+            sink(p.op, trip);
         }
     }
 
     /// Reports a round trip that produced no replies (timeout, connection, pool) for every
     /// operation it carried.
-    pub fn fail(&self, p: &Prepared, st: &WorkerState, outcome: Outcome, sink: &mut dyn FnMut(u16, Outcome, bool)) {
-        match &self.kind {
-            Kind::HighThroughput(_) => st.batch.iter().for_each(|op| sink(*op, outcome, true)),
-            Kind::Pipeline(pl) => {
-                pl.each_command(st, |_| outcome, sink);
-                sink(p.op, outcome, true);
-            }
-            Kind::Pubsub(ps) => {
-                ps.published(st.worker, p.tag as usize, false);
-                sink(p.op, outcome, true);
-            }
-            _ => sink(p.op, outcome, true),
+    pub fn fail(&self, p: &Prepared, rt: &RoundTrip, class: ErrorClass, sink: &mut dyn FnMut(u16, Outcome)) {
+        let outcome = Outcome::Error(class);
+        for c in rt.commands().iter().filter(|c| !c.aux) {
+            sink(c.op, outcome);
+        }
+        if let Kind::Pubsub(ps) = &self.kind {
+            ps.published(p.tag as usize, false);
+        }
+        if !rt.commands().iter().any(|c| !c.aux && c.op == p.op) {
+            sink(p.op, outcome);
         }
     }
 }
 
-/// Commands that change nothing on the server.
-const READ_ONLY: [&str; 13] =
-    ["GET", "LRANGE", "LLEN", "SISMEMBER", "SMEMBERS", "SCARD", "ZRANGE", "ZRANGEBYSCORE", "ZRANK", "ZSCORE", "HGET", "HMGET", "HGETALL"];
-
-/// Appends `PEXPIRE key ttl` when the keyspace has a TTL; returns the replies it adds.
-fn expire(env: &Env<'_>, key: &[u8], buf: &mut Vec<u8>) -> usize {
-    match env.ttl_ms {
-        Some(ttl) => {
-            crate::target::resp::CommandWriter::new(buf, 3).arg(b"PEXPIRE").arg(key).int(ttl as i64);
-            1
+/// Judges each counted command from its replies (its own and its follow-ups'); returns the round
+/// trip's outcome: the last error, else ok. A missing reply is a protocol error.
+fn judge(cmds: &[crate::command::Cmd], replies: &[Value], sink: &mut dyn FnMut(u16, Outcome)) -> Outcome {
+    let mut trip = Outcome::Ok;
+    let mut i = 0;
+    while i < cmds.len() {
+        let c = cmds[i];
+        let mut end = i + 1;
+        while end < cmds.len() && cmds[end].aux {
+            end += 1;
         }
-        None => 0,
+        let outcome = match replies.get(i..end) {
+            None => Outcome::Error(ErrorClass::Protocol),
+            Some(mine) => match mine.iter().find_map(Value::error_class) {
+                Some(class) => Outcome::server_error(class),
+                None if c.command.found_nothing(&mine[0]) => Outcome::Miss,
+                None => Outcome::Ok,
+            },
+        };
+        if matches!(outcome, Outcome::Error(_)) {
+            trip = outcome;
+        }
+        if !c.aux {
+            sink(c.op, outcome);
+        }
+        i = end;
+    }
+    trip
+}
+
+/// Appends `PEXPIRE key ttl` after a write when the keyspace has a TTL, so that every key a
+/// workload creates or extends carries it; its reply belongs to operation `op`.
+fn expire(env: &Env<'_>, rt: &mut RoundTrip, op: u16, key: &[u8]) {
+    if let Some(ttl) = env.ttl_ms {
+        rt.push_aux(Command::Pexpire, op, 2).arg(key).int(ttl as i64);
     }
 }
 
@@ -317,6 +332,7 @@ pub fn single_outcome(replies: &[Value], nil_is_miss: bool) -> Outcome {
 mod tests {
     use super::*;
     use crate::keys::worker_rng;
+    use crate::metrics::ErrorClass;
 
     #[test]
     fn weighted_choice_follows_weights_and_skips_zeros() {
@@ -357,6 +373,112 @@ mod tests {
         plain.batch_key(&mut a, b"", 42);
         assert_eq!(a, b"rt:42");
         assert_eq!(plain.batch_index(1, 42), 42);
+    }
+
+    fn spec(yaml_kind: WorkloadKind, ttl: Option<std::time::Duration>) -> WorkloadSpec {
+        let keyspace = Keyspace { prefix: "t:".into(), keys: 50, distribution: Default::default(), value_size: (8, 8), ttl };
+        WorkloadSpec { name: "w".into(), weight: 1.0, keyspace, kind: yaml_kind }
+    }
+
+    fn kind(yaml: &str) -> WorkloadKind {
+        serde_json::from_value(serde_json::from_str::<serde_json::Value>(yaml).unwrap()).unwrap()
+    }
+
+    /// Prepares round trips until one holds `want`; returns it with its Prepared.
+    fn round_trip_with(w: &Workload, want: Command) -> (Prepared, RoundTrip) {
+        let mut st = w.worker_state(0, 1);
+        let mut rng = worker_rng(9, 0);
+        let mut rt = RoundTrip::new();
+        for _ in 0..10_000 {
+            let p = w.prepare(&mut st, &mut rng, &mut rt, 0);
+            if rt.commands().iter().any(|c| c.command == want) {
+                return (p, rt);
+            }
+        }
+        panic!("no {want:?} in 10000 round trips");
+    }
+
+    fn outcomes(w: &Workload, p: &Prepared, rt: &RoundTrip, replies: &[Value]) -> Vec<(&'static str, Outcome)> {
+        let mut out = Vec::new();
+        w.classify(p, rt, replies, &mut |op, o| out.push((w.ops[op as usize], o)));
+        out
+    }
+
+    #[test]
+    fn every_write_carries_the_ttl_and_every_command_is_in_the_round_trip() {
+        let ttl = Some(std::time::Duration::from_secs(60));
+        let cases: [(&str, Command); 9] = [
+            (r#"{"kind": "basic", "incr_ratio": 0.5, "read_ratio": 0}"#, Command::Incr),
+            (r#"{"kind": "list"}"#, Command::Lpush),
+            (r#"{"kind": "set"}"#, Command::Sadd),
+            (r#"{"kind": "sorted_set"}"#, Command::Zincrby),
+            (r#"{"kind": "hash"}"#, Command::Hincrby),
+            (r#"{"kind": "pipeline", "depth": 1, "commands": {"sadd": 1}}"#, Command::Sadd),
+            (r#"{"kind": "pipeline", "depth": 1, "commands": {"lpush": 1}}"#, Command::Lpush),
+            (r#"{"kind": "pipeline", "depth": 1, "commands": {"hset": 1}}"#, Command::Hset),
+            (r#"{"kind": "pipeline", "depth": 1, "commands": {"incr": 1}}"#, Command::Incr),
+        ];
+        for (k, write) in cases {
+            let w = Workload::new(&spec(kind(k), ttl), 0, false);
+            let (_, rt) = round_trip_with(&w, write);
+            let names: Vec<&str> = rt.commands().iter().map(|c| c.command.name()).collect();
+            assert_eq!(names.last(), Some(&"PEXPIRE"), "{k}: {names:?}");
+            assert_eq!(rt.args(rt.replies() - 1)[2], b"60000", "{k}");
+        }
+        for k in [r#"{"kind": "pipeline", "depth": 1, "commands": {"set": 1}}"#, r#"{"kind": "high_throughput", "read_ratio": 0}"#] {
+            let w = Workload::new(&spec(kind(k), ttl), 0, false);
+            let (_, rt) = round_trip_with(&w, Command::Set);
+            assert_eq!(&rt.args(0)[3..], [&b"PX"[..], b"60000"], "{k}");
+        }
+    }
+
+    #[test]
+    fn a_pipelined_batch_is_one_round_trip_and_its_commands_are_counted_apart() {
+        let w = Workload::new(&spec(kind(r#"{"kind": "high_throughput", "pipeline": 4}"#), None), 0, false);
+        assert_eq!(w.ops, ["GET", "SET", "PIPELINE"]);
+        assert_eq!(w.roles, [OpRole::Command, OpRole::Command, OpRole::RoundTrip]);
+        let (p, rt) = round_trip_with(&w, Command::Get);
+        assert_eq!(w.ops[p.op as usize], "PIPELINE");
+        let replies: Vec<Value> = rt.commands().iter().map(|c| if c.command == Command::Get { Value::Nil } else { Value::Status("OK".into()) }).collect();
+        let out = outcomes(&w, &p, &rt, &replies);
+        assert_eq!(out.len(), 5, "four commands and the batch: {out:?}");
+        assert_eq!(out.last(), Some(&("PIPELINE", Outcome::Ok)));
+        assert!(out.iter().any(|(n, o)| *n == "GET" && *o == Outcome::Miss));
+        let unpipelined = Workload::new(&spec(kind(r#"{"kind": "high_throughput"}"#), None), 0, false);
+        assert_eq!(unpipelined.roles, [OpRole::RoundTrip, OpRole::RoundTrip]);
+    }
+
+    #[test]
+    fn an_aborted_transaction_fails_every_command_with_its_cause() {
+        let w = Workload::new(&spec(kind(r#"{"kind": "pipeline", "depth": 2, "transaction": true, "commands": {"set": 1, "get": 0}}"#), None), 0, false);
+        let (p, rt) = round_trip_with(&w, Command::Set);
+        let names: Vec<&str> = rt.commands().iter().map(|c| c.command.name()).collect();
+        assert_eq!(names, ["MULTI", "SET", "SET", "EXEC"]);
+        let queued = || Value::Status("QUEUED".into());
+        let ok = outcomes(&w, &p, &rt, &[Value::Status("OK".into()), queued(), queued(), Value::Array(vec![Value::Status("OK".into()); 2])]);
+        assert_eq!(ok, [("SET", Outcome::Ok), ("SET", Outcome::Ok), ("EXEC", Outcome::Ok)]);
+        let oom = Value::Error("OOM command not allowed".into());
+        let aborted = outcomes(&w, &p, &rt, &[Value::Status("OK".into()), oom, queued(), Value::Error("EXECABORT Transaction discarded".into())]);
+        assert!(aborted.iter().all(|(_, o)| *o == Outcome::server_error("OOM")), "{aborted:?}");
+        let mut failed = Vec::new();
+        w.fail(&p, &rt, ErrorClass::Timeout, &mut |op, o| failed.push((w.ops[op as usize], o)));
+        assert_eq!(failed.len(), 3);
+    }
+
+    #[test]
+    fn reads_on_missing_keys_are_misses_for_every_kind() {
+        for (k, read, empty) in [
+            (r#"{"kind": "list", "commands": {"lrange": 1}}"#, Command::Lrange, Value::Array(vec![])),
+            (r#"{"kind": "list", "commands": {"llen": 1}}"#, Command::Llen, Value::Int(0)),
+            (r#"{"kind": "set", "commands": {"scard": 1}}"#, Command::Scard, Value::Int(0)),
+            (r#"{"kind": "set", "commands": {"smembers": 1}}"#, Command::Smembers, Value::Array(vec![])),
+            (r#"{"kind": "hash", "commands": {"hgetall": 1}}"#, Command::Hgetall, Value::Map(vec![])),
+            (r#"{"kind": "sorted_set", "commands": {"zscore": 1}}"#, Command::Zscore, Value::Nil),
+        ] {
+            let w = Workload::new(&spec(kind(k), None), 0, false);
+            let (p, rt) = round_trip_with(&w, read);
+            assert_eq!(outcomes(&w, &p, &rt, &[empty]), [(read.name(), Outcome::Miss)], "{k}");
+        }
     }
 
     #[test]

@@ -11,15 +11,14 @@ use std::time::Duration;
 use rand::RngExt;
 use tokio::sync::{Notify, watch};
 
-use super::{Prepared, WorkerState};
+use super::{Command, Prepared, RoundTrip, WorkerState};
 use crate::keys::{Rng, push_decimal};
 use crate::metrics::{ErrorClass, OpKey, Outcome, RunMetrics};
 use crate::scenario::raw::PubsubSpec;
 use crate::target::conn::{Conn, ConnectSpec};
 use crate::target::resp::{self, Value};
 
-/// Operation names, by id.
-pub const OPS: [&str; 2] = ["PUBLISH", "RECEIVE"];
+/// Operation id of deliveries (after PUBLISH).
 const RECEIVE: u16 = 1;
 const MAGIC: &[u8] = b"rtps:";
 
@@ -48,7 +47,6 @@ pub struct PubSub {
     pub subscribers: usize,
     message_size: usize,
     workload: u16,
-    published: Vec<AtomicU64>,
     /// Per channel: PUBLISH acknowledged, PUBLISH failed.
     channel_counts: Vec<(AtomicU64, AtomicU64)>,
     /// Per subscriber: messages received.
@@ -61,7 +59,7 @@ pub struct PubSub {
 
 impl PubSub {
     /// From the scenario's options; `prefix` namespaces the channels like keys.
-    pub fn new(spec: &PubsubSpec, prefix: &str, workload: usize, max_workers: usize) -> PubSub {
+    pub fn new(spec: &PubsubSpec, prefix: &str, workload: usize) -> PubSub {
         let channels = (0..spec.channels).map(|i| format!("{prefix}ch:{i}").into_bytes()).collect();
         PubSub {
             channels,
@@ -69,7 +67,6 @@ impl PubSub {
             subscribers: spec.subscribers as usize,
             message_size: spec.message_size.0 as usize,
             workload: workload as u16,
-            published: (0..max_workers.max(1)).map(|_| AtomicU64::new(0)).collect(),
             channel_counts: (0..spec.channels).map(|_| (AtomicU64::new(0), AtomicU64::new(0))).collect(),
             received: (0..spec.subscribers).map(|_| AtomicU64::new(0)).collect(),
             distinct: (0..spec.subscribers).map(|_| AtomicU64::new(0)).collect(),
@@ -80,7 +77,7 @@ impl PubSub {
     }
 
     /// Writes a PUBLISH of the next message; `now_nanos` is the send time on the run clock.
-    pub fn prepare(&self, st: &mut WorkerState, rng: &mut Rng, buf: &mut Vec<u8>, now_nanos: u64) -> Prepared {
+    pub fn prepare(&self, st: &mut WorkerState, rng: &mut Rng, rt: &mut RoundTrip, now_nanos: u64) -> Prepared {
         let channel = rng.random_range(0..self.channels.len());
         let ch = &self.channels[channel];
         st.seq += 1;
@@ -96,17 +93,12 @@ impl PubSub {
         while payload.len() < self.message_size {
             payload.push(b'x');
         }
-        resp::CommandWriter::new(buf, 3).arg(b"PUBLISH").arg(ch).arg(payload);
-        Prepared { op: 0, replies: 1, ack: None, tag: channel as u32 }
+        rt.push(Command::Publish, 0, 2).arg(ch).arg(payload);
+        Prepared { op: 0, ack: None, tag: channel as u32 }
     }
 
-    /// Counts a PUBLISH from `worker` on `channel`, acknowledged or failed.
-    pub fn published(&self, worker: usize, channel: usize, ok: bool) {
-        if ok {
-            if let Some(c) = self.published.get(worker) {
-                c.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+    /// Counts a PUBLISH on `channel`, acknowledged or failed.
+    pub fn published(&self, channel: usize, ok: bool) {
         if let Some((acked, failed)) = self.channel_counts.get(channel) {
             if ok { acked } else { failed }.fetch_add(1, Ordering::Relaxed);
         }
@@ -127,7 +119,7 @@ impl PubSub {
     }
 
     fn total_published(&self) -> u64 {
-        self.published.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+        self.channel_counts.iter().map(|(acked, _)| acked.load(Ordering::Relaxed)).sum()
     }
 
     /// After publishing stops: waits until every subscriber has every acknowledged message, or `limit`.
@@ -205,8 +197,11 @@ pub async fn subscriber(ps: Arc<PubSub>, id: usize, spec: ConnectSpec, mut ctx: 
         if !ctx.nodes.is_empty() {
             spec.addr = ctx.nodes[node % ctx.nodes.len()].clone();
         }
+        let connecting = std::time::Instant::now();
         let conn = async {
             let mut c = Conn::connect(&spec).await?;
+            // Subscriber connections are connections too: counted with the pools' (opened, failed).
+            ctx.metrics.conns.opened(connecting.elapsed());
             c.send_only(&cmd).await?;
             for _ in 0..confirmations {
                 c.read_value().await?;
@@ -217,6 +212,7 @@ pub async fn subscriber(ps: Arc<PubSub>, id: usize, spec: ConnectSpec, mut ctx: 
         let mut conn = match conn {
             Ok(c) => c,
             Err(e) => {
+                ctx.metrics.conns.connect_errors.fetch_add(1, Ordering::Relaxed);
                 if let Some(r) = ready.take() {
                     let _ = r.send(Err(e.to_string()));
                     return;
@@ -248,7 +244,8 @@ pub async fn subscriber(ps: Arc<PubSub>, id: usize, spec: ConnectSpec, mut ctx: 
                 }
                 Err(_) => {
                     let (_, phase) = (ctx.clock)();
-                    ctx.metrics.record(OpKey { phase, workload: ps.workload, op: RECEIVE }, Outcome::Error(ErrorClass::Connection), None, None);
+                    ctx.metrics.record_delivery(OpKey { phase, workload: ps.workload, op: RECEIVE }, Outcome::Error(ErrorClass::Connection), None);
+                    ctx.metrics.conns.dropped.fetch_add(1, Ordering::Relaxed);
                     stats.reconnects += 1;
                     node += 1;
                     continue 'connect;
@@ -271,7 +268,7 @@ fn ps_receive(
     let Some((publisher, seq, sent)) = parse_header(payload) else { return };
     let (now, phase) = (ctx.clock)();
     let latency_us = now.saturating_sub(sent) / 1_000;
-    ctx.metrics.record(OpKey { phase, workload: ps.workload, op: RECEIVE }, Outcome::Ok, Some(latency_us), None);
+    ctx.metrics.record_delivery(OpKey { phase, workload: ps.workload, op: RECEIVE }, Outcome::Ok, Some(latency_us));
     stats.received += 1;
     ps.received[id].fetch_add(1, Ordering::Relaxed);
     let prev = match last.get_mut(&(publisher, channel.to_vec())) {
@@ -321,11 +318,13 @@ mod tests {
     fn headers_round_trip_and_messages_are_recognised() {
         let spec =
             PubsubSpec { weight: 1.0, keyspace: Default::default(), channels: 2, subscribers: 1, pattern: false, message_size: crate::units::ByteSize(64) };
-        let ps = PubSub::new(&spec, "p:", 0, 4);
+        let ps = PubSub::new(&spec, "p:", 0);
         let ws = crate::scenario::model::Keyspace { prefix: "p:".into(), keys: 1, distribution: Default::default(), value_size: (1, 1), ttl: None };
-        let mut st = WorkerState { picker: crate::keys::KeyPicker::new(&ws, 0), key: vec![], value: vec![], batch: vec![], seq: 0, worker: 3, writers: 4 };
-        let mut buf = Vec::new();
-        ps.prepare(&mut st, &mut crate::keys::worker_rng(1, 3), &mut buf, 123_456);
+        let mut st = WorkerState { picker: crate::keys::KeyPicker::new(&ws, 0), key: vec![], value: vec![], member: vec![], seq: 0, worker: 3, writers: 4 };
+        let mut rt = RoundTrip::new();
+        ps.prepare(&mut st, &mut crate::keys::worker_rng(1, 3), &mut rt, 123_456);
+        assert_eq!(rt.args(0)[0], b"PUBLISH");
+        assert_eq!(rt.args(0)[2], st.value.as_slice());
         assert_eq!(st.value.len(), 64);
         assert_eq!(parse_header(&st.value), Some((3, 1, 123_456)));
         let msg = Value::Array(vec![Value::Bulk(b"message".to_vec()), Value::Bulk(b"p:ch:0".to_vec()), Value::Bulk(st.value.clone())]);

@@ -3,15 +3,11 @@
 
 use rand::RngExt;
 
-use super::{Env, Prepared, Weighted, WorkerState};
+use super::{Command, Env, Prepared, RoundTrip, Weighted, WorkerState};
 use crate::keys::{Rng, key_into};
 use crate::scenario::raw::SetSpec;
-use crate::target::resp::CommandWriter;
 
-/// Operation names, by id (the order of `SetCommands`).
-pub const OPS: [&str; 5] = ["SADD", "SREM", "SISMEMBER", "SMEMBERS", "SCARD"];
-
-/// Runtime form of a `set` workload.
+/// Runtime form of a `set` workload (operations in the order of `SetCommands`).
 pub struct Set {
     choose: Weighted,
     members: u32,
@@ -24,29 +20,28 @@ impl Set {
     }
 
     /// Writes the next command(s).
-    pub fn prepare(&self, env: &Env<'_>, st: &mut WorkerState, rng: &mut Rng, buf: &mut Vec<u8>) -> Prepared {
-        let op = self.choose.pick(rng);
+    pub fn prepare(&self, env: &Env<'_>, st: &mut WorkerState, rng: &mut Rng, rt: &mut RoundTrip) -> Prepared {
+        let op = self.choose.pick(rng) as u16;
         key_into(&mut st.key, env.prefix, st.picker.next(rng));
-        key_into(&mut st.value, b"m", u64::from(rng.random_range(0..self.members)));
-        let mut replies = 1;
+        key_into(&mut st.member, b"m", u64::from(rng.random_range(0..self.members)));
         match op {
             0 => {
-                CommandWriter::new(buf, 3).arg(b"SADD").arg(&st.key).arg(&st.value);
-                replies += super::expire(env, &st.key, buf);
+                rt.push(Command::Sadd, op, 2).arg(&st.key).arg(&st.member);
+                super::expire(env, rt, op, &st.key);
             }
             1 => {
-                CommandWriter::new(buf, 3).arg(b"SREM").arg(&st.key).arg(&st.value);
+                rt.push(Command::Srem, op, 2).arg(&st.key).arg(&st.member);
             }
             2 => {
-                CommandWriter::new(buf, 3).arg(b"SISMEMBER").arg(&st.key).arg(&st.value);
+                rt.push(Command::Sismember, op, 2).arg(&st.key).arg(&st.member);
             }
             3 => {
-                CommandWriter::new(buf, 2).arg(b"SMEMBERS").arg(&st.key);
+                rt.push(Command::Smembers, op, 1).arg(&st.key);
             }
             _ => {
-                CommandWriter::new(buf, 2).arg(b"SCARD").arg(&st.key);
+                rt.push(Command::Scard, op, 1).arg(&st.key);
             }
         }
-        Prepared { op: op as u16, replies, ack: None, tag: 0 }
+        Prepared { op, ack: None, tag: 0 }
     }
 }

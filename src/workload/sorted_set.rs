@@ -3,18 +3,14 @@
 
 use rand::RngExt;
 
-use super::{Env, Prepared, Weighted, WorkerState};
+use super::{Command, Env, Prepared, RoundTrip, Weighted, WorkerState};
 use crate::keys::{Rng, key_into};
 use crate::scenario::raw::SortedSetSpec;
-use crate::target::resp::CommandWriter;
-
-/// Operation names, by id (the order of `SortedSetCommands`).
-pub const OPS: [&str; 7] = ["ZADD", "ZINCRBY", "ZRANGE", "ZRANGEBYSCORE", "ZRANK", "ZSCORE", "ZREM"];
 
 /// Scores are drawn from `0..MAX_SCORE`.
 const MAX_SCORE: i64 = 1_000_000;
 
-/// Runtime form of a `sorted_set` workload.
+/// Runtime form of a `sorted_set` workload (operations in the order of `SortedSetCommands`).
 pub struct SortedSet {
     choose: Weighted,
     members: u32,
@@ -28,37 +24,36 @@ impl SortedSet {
     }
 
     /// Writes the next command(s).
-    pub fn prepare(&self, env: &Env<'_>, st: &mut WorkerState, rng: &mut Rng, buf: &mut Vec<u8>) -> Prepared {
-        let op = self.choose.pick(rng);
+    pub fn prepare(&self, env: &Env<'_>, st: &mut WorkerState, rng: &mut Rng, rt: &mut RoundTrip) -> Prepared {
+        let op = self.choose.pick(rng) as u16;
         key_into(&mut st.key, env.prefix, st.picker.next(rng));
-        key_into(&mut st.value, b"m", u64::from(rng.random_range(0..self.members)));
-        let mut replies = 1;
+        key_into(&mut st.member, b"m", u64::from(rng.random_range(0..self.members)));
         match op {
             0 => {
-                CommandWriter::new(buf, 4).arg(b"ZADD").arg(&st.key).int(rng.random_range(0..MAX_SCORE)).arg(&st.value);
-                replies += super::expire(env, &st.key, buf);
+                rt.push(Command::Zadd, op, 3).arg(&st.key).int(rng.random_range(0..MAX_SCORE)).arg(&st.member);
+                super::expire(env, rt, op, &st.key);
             }
             1 => {
-                CommandWriter::new(buf, 4).arg(b"ZINCRBY").arg(&st.key).int(rng.random_range(1..100)).arg(&st.value);
-                replies += super::expire(env, &st.key, buf);
+                rt.push(Command::Zincrby, op, 3).arg(&st.key).int(rng.random_range(1..100)).arg(&st.member);
+                super::expire(env, rt, op, &st.key);
             }
             2 => {
-                CommandWriter::new(buf, 4).arg(b"ZRANGE").arg(&st.key).int(0).int(self.range - 1);
+                rt.push(Command::Zrange, op, 3).arg(&st.key).int(0).int(self.range - 1);
             }
             3 => {
                 let min = rng.random_range(0..MAX_SCORE);
-                CommandWriter::new(buf, 7).arg(b"ZRANGEBYSCORE").arg(&st.key).int(min).arg(b"+inf").arg(b"LIMIT").int(0).int(self.range);
+                rt.push(Command::Zrangebyscore, op, 6).arg(&st.key).int(min).arg(b"+inf").arg(b"LIMIT").int(0).int(self.range);
             }
             4 => {
-                CommandWriter::new(buf, 3).arg(b"ZRANK").arg(&st.key).arg(&st.value);
+                rt.push(Command::Zrank, op, 2).arg(&st.key).arg(&st.member);
             }
             5 => {
-                CommandWriter::new(buf, 3).arg(b"ZSCORE").arg(&st.key).arg(&st.value);
+                rt.push(Command::Zscore, op, 2).arg(&st.key).arg(&st.member);
             }
             _ => {
-                CommandWriter::new(buf, 3).arg(b"ZREM").arg(&st.key).arg(&st.value);
+                rt.push(Command::Zrem, op, 2).arg(&st.key).arg(&st.member);
             }
         }
-        Prepared { op: op as u16, replies, ack: None, tag: 0 }
+        Prepared { op, ack: None, tag: 0 }
     }
 }

@@ -1,0 +1,364 @@
+//! The command model workloads write into and clients send: a round trip is a list of commands (a name and
+//! its arguments), encoded once as RESP. The native engine sends those bytes as they are; another
+//! client reads the same commands back (name and arguments) and sends them its own way. Each
+//! command also says which operation it belongs to, so replies are judged the same way whichever
+//! client carried them, and every command sent can be counted by name.
+
+use crate::target::resp::{CommandWriter, Value};
+
+/// Every command a workload sends, by id (the index in [`Command::ALL`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+#[allow(missing_docs)]
+pub enum Command {
+    Get,
+    Set,
+    Del,
+    Incr,
+    Pexpire,
+    Lpush,
+    Rpush,
+    Lpop,
+    Rpop,
+    Lrange,
+    Llen,
+    Ltrim,
+    Sadd,
+    Srem,
+    Sismember,
+    Smembers,
+    Scard,
+    Zadd,
+    Zincrby,
+    Zrange,
+    Zrangebyscore,
+    Zrank,
+    Zscore,
+    Zrem,
+    Hset,
+    Hget,
+    Hmget,
+    Hgetall,
+    Hincrby,
+    Hdel,
+    Multi,
+    Exec,
+    Publish,
+    Asking,
+}
+
+/// Number of [`Command`]s.
+pub const COMMAND_COUNT: usize = 34;
+
+impl Command {
+    /// Every command, in id order.
+    pub const ALL: [Command; COMMAND_COUNT] = [
+        Command::Get,
+        Command::Set,
+        Command::Del,
+        Command::Incr,
+        Command::Pexpire,
+        Command::Lpush,
+        Command::Rpush,
+        Command::Lpop,
+        Command::Rpop,
+        Command::Lrange,
+        Command::Llen,
+        Command::Ltrim,
+        Command::Sadd,
+        Command::Srem,
+        Command::Sismember,
+        Command::Smembers,
+        Command::Scard,
+        Command::Zadd,
+        Command::Zincrby,
+        Command::Zrange,
+        Command::Zrangebyscore,
+        Command::Zrank,
+        Command::Zscore,
+        Command::Zrem,
+        Command::Hset,
+        Command::Hget,
+        Command::Hmget,
+        Command::Hgetall,
+        Command::Hincrby,
+        Command::Hdel,
+        Command::Multi,
+        Command::Exec,
+        Command::Publish,
+        Command::Asking,
+    ];
+
+    /// The name sent on the wire (and shown in reports).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Command::Get => "GET",
+            Command::Set => "SET",
+            Command::Del => "DEL",
+            Command::Incr => "INCR",
+            Command::Pexpire => "PEXPIRE",
+            Command::Lpush => "LPUSH",
+            Command::Rpush => "RPUSH",
+            Command::Lpop => "LPOP",
+            Command::Rpop => "RPOP",
+            Command::Lrange => "LRANGE",
+            Command::Llen => "LLEN",
+            Command::Ltrim => "LTRIM",
+            Command::Sadd => "SADD",
+            Command::Srem => "SREM",
+            Command::Sismember => "SISMEMBER",
+            Command::Smembers => "SMEMBERS",
+            Command::Scard => "SCARD",
+            Command::Zadd => "ZADD",
+            Command::Zincrby => "ZINCRBY",
+            Command::Zrange => "ZRANGE",
+            Command::Zrangebyscore => "ZRANGEBYSCORE",
+            Command::Zrank => "ZRANK",
+            Command::Zscore => "ZSCORE",
+            Command::Zrem => "ZREM",
+            Command::Hset => "HSET",
+            Command::Hget => "HGET",
+            Command::Hmget => "HMGET",
+            Command::Hgetall => "HGETALL",
+            Command::Hincrby => "HINCRBY",
+            Command::Hdel => "HDEL",
+            Command::Multi => "MULTI",
+            Command::Exec => "EXEC",
+            Command::Publish => "PUBLISH",
+            Command::Asking => "ASKING",
+        }
+    }
+
+    /// Whether the command changes nothing on the server (sending it twice is harmless).
+    pub const fn is_read(self) -> bool {
+        matches!(
+            self,
+            Command::Get
+                | Command::Lrange
+                | Command::Llen
+                | Command::Sismember
+                | Command::Smembers
+                | Command::Scard
+                | Command::Zrange
+                | Command::Zrangebyscore
+                | Command::Zrank
+                | Command::Zscore
+                | Command::Hget
+                | Command::Hmget
+                | Command::Hgetall
+        )
+    }
+
+    /// Whether this reply means the read found nothing: a miss. Every read can miss (a nil, an
+    /// empty list, set or hash, a count or membership of 0); so can the pops, which read what
+    /// they remove. Writes never miss.
+    pub fn found_nothing(self, reply: &Value) -> bool {
+        match self {
+            Command::Get | Command::Hget | Command::Zscore | Command::Zrank | Command::Lpop | Command::Rpop => matches!(reply, Value::Nil),
+            Command::Lrange | Command::Smembers | Command::Zrange | Command::Zrangebyscore | Command::Hgetall => match reply {
+                Value::Array(items) => items.is_empty(),
+                Value::Map(pairs) => pairs.is_empty(),
+                Value::Nil => true,
+                _ => false,
+            },
+            Command::Llen | Command::Scard | Command::Sismember => matches!(reply, Value::Int(0) | Value::Bool(false)),
+            Command::Hmget => match reply {
+                Value::Array(items) => items.iter().all(|v| matches!(v, Value::Nil)),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
+/// One command of a round trip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cmd {
+    /// Which command.
+    pub command: Command,
+    /// The workload operation it is counted under.
+    pub op: u16,
+    /// A follow-up whose reply belongs to the operation before it (the LTRIM after an LPUSH, the
+    /// PEXPIRE after a write), or framing (MULTI, EXEC): not counted as an operation of its own.
+    pub aux: bool,
+    /// Where its encoding starts in the round trip's bytes.
+    start: u32,
+}
+
+/// The commands of one round trip, in order, with their RESP encoding.
+#[derive(Debug, Default, Clone)]
+pub struct RoundTrip {
+    resp: Vec<u8>,
+    cmds: Vec<Cmd>,
+}
+
+impl RoundTrip {
+    /// An empty round trip with room for typical batches.
+    pub fn new() -> RoundTrip {
+        RoundTrip { resp: Vec::with_capacity(4096), cmds: Vec::with_capacity(32) }
+    }
+
+    /// Forgets the previous round trip's commands (keeps the memory).
+    pub fn clear(&mut self) {
+        self.resp.clear();
+        self.cmds.clear();
+    }
+
+    /// Starts command `command`, counted under operation `op`, with `argc` arguments besides its
+    /// name; write them with the returned writer.
+    pub fn push(&mut self, command: Command, op: u16, argc: usize) -> CommandWriter<'_> {
+        self.push_cmd(command, op, false, argc)
+    }
+
+    /// Starts a follow-up command whose reply belongs to the operation before it.
+    pub fn push_aux(&mut self, command: Command, op: u16, argc: usize) -> CommandWriter<'_> {
+        self.push_cmd(command, op, true, argc)
+    }
+
+    fn push_cmd(&mut self, command: Command, op: u16, aux: bool, argc: usize) -> CommandWriter<'_> {
+        self.cmds.push(Cmd { command, op, aux, start: self.resp.len() as u32 });
+        CommandWriter::new(&mut self.resp, argc + 1).arg(command.name().as_bytes())
+    }
+
+    /// The RESP encoding of every command, as sent by the native engine.
+    pub fn bytes(&self) -> &[u8] {
+        &self.resp
+    }
+
+    /// The commands, in order; each gets exactly one reply.
+    pub fn commands(&self) -> &[Cmd] {
+        &self.cmds
+    }
+
+    /// Number of replies the round trip gets.
+    pub fn replies(&self) -> usize {
+        self.cmds.len()
+    }
+
+    /// Whether it runs as one MULTI/EXEC transaction.
+    pub fn is_transaction(&self) -> bool {
+        self.cmds.first().is_some_and(|c| c.command == Command::Multi)
+    }
+
+    /// Whether every command only reads (sending the round trip again changes nothing).
+    pub fn only_reads(&self) -> bool {
+        !self.is_transaction() && self.cmds.iter().all(|c| c.command.is_read())
+    }
+
+    /// The arguments of command `i`, its name first: what a client other than the native engine
+    /// sends. Decoded from the one encoding, so both clients send exactly the same thing.
+    pub fn args(&self, i: usize) -> Vec<&[u8]> {
+        let start = self.cmds[i].start as usize;
+        let end = self.cmds.get(i + 1).map_or(self.resp.len(), |c| c.start as usize);
+        decode_args(&self.resp[start..end])
+    }
+}
+
+/// Commands that group subcommands: the server counts `CLIENT SETNAME` as `client|setname` in
+/// INFO commandstats, and so do we.
+const CONTAINERS: [&str; 15] =
+    ["ACL", "CLIENT", "CLUSTER", "COMMAND", "CONFIG", "FUNCTION", "LATENCY", "MEMORY", "MODULE", "OBJECT", "PUBSUB", "SCRIPT", "SLOWLOG", "XGROUP", "XINFO"];
+
+/// The names of the commands encoded in `buf`, as INFO commandstats names them (upper case):
+/// `GET`, `CLIENT|SETNAME`. For commands sent outside the workloads, off the hot path.
+pub fn names_in(mut buf: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(end) = command_end(buf) {
+        let args = decode_args(&buf[..end]);
+        if let Some(name) = args.first() {
+            let mut n = String::from_utf8_lossy(name).to_uppercase();
+            if CONTAINERS.contains(&n.as_str()) {
+                if let Some(sub) = args.get(1) {
+                    n.push('|');
+                    n.push_str(&String::from_utf8_lossy(sub).to_uppercase());
+                }
+            }
+            out.push(n);
+        }
+        buf = &buf[end..];
+    }
+    out
+}
+
+/// Where the first RESP command in `b` ends.
+fn command_end(b: &[u8]) -> Option<usize> {
+    let line = |at: usize| -> Option<(usize, usize)> {
+        let rest = b.get(at..)?;
+        let end = rest.windows(2).position(|w| w == b"\r\n")?;
+        let n = std::str::from_utf8(rest.get(1..end)?).ok()?.parse().ok()?;
+        Some((n, at + end + 2))
+    };
+    let (argc, mut at) = line(0)?;
+    for _ in 0..argc {
+        let (len, next) = line(at)?;
+        at = next + len + 2;
+    }
+    (at <= b.len()).then_some(at)
+}
+
+/// Splits one RESP command (`*N` then N bulk strings) into its arguments.
+fn decode_args(mut b: &[u8]) -> Vec<&[u8]> {
+    let line = |b: &[u8]| -> Option<(usize, usize)> {
+        let end = b.windows(2).position(|w| w == b"\r\n")?;
+        let n = std::str::from_utf8(b.get(1..end)?).ok()?.parse().ok()?;
+        Some((n, end + 2))
+    };
+    let mut out = Vec::new();
+    let Some((argc, used)) = line(b) else { return out };
+    b = &b[used..];
+    for _ in 0..argc {
+        let Some((len, used)) = line(b) else { break };
+        let Some(arg) = b.get(used..used + len) else { break };
+        out.push(arg);
+        b = b.get(used + len + 2..).unwrap_or_default();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_ids_line_up() {
+        for (i, c) in Command::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn commands_encode_once_and_decode_to_their_arguments() {
+        let mut rt = RoundTrip::new();
+        rt.push(Command::Lpush, 0, 2).arg(b"k").arg(b"v\r\nx");
+        rt.push_aux(Command::Ltrim, 0, 3).arg(b"k").int(0).int(-1);
+        assert_eq!(rt.bytes(), b"*3\r\n$5\r\nLPUSH\r\n$1\r\nk\r\n$4\r\nv\r\nx\r\n*4\r\n$5\r\nLTRIM\r\n$1\r\nk\r\n$1\r\n0\r\n$2\r\n-1\r\n");
+        assert_eq!(rt.args(0), vec![&b"LPUSH"[..], b"k", b"v\r\nx"]);
+        assert_eq!(rt.args(1), vec![&b"LTRIM"[..], b"k", b"0", b"-1"]);
+        assert_eq!(rt.replies(), 2);
+        assert!(!rt.only_reads());
+    }
+
+    #[test]
+    fn names_are_read_as_commandstats_names_them() {
+        let mut buf = Vec::new();
+        crate::target::resp::command(&mut buf, &[b"client", b"setname", b"x"]);
+        crate::target::resp::command(&mut buf, &[b"GET", b"k"]);
+        crate::target::resp::command(&mut buf, &[b"CLUSTER", b"SLOTS"]);
+        assert_eq!(names_in(&buf), vec!["CLIENT|SETNAME", "GET", "CLUSTER|SLOTS"]);
+        assert!(names_in(b"*2\r\n$3\r\nGET").is_empty(), "a truncated command is not counted");
+    }
+
+    #[test]
+    fn every_read_can_miss() {
+        assert!(Command::Get.found_nothing(&Value::Nil));
+        assert!(Command::Lrange.found_nothing(&Value::Array(vec![])));
+        assert!(Command::Hgetall.found_nothing(&Value::Map(vec![])));
+        assert!(Command::Llen.found_nothing(&Value::Int(0)));
+        assert!(!Command::Llen.found_nothing(&Value::Int(3)));
+        assert!(Command::Hmget.found_nothing(&Value::Array(vec![Value::Nil, Value::Nil])));
+        assert!(!Command::Hmget.found_nothing(&Value::Array(vec![Value::Nil, Value::Bulk(b"x".to_vec())])));
+        assert!(!Command::Set.found_nothing(&Value::Nil), "writes never miss");
+        let reads = Command::ALL.iter().filter(|c| c.is_read()).count();
+        assert_eq!(reads, 13);
+    }
+}
