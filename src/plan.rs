@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::model::{Endpoint, Fault, FaultAction, Mode, PhaseKind, Protocol, Scenario, Target, Threshold};
+use crate::scenario::model::{Endpoint, Fault, FaultAction, Metric, Mode, PhaseKind, Protocol, Scenario, Target, Threshold, default_fault_name};
 use crate::units::{format_duration, serde_duration};
 
 /// What a run will do, in order.
@@ -55,13 +55,23 @@ pub struct TargetSummary {
     pub read_from_replicas: bool,
 }
 
-/// Pool shape.
+/// Pool shape, timeouts and retry policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConnectionSummary {
     /// Number of pools.
     pub pools: u32,
     /// Connections per pool.
     pub per_pool: u32,
+    /// TCP connect plus handshake limit.
+    pub connect_timeout: String,
+    /// Pool checkout limit.
+    pub acquire_timeout: String,
+    /// Reply limit per round trip.
+    pub command_timeout: String,
+    /// Idle time after which a pooled connection is PINGed before use.
+    pub health_check_interval: String,
+    /// The retry policy in words.
+    pub retry: String,
 }
 
 /// A workload as the plan shows it.
@@ -75,6 +85,14 @@ pub struct PlannedWorkload {
     pub prefix: String,
     /// Distinct keys.
     pub keys: u64,
+    /// How keys are picked (`uniform`, `sequential`, `zipf 0.99`, `gaussian 0.5±0.1`).
+    pub distribution: String,
+    /// Value size (`64B`, or `16B..4KiB`).
+    pub value_size: String,
+    /// TTL of every key written, when set.
+    pub ttl: Option<String>,
+    /// The kind's own options, defaults filled in (depth, transaction, pattern, message size, …).
+    pub options: serde_json::Map<String, serde_json::Value>,
     /// Operations and their share in percent (aggregates such as PIPELINE show 0).
     pub operations: Vec<Share>,
 }
@@ -240,22 +258,92 @@ pub fn compile(s: &Scenario, time_scale: f64) -> Plan {
             kind: w.kind.kind_name().to_owned(),
             prefix: w.keyspace.prefix.clone(),
             keys: w.keyspace.keys,
+            distribution: describe_distribution(&w.keyspace.distribution),
+            value_size: match w.keyspace.value_size {
+                (a, b) if a == b => crate::units::ByteSize(a).to_string(),
+                (a, b) => format!("{}..{}", crate::units::ByteSize(a), crate::units::ByteSize(b)),
+            },
+            ttl: w.keyspace.ttl.map(format_duration),
+            options: kind_options(&w.kind),
             operations: percentages(w.kind.operations().into_iter().filter(|o| o.occurs()).map(|o| (o.name, o.weight))),
         })
         .collect();
+    let c = &s.connections;
+    let retry = &c.retry;
+    let connections = ConnectionSummary {
+        pools: c.pools,
+        per_pool: c.per_pool,
+        connect_timeout: format_duration(c.connect_timeout),
+        acquire_timeout: format_duration(c.acquire_timeout),
+        command_timeout: format_duration(c.command_timeout),
+        health_check_interval: format_duration(c.health_check_interval),
+        retry: format!(
+            "{} attempts, backoff {} ×{} up to {}, ±{}% jitter, {}",
+            retry.attempts,
+            format_duration(retry.initial_backoff),
+            retry.multiplier,
+            format_duration(retry.max_backoff),
+            (retry.jitter * 100.0).round(),
+            if retry.retry_writes { "reads and writes resent" } else { "reads resent, writes not" }
+        ),
+    };
     Plan {
         scenario: s.name.clone(),
         description: s.description.clone(),
         target: summarize_target(&s.target),
-        connections: ConnectionSummary { pools: s.connections.pools, per_pool: s.connections.per_pool },
+        connections,
         time_scale,
         total_duration: start,
         workloads,
         phases,
-        faults: s.faults.iter().map(|f| Fault { at: scale(f.at), action: scale_action(&f.action, time_scale), ..f.clone() }).collect(),
-        thresholds: s.thresholds.clone(),
+        faults: s
+            .faults
+            .iter()
+            .map(|f| {
+                let (at, action) = (scale(f.at), scale_action(&f.action, time_scale));
+                // A name made from the offset follows the offset.
+                let name = if f.name == default_fault_name(&f.action, f.at) { default_fault_name(&action, at) } else { f.name.clone() };
+                Fault { name, at, action }
+            })
+            .collect(),
+        thresholds: s.thresholds.iter().map(|t| scale_threshold(t, time_scale)).collect(),
         cleanup: s.cleanup,
     }
+}
+
+/// Counts grow with the run's length: `ops > 9000` over a 7-minute run is `ops > 90` over the same
+/// run at `--time-scale 0.01` (and `errors < 50` is `errors < 0.5`: a smoke run is held to the
+/// same rate of errors, never a looser one).
+fn scale_threshold(t: &Threshold, k: f64) -> Threshold {
+    if k == 1.0 || !matches!(t.metric, Metric::Ops | Metric::Errors) {
+        return t.clone();
+    }
+    let limit = t.limit * k;
+    Threshold { expr: format!("{} (limit ×{k} by --time-scale: {})", t.expr, crate::report::thresholds::show(t.metric, limit)), limit, ..t.clone() }
+}
+
+/// The key distribution in words.
+fn describe_distribution(d: &crate::scenario::model::Distribution) -> String {
+    use crate::scenario::model::Distribution as D;
+    match d {
+        D::Uniform => "uniform".into(),
+        D::Sequential => "sequential".into(),
+        D::Zipf { exponent } => format!("zipf {exponent}"),
+        D::Gaussian { mean, stddev } => format!("gaussian {mean}±{stddev}"),
+    }
+}
+
+/// A workload kind's own options as written, defaults filled in (not its weight or keyspace, which
+/// the plan shows apart).
+fn kind_options(k: &crate::scenario::model::WorkloadKind) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = match serde_json::to_value(k) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    for drop in ["kind", "weight", "keyspace"] {
+        m.remove(drop);
+    }
+    m
 }
 
 /// Fault durations shrink with the run so that a scaled smoke test keeps its shape.
@@ -341,13 +429,24 @@ impl fmt::Display for Plan {
         if let Some(s) = &t.sentinel {
             writeln!(f, "sentinel  {s}")?;
         }
-        writeln!(f, "pools     {} × {} connections", self.connections.pools, self.connections.per_pool)?;
+        let c = &self.connections;
+        writeln!(f, "pools     {} × {} connections", c.pools, c.per_pool)?;
+        writeln!(
+            f,
+            "timeouts  connect {}, acquire {}, command {}; idle connections PINGed after {}",
+            c.connect_timeout, c.acquire_timeout, c.command_timeout, c.health_check_interval
+        )?;
+        writeln!(f, "retry     {}", c.retry)?;
         let scaled = if self.time_scale == 1.0 { String::new() } else { format!(" (time scale {})", self.time_scale) };
         writeln!(f, "duration  {}{scaled}", format_duration(self.total_duration))?;
         writeln!(f, "\nworkloads")?;
         for w in &self.workloads {
             let ops: Vec<String> = w.operations.iter().map(|o| if o.percent > 0.0 { format!("{} {}%", o.name, o.percent) } else { o.name.clone() }).collect();
             writeln!(f, "  {:<16} {:<15} {} keys under `{}`: {}", w.name, w.kind, w.keys, w.prefix, ops.join(", "))?;
+            let ttl = w.ttl.as_ref().map_or_else(String::new, |t| format!(", ttl {t}"));
+            let options: Vec<String> = w.options.iter().map(|(k, v)| format!("{k} {}", v.to_string().trim_matches('"'))).collect();
+            let options = if options.is_empty() { String::new() } else { format!("; {}", options.join(", ")) };
+            writeln!(f, "  {:<32} {} keys, values {}{ttl}{options}", "", w.distribution, w.value_size)?;
         }
         writeln!(f, "\nphases")?;
         writeln!(f, "  {:<14} {:<9} {:>9} {:>9}  {:<11} {:<21} mix", "name", "kind", "start", "duration", "workers", "rate (ops/s)")?;

@@ -77,8 +77,24 @@ impl ManageConnection for Manager {
     }
 }
 
-/// A checked-out connection.
-pub type Pooled = PooledConnection<'static, Manager>;
+/// A checked-out connection, holding its turn at its pool's gate until dropped.
+pub struct Pooled {
+    conn: PooledConnection<'static, Manager>,
+    _turn: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self.conn
+    }
+}
 
 /// Where a round trip goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,8 +116,13 @@ pub enum Route {
 }
 
 /// The pools of one node (or of the whole target): workers are spread over them round-robin.
+/// Each pool has a gate of `per_pool` turns that checkouts take in the order they asked (tokio's
+/// semaphore is fair): bb8 alone hands a returned connection to whichever task asks next, so a
+/// worker that just returned one could take it straight back while an earlier waiter waits out
+/// `acquire_timeout`.
 struct Node {
     pools: Vec<Pool<Manager>>,
+    gates: Vec<Arc<tokio::sync::Semaphore>>,
     /// Whether the last connection attempt to the node failed (set by its managers).
     failing: Arc<std::sync::atomic::AtomicBool>,
     /// Paces connection attempts while the node refuses them.
@@ -138,7 +159,8 @@ fn build_pools(spec: &ConnectSpec, connections: &Connections, metrics: &Arc<RunM
                 })
         })
         .collect();
-    Arc::new(Node { pools, failing, reconnect: Default::default() })
+    let gates = (0..connections.pools).map(|_| Arc::new(tokio::sync::Semaphore::new(connections.per_pool as usize))).collect();
+    Arc::new(Node { pools, gates, failing, reconnect: Default::default() })
 }
 
 /// Pools per node, made on first use and kept for the run (cluster nodes, sentinel replicas).
@@ -176,6 +198,7 @@ pub struct Pools {
     refresher: Option<tokio::task::JoinHandle<()>>,
     follow: Option<Arc<crate::target::sentinel::Master>>,
     per_pool: u32,
+    acquire_timeout: Duration,
     health_interval: Duration,
     ping_timeout: Duration,
     connections_retry: crate::scenario::model::Retry,
@@ -218,6 +241,7 @@ impl Pools {
             refresher,
             follow: spec.follow.clone(),
             per_pool: connections.per_pool,
+            acquire_timeout: connections.acquire_timeout,
             health_interval: connections.health_check_interval,
             ping_timeout: connections.command_timeout,
             connections_retry: connections.retry.clone(),
@@ -255,7 +279,14 @@ impl Pools {
         };
         // Replica connections do not follow the master: a master move does not make them stale.
         let follow = if *route == Route::Replica && !Arc::ptr_eq(&node, &self.single) { None } else { self.follow.as_ref() };
-        let pool = &node.pools[worker % node.pools.len()];
+        let which = worker % node.pools.len();
+        let pool = &node.pools[which];
+        // Wait for a turn first, in order: then bb8 has a connection (or room for one) at once.
+        let turn = match tokio::time::timeout(self.acquire_timeout, Arc::clone(&node.gates[which]).acquire_owned()).await {
+            Ok(Ok(t)) => t,
+            Ok(Err(_)) => return Err(ErrorClass::Connection),
+            Err(_) => return Err(ErrorClass::PoolTimeout),
+        };
         if node.failing.load(Ordering::Relaxed) && pool.state().idle_connections == 0 {
             // bb8 never hands a connect error to a waiting checkout: it would wait out the whole
             // acquire timeout. While the node refuses connections, checkouts fail at once
@@ -297,10 +328,10 @@ impl Pools {
                 continue;
             }
             if conn.last_used.elapsed() < self.health_interval {
-                return Ok(conn);
+                return Ok(Pooled { conn, _turn: turn });
             }
             if conn.command(&[b"PING"], self.ping_timeout).await.is_ok() {
-                return Ok(conn);
+                return Ok(Pooled { conn, _turn: turn });
             }
             // The PING broke it; dropping returns it to bb8, which discards it. Try another.
         }

@@ -89,7 +89,8 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
     let deployment = match prepared {
         Ok(d) => d,
         Err(e) => {
-            tracing::error!(error = %e, "target unusable");
+            // Logged for log files; the console gets the one `error:` line below.
+            tracing::info!(error = %e, "target unusable");
             eprintln!("error: {e}");
             return exit::CANNOT_RUN;
         }
@@ -177,7 +178,8 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
         if t.passed {
             tracing::info!(rule = %t.expr, observed = %t.observed_text, "threshold held");
         } else {
-            tracing::warn!(rule = %t.expr, observed = %t.observed_text, "threshold failed");
+            // The summary states every verdict; the log line is for log files, not a second warning.
+            tracing::info!(rule = %t.expr, observed = %t.observed_text, "threshold failed");
         }
     }
     if let Some(c) = &report.cleanup {

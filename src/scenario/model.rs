@@ -431,6 +431,11 @@ impl Cmp {
     }
 }
 
+/// The name of a fault the file leaves unnamed: its kind and offset, `client_pause@30s`.
+pub fn default_fault_name(action: &FaultAction, at: Duration) -> String {
+    format!("{}@{}", super::validate::fault_kind(action), crate::units::format_duration(at))
+}
+
 /// A parsed pass/fail rule.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Threshold {

@@ -50,9 +50,9 @@ impl SetOverride {
             relocate(&mut n, &loc(value_col));
             n
         };
-        if let NodeKind::Scalar(_) = node.kind {
-            node.flex = Flex::Retypable { text: value.to_owned(), vars: Vec::new() };
-        }
+        // Where the schema wants a string, the text as typed is the string: `prefix=app:x:` reads
+        // as a YAML mapping but means the prefix `app:x:`.
+        node.flex = Flex::Retypable { text: value.to_owned(), vars: Vec::new() };
         Ok(Self { path, value: node, source })
     }
 

@@ -99,7 +99,12 @@ pub fn check(root: &mut Node, diags: &mut Diagnostics) -> bool {
 /// Flips a retypable scalar between its text and its typed reading. Returns whether it changed.
 fn retype(node: &mut Node) -> bool {
     let Flex::Retypable { text, .. } = &node.flex else { return false };
-    let NodeKind::Scalar(current) = &node.kind else { return false };
+    let NodeKind::Scalar(current) = &node.kind else {
+        // A `--set` value that parsed as a mapping or list where the schema wants a scalar.
+        node.kind = NodeKind::Scalar(Scalar::Str(text.clone()));
+        node.flex = Flex::Fixed;
+        return true;
+    };
     let next = match current {
         Scalar::Str(_) => Scalar::from_plain(text),
         _ => Scalar::Str(text.clone()),
@@ -303,10 +308,54 @@ fn explain_alternatives(path: &DocPath, instance: &Value, context: &[Vec<Validat
 fn bad_choice(found: &Value, path: &DocPath, options: &[String]) -> String {
     let text = found.as_str().unwrap_or_default();
     let mut msg = format!("{} is not one of: {}", shown(found, path), options.join(", "));
-    if let Some(s) = suggest(text, options.iter().map(String::as_str)) {
+    let alias = alias(text).filter(|a| options.iter().any(|o| o == a));
+    if let Some(s) = alias.or_else(|| suggest(text, options.iter().map(String::as_str))) {
         msg.push_str(&format!("; did you mean `{s}`?"));
     }
     msg
+}
+
+/// What people call our choices elsewhere (Redis' own type names, other tools' words): `zset` is a
+/// `sorted_set`, not the `set` that spelling alone would suggest.
+fn alias(word: &str) -> Option<&'static str> {
+    const ALIASES: [(&str, &str); 34] = [
+        ("zset", "sorted_set"),
+        ("zsets", "sorted_set"),
+        ("sortedset", "sorted_set"),
+        ("sorted-set", "sorted_set"),
+        ("sorted_sets", "sorted_set"),
+        ("leaderboard", "sorted_set"),
+        ("hashes", "hash"),
+        ("hashmap", "hash"),
+        ("map", "hash"),
+        ("lists", "list"),
+        ("queue", "list"),
+        ("sets", "set"),
+        ("string", "basic"),
+        ("strings", "basic"),
+        ("kv", "basic"),
+        ("get_set", "basic"),
+        ("pub_sub", "pubsub"),
+        ("pub-sub", "pubsub"),
+        ("publish", "pubsub"),
+        ("pipelines", "pipeline"),
+        ("pipelined", "pipeline"),
+        ("batch", "pipeline"),
+        ("transaction", "pipeline"),
+        ("multi", "pipeline"),
+        ("highthroughput", "high_throughput"),
+        ("high-throughput", "high_throughput"),
+        ("throughput", "high_throughput"),
+        ("benchmark", "high_throughput"),
+        ("kill", "client_kill"),
+        ("pause", "client_pause"),
+        ("sleep", "debug_sleep"),
+        ("rampup", "ramp_up"),
+        ("ramp-up", "ramp_up"),
+        ("cool_down", "cooldown"),
+    ];
+    let w = word.to_ascii_lowercase();
+    ALIASES.iter().find(|(a, _)| *a == w).map(|(_, to)| *to)
 }
 
 /// The schema object an error's keyword sits in (its `schema_path` minus the keyword), `$ref`s followed.

@@ -57,7 +57,7 @@ pub fn build(raw: RawScenario, root: &Node, file: &Path, diags: &mut Diagnostics
     let workloads = workloads(&mut c, &raw);
     let phases = phases(&mut c, &raw, &workloads);
     let faults = faults(&mut c, &raw, &phases, &target);
-    let thresholds = thresholds(&mut c, &raw, &phases, &workloads);
+    let thresholds = thresholds(&mut c, &raw, &phases, &workloads, &faults);
     let output = output(&mut c, &raw.output);
     let metrics = metrics(&mut c, &raw.metrics);
     if c.diags.0.len() > before {
@@ -389,6 +389,13 @@ fn workloads(c: &mut Checker<'_>, raw: &RawScenario) -> Vec<Workload> {
             RawWorkload::Pubsub(ps) if ps.message_size.0 < MIN_MESSAGE_SIZE => {
                 c.err(wp.key("message_size"), format!("must be at least {MIN_MESSAGE_SIZE}B: each message carries a header"));
             }
+            RawWorkload::Hash(h) if h.fields < 2 => {
+                let w = h.commands.weights();
+                let has = |names: &[&str]| w.iter().any(|(n, x)| names.contains(n) && *x > 0.0);
+                if has(&["HINCRBY"]) && has(&["HSET", "HGET", "HMGET", "HDEL"]) {
+                    c.err(wp.key("fields"), "must be at least 2 when HINCRBY runs with other commands: counters get fields of their own (a hash never holds more than `fields` fields)");
+                }
+            }
             RawWorkload::Pubsub(ps) if ps.message_size.0 > MAX_VALUE_SIZE => {
                 c.err(wp.key("message_size"), format!("must be at most {}", crate::units::ByteSize(MAX_VALUE_SIZE)));
             }
@@ -538,14 +545,15 @@ fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Opt
             FaultAction::Shell { timeout, .. } if timeout.is_zero() => c.err(fp.key("timeout"), "must be longer than zero"),
             _ => {}
         }
-        let label = name.clone().unwrap_or_else(|| format!("{}@{}", fault_kind(&action), crate::units::format_duration(start + at.get())));
+        let label = name.clone().unwrap_or_else(|| default_fault_name(&action, start + at.get()));
         out.push(Fault { name: label, at: start + at.get(), action });
     }
     out.sort_by_key(|f| f.at);
     out
 }
 
-fn fault_kind(a: &FaultAction) -> &'static str {
+/// The kind of a fault as written in files.
+pub fn fault_kind(a: &FaultAction) -> &'static str {
     match a {
         FaultAction::ClientKill { .. } => "client_kill",
         FaultAction::ClientPause { .. } => "client_pause",
@@ -611,7 +619,7 @@ pub fn parse_threshold_expr(expr: &str) -> Result<(Metric, Cmp, f64), String> {
     Ok((metric, cmp, limit))
 }
 
-fn thresholds(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], workloads: &[Workload]) -> Vec<Threshold> {
+fn thresholds(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], workloads: &[Workload], faults: &[Fault]) -> Vec<Threshold> {
     let mut out = Vec::new();
     for (i, t) in raw.thresholds.iter().enumerate() {
         let tp = p("thresholds").index(i);
@@ -649,9 +657,52 @@ fn thresholds(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], workload
                 c.err(tp.key("operation"), format!("no workload in scope performs `{op}`; operations: {}", known.join(", ")));
             }
         }
+        // A rule that can never measure anything can never pass: say so now, not after the run.
+        let scoped_phase = phase.as_ref().and_then(|name| phases.iter().position(|p| &p.name == name));
+        let runs_in = |w: &Workload, pi: usize| phases[pi].mix.iter().any(|(n, x)| *n == w.name && *x > 0.0);
+        if let Some(w) = in_scope.first().filter(|_| workload.is_some()) {
+            match scoped_phase {
+                Some(pi) if !runs_in(w, pi) => c.err(
+                    tp.key("workload"),
+                    format!("workload `{}` does not run in phase `{}` (its mix leaves it out), so this rule would measure nothing", w.name, phases[pi].name),
+                ),
+                None if !(0..phases.len()).any(|pi| runs_in(w, pi)) => {
+                    c.err(tp.key("workload"), format!("workload `{}` runs in no phase, so this rule would measure nothing", w.name))
+                }
+                _ => {}
+            }
+        }
         if let Ok((metric, cmp, limit)) = parsed {
             if metric == Metric::LostWrites && !in_scope.iter().any(|w| matches!(&w.kind, RawWorkload::Basic(b) if b.verify)) {
                 c.err(expr_path_or(&tp, t), "`lost_writes` needs a `basic` workload with `verify: true` in scope");
+            }
+            if metric == Metric::RecoveryTime {
+                let window = scoped_phase.map(|pi| {
+                    let start: Duration = phases[..pi].iter().map(|p| p.duration).sum();
+                    (start, start + phases[pi].duration)
+                });
+                let any = faults.iter().any(|f| window.is_none_or(|(a, b)| f.at >= a && f.at < b));
+                if !any {
+                    let where_ = scoped_phase.map_or_else(|| "this scenario".to_owned(), |pi| format!("phase `{}`", phases[pi].name));
+                    c.err(
+                        expr_path_or(&tp, t),
+                        format!("`recovery_time` is measured after a fault, and no fault runs in {where_}; add a fault or drop the rule"),
+                    );
+                }
+            }
+            if metric.unit() == MetricUnit::Duration && !matches!(metric, Metric::Outage | Metric::RecoveryTime) {
+                if let Some(op) = &operation {
+                    let timed = in_scope.iter().flat_map(|w| w.kind.operations()).any(|o| o.name.eq_ignore_ascii_case(op) && o.role != OpRole::Command);
+                    let known = in_scope.iter().flat_map(|w| w.kind.operations()).any(|o| o.name.eq_ignore_ascii_case(op));
+                    if known && !timed {
+                        c.err(
+                            tp.key("operation"),
+                            format!(
+                                "`{op}` is a command inside batch round trips: it has no latency of its own; judge the batch (`PIPELINE` or `EXEC`) instead"
+                            ),
+                        );
+                    }
+                }
             }
             out.push(Threshold { expr: expr.clone(), metric, cmp, limit, phase, workload, operation: operation.map(|o| o.to_uppercase()) });
         }

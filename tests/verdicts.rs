@@ -1,0 +1,368 @@
+//! Verdicts a nightly job can act on (issue 9): every figure agrees with what the server counted,
+//! idle workloads have no outage, recovery never ends before the first success, failed operations
+//! are not latency samples, one unit per figure, `--target` credentials win, pools are fair.
+//! Each test reproduces one observation against a real redis-server.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{RedisServer, assert_report_valid, read_report, run_in, scratch};
+
+const DEADLINE: Duration = Duration::from_secs(120);
+
+fn write(dir: &Path, name: &str, body: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, body).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn apply(dir: &Path, file: &str, extra: &[&str]) -> common::Outcome {
+    let mut args = vec!["apply", file, "--json", "r.json", "--quiet"];
+    args.extend_from_slice(extra);
+    run_in(dir, &args, &[], DEADLINE)
+}
+
+fn phase<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["phases"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap_or_else(|| panic!("no phase {name}"))
+}
+
+fn row<'a>(report: &'a serde_json::Value, phase_name: &str, workload: &str, op: &str) -> &'a serde_json::Value {
+    phase(report, phase_name)["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["workload"] == workload && o["operation"] == op)
+        .unwrap_or_else(|| panic!("no row {phase_name} {workload} {op}"))
+}
+
+/// `INFO commandstats` as command name (upper case, `CLIENT|SETNAME`) → calls.
+fn commandstats(server: &RedisServer) -> BTreeMap<String, u64> {
+    server
+        .cli(&["--raw", "info", "commandstats"])
+        .lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(":calls=")?;
+            Some((name.to_uppercase(), rest.split(',').next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn outage_counts_only_workloads_the_plan_runs_and_not_sparse_ones() {
+    // Workload `b` runs in the first phase only; `sparse` publishes about twice a second. A 210 ms
+    // CLIENT PAUSE in the second phase must give an outage of about 210 ms, not the seconds since
+    // `b` last ran or between two of `sparse`'s messages.
+    let server = RedisServer::start(&[]);
+    let dir = scratch("verdict-idle-outage");
+    let f = write(
+        &dir,
+        "idle.yaml",
+        &format!(
+            r#"name: idle
+target: {{url: "{}"}}
+workloads:
+  a: {{kind: basic, read_ratio: 0.5}}
+  b: {{kind: basic}}
+  sparse: {{kind: pubsub, weight: 0.002, channels: 1}}
+phases:
+  - {{name: one, duration: 1s, workers: 4, rate: 500, mix: {{a: 1, b: 1}}}}
+  - {{name: two, duration: 4s, workers: 4, rate: 1000, mix: {{a: 1, sparse: 0.002}}}}
+faults:
+  - {{action: client_pause, phase: two, at: 2s, duration: 210ms}}
+thresholds:
+  - outage < 2s
+"#,
+            server.url()
+        ),
+    );
+    let out = apply(&dir, &f, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let report = read_report(&dir.join("r.json"));
+    let verdict = &report["faults"][0]["result"];
+    let by_workload = verdict["outage_by_workload_s"].as_object().unwrap();
+    assert!(!by_workload.contains_key("b"), "b does not run in phase two: {verdict}");
+    let outage = verdict["outage_s"].as_f64().unwrap();
+    assert!((0.15..0.6).contains(&outage), "a 210ms pause: outage {outage}s ({verdict})");
+    assert!(by_workload["sparse"].as_f64().unwrap() < 0.6, "{verdict}");
+    assert!(report["longest_outage_s"]["b"].as_f64().unwrap() < 0.1, "b was never waiting on the server: {}", report["longest_outage_s"]);
+}
+
+#[test]
+fn recovery_never_ends_before_the_first_success_after_the_fault() {
+    let server = RedisServer::start(&[]);
+    let dir = scratch("verdict-recovery");
+    let f = write(
+        &dir,
+        "pause.yaml",
+        &format!(
+            r#"name: pause
+target: {{url: "{}"}}
+connections: {{command_timeout: 5s}}
+workloads: {{w: {{kind: basic, read_ratio: 0.5}}}}
+phases: [{{name: p, duration: 5s, workers: 16, rate: 1000}}]
+faults: [{{action: client_pause, at: 2s, duration: 1s}}]
+"#,
+            server.url()
+        ),
+    );
+    let out = apply(&dir, &f, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let v = &read_report(&dir.join("r.json"))["faults"][0]["result"];
+    let (outage, recovery) = (v["outage_s"].as_f64().unwrap(), v["recovery_s"].as_f64().unwrap());
+    assert!((0.95..1.3).contains(&outage), "{v}");
+    // The outage began as the fault struck (1000 ops/s), so its end bounds recovery from below.
+    assert!(recovery >= outage - 0.01, "recovery {recovery}s ended before the outage of {outage}s: {v}");
+}
+
+/// One phase of one workload kind; the report's commands (phase + outside) equal the server's.
+#[test]
+fn every_command_sent_is_in_the_report_for_every_workload_kind() {
+    let server = RedisServer::start(&[]);
+    let dir = scratch("verdict-commandstats");
+    let kinds = [
+        "{kind: basic, read_ratio: 0.4, delete_ratio: 0.1, incr_ratio: 0.2}",
+        "{kind: high_throughput, pipeline: 4}",
+        "{kind: list, max_length: 5}",
+        "{kind: set}",
+        "{kind: sorted_set}",
+        "{kind: hash}",
+        "{kind: pipeline, depth: 6, commands: {set: 1, get: 1, incr: 1, del: 1, hset: 1, hget: 1, lpush: 1, rpop: 1, sadd: 1, zadd: 1}}",
+        "{kind: pipeline, depth: 3, transaction: true}",
+        "{kind: pubsub, channels: 2, subscribers: 2}",
+    ];
+    for (i, kind) in kinds.iter().enumerate() {
+        let f = write(
+            &dir,
+            &format!("k{i}.yaml"),
+            &format!(
+                "name: k{i}\ntarget: {{url: \"{}\"}}\nkeyspace: {{prefix: \"cs{i}:\", keys: 100, ttl: 1h}}\nworkloads: {{w: {kind}}}\nphases: [{{name: p, duration: 800ms, workers: 4, rate: 1500}}]\n",
+                server.url()
+            ),
+        );
+        server.cli(&["CONFIG", "RESETSTAT"]);
+        let out = apply(&dir, &f, &[]);
+        assert_eq!(out.code, Some(0), "{kind}: {}", out.all());
+        let mut server_counts = commandstats(&server);
+        // redis-cli's own commands.
+        server_counts.remove("INFO");
+        server_counts.remove("CONFIG|RESETSTAT");
+        let report = read_report(&dir.join("r.json"));
+        assert_report_valid(&report);
+        let mut ours: BTreeMap<String, u64> = BTreeMap::new();
+        for (k, v) in phase(&report, "p")["commands"].as_object().unwrap().iter().chain(report["other_commands"].as_object().unwrap()) {
+            *ours.entry(k.clone()).or_default() += v.as_u64().unwrap();
+        }
+        assert_eq!(ours, server_counts, "{kind}: the report's commands differ from INFO commandstats");
+        assert!(!phase(&report, "p")["commands"].as_object().unwrap().is_empty(), "{kind}: {}", phase(&report, "p")["commands"]);
+    }
+}
+
+#[test]
+fn every_key_any_workload_writes_carries_the_ttl() {
+    let server = RedisServer::start(&[]);
+    let dir = scratch("verdict-ttl");
+    let f = write(
+        &dir,
+        "ttl.yaml",
+        &format!(
+            r#"name: ttl
+target: {{url: "{}"}}
+keyspace: {{prefix: "ttl:", keys: 50, ttl: 1h}}
+workloads:
+  b: {{kind: basic, read_ratio: 0.2, incr_ratio: 0.3}}
+  h: {{kind: high_throughput, pipeline: 4, read_ratio: 0.2}}
+  l: {{kind: list}}
+  s: {{kind: set}}
+  z: {{kind: sorted_set}}
+  x: {{kind: hash}}
+  p: {{kind: pipeline, depth: 8, commands: {{set: 1, get: 1, incr: 1, del: 1, hset: 1, hget: 1, lpush: 1, rpop: 1, sadd: 1, zadd: 1}}}}
+  t: {{kind: pipeline, depth: 4, transaction: true, commands: {{set: 1, incr: 1, lpush: 1, sadd: 1, zadd: 1, hset: 1}}}}
+phases: [{{name: p, duration: 1s, workers: 4, rate: 2000}}]
+cleanup: false
+"#,
+            server.url()
+        ),
+    );
+    let out = apply(&dir, &f, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let script = "local n, without = 0, 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do n = n + 1 if redis.call('PTTL', k) < 0 then without = without + 1 end end return {n, without}";
+    let counts = server.cli(&["--raw", "EVAL", script, "0", "ttl:*"]);
+    let counts: Vec<u64> = counts.lines().map(|l| l.parse().unwrap()).collect();
+    assert!(counts[0] > 200, "keys written: {counts:?}");
+    assert_eq!(counts[1], 0, "keys without a TTL: {counts:?}");
+}
+
+#[test]
+fn rates_and_totals_count_round_trips_and_deliveries_and_commands_apart() {
+    let server = RedisServer::start(&[]);
+    let dir = scratch("verdict-units");
+    let f = write(
+        &dir,
+        "units.yaml",
+        &format!(
+            r#"name: units
+target: {{url: "{}"}}
+workloads:
+  q: {{kind: pubsub, channels: 2, subscribers: 2}}
+  h: {{kind: high_throughput, pipeline: 4}}
+phases:
+  - {{name: pub, duration: 2s, workers: 4, rate: 400, mix: {{q: 1}}}}
+  - {{name: batch, duration: 2s, workers: 4, rate: 500, mix: {{h: 1}}}}
+thresholds:
+  - {{expr: "ops_per_sec < 420", phase: pub}}
+  - {{expr: "ops_per_sec < 520", phase: batch}}
+"#,
+            server.url()
+        ),
+    );
+    let out = apply(&dir, &f, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let report = read_report(&dir.join("r.json"));
+    let pubp = phase(&report, "pub");
+    assert_eq!(pubp["count"], 800, "PUBLISH round trips only: {pubp}");
+    assert!((395.0..=405.0).contains(&pubp["ops_per_sec"].as_f64().unwrap()));
+    assert_eq!(pubp["deliveries"], 1600, "two subscribers each get every message");
+    assert_eq!(row(&report, "pub", "q", "RECEIVE")["unit"], "delivery");
+    let batch = phase(&report, "batch");
+    assert_eq!(batch["count"], 1000, "batches: {batch}");
+    let (get, set) = (row(&report, "batch", "h", "GET"), row(&report, "batch", "h", "SET"));
+    assert_eq!(get["count"].as_u64().unwrap() + set["count"].as_u64().unwrap(), 4000);
+    assert_eq!(get["unit"], "command");
+    assert!(get["latency_us"].is_null(), "a command inside a batch has no latency of its own");
+    let series: u64 = report["time_series"].as_array().unwrap().iter().map(|p| p["ops"].as_u64().unwrap()).sum();
+    assert_eq!(series, 1800, "the time series counts round trips");
+    assert!(out.stdout.contains(" ops = round trips"), "the summary says what it counts: {}", out.stdout);
+}
+
+#[test]
+fn a_run_whose_every_operation_failed_has_no_latency_and_fails_its_latency_rules() {
+    let server = RedisServer::start(&["user default on nopass ~* +@all", "user noperm on >pw ~* +@connection"]);
+    let dir = scratch("verdict-all-failed");
+    let url = format!("redis://noperm:pw@127.0.0.1:{}", server.port);
+    let f = write(
+        &dir,
+        "noperm.yaml",
+        &format!(
+            "name: noperm\ntarget: {{url: \"{url}\"}}\nworkloads: {{w: {{kind: basic}}}}\nphases: [{{name: p, duration: 1s, workers: 2, rate: 200}}]\nthresholds: [p99 < 50ms]\n"
+        ),
+    );
+    let out = apply(&dir, &f, &[]);
+    assert_eq!(out.code, Some(1), "every operation was refused: {}", out.all());
+    let report = read_report(&dir.join("r.json"));
+    assert_eq!(report["thresholds"][0]["observed_text"], "no data");
+    let get = row(&report, "p", "w", "GET");
+    assert!(get["errors"]["NOPERM"].as_u64().unwrap() > 50);
+    assert!(get["latency_us"].is_null(), "failed operations are not latency samples: {get}");
+    assert!(get["error_latency_us"]["p50"].as_u64().is_some(), "they keep their own: {get}");
+}
+
+#[test]
+fn target_url_credentials_replace_the_files() {
+    let server = RedisServer::start(&["user default off", "user limited on >pw ~* +@all"]);
+    let dir = scratch("verdict-target-creds");
+    let f = write(
+        &dir,
+        "creds.yaml",
+        "name: creds\ntarget: {url: redis://127.0.0.1:1, username: loadtester, password: wrong}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 300ms, workers: 1, rate: 100}]\n",
+    );
+    let url = format!("redis://limited:pw@127.0.0.1:{}", server.port);
+    let out = apply(&dir, &f, &["--target", &url]);
+    assert_eq!(out.code, Some(0), "the URL's user and password are used: {}", out.all());
+    assert!(!out.all().contains("pw@"), "no password in the output");
+}
+
+#[test]
+fn workers_sharing_few_connections_are_served_in_order() {
+    // Closed loop, 16 workers on 2 connections with a 20 ms acquire timeout: a fair queue waits
+    // about 8 round trips; bb8 alone let returning workers take their connection straight back.
+    let server = RedisServer::start(&[]);
+    let dir = scratch("verdict-fair-pool");
+    let f = write(
+        &dir,
+        "starve.yaml",
+        &format!(
+            "name: starve\ntarget: {{url: \"{}\"}}\nconnections: {{pools: 1, per_pool: 2, acquire_timeout: 20ms}}\nworkloads: {{w: {{kind: basic, read_ratio: 0.5}}}}\nphases: [{{name: p, duration: 3s, workers: 16}}]\n",
+            server.url()
+        ),
+    );
+    let out = apply(&dir, &f, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let report = read_report(&dir.join("r.json"));
+    for op in ["GET", "SET"] {
+        let r = row(&report, "p", "w", op);
+        assert_eq!(r["errors"], serde_json::json!({}), "{op}: {r}");
+        assert!(r["count"].as_u64().unwrap() > 5000, "{r}");
+    }
+}
+
+#[test]
+fn every_read_that_finds_nothing_is_a_miss_as_the_server_counts_it() {
+    let server = RedisServer::start(&[]);
+    let dir = scratch("verdict-misses");
+    let f = write(
+        &dir,
+        "miss.yaml",
+        &format!(
+            r#"name: miss
+target: {{url: "{}"}}
+keyspace: {{prefix: "miss:", keys: 1000}}
+workloads:
+  l: {{kind: list, commands: {{lpush: 0, rpush: 0, lpop: 0, rpop: 0, ltrim: 0, lrange: 1, llen: 1}}}}
+  s: {{kind: set, commands: {{sadd: 0, srem: 0, sismember: 0, smembers: 1, scard: 1}}}}
+  x: {{kind: hash, commands: {{hset: 0, hget: 0, hmget: 0, hincrby: 0, hdel: 0, hgetall: 1}}}}
+  g: {{kind: basic, read_ratio: 1}}
+phases: [{{name: p, duration: 1s, workers: 2, rate: 1000}}]
+"#,
+            server.url()
+        ),
+    );
+    let before = server.cli(&["--raw", "info", "stats"]);
+    let misses = |info: &str| info.lines().find_map(|l| l.strip_prefix("keyspace_misses:")).unwrap().trim().parse::<u64>().unwrap();
+    let out = apply(&dir, &f, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let after = server.cli(&["--raw", "info", "stats"]);
+    let report = read_report(&dir.join("r.json"));
+    let mut total = 0;
+    for o in phase(&report, "p")["operations"].as_array().unwrap() {
+        assert_eq!(o["miss"], o["count"], "every read of a missing key is a miss: {o}");
+        total += o["miss"].as_u64().unwrap();
+    }
+    assert_eq!(total, 1000);
+    // Cleanup's SCAN looks up no key; nothing else read.
+    assert_eq!(misses(&after) - misses(&before), total, "the server's keyspace_misses");
+}
+
+#[test]
+fn subscriber_connections_are_counted_and_hashes_hold_at_most_their_fields() {
+    let server = RedisServer::start(&[]);
+    let dir = scratch("verdict-small");
+    let f = write(
+        &dir,
+        "small.yaml",
+        &format!(
+            r#"name: small
+target: {{url: "{}"}}
+connections: {{pools: 1, per_pool: 2}}
+keyspace: {{prefix: "small:", keys: 3}}
+workloads:
+  q: {{kind: pubsub, subscribers: 3}}
+  x: {{kind: hash, fields: 10}}
+phases: [{{name: p, duration: 1s, workers: 2, rate: 1000}}]
+cleanup: false
+"#,
+            server.url()
+        ),
+    );
+    let out = apply(&dir, &f, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let report = read_report(&dir.join("r.json"));
+    // Two pooled connections and three subscribers.
+    assert_eq!(report["connections"]["opened"], 5, "{}", report["connections"]);
+    for k in 0..3 {
+        let len: u64 = server.cli(&["--raw", "HLEN", &format!("small:x:{k}")]).parse().unwrap();
+        assert!((1..=10).contains(&len), "hash {k} holds {len} fields");
+    }
+}
