@@ -49,12 +49,25 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         html: Option<PathBuf>,
     },
-    /// Compare two JSON reports phase by phase and operation by operation; exit 1 on a regression.
+    /// Compare a run with one or more baseline runs, phase by phase and operation by operation;
+    /// exit 1 on a regression (significant and beyond its tolerance) or a missing row.
     Compare {
-        /// The reference run.
-        baseline: PathBuf,
-        /// The run to judge.
-        current: PathBuf,
+        /// Baseline reports, then the report to judge (last). With `--baseline DIR`, just the
+        /// report to judge.
+        #[arg(required = true, num_args = 1..)]
+        reports: Vec<PathBuf>,
+        /// Take the baselines from this folder as well: its `--last` newest reports (by start time).
+        #[arg(long, value_name = "DIR")]
+        baseline: Option<PathBuf>,
+        /// How many of the newest reports in `--baseline DIR` to use.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        last: u32,
+        /// Show every row, not only the ones that changed.
+        #[arg(long)]
+        all: bool,
+        /// Family-wise significance level: the chance that noise flags any row.
+        #[arg(long, default_value = "0.05", value_parser = crate::report::compare::parse_fraction)]
+        alpha: f64,
         /// Largest throughput drop allowed, e.g. `10%`.
         #[arg(long, default_value = "10%", value_parser = crate::report::compare::parse_fraction)]
         max_regression: f64,

@@ -214,9 +214,46 @@ impl std::hash::Hasher for OpKeyHasher {
     }
 }
 
+/// One row's figures over one time block of its phase, for judging changes between runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct BlockSample {
+    /// Length of the block, seconds.
+    pub secs: f64,
+    /// Operations completed in the block.
+    pub count: u64,
+    /// Of which failed.
+    pub errors: u64,
+    /// Median latency of the block's successful operations, µs (0 when none or untimed).
+    pub p50_us: u64,
+    /// 99th percentile, µs.
+    pub p99_us: u64,
+    /// 99.9th percentile, µs.
+    pub p999_us: u64,
+}
+
+/// A histogram for one row over one block: two significant digits are plenty to tell a change
+/// from noise and keep it at a tenth of the size of the full-precision ones.
+fn block_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_TRACKED_US, 2).expect("static histogram bounds are valid")
+}
+
+/// What a thread has recorded for one row since the last block boundary.
+struct BlockAcc {
+    latency: Histogram<u64>,
+    count: u64,
+    errors: u64,
+}
+
+impl Default for BlockAcc {
+    fn default() -> Self {
+        BlockAcc { latency: block_histogram(), count: 0, errors: 0 }
+    }
+}
+
 #[derive(Default)]
 struct ThreadRecorder {
     ops: HashMap<OpKey, OpStats, std::hash::BuildHasherDefault<OpKeyHasher>>,
+    blocks: HashMap<OpKey, BlockAcc, std::hash::BuildHasherDefault<OpKeyHasher>>,
     interval: IntervalStats,
     /// Commands sent by the workers, per phase, by [`Command`] id.
     commands: Vec<[u64; COMMAND_COUNT]>,
@@ -247,6 +284,12 @@ impl ThreadRecorder {
         }
         if let Some(s) = service_us.filter(|_| ok) {
             stats.service.saturating_record(s.clamp(1, MAX_TRACKED_US));
+        }
+        let block = self.blocks.entry(key).or_default();
+        block.count += 1;
+        block.errors += u64::from(!ok);
+        if let Some(l) = latency_us.filter(|_| ok) {
+            block.latency.saturating_record(l.clamp(1, MAX_TRACKED_US));
         }
         if role == OpRole::RoundTrip {
             self.interval.ops += 1;
@@ -573,6 +616,31 @@ impl RunMetrics {
                 rec.commands[p][Command::Asking as usize] += sends.asking;
             }
         });
+    }
+
+    /// Takes (and resets) what every thread recorded per row since the last call: one block of
+    /// `secs` seconds.
+    pub fn take_blocks(&self, secs: f64) -> BTreeMap<OpKey, BlockSample> {
+        let mut merged: BTreeMap<OpKey, BlockAcc> = BTreeMap::new();
+        for t in self.threads.lock().expect("metrics lock").iter() {
+            let mut rec = t.lock().expect("recorder lock");
+            for (k, b) in rec.blocks.iter_mut().filter(|(_, b)| b.count > 0) {
+                let m = merged.entry(*k).or_default();
+                m.latency.add(&b.latency).expect("same bounds");
+                m.count += b.count;
+                m.errors += b.errors;
+                b.latency.reset();
+                b.count = 0;
+                b.errors = 0;
+            }
+        }
+        merged
+            .into_iter()
+            .map(|(k, b)| {
+                let q = |q: f64| if b.latency.is_empty() { 0 } else { b.latency.value_at_quantile(q) };
+                (k, BlockSample { secs, count: b.count, errors: b.errors, p50_us: q(0.5), p99_us: q(0.99), p999_us: q(0.999) })
+            })
+            .collect()
     }
 
     /// Commands the workers sent, per phase and name (names never sent left out).

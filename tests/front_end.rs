@@ -118,8 +118,9 @@ fn secrets_never_appear_in_plans_or_errors() {
     }
     let out = run_in(&dir, &["plan", "s.yaml"], &env, Duration::from_secs(30));
     assert!(out.stdout.contains("redis://app:***@127.0.0.1:6379"), "{}", out.stdout);
-    // A password of the wrong type is reported without echoing it.
-    let out = run_in(&dir, &["validate", "s.yaml", "--set", "target.password=[hunter3]"], &env, Duration::from_secs(30));
+    // A secret of the wrong type is reported without echoing it (a password is a string, so
+    // `[hunter3]` is taken as its text; OTLP headers are a mapping).
+    let out = run_in(&dir, &["validate", "s.yaml", "--set", "metrics.otlp.headers=[hunter3]"], &env, Duration::from_secs(30));
     assert_eq!(out.code, Some(2), "{}", out.all());
     assert!(!out.all().contains("hunter3"), "{}", out.all());
 }
@@ -386,4 +387,96 @@ fn report_schema_is_committed_byte_for_byte() {
     assert_eq!(out.code, Some(0));
     let committed = std::fs::read_to_string(repo().join("schemas/report.schema.json")).unwrap();
     assert!(out.stdout == committed, "schemas/report.schema.json is stale: run `redis-test schema --report > schemas/report.schema.json`");
+}
+
+// ---- issue 9: verdicts a nightly job can act on (front end) ----
+
+#[test]
+fn interpolation_inside_workloads_takes_the_schemas_type_in_yaml_and_toml() {
+    let dir = scratch("interpolate-workloads");
+    std::fs::write(
+        dir.join("i.yaml"),
+        "name: i\ntarget: {url: redis://127.0.0.1:6379}\nworkloads:\n  w: {kind: basic, weight: \"${W:-2}\", read_ratio: \"${READ:-0.5}\"}\n  p: {kind: pipeline, depth: \"${D:-5}\", transaction: \"${TX:-true}\"}\nphases: [{name: p, duration: 1s, workers: 1}]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("i.toml"),
+        "name = \"i\"\n[target]\nurl = \"redis://127.0.0.1:6379\"\n[workloads.w]\nkind = \"basic\"\nweight = \"${W:-2}\"\nread_ratio = \"${READ:-0.5}\"\n[workloads.p]\nkind = \"pipeline\"\ndepth = \"${D:-5}\"\ntransaction = \"${TX:-true}\"\n[[phases]]\nname = \"p\"\nduration = \"1s\"\nworkers = 1\n",
+    )
+    .unwrap();
+    for file in ["i.yaml", "i.toml"] {
+        let out = run_in(&dir, &["plan", file, "--json"], &[("D", "7"), ("READ", "0.25")], Duration::from_secs(30));
+        assert_eq!(out.code, Some(0), "{file}: {}", out.all());
+        let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let p = plan["workloads"].as_array().unwrap().iter().find(|w| w["name"] == "p").unwrap();
+        assert_eq!(p["options"]["depth"], 7, "{file}");
+        assert_eq!(p["options"]["transaction"], true, "{file}");
+        let w = plan["workloads"].as_array().unwrap().iter().find(|w| w["name"] == "w").unwrap();
+        assert_eq!(w["options"]["read_ratio"], 0.25, "{file}");
+        assert_eq!(plan["phases"][0]["mix"][0], serde_json::json!({"name": "w", "percent": 66.67}), "{file}: weight 2 against 1");
+    }
+}
+
+#[test]
+fn thresholds_that_can_never_pass_are_refused_where_they_are_written() {
+    let dir = scratch("never-pass");
+    std::fs::write(
+        dir.join("n.yaml"),
+        "name: n\ntarget: {url: redis://127.0.0.1:6379}\nworkloads:\n  a: {kind: basic}\n  b: {kind: basic}\n  p: {kind: pipeline}\nphases:\n  - {name: one, duration: 1s, workers: 1, mix: {a: 1, p: 1}}\n  - {name: two, duration: 1s, workers: 1, mix: {a: 1}}\nthresholds:\n  - recovery_time < 5s\n  - {expr: ops > 10, phase: two, workload: b}\n  - {expr: p99 < 5ms, workload: p, operation: GET}\n  - {expr: ops > 10, workload: b}\n",
+    )
+    .unwrap();
+    let out = run_in(&dir, &["validate", "n.yaml"], &[], Duration::from_secs(30));
+    assert_eq!(out.code, Some(2), "{}", out.all());
+    for want in [
+        "n.yaml:11:5: thresholds.0: `recovery_time` is measured after a fault, and no fault runs in this scenario",
+        "thresholds.1.workload: workload `b` does not run in phase `two`",
+        "thresholds.2.operation: `GET` is a command inside batch round trips",
+        "thresholds.3.workload: workload `b` runs in no phase",
+    ] {
+        assert!(out.stderr.contains(want), "missing `{want}` in:\n{}", out.stderr);
+    }
+}
+
+#[test]
+fn plans_show_every_option_and_scale_counts_and_fault_names_with_the_run() {
+    let dir = scratch("plan-options");
+    std::fs::write(
+        dir.join("o.yaml"),
+        "name: o\ntarget: {url: redis://127.0.0.1:6379}\nconnections: {command_timeout: 250ms}\nkeyspace: {distribution: {zipf: {exponent: 0.9}}, value_size: {min: 16B, max: 1KiB}, ttl: 10m}\nworkloads:\n  p: {kind: pipeline, depth: 7}\n  q: {kind: pubsub, pattern: true, message_size: 256B}\nphases: [{name: p, duration: 100s, workers: 2}]\nfaults: [{action: client_kill, at: 50s}]\nthresholds: [ops > 9000, errors < 50]\n",
+    )
+    .unwrap();
+    let out = run_in(&dir, &["plan", "o.yaml", "--time-scale", "0.01"], &[], Duration::from_secs(30));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    for want in [
+        "zipf 0.9 keys",
+        "values 16B..1KiB",
+        "ttl 10m",
+        "depth 7",
+        "pattern true",
+        "message_size 256B",
+        "command 250ms",
+        "client_kill@500ms",
+        "limit ×0.01 by --time-scale: 90",
+        "errors < 50 (limit ×0.01 by --time-scale: 0.5)",
+    ] {
+        assert!(out.stdout.contains(want), "missing `{want}` in:\n{}", out.stdout);
+    }
+    assert!(!out.stdout.contains("client_kill@50s"), "{}", out.stdout);
+}
+
+#[test]
+fn set_takes_the_text_where_a_string_is_due_and_aliases_are_understood() {
+    let out = run(&["plan", "scenarios/basic.yaml", "--set", "keyspace.prefix=app:x:"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(out.stdout.contains("under `app:x:cache:`"), "{}", out.stdout);
+    let dir = scratch("aliases");
+    std::fs::write(
+        dir.join("z.yaml"),
+        "name: z\ntarget: {url: redis://127.0.0.1:6379}\nworkloads: {w: {kind: zset}, h: {kind: hashes}}\nphases: [{name: p, duration: 1s, workers: 1}]\n",
+    )
+    .unwrap();
+    let out = run_in(&dir, &["validate", "z.yaml"], &[], Duration::from_secs(30));
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("`zset` is not one of") && out.stderr.contains("did you mean `sorted_set`?"), "{}", out.stderr);
+    assert!(out.stderr.contains("did you mean `hash`?"), "{}", out.stderr);
 }

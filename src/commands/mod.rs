@@ -16,21 +16,34 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Plan { file, json, time_scale, inputs } => plan(&file, json, time_scale, &inputs),
         Command::Apply(args) => apply::apply(&args),
         Command::Report { report, html } => render_report(&report, html.as_deref()),
-        Command::Compare { baseline, current, max_regression, max_latency_regression, latency_floor, max_error_rate_increase, min_ops, json } => {
+        Command::Compare {
+            reports,
+            baseline,
+            last,
+            all,
+            alpha,
+            max_regression,
+            max_latency_regression,
+            latency_floor,
+            max_error_rate_increase,
+            min_ops,
+            json,
+        } => {
             let t = crate::report::compare::Tolerances {
                 max_regression,
                 max_latency_regression,
                 latency_floor_us: latency_floor.as_secs_f64() * 1e6,
                 max_error_rate_increase,
                 min_ops,
+                alpha,
             };
-            compare(&baseline, &current, t, json)
+            compare(&reports, baseline.as_deref(), last as usize, t, all, json)
         }
         Command::Schema { report } => {
             if report {
                 print!("{}", crate::report::schema_text());
             } else {
-                print!("{}", scenario::schema::schema_text());
+                print!("{}", scenario::editor_schema::schema_text());
             }
             exit::OK
         }
@@ -149,19 +162,67 @@ fn render_report(path: &Path, html: Option<&Path>) -> u8 {
     exit::OK
 }
 
-fn compare(baseline: &Path, current: &Path, t: crate::report::compare::Tolerances, json: bool) -> u8 {
-    let (b, c) = match (read_report(baseline), read_report(current)) {
-        (Ok(b), Ok(c)) => (b, c),
-        (Err(e), _) | (_, Err(e)) => {
+fn compare(reports: &[PathBuf], dir: Option<&Path>, last: usize, t: crate::report::compare::Tolerances, all: bool, json: bool) -> u8 {
+    let (current_path, given) = reports.split_last().expect("clap requires one report");
+    let mut paths: Vec<PathBuf> = given.to_vec();
+    if let Some(dir) = dir {
+        match newest_reports(dir, current_path, last) {
+            Ok(found) => paths.extend(found),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::INVALID;
+            }
+        }
+    }
+    if paths.is_empty() {
+        eprintln!("error: no baseline: give `compare BASELINE... CURRENT` or `--baseline DIR`");
+        return exit::INVALID;
+    }
+    let mut baselines = Vec::new();
+    for p in &paths {
+        match read_report(p) {
+            Ok(r) => baselines.push(r),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::INVALID;
+            }
+        }
+    }
+    let current = match read_report(current_path) {
+        Ok(r) => r,
+        Err(e) => {
             eprintln!("error: {e}");
             return exit::INVALID;
         }
     };
-    let result = crate::report::compare::compare(&b, &c, t);
+    let result = match crate::report::compare::compare(&baselines, &current, t) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: not comparable: {e}");
+            return exit::INVALID;
+        }
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&result).expect("comparisons serialize"));
     } else {
-        print!("{}", crate::report::compare::render(&result));
+        print!("{}", crate::report::compare::render(&result, all));
     }
     if result.passed { exit::OK } else { exit::THRESHOLD_FAILED }
+}
+
+/// The `last` newest run reports in `dir` by start time (files that are not reports are skipped),
+/// leaving out `current` itself.
+fn newest_reports(dir: &Path, current: &Path, last: usize) -> Result<Vec<PathBuf>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: cannot list folder: {e}", dir.display()))?;
+    let same = |p: &Path| std::fs::canonicalize(p).ok() == std::fs::canonicalize(current).ok();
+    let mut found: Vec<(String, PathBuf)> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json") && p.is_file() && !same(p))
+        .filter_map(|p| read_report(&p).ok().map(|r| (r.started_at, p)))
+        .collect();
+    if found.is_empty() {
+        return Err(format!("{}: no run reports in this folder", dir.display()));
+    }
+    found.sort();
+    Ok(found.into_iter().rev().take(last).map(|(_, p)| p).collect())
 }

@@ -128,6 +128,8 @@ pub struct RunResult {
     pub workloads: Vec<(String, Vec<&'static str>)>,
     /// Results by (phase, workload, operation).
     pub rows: BTreeMap<OpKey, OpStats>,
+    /// Per row, its figures over each time block of its phase (see [`blocks_in`]).
+    pub blocks: BTreeMap<OpKey, Vec<crate::metrics::BlockSample>>,
     /// Commands the workers sent, per phase and name (resends included).
     pub commands: BTreeMap<u16, BTreeMap<&'static str, u64>>,
     /// Per-second series.
@@ -380,7 +382,10 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         let _ = s.await;
     }
     let _ = collector_stop_tx.send(true);
-    let mut series = collector.await.unwrap_or_default();
+    let (mut series, mut blocks) = collector.await.unwrap_or_default();
+    // Operations that finished after the last block boundary belong to their phase's last block.
+    let last_block_secs = plan.phases.last().map_or(1.0, |p| p.duration.as_secs_f64() / blocks_in(p) as f64);
+    add_blocks(&mut blocks, metrics.take_blocks(last_block_secs), None);
     let last = metrics.take_interval();
     if last.ops > 0 {
         let prev = series.last().map_or(0.0, |p| p.t);
@@ -407,6 +412,7 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         interrupted,
         workloads: shared.workloads.iter().map(|w| (w.name.clone(), w.ops.clone())).collect(),
         rows: metrics.merged(),
+        blocks,
         commands: metrics.phase_commands(),
         series,
         phases,
@@ -447,9 +453,48 @@ fn point(t: f64, secs: f64, iv: &crate::metrics::IntervalStats) -> TimePoint {
     }
 }
 
+/// How many equal time blocks a phase is cut into for judging changes between runs: one per
+/// second up to 20, so a long phase gives 20 samples per operation and a short one at least one.
+pub fn blocks_in(p: &crate::plan::PlannedPhase) -> u32 {
+    (p.duration.as_secs() as u32).clamp(1, 20)
+}
+
+/// Appends each row's block; a row whose phase is not the one whose block ended (an operation
+/// that finished after its phase) joins its own last block.
+fn add_blocks(into: &mut BTreeMap<OpKey, Vec<crate::metrics::BlockSample>>, taken: BTreeMap<OpKey, crate::metrics::BlockSample>, phase: Option<u16>) {
+    for (k, b) in taken {
+        let list = into.entry(k).or_default();
+        match list.last_mut() {
+            Some(last) if phase != Some(k.phase) => {
+                last.count += b.count;
+                last.errors += b.errors;
+            }
+            _ => list.push(b),
+        }
+    }
+}
+
 /// Takes the interval totals once a second until stopped: appends to the time series and
-/// publishes the live status (first right away, so displays show the first phase at once).
-async fn collect_series(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, live: watch::Sender<Live>) -> Vec<TimePoint> {
+/// publishes the live status (first right away, so displays show the first phase at once). At
+/// each block boundary of a phase it takes the rows' block figures.
+async fn collect_series(
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    live: watch::Sender<Live>,
+) -> (Vec<TimePoint>, BTreeMap<OpKey, Vec<crate::metrics::BlockSample>>) {
+    let mut boundaries: std::collections::VecDeque<(Instant, u16, f64)> = shared
+        .plan
+        .phases
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| {
+            let n = blocks_in(p);
+            let len = p.duration / n;
+            (1..=n).map(move |k| (p.start + len * k, i as u16, len.as_secs_f64()))
+        })
+        .map(|(at, i, secs)| (shared.t0 + at, i, secs))
+        .collect();
+    let mut blocks = BTreeMap::new();
     let t0 = shared.t0;
     let mut series = Vec::new();
     let mut tick = tokio::time::interval_at(tokio::time::Instant::from_std(t0 + Duration::from_secs(1)), Duration::from_secs(1));
@@ -492,7 +537,13 @@ async fn collect_series(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, li
     log_phase(&first);
     let _ = live.send(first);
     loop {
+        let next_block = boundaries.front().map_or_else(|| t0 + Duration::from_secs(86_400 * 365), |b| b.0);
         tokio::select! {
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(next_block)) => {
+                if let Some((_, phase, secs)) = boundaries.pop_front() {
+                    add_blocks(&mut blocks, shared.metrics.take_blocks(secs), Some(phase));
+                }
+            }
             _ = tick.tick() => {
                 let elapsed = t0.elapsed();
                 let t = elapsed.as_secs_f64();
@@ -505,7 +556,7 @@ async fn collect_series(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, li
                 let _ = live.send(now);
                 prev = t;
             }
-            _ = stop.changed() => return series,
+            _ = stop.changed() => return (series, blocks),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod html;
 pub mod otlp;
 pub mod progress;
 pub mod prometheus;
+pub mod stats;
 pub mod summary;
 pub mod thresholds;
 
@@ -199,6 +200,10 @@ pub struct OpReport {
     /// The latency histogram of successful operations, HdrHistogram V2 serialized, base64 (merge
     /// reports with it).
     pub histogram: Option<String>,
+    /// The row's figures over each time block of the phase (one per second, at most 20): the
+    /// samples `compare` tests a change against.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<crate::metrics::BlockSample>,
 }
 
 /// Latency percentiles in µs.
@@ -367,6 +372,7 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
                     service_time_us: Percentiles::of(&stats.service),
                     error_latency_us: stats.error_latency.as_deref().and_then(Percentiles::of),
                     histogram: serialize_histogram(&stats.latency),
+                    blocks: run.blocks.get(key).cloned().unwrap_or_default(),
                 });
             }
             PhaseReport {

@@ -4,6 +4,7 @@
 //! it found, each located at `file:line:column`.
 
 pub mod diagnostic;
+pub mod editor_schema;
 pub mod interpolate;
 pub mod model;
 pub mod node;

@@ -18,7 +18,100 @@ pub fn schema() -> Value {
     let schema = settings.into_generator().into_root_schema_for::<RawScenario>();
     let mut value = serde_json::to_value(schema).expect("a generated schema is valid JSON");
     describe_variant_keys(&mut value);
+    select_by_tag(&mut value);
+    name_definitions(&mut value);
     value
+}
+
+/// A choice between variants told apart by a tag (`kind: list`, `action: failover`) becomes
+/// `if kind is list then <list's schema>`, one per variant, instead of a `oneOf`. The tag then
+/// selects exactly one branch, so validators and editors judge the value against the variant the
+/// user chose: a misspelt key is reported as that (not as "matches none of eight schemas"), an
+/// empty workload completes `kind` (not the options of all eight kinds), and values inside a
+/// variant are checked at their own paths.
+fn select_by_tag(node: &mut Value) {
+    match node {
+        Value::Object(map) => {
+            if let Some(Value::Array(branches)) = map.get("oneOf") {
+                if let Some((tag, values)) = tagged(branches) {
+                    let branches = branches.clone();
+                    map.remove("oneOf");
+                    let descriptions: Vec<Value> = branches.iter().map(|b| b.get("description").cloned().unwrap_or(Value::String(String::new()))).collect();
+                    let all_of: Vec<Value> = branches
+                        .into_iter()
+                        .zip(&values)
+                        .map(|(branch, v)| serde_json::json!({ "if": { "properties": { (tag): { "const": v } }, "required": [tag] }, "then": branch }))
+                        .collect();
+                    map.insert("type".into(), Value::String("object".into()));
+                    map.insert("required".into(), serde_json::json!([tag]));
+                    map.insert(
+                        "properties".into(),
+                        serde_json::json!({ (tag): { "description": format!("Which one: {}.", values.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ")), "type": "string", "enum": values, "enumDescriptions": descriptions } }),
+                    );
+                    map.insert("allOf".into(), Value::Array(all_of));
+                }
+            }
+            map.values_mut().for_each(select_by_tag);
+        }
+        Value::Array(items) => items.iter_mut().for_each(select_by_tag),
+        _ => {}
+    }
+}
+
+/// The tag key and its values when every branch is an object whose tag property is a constant.
+fn tagged(branches: &[Value]) -> Option<(&'static str, Vec<String>)> {
+    TAGS.iter().find_map(|tag| {
+        let values: Option<Vec<String>> = branches.iter().map(|b| b.get("properties")?.get(*tag)?.get("const")?.as_str().map(str::to_owned)).collect();
+        values.filter(|v| !v.is_empty()).map(|v| (*tag, v))
+    })
+}
+
+/// Definitions get the names people know them by (`phase`, not the type name `RawPhase`), which
+/// editors show in completions and hovers, and a `title` saying the same.
+fn name_definitions(root: &mut Value) {
+    let Some(Value::Object(defs)) = root.get_mut("definitions") else { return };
+    let renames: Vec<(String, String)> = defs.keys().map(|k| (k.clone(), definition_name(k))).collect();
+    let old = std::mem::take(defs);
+    for (k, mut v) in old {
+        let name = definition_name(&k);
+        if let Value::Object(m) = &mut v {
+            m.entry("title").or_insert_with(|| Value::String(name.replace('_', " ")));
+        }
+        defs.insert(name, v);
+    }
+    fn fix_refs(node: &mut Value, renames: &[(String, String)]) {
+        match node {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get_mut("$ref") {
+                    if let Some((_, new)) = renames.iter().find(|(old, _)| r.strip_prefix("#/definitions/") == Some(old.as_str())) {
+                        *r = format!("#/definitions/{new}");
+                    }
+                }
+                m.values_mut().for_each(|v| fix_refs(v, renames));
+            }
+            Value::Array(a) => a.iter_mut().for_each(|v| fix_refs(v, renames)),
+            _ => {}
+        }
+    }
+    fix_refs(root, &renames);
+}
+
+/// `RawKeyspaceOverride` → `keyspace_override`; the two ramps by what they ramp.
+fn definition_name(type_name: &str) -> String {
+    match type_name {
+        "Ramp" => return "workers".into(),
+        "Ramp2" => return "rate".into(),
+        _ => {}
+    }
+    let bare = type_name.strip_prefix("Raw").unwrap_or(type_name);
+    let mut out = String::new();
+    for (i, c) in bare.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
 }
 
 /// Tag keys (`kind: basic`, `action: failover`) and externally tagged variants (`zipf: {…}`) get no
@@ -45,13 +138,6 @@ fn describe_variant_keys(node: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(describe_variant_keys),
         _ => {}
     }
-}
-
-/// The schema as committed in `schemas/scenario.schema.json`: pretty JSON plus a final newline.
-pub fn schema_text() -> String {
-    let mut s = serde_json::to_string_pretty(&schema()).expect("schema serializes");
-    s.push('\n');
-    s
 }
 
 fn validator() -> &'static (Validator, Value) {
@@ -426,7 +512,8 @@ mod tests {
                             }
                         }
                     }
-                    for (k, v) in m {
+                    // `if` conditions select a variant; editors never offer their properties.
+                    for (k, v) in m.iter().filter(|(k, _)| *k != "if") {
                         walk(v, &format!("{path}/{k}"), missing);
                     }
                 }
