@@ -250,10 +250,16 @@ impl Default for BlockAcc {
     }
 }
 
+/// One row as a thread records it: the run's figures and the current block's, under one lookup.
+#[derive(Default)]
+struct Row {
+    stats: OpStats,
+    block: BlockAcc,
+}
+
 #[derive(Default)]
 struct ThreadRecorder {
-    ops: HashMap<OpKey, OpStats, std::hash::BuildHasherDefault<OpKeyHasher>>,
-    blocks: HashMap<OpKey, BlockAcc, std::hash::BuildHasherDefault<OpKeyHasher>>,
+    ops: HashMap<OpKey, Row, std::hash::BuildHasherDefault<OpKeyHasher>>,
     interval: IntervalStats,
     /// Commands sent by the workers, per phase, by [`Command`] id.
     commands: Vec<[u64; COMMAND_COUNT]>,
@@ -261,7 +267,7 @@ struct ThreadRecorder {
 
 impl ThreadRecorder {
     fn record(&mut self, key: OpKey, role: OpRole, outcome: Outcome, latency_us: Option<u64>, service_us: Option<u64>) {
-        let stats = self.ops.entry(key).or_default();
+        let Row { stats, block } = self.ops.entry(key).or_default();
         stats.role = role;
         let ok = !matches!(outcome, Outcome::Error(_));
         match outcome {
@@ -285,7 +291,6 @@ impl ThreadRecorder {
         if let Some(s) = service_us.filter(|_| ok) {
             stats.service.saturating_record(s.clamp(1, MAX_TRACKED_US));
         }
-        let block = self.blocks.entry(key).or_default();
         block.count += 1;
         block.errors += u64::from(!ok);
         if let Some(l) = latency_us.filter(|_| ok) {
@@ -316,6 +321,21 @@ pub struct Sends {
     pub times: u64,
     /// ASKING commands sent ahead of it.
     pub asking: u64,
+}
+
+/// One finished round trip, as [`RunMetrics::record_round_trip`] takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Trip<'a> {
+    /// Each operation's outcome and what one count of it is.
+    pub items: &'a [(u16, Outcome, OpRole)],
+    /// From the intended start, µs.
+    pub latency_us: u64,
+    /// From the send, µs.
+    pub service_us: u64,
+    /// The commands it carried.
+    pub cmds: &'a [Cmd],
+    /// How often they went out.
+    pub sends: Sends,
 }
 
 /// Commands sent outside the workers' round trips (connection setup, health checks,
@@ -595,13 +615,14 @@ impl RunMetrics {
 
     /// Counts resends of an operation after connection errors.
     pub fn record_retries(&self, key: OpKey, n: u64) {
-        self.with_local(|rec| rec.ops.entry(key).or_default().retries += n);
+        self.with_local(|rec| rec.ops.entry(key).or_default().stats.retries += n);
     }
 
     /// Records one round trip under one lock: each `(op, outcome, role)` item (the round trip's own
     /// operation gets its latency and service time; the commands inside a batch are only
     /// counted), and the commands sent.
-    pub fn record_round_trip(&self, phase: u16, workload: u16, items: &[(u16, Outcome, OpRole)], latency_us: u64, service_us: u64, cmds: &[Cmd], sends: Sends) {
+    pub fn record_round_trip(&self, phase: u16, workload: u16, trip: Trip<'_>) {
+        let Trip { items, latency_us, service_us, cmds, sends } = trip;
         self.with_local(|rec| {
             for &(op, outcome, role) in items {
                 let timed = role == OpRole::RoundTrip;
@@ -624,7 +645,7 @@ impl RunMetrics {
         let mut merged: BTreeMap<OpKey, BlockAcc> = BTreeMap::new();
         for t in self.threads.lock().expect("metrics lock").iter() {
             let mut rec = t.lock().expect("recorder lock");
-            for (k, b) in rec.blocks.iter_mut().filter(|(_, b)| b.count > 0) {
+            for (k, b) in rec.ops.iter_mut().map(|(k, r)| (k, &mut r.block)).filter(|(_, b)| b.count > 0) {
                 let m = merged.entry(*k).or_default();
                 m.latency.add(&b.latency).expect("same bounds");
                 m.count += b.count;
@@ -677,8 +698,8 @@ impl RunMetrics {
         let mut out: BTreeMap<OpKey, OpStats> = BTreeMap::new();
         for t in self.threads.lock().expect("metrics lock").iter() {
             let rec = t.lock().expect("recorder lock");
-            for (k, v) in &rec.ops {
-                out.entry(*k).or_default().merge(v);
+            for (k, row) in &rec.ops {
+                out.entry(*k).or_default().merge(&row.stats);
             }
         }
         out
@@ -699,9 +720,23 @@ mod tests {
                 std::thread::spawn(move || {
                     for j in 0..1000u64 {
                         let outcome = if j % 10 == 0 { Outcome::Miss } else { Outcome::Ok };
-                        m.record_round_trip(0, 0, &[(1, outcome, OpRole::RoundTrip)], 100 + i, 50, &[], Sends::default());
+                        m.record_round_trip(
+                            0,
+                            0,
+                            Trip { items: &[(1, outcome, OpRole::RoundTrip)], latency_us: 100 + i, service_us: 50, cmds: &[], sends: Sends::default() },
+                        );
                     }
-                    m.record_round_trip(0, 0, &[(1, Outcome::Error(ErrorClass::Timeout), OpRole::RoundTrip)], 5_000_000, 0, &[], Sends::default());
+                    m.record_round_trip(
+                        0,
+                        0,
+                        Trip {
+                            items: &[(1, Outcome::Error(ErrorClass::Timeout), OpRole::RoundTrip)],
+                            latency_us: 5_000_000,
+                            service_us: 0,
+                            cmds: &[],
+                            sends: Sends::default(),
+                        },
+                    );
                 })
             })
             .collect();

@@ -366,3 +366,29 @@ cleanup: false
         assert!((1..=10).contains(&len), "hash {k} holds {len} fields");
     }
 }
+
+#[test]
+fn errors_are_printed_once_and_verdicts_only_in_the_summary() {
+    let dir = scratch("verdict-output");
+    let f = write(
+        &dir,
+        "down.yaml",
+        "name: down\ntarget: {url: redis://127.0.0.1:1}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\n",
+    );
+    let out = run_in(&dir, &["apply", &f], &[], DEADLINE);
+    assert_eq!(out.code, Some(3), "{}", out.all());
+    assert_eq!(out.stderr.matches("Connection refused").count(), 1, "the connection error once: {}", out.stderr);
+    let server = RedisServer::start(&[]);
+    let f = write(
+        &dir,
+        "fail.yaml",
+        &format!(
+            "name: fail\ntarget: {{url: \"{}\"}}\nworkloads: {{w: {{kind: basic}}}}\nphases: [{{name: p, duration: 300ms, workers: 1, rate: 100}}]\nthresholds: [p99 < 1us]\n",
+            server.url()
+        ),
+    );
+    let out = run_in(&dir, &["apply", &f, "--quiet"], &[], DEADLINE);
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    assert!(!out.stderr.contains("WARN"), "no warning lines ahead of the summary: {}", out.stderr);
+    assert!(out.stdout.contains("FAIL p99 < 1us"), "{}", out.stdout);
+}

@@ -12,7 +12,7 @@ use tokio::time::{Instant as TokioInstant, sleep_until};
 
 use super::Shared;
 use crate::keys::{Rng, worker_rng};
-use crate::metrics::{ErrorClass, OpRole, Outcome, Sends};
+use crate::metrics::{ErrorClass, OpRole, Outcome, Sends, Trip};
 use crate::pool::Route;
 use crate::target::conn::ConnError;
 use crate::target::resp::Value;
@@ -108,7 +108,8 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
                 Ok(()) => workload.classify(&prepared, &rt, &replies, &mut sink),
                 Err(class) => workload.fail(&prepared, &rt, class, &mut sink),
             }
-            shared.metrics.record_round_trip(pi as u16, wi as u16, &outcomes, latency, service, rt.commands(), sends);
+            let trip = Trip { items: &outcomes, latency_us: latency, service_us: service, cmds: rt.commands(), sends };
+            shared.metrics.record_round_trip(pi as u16, wi as u16, trip);
             if let Some((ratio, tx)) = &shared.spans {
                 if rand::RngExt::random::<f64>(&mut rng) < *ratio {
                     let end_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);

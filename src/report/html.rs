@@ -36,7 +36,7 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(
         h,
-        "<table class=\"kv\"><tr><th>target</th><td>{} (mode {}, {}, TLS {})</td></tr><tr><th>started</th><td>{}</td></tr><tr><th>ended</th><td>{}</td></tr><tr><th>duration</th><td>{:.1} s{}</td></tr><tr><th>totals</th><td>{} ops, {:.1} ops/s, {} errors ({:.4}%), p50 {}, p99 {}, p99.9 {}</td></tr><tr><th>connections</th><td>{} opened, {} dropped, {} reconnects, {} failed to open{}</td></tr></table>",
+        "<table class=\"kv\"><tr><th>target</th><td>{} (mode {}, {}, TLS {})</td></tr><tr><th>started</th><td>{}</td></tr><tr><th>ended</th><td>{}</td></tr><tr><th>duration</th><td>{:.1} s{}</td></tr><tr><th>totals</th><td>{} round trips, {:.1}/s, {} errors ({:.4}%), p50 {}, p99 {}, p99.9 {} (successful operations)</td></tr><tr><th>connections</th><td>{} opened, {} dropped, {} reconnects, {} failed to open{}</td></tr></table>",
         esc(&r.target.address),
         esc(&r.target.mode),
         esc(&r.target.protocol),
@@ -331,15 +331,29 @@ fn errors(r: &Report) -> String {
 fn phase_tables(r: &Report) -> String {
     let mut s = String::new();
     for p in &r.phases {
-        let _ = writeln!(s, "<h3>{} — {} ops, {:.1} ops/s, {} errors</h3>", esc(&p.name), p.count, p.ops_per_sec, p.errors);
-        s.push_str("<table><tr><th>workload</th><th>operation</th><th>ops</th><th>ops/s</th><th>p50</th><th>p99</th><th>p99.9</th><th>max</th><th>miss</th><th>errors</th></tr>\n");
+        let commands: u64 = p.commands.values().sum();
+        let _ = writeln!(
+            s,
+            "<h3>{} — {} round trips, {:.1}/s, {} errors; {commands} commands sent{}</h3>",
+            esc(&p.name),
+            p.count,
+            p.ops_per_sec,
+            p.errors,
+            if p.deliveries > 0 { format!(", {} deliveries", p.deliveries) } else { String::new() }
+        );
+        s.push_str("<table><tr><th>workload</th><th>operation</th><th>unit</th><th>count</th><th>per sec</th><th>p50</th><th>p99</th><th>p99.9</th><th>max</th><th>miss</th><th>errors</th></tr>\n");
         for o in &p.operations {
             let lat = |f: &dyn Fn(&super::Percentiles) -> u64| o.latency_us.as_ref().map_or("-".to_owned(), |l| format_us(f(l) as f64));
             let _ = writeln!(
                 s,
-                "<tr><td style=\"text-align:left\">{}</td><td style=\"text-align:left\">{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td style=\"text-align:left\">{}</td><td style=\"text-align:left\">{}</td><td style=\"text-align:left\">{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&o.workload),
                 esc(&o.operation),
+                match o.unit {
+                    crate::metrics::OpRole::RoundTrip => "round trip",
+                    crate::metrics::OpRole::Command => "command in a batch",
+                    crate::metrics::OpRole::Delivery => "delivery",
+                },
                 o.count,
                 o.ops_per_sec,
                 lat(&|l| l.p50),
@@ -352,5 +366,6 @@ fn phase_tables(r: &Report) -> String {
         }
         s.push_str("</table>\n");
     }
+    s.push_str("<p>Latencies are from each operation's intended start, over successful operations only; a round trip is what `rate` schedules.</p>\n");
     s
 }

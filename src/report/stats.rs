@@ -84,6 +84,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::approx_constant)]
     fn mann_whitney_matches_reference_values() {
         // scipy.stats.mannwhitneyu(a, b, alternative="two-sided", method="asymptotic"): 0.132919…
         let a = [1.83, 0.50, 1.62, 2.48, 1.68, 1.88, 1.55, 3.06, 1.30];
