@@ -193,9 +193,10 @@ pub struct RoundTrip {
 }
 
 impl RoundTrip {
-    /// An empty round trip with room for typical batches.
+    /// An empty round trip; its buffers grow on first use and are kept (a worker that never runs
+    /// costs nothing).
     pub fn new() -> RoundTrip {
-        RoundTrip { resp: Vec::with_capacity(4096), cmds: Vec::with_capacity(32) }
+        RoundTrip::default()
     }
 
     /// Forgets the previous round trip's commands (keeps the memory).

@@ -18,6 +18,7 @@ pub mod command;
 pub mod commands;
 pub mod executor;
 pub mod exit;
+pub mod files;
 pub mod keys;
 pub mod logging;
 pub mod metrics;

@@ -173,6 +173,11 @@ impl PlannedPhase {
     pub fn op_time(&self, n: u64) -> Option<Duration> {
         let Ramp { from, to } = self.rate?;
         let d = self.duration.as_secs_f64();
+        if n == 0 {
+            // The first operation starts the phase (also on a ramp from 0, where the formula
+            // below is 0/0).
+            return (d > 0.0 && (from > 0.0 || to > 0.0)).then_some(Duration::ZERO);
+        }
         let n = n as f64;
         let t = if from == to {
             if from <= 0.0 {
@@ -193,6 +198,22 @@ impl PlannedPhase {
             2.0 * n / denom
         };
         (t.is_finite() && t < d).then(|| Duration::from_secs_f64(t))
+    }
+
+    /// How many operations are due in the first `elapsed` of the phase: those whose start time
+    /// ([`Self::op_time`]) is at or before it. `None` in closed loop.
+    pub fn ops_due(&self, elapsed: Duration) -> Option<u64> {
+        let s = self.scheduled_ops(elapsed)?;
+        // Operation n starts when the integral reaches n: operations 0..=floor(s) are due. Start
+        // times are whole nanoseconds, so allow the integral one nanosecond of the peak rate.
+        let rate = self.rate.map_or(0.0, |r| r.from.max(r.to));
+        Some(if s.is_finite() { ((s + rate * 1e-9).floor() as u64).saturating_add(1) } else { u64::MAX })
+    }
+
+    /// Operations the whole phase schedules: those that start before its end. `None` in closed loop.
+    pub fn total_ops(&self) -> Option<u64> {
+        let s = self.scheduled_ops(self.duration)?;
+        Some(if s.is_finite() { s.ceil() as u64 } else { u64::MAX })
     }
 
     /// The part of the phase during which worker `w` (0-based) is active, as offsets from the
@@ -516,6 +537,26 @@ mod tests {
             rate: rate.map(|(from, to)| Ramp { from, to }),
             mix: vec![],
         }
+    }
+
+    #[test]
+    fn the_schedules_integral_counts_exactly_the_operations_op_time_starts() {
+        for (rate, secs) in [((1000.0, 1000.0), 3), ((0.0, 500.0), 4), ((800.0, 100.0), 2), ((3.5, 3.5), 2)] {
+            let p = phase((1, 1), Some(rate), secs);
+            let total = p.total_ops().unwrap();
+            assert!(p.op_time(total - 1).is_some() && p.op_time(total).is_none(), "{rate:?}: {total}");
+            for n in [0, 1, total / 2, total - 1] {
+                let t = p.op_time(n).unwrap();
+                assert!(p.ops_due(t).unwrap() > n, "{rate:?}: operation {n} at {t:?} is due by then");
+                if let Some(before) = t.checked_sub(Duration::from_micros(50)) {
+                    assert!(p.ops_due(before).unwrap() <= n, "{rate:?}: operation {n} is not due before {t:?}");
+                }
+            }
+        }
+        // Any rate: an astronomically large one is counted, not iterated.
+        let huge = phase((1, 1), Some((1e300, 1e300)), 1);
+        assert_eq!(huge.total_ops(), Some(u64::MAX));
+        assert_eq!(huge.ops_due(Duration::from_millis(1)), Some(u64::MAX));
     }
 
     #[test]

@@ -138,9 +138,12 @@ fn plan(file: &Path, json: bool, time_scale: f64, inputs: &ScenarioInputs) -> u8
 }
 
 /// Reads a JSON report written by `apply`.
+/// Largest run report read back (a day-long run's report is a few megabytes).
+const MAX_REPORT_BYTES: u64 = 256 * 1024 * 1024;
+
 fn read_report(path: &Path) -> Result<crate::report::Report, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}:{}:{}: not a redis-test report: {e}", path.display(), e.line(), e.column()))
+    let bytes = crate::files::read_bounded(path, MAX_REPORT_BYTES).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("{}:{}:{}: not a redis-test report: {e}", path.display(), e.line(), e.column()))
 }
 
 fn render_report(path: &Path, html: Option<&Path>) -> u8 {

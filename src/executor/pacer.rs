@@ -50,27 +50,37 @@ pub fn start(phases: &[PlannedPhase], t0: Instant, stop: Arc<AtomicBool>) -> (Ve
 
 /// Longest single sleep, so that `stop` is noticed promptly.
 const MAX_NAP: Duration = Duration::from_millis(20);
+/// Most tokens waiting in the semaphore at once (tokio's limit is far above; a schedule that far
+/// ahead of the workers is counted in `released` all the same, and shows up as backlog).
+const MAX_WAITING: u64 = 1 << 32;
+/// After releasing this many tokens at once the rate is very high: pause briefly rather than spin.
+const BURST: u64 = 1000;
 
+/// Releases the phase's tokens as they fall due until the phase ends or `stop` is set. Each wake-up
+/// computes how many operations are due from the schedule's integral (O(1), whatever the rate), so
+/// the thread keeps time and answers `stop` at any rate.
 fn release(phase: &PlannedPhase, tokens: &Tokens, start: Instant, stop: &AtomicBool) {
-    let mut n: u64 = 0;
-    while !stop.load(Ordering::Relaxed) {
-        let Some(offset) = phase.op_time(n) else { return };
-        let due = start + offset;
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep((due - now).min(MAX_NAP));
+    let total = phase.total_ops().unwrap_or(0);
+    let mut released: u64 = 0;
+    while !stop.load(Ordering::Relaxed) && released < total {
+        let elapsed = Instant::now().saturating_duration_since(start);
+        let due = if elapsed >= phase.duration { total } else { phase.ops_due(elapsed).unwrap_or(0).min(total) };
+        if due > released {
+            let n = due - released;
+            released = due;
+            tokens.released.store(released, Ordering::Relaxed);
+            let room = MAX_WAITING.saturating_sub(tokens.ready.available_permits() as u64);
+            tokens.ready.add_permits(n.min(room) as usize);
+            if n >= BURST {
+                std::thread::sleep(Duration::from_micros(100));
+            }
             continue;
         }
-        // Release everything that is due by now in one go.
-        let mut count = 0usize;
-        while let Some(t) = phase.op_time(n) {
-            if start + t > now {
-                break;
-            }
-            n += 1;
-            count += 1;
+        // Sleep until the next operation is due (or a little while, to look at `stop`).
+        let next = phase.op_time(released).map_or(phase.duration, |t| t);
+        let wait = (start + next).saturating_duration_since(Instant::now());
+        if !wait.is_zero() {
+            std::thread::sleep(wait.min(MAX_NAP));
         }
-        tokens.released.fetch_add(count as u64, Ordering::Relaxed);
-        tokens.ready.add_permits(count);
     }
 }

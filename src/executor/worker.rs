@@ -38,8 +38,9 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
     let mut rng: Rng = worker_rng(shared.seed, id);
     let mut states: Vec<Option<WorkerState>> = shared.workloads.iter().map(|_| None).collect();
     let mut rt = RoundTrip::new();
-    let mut replies: Vec<Value> = Vec::with_capacity(32);
-    let mut outcomes: Vec<(u16, Outcome, OpRole)> = Vec::with_capacity(32);
+    // Buffers grow on first use: idle workers (a phase's ramp not reaching them yet) cost nothing.
+    let mut replies: Vec<Value> = Vec::new();
+    let mut outcomes: Vec<(u16, Outcome, OpRole)> = Vec::new();
     let mut result = WorkerResult::default();
     for (pi, phase) in shared.plan.phases.iter().enumerate() {
         let Some((from, until)) = phase.active_window(id as u32) else { continue };

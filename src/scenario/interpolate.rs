@@ -31,7 +31,8 @@ impl Vars {
                 return Ok(vars);
             }
             let name = path.display().to_string();
-            let iter = dotenvy::from_path_iter(path).map_err(|e| Diagnostic::file(&name, format!("cannot read .env file: {e}")))?;
+            let bytes = crate::files::read_bounded(path, super::MAX_FILE_BYTES).map_err(|e| Diagnostic::file(&name, format!(".env file {e}")))?;
+            let iter = dotenvy::from_read_iter(bytes.as_slice());
             for item in iter {
                 let (k, v) = item.map_err(|e| Diagnostic::file(&name, format!("invalid .env file: {e}")))?;
                 vars.dotenv.insert(k, v);

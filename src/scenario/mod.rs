@@ -134,14 +134,14 @@ impl Format {
 
 fn read_text(path: &Path) -> Result<String, Diagnostic> {
     let name = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|e| Diagnostic::file(&name, format!("cannot read: {e}")))?;
-    if meta.is_dir() {
-        return Err(Diagnostic::file(&name, "is a directory, not a scenario file"));
-    }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(Diagnostic::file(&name, format!("is {} bytes; scenario files are limited to {MAX_FILE_BYTES} bytes", meta.len())));
-    }
-    let bytes = std::fs::read(path).map_err(|e| Diagnostic::file(&name, format!("cannot read: {e}")))?;
+    let bytes = crate::files::read_bounded(path, MAX_FILE_BYTES).map_err(|e| {
+        let why = match e {
+            crate::files::ReadError::TooLarge { .. } => format!("is larger than {MAX_FILE_BYTES} bytes; scenario files are limited to that"),
+            crate::files::ReadError::NotRegular("a directory") => "is a directory, not a scenario file".to_owned(),
+            other => format!("{other}; scenario files are regular files"),
+        };
+        Diagnostic::file(&name, why)
+    })?;
     String::from_utf8(bytes).map_err(|e| {
         let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let good = std::str::from_utf8(good).unwrap_or_default();

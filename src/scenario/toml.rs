@@ -10,31 +10,88 @@ use super::diagnostic::Diagnostic;
 use super::node::{Location, Node, NodeKind, Scalar, Source};
 use super::yaml::MAX_DEPTH;
 
+/// Most values (tables, keys and values) a TOML scenario may hold; real ones hold a few hundred.
+/// The TOML parser itself keeps every table in a list it searches, so the cap is checked on the
+/// text before it runs: the time to refuse a hostile file stays bounded.
+pub const MAX_TABLES: usize = 2_000;
+
 /// Parses a TOML document into a node tree.
 pub fn parse(source: &Arc<Source>) -> Result<Node, Diagnostic> {
+    let index = LineIndex::new(&source.text);
+    // Table headers (`[x]`, `[[x]]`) at the start of a line; cheap to count before parsing.
+    let headers = source.text.lines().filter(|l| l.trim_start().starts_with('[')).count();
+    if headers > MAX_TABLES {
+        return Err(Diagnostic::at(Location::new(source, 1, 1), None, format!("the file has {headers} tables; a scenario holds at most {MAX_TABLES}")));
+    }
     let table = DeTable::parse(&source.text).map_err(|e| {
-        let loc = at_offset(source, e.span().map_or(0, |s| s.start));
+        let loc = index.at(source, e.span().map_or(0, |s| s.start));
         Diagnostic::at(loc, None, format!("TOML syntax error: {}", e.message().trim()))
     })?;
     if table.get_ref().is_empty() {
         return Err(Diagnostic::at(Location::new(source, 1, 1), None, "the file is empty; a scenario needs at least `name`, `workloads` and `phases`"));
     }
     let root_loc = Location::new(source, 1, 1);
-    convert_table(source, table.into_inner(), root_loc, 0)
+    let mut nodes = 0;
+    convert_table(&Ctx { source, index: &index }, table.into_inner(), root_loc, 0, &mut nodes)
 }
 
-fn convert_table(source: &Arc<Source>, table: DeTable<'_>, loc: Location, depth: usize) -> Result<Node, Diagnostic> {
+/// Byte offset → line and column in O(log n): the line starts and the characters before each
+/// byte, computed once (a location per value would otherwise rescan the text: quadratic).
+struct LineIndex {
+    line_starts: Vec<usize>,
+    chars_before: Vec<u32>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> LineIndex {
+        let mut line_starts = vec![0];
+        let mut chars_before = Vec::with_capacity(text.len() + 1);
+        let mut chars = 0u32;
+        for (i, b) in text.bytes().enumerate() {
+            chars_before.push(chars);
+            // A character starts at every byte that is not a UTF-8 continuation byte.
+            if b & 0xC0 != 0x80 {
+                chars += 1;
+            }
+            if b == b'\n' {
+                line_starts.push(i + 1);
+            }
+        }
+        chars_before.push(chars);
+        LineIndex { line_starts, chars_before }
+    }
+
+    fn at(&self, source: &Arc<Source>, offset: usize) -> Location {
+        let offset = offset.min(self.chars_before.len() - 1);
+        let line = self.line_starts.partition_point(|s| *s <= offset);
+        let start = self.line_starts[line - 1];
+        let column = (self.chars_before[offset] - self.chars_before[start]) as usize + 1;
+        Location::new(source, line, column)
+    }
+}
+
+/// What every conversion step needs.
+struct Ctx<'a> {
+    source: &'a Arc<Source>,
+    index: &'a LineIndex,
+}
+
+fn convert_table(cx: &Ctx<'_>, table: DeTable<'_>, loc: Location, depth: usize, nodes: &mut usize) -> Result<Node, Diagnostic> {
     let mut map = IndexMap::new();
     for (key, value) in table {
-        let kloc = at_offset(source, key.span().start);
-        let child = convert(source, value, depth + 1)?;
+        let kloc = cx.index.at(cx.source, key.span().start);
+        let child = convert(cx, value, depth + 1, nodes)?;
         map.insert(key.into_inner().into_owned(), (kloc, child));
     }
     Ok(Node::new(NodeKind::Map(map), loc))
 }
 
-fn convert(source: &Arc<Source>, value: Spanned<DeValue<'_>>, depth: usize) -> Result<Node, Diagnostic> {
-    let loc = at_offset(source, value.span().start);
+fn convert(cx: &Ctx<'_>, value: Spanned<DeValue<'_>>, depth: usize, nodes: &mut usize) -> Result<Node, Diagnostic> {
+    let loc = cx.index.at(cx.source, value.span().start);
+    *nodes += 1;
+    if *nodes > super::yaml::MAX_NODES {
+        return Err(Diagnostic::at(loc, None, format!("the document holds more than {} values", super::yaml::MAX_NODES)));
+    }
     if depth > MAX_DEPTH {
         return Err(Diagnostic::at(loc, None, format!("the document is nested more than {MAX_DEPTH} levels deep")));
     }
@@ -59,21 +116,12 @@ fn convert(source: &Arc<Source>, value: Spanned<DeValue<'_>>, depth: usize) -> R
         DeValue::Array(items) => {
             let mut out = Vec::with_capacity(items.len());
             for item in items.iter().cloned() {
-                out.push(convert(source, item, depth + 1)?);
+                out.push(convert(cx, item, depth + 1, nodes)?);
             }
             Ok(Node::new(NodeKind::Seq(out), loc))
         }
-        DeValue::Table(t) => convert_table(source, t, loc, depth),
+        DeValue::Table(t) => convert_table(cx, t, loc, depth, nodes),
     }
-}
-
-/// The 1-based line and column of a byte offset.
-fn at_offset(source: &Arc<Source>, offset: usize) -> Location {
-    let offset = offset.min(source.text.len());
-    let before = source.text.get(..offset).unwrap_or("");
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    Location::new(source, line, column)
 }
 
 #[cfg(test)]
@@ -97,6 +145,18 @@ mod tests {
         let e = load("a = 1\na = 2\n").unwrap_err();
         assert!(e.message.contains("TOML syntax error"), "{}", e.message);
         assert_eq!(e.location.unwrap().line, 2);
+    }
+
+    #[test]
+    fn locations_count_characters_not_bytes() {
+        let n = load("# é\nname = \"ü\" # ok\nx = 1\n").unwrap();
+        let x = n.get(&super::super::node::DocPath::root().key("x")).unwrap();
+        assert_eq!((x.location.line, x.location.column), (3, 5));
+        let index = LineIndex::new("aé\nb");
+        let src = Arc::new(Source { name: "t".into(), text: "aé\nb".into() });
+        let at = |o| index.at(&src, o);
+        assert_eq!((at(3).line, at(3).column), (1, 3), "the byte after é is the third character");
+        assert_eq!((at(4).line, at(4).column), (2, 1));
     }
 
     #[test]

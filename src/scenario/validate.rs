@@ -13,6 +13,12 @@ use crate::units::parse_duration;
 
 /// Largest value size accepted (Redis' own limit is 512 MB; anything near it is a mistake here).
 const MAX_VALUE_SIZE: u64 = 64 * 1024 * 1024;
+/// Most operations per second one process schedules: its pacer keeps time up to this, and no
+/// client core sends more; shards (one process each) go beyond.
+pub const MAX_RATE: f64 = 10_000_000.0;
+/// Most workers one process runs: each is a task of about 3 KiB while it waits for its turn, and far
+/// fewer already saturate a process; shards (one process each) go beyond.
+pub const MAX_WORKERS: u32 = 100_000;
 /// Smallest pub/sub message: the header carries publisher id, sequence number and send time.
 pub const MIN_MESSAGE_SIZE: u64 = 32;
 
@@ -463,9 +469,11 @@ fn phases(c: &mut Checker<'_>, raw: &RawScenario, workloads: &[Workload]) -> Vec
         let duration = c.positive(pp.key("duration"), ph.duration.get());
         let workers = ph.workers.ends();
         for (end, v) in [("from", workers.0), ("to", workers.1)] {
+            let at = if matches!(ph.workers, Ramp::Constant(_)) { pp.key("workers") } else { pp.key("workers").key(end) };
             if v == 0 {
-                let at = if matches!(ph.workers, Ramp::Constant(_)) { pp.key("workers") } else { pp.key("workers").key(end) };
                 c.err(at, "needs at least 1 worker");
+            } else if v > MAX_WORKERS {
+                c.err(at, format!("at most {MAX_WORKERS} workers per process: more cost memory without adding load one process can send; run several processes (shards) to go beyond"));
             }
         }
         let rate = ph.rate.map(|r| {
@@ -474,6 +482,13 @@ fn phases(c: &mut Checker<'_>, raw: &RawScenario, workloads: &[Workload]) -> Vec
                 let at = if matches!(r, Ramp::Constant(_)) { pp.key("rate") } else { pp.key("rate").key(end) };
                 if !v.is_finite() || v < 0.0 {
                     c.err(at, "a rate must be zero or more operations per second");
+                } else if v > MAX_RATE {
+                    c.err(
+                        at,
+                        format!(
+                            "at most {MAX_RATE} operations per second: one redis-test process cannot schedule more; run several processes (shards) to go beyond"
+                        ),
+                    );
                 } else if v == 0.0 && matches!(r, Ramp::Constant(_)) {
                     c.err(at, "a constant rate of 0 sends nothing; remove `rate` for closed-loop load");
                 }

@@ -145,15 +145,7 @@ impl Workload {
 
     /// Fresh per-worker state.
     pub fn worker_state(&self, worker: usize, writers: usize) -> WorkerState {
-        WorkerState {
-            picker: KeyPicker::new(&self.keyspace, worker),
-            key: Vec::with_capacity(64),
-            value: Vec::with_capacity(256),
-            member: Vec::with_capacity(16),
-            seq: 0,
-            worker,
-            writers,
-        }
+        WorkerState { picker: KeyPicker::new(&self.keyspace, worker), key: Vec::new(), value: Vec::new(), member: Vec::new(), seq: 0, worker, writers }
     }
 
     /// The pub/sub side of a pubsub workload (subscribers, delivery accounting).
