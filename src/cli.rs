@@ -109,8 +109,9 @@ pub struct ApplyArgs {
     /// Write the self-contained HTML report here (overrides `output.html`).
     #[arg(long, value_name = "PATH")]
     pub html: Option<String>,
-    /// Run identifier for reports and metric labels (default: generated, or `metrics.labels.run_id`).
-    #[arg(long, value_name = "ID")]
+    /// Run identifier for reports and metric labels (default: generated, or `metrics.labels.run_id`):
+    /// letters, digits and `._:-`, at most 128 characters.
+    #[arg(long, value_name = "ID", value_parser = parse_run_id)]
     pub run_id: Option<String>,
     /// Seed for key and operation choices (default: random); the same seed repeats the same choices.
     #[arg(long)]
@@ -170,4 +171,9 @@ pub fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
 fn parse_time_scale(s: &str) -> Result<f64, String> {
     let x: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
     if x.is_finite() && x > 0.0 && x <= 100.0 { Ok(x) } else { Err("must be above 0 and at most 100".into()) }
+}
+
+/// A run id goes into client names, metric labels and file names: letters, digits and `._:-` only.
+pub fn parse_run_id(s: &str) -> Result<String, String> {
+    crate::scenario::validate::check_run_id(s).map(|()| s.to_owned())
 }

@@ -78,6 +78,32 @@ impl<'a> MakeWriter<'a> for SizeRotating {
     }
 }
 
+/// A log file writer that says once, on stderr, when writing fails (a full disk, a vanished
+/// folder) instead of dropping log lines silently; the run goes on either way.
+struct SaysWhenItFails<W> {
+    inner: W,
+    path: PathBuf,
+    told: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<W: Write> Write for SaysWhenItFails<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.inner.write_all(buf) {
+            Ok(()) => Ok(buf.len()),
+            Err(e) => {
+                if !self.told.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    eprintln!("redis-test: cannot write the log file {}: {e}; log lines are being lost (the run goes on)", self.path.display());
+                }
+                Ok(buf.len())
+            }
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = self.inner.flush();
+        Ok(())
+    }
+}
+
 /// Keeps the file writer flushing until the program ends.
 pub struct Guard(#[allow(dead_code)] Option<tracing_appender::non_blocking::WorkerGuard>);
 
@@ -100,16 +126,18 @@ pub fn init(level: Option<&str>, file: Option<&Path>, rotation: Rotation) -> Res
                 std::fs::create_dir_all(dir).map_err(|e| format!("--log-file {}: {e}", path.display()))?;
             }
             let filter = EnvFilter::try_new(level.unwrap_or("info")).map_err(|e| e.to_string())?;
+            let told = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let (writer, guard) = match rotation {
                 Rotation::Size(limit) => {
-                    tracing_appender::non_blocking(SizeRotating::open(path, limit).map_err(|e| format!("--log-file {}: {e}", path.display()))?)
+                    let inner = SizeRotating::open(path, limit).map_err(|e| format!("--log-file {}: {e}", path.display()))?;
+                    tracing_appender::non_blocking(SaysWhenItFails { inner, path: path.to_path_buf(), told })
                 }
                 Rotation::Daily | Rotation::Never => {
                     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
                     let name = path.file_name().ok_or_else(|| format!("--log-file {}: not a file name", path.display()))?;
-                    let appender =
+                    let inner =
                         if rotation == Rotation::Daily { tracing_appender::rolling::daily(dir, name) } else { tracing_appender::rolling::never(dir, name) };
-                    tracing_appender::non_blocking(appender)
+                    tracing_appender::non_blocking(SaysWhenItFails { inner, path: path.to_path_buf(), told })
                 }
             };
             (Some(tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(false).with_filter(filter)), Some(guard))

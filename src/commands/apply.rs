@@ -71,7 +71,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
         },
         None => None,
     };
-    let mut signals = Signals::catch();
+    let signals = SignalCount::start();
     if !args.quiet {
         eprintln!("redis-test: run {run_id}: {} for {} against {}", scenario.name, crate::units::format_duration(plan.total_duration), plan.target.address);
     }
@@ -81,7 +81,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
     let metrics = std::sync::Arc::new(crate::metrics::RunMetrics::new());
     let prepared = tokio::select! {
         d = target::prepare(&scenario.target, &scenario.connections, &client_name, Some(std::sync::Arc::clone(&metrics.tally))) => d,
-        () = signals.recv() => {
+        () = signals.next(0) => {
             eprintln!("redis-test: interrupted while preparing the target; nothing ran, no report written");
             return exit::INTERRUPTED;
         }
@@ -97,11 +97,16 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
     };
     tracing::info!(address = %deployment.spec.addr, local = deployment.local.is_some(), "target ready");
     let (stop_tx, stop_rx) = watch::channel(false);
-    let signals = tokio::spawn(async move {
-        signals.recv().await;
-        eprintln!("redis-test: interrupted; finishing operations in flight and writing the report");
-        let _ = stop_tx.send(true);
-    });
+    let stopper = {
+        let signals = signals.clone();
+        tokio::spawn(async move {
+            signals.next(0).await;
+            eprintln!(
+                "redis-test: interrupted; finishing operations in flight and writing the report (a second signal also skips cleanup, a third exits at once)"
+            );
+            let _ = stop_tx.send(true);
+        })
+    };
     let seed = args.seed.unwrap_or_else(|| SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
     let (live_tx, live_rx) = watch::channel(executor::Live::default());
     let progress = (!args.quiet).then(|| tokio::spawn(report::progress::show(plan.clone(), live_rx, report::progress::ProgressOptions::detect(args.interval))));
@@ -139,7 +144,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
     let tally = std::sync::Arc::clone(&metrics.tally);
     let inputs = executor::RunInputs { stop: stop_rx, seed, live: live_tx, metrics, spans };
     let result = executor::run(plan, scenario, &deployment, inputs).await;
-    signals.abort();
+    stopper.abort();
     if let Some(p) = progress {
         let _ = p.await;
     }
@@ -151,12 +156,22 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
             return exit::CANNOT_RUN;
         }
     };
-    // A local server is thrown away with its keys; a shared one gets exactly ours removed.
+    // A local server is thrown away with its keys; a shared one gets exactly ours removed. A new
+    // signal ends cleanup at once (how far it got is reported).
     let cleanup = if scenario.cleanup && matches!(scenario.target.endpoint, Endpoint::Remote(_)) {
-        let (removed, error) = match executor::cleanup::remove_prefix_everywhere(&deployment, &scenario.key_prefix, scenario.connections.command_timeout).await
-        {
-            Ok(n) => (n, None),
-            Err(e) => (0, Some(e.to_string())),
+        let seen = signals.count();
+        let progress = std::sync::atomic::AtomicU64::new(0);
+        let removing = executor::cleanup::remove_prefix_everywhere(&deployment, &scenario.key_prefix, scenario.connections.command_timeout, &progress);
+        let (removed, error) = tokio::select! {
+            r = removing => match r {
+                Ok(n) => (n, None),
+                Err(e) => (progress.load(std::sync::atomic::Ordering::Relaxed), Some(e.to_string())),
+            },
+            () = signals.next(seen) => {
+                let n = progress.load(std::sync::atomic::Ordering::Relaxed);
+                eprintln!("redis-test: cleanup stopped by a signal after removing {n} keys; run again or remove `{}*` yourself", scenario.key_prefix);
+                (n, Some("stopped by a signal".to_owned()))
+            }
         };
         Some(CleanupReport { prefix: scenario.key_prefix.clone(), removed, error })
     } else {
@@ -186,17 +201,18 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
         tracing::info!(prefix = %c.prefix, removed = c.removed, error = ?c.error, "cleanup");
     }
     print!("{}", report::summary::render(&report));
+    // Atomically: the path holds the previous report or the complete new one, never a torn one.
     if let Some(path) = &json_path {
-        let text = serde_json::to_string_pretty(&report).expect("reports serialize");
-        if let Err(e) = std::fs::write(path, text + "\n") {
-            eprintln!("error: cannot write the report to {}: {e}", path.display());
+        let text = serde_json::to_string_pretty(&report).expect("reports serialize") + "\n";
+        if let Err(e) = crate::files::write_atomic(path, text.as_bytes()) {
+            eprintln!("error: cannot write the report to {}: {e} (the previous file there, if any, is unchanged)", path.display());
             return exit::CANNOT_RUN;
         }
         println!("report: {}", path.display());
     }
     if let Some(path) = &html_path {
-        if let Err(e) = std::fs::write(path, report::html::render(&report)) {
-            eprintln!("error: cannot write the HTML report to {}: {e}", path.display());
+        if let Err(e) = crate::files::write_atomic(path, report::html::render(&report).as_bytes()) {
+            eprintln!("error: cannot write the HTML report to {}: {e} (the previous file there, if any, is unchanged)", path.display());
             return exit::CANNOT_RUN;
         }
         println!("html: {}", path.display());
@@ -204,9 +220,13 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
     if let Some(endpoint) = endpoint {
         if let Some(linger) = args.linger {
             if !args.quiet {
-                eprintln!("redis-test: keeping /metrics up for {}", crate::units::format_duration(linger));
+                eprintln!("redis-test: keeping /metrics up for {} (a signal ends it)", crate::units::format_duration(linger));
             }
-            tokio::time::sleep(linger).await;
+            let seen = signals.count();
+            tokio::select! {
+                () = tokio::time::sleep(linger) => {}
+                () = signals.next(seen) => {}
+            }
         }
         let _ = exporters_stop_tx.send(true);
         let _ = endpoint.await;
@@ -231,33 +251,54 @@ fn common_labels(scenario: &Scenario, run_id: &str) -> report::families::CommonL
     }
 }
 
-/// SIGINT and SIGTERM, caught from the moment this is made (before that, either kills the process
-/// outright, which would leave a local deployment's processes behind).
-struct Signals {
-    int: Option<tokio::signal::unix::Signal>,
-    term: Option<tokio::signal::unix::Signal>,
-}
+/// SIGINT and SIGTERM, counted from the moment this is made to the end of `apply` (before that,
+/// either kills the process outright, which would leave a local deployment's processes behind).
+/// Each signal ends the stage that is running (the run, then cleanup, then `--linger`); the third
+/// exits at once, with exit code 130.
+#[derive(Clone)]
+struct SignalCount(watch::Receiver<u32>);
 
-impl Signals {
-    fn catch() -> Signals {
+impl SignalCount {
+    fn start() -> SignalCount {
         use tokio::signal::unix::{SignalKind, signal};
-        Signals { int: signal(SignalKind::interrupt()).ok(), term: signal(SignalKind::terminate()).ok() }
+        let (tx, rx) = watch::channel(0u32);
+        let mut int = signal(SignalKind::interrupt()).ok();
+        let mut term = signal(SignalKind::terminate()).ok();
+        tokio::spawn(async move {
+            async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            let mut n = 0;
+            loop {
+                tokio::select! {
+                    () = one(&mut int) => {}
+                    () = one(&mut term) => {}
+                }
+                n += 1;
+                if n >= 3 {
+                    eprintln!("redis-test: third signal; exiting now");
+                    std::process::exit(exit::INTERRUPTED.into());
+                }
+                let _ = tx.send(n);
+            }
+        });
+        SignalCount(rx)
     }
 
-    /// Resolves on the next SIGINT or SIGTERM.
-    async fn recv(&mut self) {
-        async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
-            match s {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        }
-        tokio::select! {
-            () = one(&mut self.int) => {}
-            () = one(&mut self.term) => {}
-        }
+    /// Signals so far.
+    fn count(&self) -> u32 {
+        *self.0.borrow()
+    }
+
+    /// Resolves once more than `seen` signals have arrived.
+    async fn next(&self, seen: u32) {
+        let mut rx = self.0.clone();
+        let _ = rx.wait_for(|n| *n > seen).await;
     }
 }
 
@@ -269,9 +310,18 @@ fn new_run_id() -> String {
     format!("{stamp}-{:04x}", (nanos ^ std::process::id()) & 0xffff)
 }
 
-/// Fills `{name}` and `{run_id}` in an output path.
+/// Fills `{name}` and `{run_id}` in an output path. The values become one file-name component
+/// each: anything but letters, digits and `._-` becomes `_`, and a leading dot is escaped, so a
+/// scenario named `../../x` cannot write outside the folder its template names.
 pub fn fill_template(t: &str, name: &str, run_id: &str) -> PathBuf {
-    PathBuf::from(t.replace("{name}", name).replace("{run_id}", run_id))
+    let safe = |v: &str| {
+        let mut s: String = v.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+        if s.starts_with('.') || s.is_empty() {
+            s.insert(0, '_');
+        }
+        s
+    };
+    PathBuf::from(t.replace("{name}", &safe(name)).replace("{run_id}", &safe(run_id)))
 }
 
 /// Resolves an output template and proves it writable before the run starts (printing why not).
@@ -286,10 +336,11 @@ fn output_path(template: Option<&String>, name: &str, run_id: &str, what: &str) 
     }
 }
 
-/// Creates the report's folder and proves the file can be written, before the run starts.
+/// Creates the report's folder and proves a file can be written there, before the run starts,
+/// without creating the report itself (a run that never starts leaves nothing behind).
 fn prepare_output(path: &std::path::Path) -> std::io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+    if path.is_dir() {
+        return Err(std::io::Error::other("it is a directory"));
     }
-    std::fs::OpenOptions::new().create(true).append(true).open(path).map(|_| ())
+    crate::files::check_writable(path)
 }

@@ -88,6 +88,11 @@ fn validate(args: &[PathBuf], inputs: &ScenarioInputs) -> u8 {
     for a in args {
         if a.is_dir() {
             match scenario::files_in(a) {
+                Ok(found) if found.is_empty() => {
+                    // Validating nothing must not look like success.
+                    eprintln!("error: {}: no scenario files (*.yaml, *.yml, *.toml) in this folder", a.display());
+                    return exit::INVALID;
+                }
                 Ok(found) => files.extend(found),
                 Err(e) => {
                     eprintln!("error: {}: cannot list folder: {e}", a.display());
@@ -156,7 +161,7 @@ fn render_report(path: &Path, html: Option<&Path>) -> u8 {
     };
     print!("{}", crate::report::summary::render(&report));
     if let Some(out) = html {
-        if let Err(e) = std::fs::write(out, crate::report::html::render(&report)) {
+        if let Err(e) = crate::files::write_atomic(out, crate::report::html::render(&report).as_bytes()) {
             eprintln!("error: cannot write {}: {e}", out.display());
             return exit::CANNOT_RUN;
         }

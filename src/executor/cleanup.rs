@@ -1,6 +1,7 @@
 //! Cleanup: remove exactly the keys under the scenario's prefix, with SCAN MATCH + UNLINK.
 //! Never FLUSHDB or FLUSHALL: the database may hold someone else's data.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::target::conn::{Conn, ConnError, ConnectSpec};
@@ -10,20 +11,20 @@ use crate::target::resp::{self, Value};
 const SCAN_COUNT: &[u8] = b"1000";
 
 /// Removes every key starting with `prefix` from every primary; returns how many were removed.
-pub async fn remove_prefix_everywhere(deployment: &crate::target::Deployment, prefix: &str, timeout: Duration) -> Result<u64, ConnError> {
+/// `progress` counts them as they go, so a caller that stops waiting still knows how far it got.
+pub async fn remove_prefix_everywhere(deployment: &crate::target::Deployment, prefix: &str, timeout: Duration, progress: &AtomicU64) -> Result<u64, ConnError> {
     let nodes = deployment.data_nodes(&deployment.spec, false).await.map_err(ConnError::Io)?;
     let per_key = deployment.cluster.is_some();
-    let mut removed = 0;
     for spec in &nodes {
-        removed += remove_prefix(spec, prefix, timeout, per_key).await?;
+        remove_prefix(spec, prefix, timeout, per_key, progress).await?;
     }
-    Ok(removed)
+    Ok(progress.load(Ordering::Relaxed))
 }
 
 /// Removes every key starting with `prefix` from one server; returns how many were removed.
 /// `per_key` sends one UNLINK per key (pipelined) for cluster nodes, where one UNLINK of keys in
 /// different slots would be refused with CROSSSLOT.
-pub async fn remove_prefix(spec: &ConnectSpec, prefix: &str, timeout: Duration, per_key: bool) -> Result<u64, ConnError> {
+pub async fn remove_prefix(spec: &ConnectSpec, prefix: &str, timeout: Duration, per_key: bool, progress: &AtomicU64) -> Result<u64, ConnError> {
     debug_assert!(!prefix.is_empty(), "validation refuses empty prefixes");
     let mut conn = Conn::connect(spec).await?;
     let pattern = format!("{}*", escape_glob(prefix));
@@ -52,7 +53,9 @@ pub async fn remove_prefix(spec: &ConnectSpec, prefix: &str, timeout: Duration, 
             };
             let mut out = Vec::new();
             tokio::time::timeout(timeout * 4, conn.roundtrip(&buf, commands, &mut out)).await.map_err(|_| ConnError::Timeout)??;
-            removed += out.iter().map(|v| if let Value::Int(n) = v { *n as u64 } else { 0 }).sum::<u64>();
+            let n = out.iter().map(|v| if let Value::Int(n) = v { *n as u64 } else { 0 }).sum::<u64>();
+            removed += n;
+            progress.fetch_add(n, Ordering::Relaxed);
         }
         if next == b"0" {
             return Ok(removed);

@@ -30,10 +30,15 @@ pub struct FaultRun {
     pub detail: String,
 }
 
-/// Runs the faults in time order until they are done or the run stops.
+/// Runs the faults in time order until they are done, the run's plan ends (`end`, since `t0`) or
+/// the run stops. A fault still running then is cut short (a shell command's process group is
+/// killed), and a CLIENT PAUSE still in force is lifted: no fault outlives the run, and time the
+/// tool would spend waiting on its own fault never counts against the server.
+#[allow(clippy::too_many_arguments)]
 pub async fn drive(
     faults: &[Fault],
     t0: Instant,
+    end: Duration,
     deployment: &Deployment,
     run_client: &str,
     tracker: &super::resilience::Tracker,
@@ -43,7 +48,13 @@ pub async fn drive(
     let mut control_spec = deployment.spec.clone();
     control_spec.client_name = format!("{run_client}:control");
     let mut out = Vec::new();
+    let deadline = tokio::time::Instant::from_std(t0 + end);
+    // Pauses issued, and until when they hold.
+    let mut paused_until: Option<Instant> = None;
     for f in faults {
+        if *stop.borrow() {
+            break;
+        }
         tokio::select! {
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(t0 + f.at)) => {}
             _ = stop.changed() => break,
@@ -52,7 +63,14 @@ pub async fn drive(
         let in_flight = tracker.in_flight.load(std::sync::atomic::Ordering::Relaxed);
         let reconnects_before = reconnects.load(std::sync::atomic::Ordering::Relaxed);
         tracing::info!(fault = %f.name, action = %describe_action(&f.action), "fault starting");
-        let result = run_one(&f.action, &control_spec, deployment, run_client).await;
+        if let FaultAction::ClientPause { duration, .. } = &f.action {
+            paused_until = paused_until.max(Some(Instant::now() + *duration));
+        }
+        let result = tokio::select! {
+            r = run_one(&f.action, &control_spec, deployment, run_client) => r,
+            _ = tokio::time::sleep_until(deadline) => Err("cut short: the run's plan ended first".to_owned()),
+            _ = stop.changed() => Err("cut short: the run was interrupted".to_owned()),
+        };
         let (ok, detail) = match result {
             Ok(d) => (true, d),
             Err(e) => (false, e),
@@ -64,7 +82,25 @@ pub async fn drive(
         }
         out.push(FaultRun { fault: f.clone(), started, finished: t0.elapsed(), in_flight, reconnects_before, ok, detail });
     }
+    if paused_until.is_some_and(|u| u > Instant::now()) {
+        unpause(&control_spec, deployment).await;
+    }
     out
+}
+
+/// Lifts CLIENT PAUSE on every primary (the run ended or was stopped while a pause held).
+async fn unpause(spec: &ConnectSpec, deployment: &Deployment) {
+    let Ok(specs) = deployment.data_nodes(spec, false).await else { return };
+    let t = Duration::from_secs(5);
+    let lifted = on_each(specs, |s| async move {
+        let mut c = control(&s).await?;
+        reply(c.command(&[b"CLIENT", b"UNPAUSE"], t).await.map_err(|e| e.to_string())?).map(|_| ())
+    })
+    .await;
+    match lifted {
+        Ok(_) => tracing::info!("client pause lifted at the end of the run"),
+        Err(e) => tracing::warn!(error = %e, "could not lift the client pause at the end of the run"),
+    }
 }
 
 async fn control(spec: &ConnectSpec) -> Result<Conn, String> {
@@ -192,6 +228,8 @@ async fn run_one(action: &FaultAction, spec: &ConnectSpec, deployment: &Deployme
             Ok(format!("stopped node {node} ({}), restarted it after {}", server.addr, crate::units::format_duration(*down_for)))
         }
         FaultAction::Shell { command, timeout } => {
+            // Its own process group, killed whole when the fault is cut short or times out: `sh -c
+            // 'sleep 8'` leaves no `sleep` behind.
             let child = tokio::process::Command::new("sh")
                 .arg("-c")
                 .arg(command)
@@ -199,9 +237,11 @@ async fn run_one(action: &FaultAction, spec: &ConnectSpec, deployment: &Deployme
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
+                .process_group(0)
                 .kill_on_drop(true)
                 .spawn()
                 .map_err(|e| format!("cannot run sh: {e}"))?;
+            let _group = child.id().map(ProcessGroup);
             match tokio::time::timeout(*timeout, child.wait_with_output()).await {
                 Err(_) => Err(format!("timed out after {}; killed", crate::units::format_duration(*timeout))),
                 Ok(Err(e)) => Err(e.to_string()),
@@ -245,6 +285,18 @@ async fn cluster_failover(spec: &ConnectSpec, deployment: &Deployment, shard: Op
             return Err(format!("replica {replica} of shard {index} was still not a primary 15s after CLUSTER FAILOVER"));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Kills a process group when dropped.
+struct ProcessGroup(u32);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) with a negative pid signals the process group; no memory is involved.
+        unsafe {
+            libc::kill(-(self.0 as i32), libc::SIGKILL);
+        }
     }
 }
 

@@ -362,7 +362,7 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         }
     };
     let client = deployment.spec.client_name.clone();
-    let faults = faults::drive(&plan.faults, t0, deployment, &client, &shared.tracker, &metrics.conns.reconnects, stop.clone());
+    let faults = faults::drive(&plan.faults, t0, plan.total_duration, deployment, &client, &shared.tracker, &metrics.conns.reconnects, stop.clone());
     let (fault_runs, ()) = tokio::join!(faults, joined);
     let interrupted = *stop.borrow_and_update();
     let ended = t0.elapsed();

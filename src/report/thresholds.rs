@@ -16,17 +16,39 @@ pub fn evaluate(plan: &Plan, run: &RunResult, report: &Report) -> Vec<ThresholdR
 }
 
 fn verdict(t: &Threshold, plan: &Plan, run: &RunResult, report: &Report) -> ThresholdResult {
-    let observed = observe(t, plan, run, report);
-    let passed = observed.is_some_and(|v| t.cmp.holds(v, t.limit));
+    let observed = match unmeasurable(t, report) {
+        Some(why) => Err(why),
+        None => observe(t, plan, run, report).ok_or_else(String::new),
+    };
+    let passed = observed.as_ref().is_ok_and(|v| t.cmp.holds(*v, t.limit));
     ThresholdResult {
         expr: t.expr.clone(),
         phase: t.phase.clone(),
         workload: t.workload.clone(),
         operation: t.operation.clone(),
-        observed,
-        observed_text: observed.map_or_else(|| "no data".to_owned(), |v| show(t.metric, v)),
+        observed: observed.as_ref().ok().copied(),
+        observed_text: match &observed {
+            Ok(v) => show(t.metric, *v),
+            Err(why) if why.is_empty() => "no data".to_owned(),
+            Err(why) => format!("no data: {why}"),
+        },
         passed,
     }
+}
+
+/// Why a rule's figure cannot be trusted although something was measured: a verify that could not
+/// read every acknowledged write back has not shown that none was lost.
+fn unmeasurable(t: &Threshold, report: &Report) -> Option<String> {
+    if t.metric != Metric::LostWrites {
+        return None;
+    }
+    let in_scope: Vec<_> = report.verify.iter().filter(|v| t.workload.as_ref().is_none_or(|w| *w == v.workload)).collect();
+    let unreadable: u64 = in_scope.iter().map(|v| v.unreadable).sum();
+    let checked: u64 = in_scope.iter().map(|v| v.checked).sum();
+    if unreadable > 0 {
+        return Some(format!("{unreadable} of {checked} acknowledged writes could not be read back"));
+    }
+    in_scope.iter().any(|v| v.truncated).then(|| "more writes were acknowledged than could be remembered; only some were checked".to_owned())
 }
 
 /// A value in the metric's unit as people read it.

@@ -49,6 +49,10 @@ impl Diagnostic {
         }
         s.push_str(": ");
         s.push_str(&self.message);
+        // Messages quote what the file holds; a control character in it must not reach the terminal.
+        if s.chars().any(char::is_control) {
+            s = s.chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() }).collect();
+        }
         s
     }
 }
@@ -60,8 +64,20 @@ impl fmt::Display for Diagnostic {
             if let Some(line) = loc.source_line().filter(|l| !self.hides_source(l)) {
                 let gutter = loc.line.to_string();
                 let pad = " ".repeat(gutter.len());
-                // Tabs would shift the caret; show them as single spaces.
-                let shown: String = line.chars().map(|c| if c == '\t' { ' ' } else { c }).collect();
+                // Tabs would shift the caret; show them as single spaces. Other control characters
+                // (an ESC in a hostile file) would rewrite the terminal: show them as `?`.
+                let shown: String = line
+                    .chars()
+                    .map(|c| {
+                        if c == '\t' {
+                            ' '
+                        } else if c.is_control() {
+                            '?'
+                        } else {
+                            c
+                        }
+                    })
+                    .collect();
                 write!(f, "\n {gutter} | {shown}\n {pad} | {}^", " ".repeat(loc.column.saturating_sub(1)))?;
             }
         }

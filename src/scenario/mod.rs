@@ -66,6 +66,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Scenario, Diagnostics> {
             Err(d) => diags.push(d),
         }
     }
+    no_control_characters(&root, &DocPath::root(), &mut diags);
     if !diags.is_empty() {
         diags.sort();
         return Err(diags);
@@ -88,6 +89,37 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Scenario, Diagnostics> {
     }
 }
 
+/// Refuses control characters (ESC and the rest of C0 but tab and newline, DEL, C1) in every key
+/// and text value: names and descriptions are printed to terminals, where such characters would
+/// rewrite the screen.
+fn no_control_characters(node: &Node, path: &DocPath, diags: &mut Diagnostics) {
+    let bad = |s: &str| s.chars().find(|c| (c.is_control() && *c != '\n' && *c != '\t') || ('\u{80}'..='\u{9f}').contains(c));
+    let complain = |c: char, loc: node::Location, p: DocPath, diags: &mut Diagnostics| {
+        diags.push(Diagnostic::at(
+            loc,
+            Some(p),
+            format!("contains the control character U+{:04X}; text here is printed to terminals and must not hold control characters", c as u32),
+        ));
+    };
+    match &node.kind {
+        NodeKind::Scalar(node::Scalar::Str(s)) => {
+            if let Some(c) = bad(s) {
+                complain(c, node.location.clone(), path.clone(), diags);
+            }
+        }
+        NodeKind::Scalar(_) => {}
+        NodeKind::Seq(items) => items.iter().enumerate().for_each(|(i, n)| no_control_characters(n, &path.index(i), diags)),
+        NodeKind::Map(map) => {
+            for (k, (kloc, v)) in map {
+                if let Some(c) = bad(k) {
+                    complain(c, kloc.clone(), path.key(k), diags);
+                }
+                no_control_characters(v, &path.key(k), diags);
+            }
+        }
+    }
+}
+
 /// After schema errors, still run the semantic checks on what is left when the offending values
 /// are taken out, so that one run reports every independent mistake. Semantic findings about the
 /// values already reported (or their parents and children) are dropped as noise.
@@ -97,18 +129,37 @@ fn semantic_check_around(root: &Node, path: &Path, diags: &mut Diagnostics) {
     for p in &blamed {
         pruned.remove(p);
     }
-    let mut scratch = Diagnostics::default();
-    if !schema::check(&mut pruned, &mut scratch) {
-        return;
+    // Taking a wrong value out may leave a required key missing: a placeholder stands in for it,
+    // and only findings that hold whatever the placeholder are kept.
+    let mut runs: Vec<Vec<Diagnostic>> = Vec::new();
+    for variant in 0..2 {
+        let mut filled = pruned.clone();
+        if !schema::check(&mut filled, &mut Diagnostics::default()) && !schema::fill_required(&mut filled, variant) {
+            return;
+        }
+        let Ok(raw) = typed(&filled) else { return };
+        let mut scratch = Diagnostics::default();
+        validate::build(raw, root, path, &mut scratch);
+        runs.push(scratch.0);
+        if blamed_are_required(&pruned) {
+            continue;
+        }
+        break;
     }
-    let Ok(raw) = typed(&pruned) else { return };
-    validate::build(raw, root, path, &mut scratch);
     let related = |a: &DocPath, b: &DocPath| a.0.starts_with(&b.0) || b.0.starts_with(&a.0);
-    for d in scratch.0 {
-        if d.path.as_ref().is_some_and(|p| !p.0.is_empty() && !blamed.iter().any(|b| related(p, b))) {
-            diags.push(d);
+    let (first, rest) = runs.split_first().expect("one run at least");
+    for d in first {
+        let stable = rest.iter().all(|r| r.iter().any(|x| x.path == d.path && x.message == d.message));
+        if stable && d.path.as_ref().is_some_and(|p| !p.0.is_empty() && !blamed.iter().any(|b| related(p, b))) {
+            diags.push(d.clone());
         }
     }
+}
+
+/// Whether the pruned document lacks required keys (so placeholders will stand in).
+fn blamed_are_required(pruned: &Node) -> bool {
+    let mut probe = pruned.clone();
+    !schema::check(&mut probe, &mut Diagnostics::default())
 }
 
 /// The file formats we read.

@@ -25,19 +25,21 @@ pub struct SetOverride {
 impl SetOverride {
     /// Parses `a.b.c=value`.
     pub fn parse(arg: &str) -> Result<Self, Diagnostic> {
-        // The argument names itself in messages, except a secret's value.
+        // The argument names itself in messages (and their quoted source line), except a secret:
+        // a password or headers value is `***`, a URL keeps everything but its password.
         let shown = match arg.split_once('=') {
             Some((path, _)) if path.split('.').any(|k| k == "password" || k == "headers") => format!("{path}=***"),
+            Some((path, value)) if path.split('.').any(|k| k == "url") => format!("{path}={}", redact_url(value)),
             _ => arg.to_owned(),
         };
-        let source = Arc::new(Source { name: format!("--set {shown}"), text: arg.to_owned() });
+        let source = Arc::new(Source { name: format!("--set {shown}"), text: shown.clone() });
         let loc = |col| Location::new(&source, 1, col);
         let (path, value) = arg.split_once('=').ok_or_else(|| Diagnostic::at(loc(1), None, "expected `--set path.to.key=value`"))?;
         let path: Vec<String> = path.split('.').map(str::to_owned).collect();
         if path.iter().any(|s| s.trim().is_empty()) {
             return Err(Diagnostic::at(loc(1), None, "empty segment in the dotted path"));
         }
-        let value_col = arg.len() - value.len() + 1;
+        let value_col = shown.len().saturating_sub(value.len()) + 1;
         let value_src = Arc::new(Source { name: source.name.clone(), text: value.to_owned() });
         let mut node = if value.trim().is_empty() {
             Node::new(NodeKind::Scalar(Scalar::Str(String::new())), loc(value_col))
@@ -45,6 +47,10 @@ impl SetOverride {
             let mut n = yaml::parse(&value_src).map_err(|mut d| {
                 d.location = Some(loc(value_col));
                 d.file = source.name.clone();
+                if shown != arg {
+                    // The parser's message may quote the value.
+                    d.message = "the value does not parse as YAML".into();
+                }
                 d
             })?;
             relocate(&mut n, &loc(value_col));
@@ -88,7 +94,8 @@ impl SetOverride {
 /// (a `rediss://` one keeps its CA and certificates); the file's cluster seed `nodes` belong to the
 /// file's target and go too.
 pub fn apply_target(root: &mut Node, url: &str) -> Result<(), Diagnostic> {
-    let source = Arc::new(Source { name: format!("--target {url}"), text: url.to_owned() });
+    let shown = redact_url(url);
+    let source = Arc::new(Source { name: format!("--target {shown}"), text: shown });
     let loc = Location::new(&source, 1, 1);
     let NodeKind::Map(top) = &mut root.kind else {
         return Err(Diagnostic::at(root.location.clone(), None, "the scenario must be a mapping"));
@@ -115,6 +122,23 @@ pub fn apply_target(root: &mut Node, url: &str) -> Result<(), Diagnostic> {
     }
     target.insert("url".into(), (loc.clone(), Node::new(NodeKind::Scalar(Scalar::Str(url.to_owned())), loc)));
     Ok(())
+}
+
+/// A URL with its password replaced by `***` (`redis://user:***@host`), for messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
+    let shown = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    match path {
+        Some(p) => format!("{scheme}://{shown}/{p}"),
+        None => format!("{scheme}://{shown}"),
+    }
 }
 
 fn node_segment_for(seg: &str) -> PathSegment {
@@ -207,6 +231,23 @@ mod tests {
         apply_target(&mut d, "rediss://127.0.0.1:7001").unwrap();
         assert_eq!(d.to_json()["target"]["username"], json!("loadtester"));
         assert_eq!(d.to_json()["target"]["tls"], json!({"insecure": true}));
+    }
+
+    #[test]
+    fn secrets_in_malformed_overrides_are_never_shown() {
+        for arg in ["target.url=redis://u:S3cret@127.0.0.1:99999", "target.sentinel.password=[S3cret", "metrics.otlp.headers={a: [S3cret"] {
+            let shown = match SetOverride::parse(arg) {
+                Ok(s) => {
+                    let mut d = doc();
+                    let _ = s.apply(&mut d);
+                    format!("{} {}", s.source.name, s.source.text)
+                }
+                Err(d) => d.to_string(),
+            };
+            assert!(!shown.contains("S3cret"), "{arg}: {shown}");
+        }
+        assert_eq!(redact_url("rediss://app:p@ss@h:6379/2"), "rediss://app:***@h:6379/2");
+        assert_eq!(redact_url("redis://h"), "redis://h");
     }
 
     #[test]

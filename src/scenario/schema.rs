@@ -18,9 +18,34 @@ pub fn schema() -> Value {
     let schema = settings.into_generator().into_root_schema_for::<RawScenario>();
     let mut value = serde_json::to_value(schema).expect("a generated schema is valid JSON");
     describe_variant_keys(&mut value);
+    bound_integers(&mut value);
     select_by_tag(&mut value);
     name_definitions(&mut value);
     value
+}
+
+/// schemars states an integer's width as a `format` (`uint32`), which validators need not check:
+/// state it as a `maximum` too, so that every value too large for its field is reported, each at
+/// its own place, by the schema check (rather than the first one only, later, at its parent).
+fn bound_integers(node: &mut Value) {
+    match node {
+        Value::Object(map) => {
+            let max: Option<u64> = match map.get("format").and_then(Value::as_str) {
+                Some("uint8") => Some(u8::MAX.into()),
+                Some("uint16") => Some(u16::MAX.into()),
+                Some("uint32") => Some(u32::MAX.into()),
+                Some("int32") => Some(i32::MAX as u64),
+                Some("int64") => Some(i64::MAX as u64),
+                _ => None,
+            };
+            if let Some(max) = max {
+                map.entry("maximum").or_insert_with(|| Value::from(max));
+            }
+            map.values_mut().for_each(bound_integers);
+        }
+        Value::Array(items) => items.iter_mut().for_each(bound_integers),
+        _ => {}
+    }
 }
 
 /// A choice between variants told apart by a tag (`kind: list`, `action: failover`) becomes
@@ -180,6 +205,56 @@ pub fn check(root: &mut Node, diags: &mut Diagnostics) -> bool {
         explain(&e, root, schema, diags);
     }
     ok
+}
+
+/// Fills every required key a document lacks with a placeholder the schema accepts (tried in
+/// turn: a duration, a number, a text, …), so that a document whose wrong values were taken out can
+/// still be checked for the mistakes the schema cannot see. `variant` 0 and 1 use different
+/// placeholders (small and large): a finding that holds with both does not come from them.
+/// Returns whether the document now conforms.
+pub fn fill_required(root: &mut Node, variant: usize) -> bool {
+    let (validator, _) = validator();
+    let placeholders = || {
+        let set = if variant == 0 {
+            [Scalar::Str("1s".into()), Scalar::Int(1), Scalar::Float(1.0), Scalar::Str("x".into()), Scalar::Bool(false)]
+        } else {
+            [Scalar::Str("1000h".into()), Scalar::Int(1000), Scalar::Float(1000.0), Scalar::Str("y".into()), Scalar::Bool(true)]
+        };
+        set.into_iter().map(NodeKind::Scalar).chain([NodeKind::Map(Default::default()), NodeKind::Seq(Vec::new())])
+    };
+    for _ in 0..8 {
+        let json = root.to_json();
+        let missing: Vec<(DocPath, String)> = validator
+            .iter_errors(&json)
+            .filter_map(|e| match e.kind() {
+                ValidationErrorKind::Required { property } => Some((DocPath::from_json_pointer(e.instance_path().as_str()), property.as_str()?.to_owned())),
+                _ => None,
+            })
+            .collect();
+        if missing.is_empty() {
+            return validator.is_valid(&json);
+        }
+        for (at, key) in missing {
+            let Some(NodeKind::Map(_)) = root.get(&at).map(|n| &n.kind) else { return false };
+            let here = at.key(&key);
+            let fits = placeholders().find(|kind| {
+                let loc = root.locate(&at);
+                if let Some(Node { kind: NodeKind::Map(m), .. }) = root.get_mut(&at) {
+                    m.insert(key.clone(), (loc.clone(), Node::new(kind.clone(), loc)));
+                }
+                let json = root.to_json();
+                !validator.iter_errors(&json).any(|e| {
+                    let p = DocPath::from_json_pointer(e.instance_path().as_str());
+                    p.0.starts_with(&here.0)
+                        || (p == at && matches!(e.kind(), ValidationErrorKind::Required { property } if property.as_str() == Some(key.as_str())))
+                })
+            });
+            if fits.is_none() {
+                return false;
+            }
+        }
+    }
+    false
 }
 
 /// Flips a retypable scalar between its text and its typed reading. Returns whether it changed.

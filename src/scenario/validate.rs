@@ -560,6 +560,25 @@ fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Opt
             FaultAction::Shell { timeout, .. } if timeout.is_zero() => c.err(fp.key("timeout"), "must be longer than zero"),
             _ => {}
         }
+        // A pause, sleep or downtime must end with the run, or it would outlive the tool.
+        let lasts = match &action {
+            FaultAction::ClientPause { duration, .. } | FaultAction::DebugSleep { duration } => Some(("duration", *duration)),
+            FaultAction::Restart { down_for, .. } => Some(("down_for", *down_for)),
+            _ => None,
+        };
+        if let Some((key, d)) = lasts {
+            let ends = start + at.get() + d;
+            if at.get() < window && ends > total {
+                c.err(
+                    fp.key(key),
+                    format!(
+                        "would last until {} but the run ends at {}: a fault must end with the run",
+                        crate::units::format_duration(ends),
+                        crate::units::format_duration(total)
+                    ),
+                );
+            }
+        }
         let label = name.clone().unwrap_or_else(|| default_fault_name(&action, start + at.get()));
         out.push(Fault { name: label, at: start + at.get(), action });
     }
@@ -745,6 +764,17 @@ fn output(c: &mut Checker<'_>, o: &RawOutput) -> Output {
     Output { json: o.json.clone(), html: o.html.clone() }
 }
 
+/// A run id goes into client names (CLIENT SETNAME refuses spaces), metric labels and file names.
+pub fn check_run_id(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > 128 {
+        return Err("a run id has 1 to 128 characters".into());
+    }
+    match s.chars().find(|c| !(c.is_ascii_alphanumeric() || "._:-".contains(*c))) {
+        Some(c) => Err(format!("a run id holds letters, digits and `._:-` only, not {c:?}")),
+        None => Ok(()),
+    }
+}
+
 /// Checks that a path template uses only `{name}` and `{run_id}`.
 pub fn check_template(t: &str) -> Result<(), String> {
     let mut rest = t;
@@ -794,6 +824,11 @@ fn metrics(c: &mut Checker<'_>, m: &RawMetrics) -> Metrics {
             traces: o.traces,
         }
     });
+    if let Some(id) = &m.labels.run_id {
+        if let Err(e) = check_run_id(id) {
+            c.err(mp.key("labels").key("run_id"), e);
+        }
+    }
     Metrics {
         prometheus,
         otlp,

@@ -67,8 +67,9 @@ impl LocalServer {
     }
 
     async fn try_start(kind: NodeKind, password: Option<&Secret>, extra: &[String], wait_for: Option<&str>) -> Result<LocalServer, LocalError> {
+        remove_stale_dirs();
         let port = free_port().map_err(|e| LocalError::Failed(e.to_string()))?;
-        let dir = std::env::temp_dir().join(format!("redis-test-{}-{port}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("{DIR_PREFIX}{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| LocalError::Failed(format!("{}: {e}", dir.display())))?;
         let mut conf = match kind {
             // DEBUG is allowed from loopback so that `debug_sleep` faults work on local targets.
@@ -121,6 +122,24 @@ impl LocalServer {
     }
 }
 
+/// Local nodes keep their files in `<temp>/redis-test-<pid>-<port>`.
+const DIR_PREFIX: &str = "redis-test-";
+
+/// Removes the folders of local nodes whose redis-test process is gone (killed with -9, or a
+/// machine that crashed): their nodes died with it, their files are left over.
+fn remove_stale_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(DIR_PREFIX).and_then(|r| r.split('-').next()).and_then(|p| p.parse::<libc::pid_t>().ok()) else { continue };
+        // SAFETY: kill with signal 0 only asks whether the process exists.
+        let gone = pid > 0 && unsafe { libc::kill(pid, 0) } != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone && e.path().is_dir() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// Starts a node on a config file and waits for its "Ready to accept connections" line (and
 /// then for `wait_for`, when given).
 async fn spawn_ready(conf_path: &std::path::Path, kind: NodeKind, wait_for: Option<&str>) -> Result<Child, LocalError> {
@@ -128,12 +147,24 @@ async fn spawn_ready(conf_path: &std::path::Path, kind: NodeKind, wait_for: Opti
         NodeKind::Server => ("redis-server", "redis-server"),
         NodeKind::Sentinel => ("redis-sentinel", "redis-sentinel"),
     };
-    let mut child = Command::new(program).arg(conf_path).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).kill_on_drop(true).spawn().map_err(
-        |e| match e.kind() {
-            std::io::ErrorKind::NotFound => LocalError::NotInstalled(program, package),
-            _ => LocalError::Failed(e.to_string()),
-        },
-    )?;
+    let mut cmd = Command::new(program);
+    cmd.arg(conf_path).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).kill_on_drop(true);
+    // The node dies with redis-test, however redis-test ends (kill -9 included): the kernel sends
+    // it SIGKILL when its parent goes. If the parent is already gone, it does not start.
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 || libc::getppid() != parent {
+                return Err(std::io::Error::other("redis-test is gone"));
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => LocalError::NotInstalled(program, package),
+        _ => LocalError::Failed(e.to_string()),
+    })?;
     let stdout = child.stdout.take().expect("piped");
     let mut lines = BufReader::new(stdout).lines();
     let mut log = Vec::new();
