@@ -117,3 +117,259 @@ fn the_pacer_keeps_its_schedule_at_the_highest_rate_and_stops_on_a_signal() {
     assert!(signalled.elapsed() < Duration::from_secs(3), "stopped {:?} after SIGINT", signalled.elapsed());
     assert_eq!(read_report(&dir.join("i.json"))["interrupted"], true);
 }
+
+/// Waits (bounded) for a line containing `what` on the child's stderr; returns the rest of the lines.
+fn wait_for_line(child: &mut std::process::Child, what: &str) -> std::io::Lines<std::io::BufReader<std::process::ChildStderr>> {
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let found = lines.by_ref().map_while(Result::ok).any(|l| l.contains(what));
+    assert!(found, "`{what}` never printed");
+    lines
+}
+
+fn kill(child: &std::process::Child, signal: &str) {
+    let _ = Command::new("kill").args([signal, &child.id().to_string()]).status();
+}
+
+#[test]
+fn faults_end_with_the_run_and_leave_nothing_behind() {
+    let server = RedisServer::start(&[]);
+    let dir = scratch("hostile-faults");
+    // A pause longer than the run is refused.
+    std::fs::write(
+        dir.join("long.yaml"),
+        format!("name: long\ntarget: {{url: \"{}\"}}\nworkloads: {{w: {{kind: basic}}}}\nphases: [{{name: p, duration: 3s, workers: 1}}]\nfaults: [{{action: client_pause, at: 1s, duration: 100000h}}]\n", server.url()),
+    )
+    .unwrap();
+    assert_refused_quickly(&dir, &["validate", "long.yaml"], "a fault must end with the run");
+    // A shell fault that would outlast the run is cut short at its end, its whole process group
+    // killed, and the time it would have taken is not an outage.
+    std::fs::write(
+        dir.join("shell.yaml"),
+        format!("name: shell\ntarget: {{url: \"{}\"}}\nworkloads: {{w: {{kind: basic}}}}\nphases: [{{name: p, duration: 3s, workers: 2, rate: 200}}]\nfaults: [{{action: shell, at: 1s, command: \"sleep 8.5; true\", timeout: 20s}}]\n", server.url()),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = common::run_in(&dir, &["apply", "shell.yaml", "--json", "r.json", "--quiet"], &[], Duration::from_secs(30));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(started.elapsed() < Duration::from_secs(6), "the run waited on its own fault: {:?}", started.elapsed());
+    let r = read_report(&dir.join("r.json"));
+    let v = &r["faults"][0]["result"];
+    assert!(v["detail"].as_str().unwrap().contains("cut short"), "{v}");
+    assert!(v["outage_s"].as_f64().unwrap() < 0.5, "waiting on its own fault is not an outage: {v}");
+    let left = Command::new("pgrep").args(["-f", "sleep 8.5"]).output().unwrap();
+    assert!(left.stdout.is_empty(), "the shell's children were left running: {}", String::from_utf8_lossy(&left.stdout));
+    // A pause of writes still in force when the run is interrupted is lifted; one of all clients
+    // cannot be (Redis postpones CLIENT UNPAUSE too): the tool says so and does not wait for it.
+    for (mode, lifted) in [("write", true), ("all", false)] {
+        std::fs::write(
+            dir.join("pause.yaml"),
+            format!("name: pause\ntarget: {{url: \"{}\"}}\nworkloads: {{w: {{kind: basic, read_ratio: 1}}}}\nphases: [{{name: p, duration: 20s, workers: 1, rate: 50}}]\nfaults: [{{action: client_pause, at: 500ms, duration: 6s, mode: {mode}}}]\ncleanup: false\n", server.url()),
+        )
+        .unwrap();
+        let mut child = common::spawn(&dir, &["apply", "pause.yaml"], &[]);
+        let mut rest = wait_for_line(&mut child, "phase p started");
+        std::thread::sleep(Duration::from_millis(1500));
+        let signalled = Instant::now();
+        kill(&child, "-INT");
+        let stderr: Vec<String> = rest.by_ref().map_while(Result::ok).collect();
+        assert_eq!(child.wait().unwrap().code(), Some(130));
+        assert!(signalled.elapsed() < Duration::from_secs(3), "{mode}: exit took {:?}", signalled.elapsed());
+        let t = Instant::now();
+        let answered = Command::new("timeout").args(["10", "redis-cli", "-p", &server.port.to_string(), "SET", "after", "pause"]).output().unwrap();
+        assert!(answered.status.success());
+        if lifted {
+            assert!(t.elapsed() < Duration::from_secs(1), "the write pause was not lifted");
+        } else {
+            assert!(stderr.iter().any(|l| l.contains("the server stays paused for")), "{stderr:?}");
+        }
+    }
+}
+
+#[test]
+fn each_signal_ends_the_stage_that_is_running() {
+    let server = RedisServer::start(&["enable-debug-command yes"]);
+    let dir = scratch("hostile-signals");
+    let scenario = format!(
+        "name: sig\ntarget: {{url: \"{}\"}}\nkeyspace: {{prefix: \"sig:\"}}\nworkloads: {{w: {{kind: basic}}}}\nphases: [{{name: p, duration: 1s, workers: 1, rate: 100}}]\n",
+        server.url()
+    );
+    std::fs::write(dir.join("sig.yaml"), &scenario).unwrap();
+    // Cleanup of two million keys, stopped by a signal.
+    server.cli(&["DEBUG", "POPULATE", "2000000", "sig:"]);
+    let mut child = common::spawn(&dir, &["apply", "sig.yaml", "--json", "r.json"], &[]);
+    let _rest = wait_for_line(&mut child, "removing the run's keys");
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = Instant::now();
+    kill(&child, "-INT");
+    assert_eq!(child.wait().unwrap().code(), Some(0), "the run itself completed");
+    assert!(signalled.elapsed() < Duration::from_secs(3), "cleanup stopped {:?} after the signal", signalled.elapsed());
+    let cleanup = &read_report(&dir.join("r.json"))["cleanup"];
+    assert_eq!(cleanup["error"], "stopped by a signal", "{cleanup}");
+    let removed = cleanup["removed"].as_u64().unwrap();
+    assert!(removed > 0 && removed < 2_000_000, "progress is reported: {cleanup}");
+    // --linger ends at a signal.
+    let mut child = common::spawn(&dir, &["apply", "sig.yaml", "--prometheus", "0", "--linger", "60s", "--set", "cleanup=false"], &[]);
+    let _rest = wait_for_line(&mut child, "keeping /metrics up");
+    let signalled = Instant::now();
+    kill(&child, "-TERM");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(signalled.elapsed() < Duration::from_secs(3), "linger ended {:?} after the signal", signalled.elapsed());
+    // Three signals during the run: out at once.
+    std::fs::write(dir.join("long.yaml"), scenario.replace("duration: 1s", "duration: 30s")).unwrap();
+    let mut child = common::spawn(&dir, &["apply", "long.yaml"], &[]);
+    let _rest = wait_for_line(&mut child, "phase p started");
+    let signalled = Instant::now();
+    for _ in 0..3 {
+        kill(&child, "-INT");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert!(signalled.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn a_verify_that_could_not_read_back_is_no_data() {
+    let server = RedisServer::start(&[]);
+    let dir = scratch("hostile-verify");
+    std::fs::write(
+        dir.join("gone.yaml"),
+        format!(
+            "name: gone\ntarget: {{url: \"{}\"}}\nworkloads: {{w: {{kind: basic, read_ratio: 0.2, verify: true}}}}\nphases: [{{name: p, duration: 2s, workers: 2, rate: 300}}]\nfaults: [{{action: shell, at: 1s, command: \"redis-cli -p {} shutdown nosave\"}}]\nthresholds: [lost_writes == 0]\n",
+            server.url(),
+            server.port
+        ),
+    )
+    .unwrap();
+    let out = common::run_in(&dir, &["apply", "gone.yaml", "--json", "r.json", "--quiet"], &[], Duration::from_secs(60));
+    assert_eq!(out.code, Some(1), "writes nobody could read back are not 0 lost: {}", out.all());
+    let t = &read_report(&dir.join("r.json"))["thresholds"][0];
+    assert!(t["observed_text"].as_str().unwrap().starts_with("no data:") && t["observed_text"].as_str().unwrap().contains("could not be read back"), "{t}");
+}
+
+#[test]
+fn reports_are_whole_or_absent_whatever_happens() {
+    let server = RedisServer::start(&[]);
+    let dir = scratch("hostile-reports");
+    let body = format!(
+        "name: rep\ntarget: {{url: \"{}\"}}\nworkloads: {{w: {{kind: basic}}}}\nphases: [{{name: p, duration: 600ms, workers: 2, rate: 500}}]\n",
+        server.url()
+    );
+    std::fs::write(dir.join("rep.yaml"), &body).unwrap();
+    // A run that cannot start leaves no file behind, and does not touch an existing one.
+    std::fs::write(dir.join("down.yaml"), body.replace(&server.url(), "redis://127.0.0.1:1")).unwrap();
+    let out = common::run_in(&dir, &["apply", "down.yaml", "--json", "never.json"], &[], Duration::from_secs(30));
+    assert_eq!(out.code, Some(3));
+    assert!(!dir.join("never.json").exists(), "a refused start created the report file");
+    std::fs::write(dir.join("old.json"), "{\"old\": true}").unwrap();
+    let _ = common::run_in(&dir, &["apply", "down.yaml", "--json", "old.json"], &[], Duration::from_secs(30));
+    assert_eq!(std::fs::read_to_string(dir.join("old.json")).unwrap(), "{\"old\": true}");
+    // kill -9 at any moment: the path holds the old report or the whole new one.
+    for delay_ms in [100, 400, 650, 700, 750, 800, 900] {
+        let mut child = common::spawn(&dir, &["apply", "rep.yaml", "--json", "old.json", "--quiet"], &[]);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        kill(&child, "-9");
+        let _ = child.wait();
+        let text = std::fs::read_to_string(dir.join("old.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("killed after {delay_ms}ms: a torn report ({e}): {text:.200}"));
+        assert!(v["old"] == true || v["run_id"].is_string(), "{delay_ms}ms: {text:.200}");
+    }
+    // A full file system: the run says so, exits 3 and the previous report stays whole.
+    let small = dir.join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=16k", "tmpfs"]).arg(&small).status().map(|s| s.success()).unwrap_or(false);
+    assert!(mounted, "this test mounts a 16 KiB tmpfs to fill it (needs root, as CI has)");
+    std::fs::write(small.join("r.json"), "{\"old\": true}").unwrap();
+    // Fill it, leaving less room than a report needs.
+    std::fs::write(small.join("filler"), vec![0u8; 8 * 1024]).unwrap();
+    let out = common::run_in(&dir, &["apply", "rep.yaml", "--json", "small/r.json", "--html", "small/r.html", "--quiet"], &[], Duration::from_secs(30));
+    let after = std::fs::read_to_string(small.join("r.json")).unwrap();
+    let leftovers = std::fs::read_dir(&small).unwrap().count();
+    let _ = Command::new("umount").arg(&small).status();
+    assert_eq!(out.code, Some(3), "{}", out.all());
+    assert!(out.stderr.contains("No space left on device"), "{}", out.stderr);
+    assert_eq!(after, "{\"old\": true}", "the previous report stays whole");
+    assert_eq!(leftovers, 2, "no temporary or half-written file is left (the old report and the filler)");
+    // A log file on a full disk is reported once.
+    let out = common::run_in(&dir, &["apply", "rep.yaml", "--quiet", "--log-file", "/dev/full"], &[], Duration::from_secs(30));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert_eq!(out.stderr.matches("cannot write the log file /dev/full").count(), 1, "{}", out.stderr);
+}
+
+#[test]
+fn local_servers_die_with_the_tool_and_their_folders_are_cleared() {
+    let dir = scratch("hostile-orphans");
+    std::fs::write(
+        dir.join("local.yaml"),
+        "name: local\ntarget: {local: standalone}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 30s, workers: 1, rate: 10}]\n",
+    )
+    .unwrap();
+    let mut child = common::spawn(&dir, &["apply", "local.yaml", "--log-level", "info"], &[]);
+    use std::io::BufRead;
+    let mut port = None;
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok) {
+        if let Some(p) = line.split("127.0.0.1:").nth(1).and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next()).and_then(|p| p.parse::<u16>().ok()) {
+            port = Some(p);
+        }
+        if line.contains("phase p started") {
+            break;
+        }
+    }
+    let port = port.expect("the local server's address is logged");
+    let pid = child.id();
+    kill(&child, "-9");
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(Instant::now() < deadline, "the local redis-server outlived redis-test");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stale = std::env::temp_dir().join(format!("redis-test-{pid}-{port}"));
+    assert!(stale.exists(), "the folder of the killed run is still there before the next run");
+    std::fs::write(
+        dir.join("short.yaml"),
+        "name: short\ntarget: {local: standalone}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 200ms, workers: 1, rate: 10}]\n",
+    )
+    .unwrap();
+    let out = common::run_in(&dir, &["apply", "short.yaml", "--quiet"], &[], Duration::from_secs(30));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(!stale.exists(), "the next run removes the folder of the dead one");
+}
+
+#[test]
+fn small_hostile_inputs_get_located_errors() {
+    let dir = scratch("hostile-small");
+    let body = "name: \"../../escape\"\ntarget: {url: redis://127.0.0.1:1}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\n";
+    std::fs::write(dir.join("name.yaml"), body).unwrap();
+    let plan = common::run_in(&dir, &["plan", "name.yaml", "--json"], &[], Duration::from_secs(30));
+    assert_eq!(plan.code, Some(0), "{}", plan.all());
+    // {name} becomes one file-name component: a report path cannot climb out of its folder.
+    let filled = redis_test::commands::fill_template("out/{name}-{run_id}.json", "../../escape", "a/b");
+    assert_eq!(filled, std::path::PathBuf::from("out/_.._.._escape-a_b.json"));
+    let out = common::run_in(&dir, &["apply", "name.yaml", "--run-id", "nightly 42"], &[], Duration::from_secs(30));
+    assert_eq!(out.code, Some(2), "{}", out.all());
+    assert!(out.stderr.contains("a run id holds letters, digits"), "{}", out.stderr);
+    std::fs::create_dir_all(dir.join("empty")).unwrap();
+    let out = common::run_in(&dir, &["validate", "empty"], &[], Duration::from_secs(30));
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("no scenario files"), "{}", out.stderr);
+    std::fs::write(dir.join("esc.yaml"), body.replace("../../escape", "evil\u{1b}[2Jname")).unwrap();
+    let out = common::run_in(&dir, &["validate", "esc.yaml"], &[], Duration::from_secs(30));
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("control character U+001B") && !out.stderr.contains('\u{1b}'), "{:?}", out.stderr);
+    let sets = ["target.url=redis://u:S3cret@127.0.0.1:99999", "target.sentinel.password=[S3cret", "metrics.otlp.headers={a: [S3cret"];
+    for set in sets {
+        let out = common::run_in(&dir, &["validate", "name.yaml", "--set", set], &[], Duration::from_secs(30));
+        assert_eq!(out.code, Some(2), "{set}");
+        assert!(!out.all().contains("S3cret"), "{set}: {}", out.all());
+    }
+    // Ten values too large for their fields: ten errors, each at its field; and a semantic mistake
+    // still reported beside schema errors.
+    let over = "name: o\ntarget: {url: redis://127.0.0.1:1}\nconnections: {per_pool: 5000000000, pools: 5000000000}\nworkloads:\n  a: {kind: list, max_length: 5000000000, range: 5000000000}\n  b: {kind: set, members: 5000000000}\n  c: {kind: hash, fields: 5000000000, hmget_fields: 5000000000}\n  d: {kind: pipeline, depth: 5000000000}\n  e: {kind: pubsub, channels: 5000000000, subscribers: 5000000000}\nphases: [{name: p, duration: 30, workers: 1}]\nthresholds: [{expr: p99 < 5ms, workload: nosuch}]\n";
+    std::fs::write(dir.join("over.yaml"), over).unwrap();
+    let out = common::run_in(&dir, &["validate", "over.yaml"], &[], Duration::from_secs(30));
+    assert_eq!(out.code, Some(2));
+    assert_eq!(out.stderr.matches(": must be at most").count(), 10, "{}", out.stderr);
+    assert!(out.stderr.contains("over.yaml:5:31: workloads.a.max_length: must be at most"), "{}", out.stderr);
+    assert!(out.stderr.contains("thresholds.0.workload: no workload named `nosuch`"), "{}", out.stderr);
+}

@@ -160,6 +160,9 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
     // signal ends cleanup at once (how far it got is reported).
     let cleanup = if scenario.cleanup && matches!(scenario.target.endpoint, Endpoint::Remote(_)) {
         let seen = signals.count();
+        if !args.quiet {
+            eprintln!("redis-test: removing the run's keys under `{}` (a signal stops it)", scenario.key_prefix);
+        }
         let progress = std::sync::atomic::AtomicU64::new(0);
         let removing = executor::cleanup::remove_prefix_everywhere(&deployment, &scenario.key_prefix, scenario.connections.command_timeout, &progress);
         let (removed, error) = tokio::select! {

@@ -2,6 +2,8 @@
 
 mod apply;
 
+pub use apply::fill_template;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

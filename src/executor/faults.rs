@@ -49,8 +49,10 @@ pub async fn drive(
     control_spec.client_name = format!("{run_client}:control");
     let mut out = Vec::new();
     let deadline = tokio::time::Instant::from_std(t0 + end);
-    // Pauses issued, and until when they hold.
+    // Pauses issued, until when they hold, and connections opened before pausing to lift them
+    // (a new connection's handshake would itself wait out the pause).
     let mut paused_until: Option<Instant> = None;
+    let mut unpausers: Vec<Conn> = Vec::new();
     for f in faults {
         if *stop.borrow() {
             break;
@@ -65,6 +67,15 @@ pub async fn drive(
         tracing::info!(fault = %f.name, action = %describe_action(&f.action), "fault starting");
         if let FaultAction::ClientPause { duration, .. } = &f.action {
             paused_until = paused_until.max(Some(Instant::now() + *duration));
+            if unpausers.is_empty() {
+                if let Ok(specs) = deployment.data_nodes(&control_spec, false).await {
+                    for s in specs {
+                        if let Ok(c) = control(&s).await {
+                            unpausers.push(c);
+                        }
+                    }
+                }
+            }
         }
         let result = tokio::select! {
             r = run_one(&f.action, &control_spec, deployment, run_client) => r,
@@ -82,24 +93,35 @@ pub async fn drive(
         }
         out.push(FaultRun { fault: f.clone(), started, finished: t0.elapsed(), in_flight, reconnects_before, ok, detail });
     }
-    if paused_until.is_some_and(|u| u > Instant::now()) {
-        unpause(&control_spec, deployment).await;
+    // A pause still in force when the run ends or stops is lifted then, not before.
+    if let Some(until) = paused_until.filter(|u| *u > Instant::now()) {
+        tokio::select! {
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(until)) => {}
+            _ = tokio::time::sleep_until(deadline) => unpause(&mut unpausers, until).await,
+            _ = stop.wait_for(|s| *s) => unpause(&mut unpausers, until).await,
+        }
     }
     out
 }
 
-/// Lifts CLIENT PAUSE on every primary (the run ended or was stopped while a pause held).
-async fn unpause(spec: &ConnectSpec, deployment: &Deployment) {
-    let Ok(specs) = deployment.data_nodes(spec, false).await else { return };
-    let t = Duration::from_secs(5);
-    let lifted = on_each(specs, |s| async move {
-        let mut c = control(&s).await?;
-        reply(c.command(&[b"CLIENT", b"UNPAUSE"], t).await.map_err(|e| e.to_string())?).map(|_| ())
-    })
-    .await;
-    match lifted {
-        Ok(_) => tracing::info!("client pause lifted at the end of the run"),
-        Err(e) => tracing::warn!(error = %e, "could not lift the client pause at the end of the run"),
+/// Lifts CLIENT PAUSE (holding until `until`) over connections opened before it: the run ended or
+/// was stopped while it held. A pause of writes is lifted; Redis postpones every command of a
+/// normal client during a pause of *all* clients, CLIENT UNPAUSE included, so that one can only
+/// run out: say so, and how long, rather than wait.
+async fn unpause(conns: &mut [Conn], until: Instant) {
+    for c in conns {
+        match c.command(&[b"CLIENT", b"UNPAUSE"], Duration::from_millis(500)).await {
+            Ok(Value::Error(e)) => tracing::warn!(error = %e, "could not lift the client pause at the end of the run"),
+            Err(_) => {
+                let left = until.saturating_duration_since(Instant::now());
+                eprintln!(
+                    "redis-test: the server stays paused for {} more: Redis lets no client lift CLIENT PAUSE ALL (it postpones CLIENT UNPAUSE too)",
+                    crate::units::format_duration(Duration::from_millis(left.as_millis() as u64))
+                );
+                return;
+            }
+            Ok(_) => tracing::info!("client pause lifted at the end of the run"),
+        }
     }
 }
 
