@@ -14,7 +14,7 @@ use common::{RedisServer, bin, read_report, scratch};
 fn measured(dir: &Path, args: &[&str]) -> (Option<i32>, f64, u64, String) {
     let rss_file = dir.join("rss.txt");
     let started = Instant::now();
-    let mut child = Command::new("/usr/bin/time")
+    let child = Command::new("/usr/bin/time")
         .args(["-f", "%M", "-o"])
         .arg(&rss_file)
         .arg(bin())
