@@ -6,6 +6,7 @@ pub mod cleanup;
 pub mod faults;
 mod pacer;
 pub mod resilience;
+mod series;
 mod verify;
 mod worker;
 
@@ -53,6 +54,9 @@ pub struct Shared {
 pub struct TimePoint {
     /// Seconds since the start of the run at the end of this interval.
     pub t: f64,
+    /// Length of the interval, seconds (1 s; longer after 2 hours, when pairs of points merge).
+    #[serde(default)]
+    pub secs: f64,
     /// Operations completed in the interval.
     pub ops: u64,
     /// Operations per second in the interval.
@@ -195,7 +199,7 @@ pub struct FaultVerdict {
 /// Judges each fault's window from the tracker.
 fn fault_verdicts(runs: &[faults::FaultRun], shared: &Shared, ended: Duration, reconnects_end: u64) -> Vec<FaultVerdict> {
     let gaps = shared.tracker.gaps();
-    let slots = shared.tracker.slots();
+    let (slots, slot_ns) = shared.tracker.slots();
     let end_ns = ended.as_nanos() as u64;
     runs.iter()
         .enumerate()
@@ -230,7 +234,7 @@ fn fault_verdicts(runs: &[faults::FaultRun], shared: &Shared, ended: Duration, r
                 outage_s: outage_by_workload_s.values().chain(outage_by_shard_s.values()).copied().fold(0.0, f64::max),
                 outage_by_workload_s,
                 outage_by_shard_s,
-                recovery_s: resilience::recovery(&slots, &gaps, from, to, &shared.plan).map(|ns| ns as f64 / 1e9),
+                recovery_s: resilience::recovery(&slots, slot_ns, &gaps, from, to, &shared.plan).map(|ns| ns as f64 / 1e9),
                 errors,
                 reconnects: runs.get(i + 1).map_or(reconnects_end, |n| n.reconnects_before).saturating_sub(r.reconnects_before),
                 window_end_s: to as f64 / 1e9,
@@ -382,15 +386,16 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         let _ = s.await;
     }
     let _ = collector_stop_tx.send(true);
-    let (mut series, mut blocks) = collector.await.unwrap_or_default();
+    let (mut series, since, mut blocks) = collector.await.unwrap_or_default();
     // Operations that finished after the last block boundary belong to their phase's last block.
     let last_block_secs = plan.phases.last().map_or(1.0, |p| p.duration.as_secs_f64() / blocks_in(p) as f64);
     add_blocks(&mut blocks, metrics.take_blocks(last_block_secs), None);
     let last = metrics.take_interval();
+    let t_end = ended.as_secs_f64();
     if last.ops > 0 {
-        let prev = series.last().map_or(0.0, |p| p.t);
-        series.push(point(ended.as_secs_f64(), ended.as_secs_f64() - prev, &last));
+        series.add(t_end, t_end - since, &last);
     }
+    let series = series.finish(t_end);
 
     let phases = plan
         .phases
@@ -442,17 +447,6 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
     })
 }
 
-fn point(t: f64, secs: f64, iv: &crate::metrics::IntervalStats) -> TimePoint {
-    TimePoint {
-        t: (t * 1000.0).round() / 1000.0,
-        ops: iv.ops,
-        ops_per_sec: if secs > 0.0 { (iv.ops as f64 / secs * 10.0).round() / 10.0 } else { 0.0 },
-        p50_us: if iv.latency.is_empty() { 0 } else { iv.latency.value_at_quantile(0.5) },
-        p99_us: if iv.latency.is_empty() { 0 } else { iv.latency.value_at_quantile(0.99) },
-        errors: iv.errors,
-    }
-}
-
 /// How many equal time blocks a phase is cut into for judging changes between runs: one per
 /// second up to 20, so a long phase gives 20 samples per operation and a short one at least one.
 pub fn blocks_in(p: &crate::plan::PlannedPhase) -> u32 {
@@ -481,7 +475,7 @@ async fn collect_series(
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
     live: watch::Sender<Live>,
-) -> (Vec<TimePoint>, BTreeMap<OpKey, Vec<crate::metrics::BlockSample>>) {
+) -> (series::Series, f64, BTreeMap<OpKey, Vec<crate::metrics::BlockSample>>) {
     let mut boundaries: std::collections::VecDeque<(Instant, u16, f64)> = shared
         .plan
         .phases
@@ -496,7 +490,7 @@ async fn collect_series(
         .collect();
     let mut blocks = BTreeMap::new();
     let t0 = shared.t0;
-    let mut series = Vec::new();
+    let mut series = series::Series::default();
     let mut tick = tokio::time::interval_at(tokio::time::Instant::from_std(t0 + Duration::from_secs(1)), Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut prev, mut total_ops, mut total_errors) = (0.0, 0u64, 0u64);
@@ -548,7 +542,7 @@ async fn collect_series(
                 let elapsed = t0.elapsed();
                 let t = elapsed.as_secs_f64();
                 let iv = shared.metrics.take_interval();
-                series.push(point(t, t - prev, &iv));
+                series.add(t, t - prev, &iv);
                 total_ops += iv.ops;
                 total_errors += iv.errors;
                 let now = status(elapsed, Some(iv), t - prev, total_ops, total_errors);
@@ -556,7 +550,7 @@ async fn collect_series(
                 let _ = live.send(now);
                 prev = t;
             }
-            _ = stop.changed() => return (series, blocks),
+            _ = stop.changed() => return (series, prev, blocks),
         }
     }
 }

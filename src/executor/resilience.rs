@@ -15,8 +15,11 @@ use std::time::Duration;
 
 /// Shorter stretches without a success are ordinary jitter, not an outage.
 pub const GAP_MIN: Duration = Duration::from_millis(100);
-/// Width of a throughput slot.
+/// Width of a throughput slot (runs longer than [`MAX_SLOTS`] of them get wider ones).
 pub const SLOT: Duration = Duration::from_millis(100);
+/// Most throughput slots kept: 8 MB, 27 hours at 100 ms. A longer plan gets wider slots rather
+/// than memory that grows with the plan's length.
+pub const MAX_SLOTS: u64 = 1_000_000;
 /// Most error events kept (an outage can fail a great many operations; counts stay exact elsewhere).
 const MAX_ERROR_EVENTS: usize = 100_000;
 /// Most gaps kept (each is longer than [`GAP_MIN`]; a run of hours with a gap every second fits).
@@ -53,6 +56,7 @@ pub struct Tracker {
     gaps: Mutex<Vec<Gap>>,
     errors: Mutex<Vec<(u64, u16, &'static str)>>,
     slots: Vec<AtomicU64>,
+    slot_ns: u64,
     /// Operations sent and not yet answered.
     pub in_flight: AtomicI64,
     workloads: usize,
@@ -62,7 +66,8 @@ impl Tracker {
     /// For `workloads` workloads, `shards` cluster shards (0 outside a cluster) and `workers`
     /// workers over a run of `length`.
     pub fn new(workloads: usize, shards: usize, workers: usize, length: Duration) -> Tracker {
-        let slots = (length.as_nanos() / SLOT.as_nanos()) as usize + 20;
+        let slot_ns = (SLOT.as_nanos() as u64).max((length.as_nanos() as u64).div_ceil(MAX_SLOTS));
+        let slots = (length.as_nanos() as u64 / slot_ns) as usize + 20;
         let streams = workloads + shards;
         Tracker {
             workloads,
@@ -72,6 +77,7 @@ impl Tracker {
             gaps: Mutex::new(Vec::new()),
             errors: Mutex::new(Vec::new()),
             slots: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            slot_ns,
             in_flight: AtomicI64::new(0),
         }
     }
@@ -102,7 +108,7 @@ impl Tracker {
     /// `intended_ns`, succeeded at `now_ns` (all since the run's start).
     pub fn success(&self, worker: usize, w: u16, shard: Option<u16>, intended_ns: u64, now_ns: u64) {
         self.end(worker);
-        if let Some(s) = self.slots.get((now_ns / SLOT.as_nanos() as u64) as usize) {
+        if let Some(s) = self.slots.get((now_ns / self.slot_ns) as usize) {
             s.fetch_add(1, Ordering::Relaxed);
         }
         self.stream_success(w, intended_ns, now_ns);
@@ -202,9 +208,9 @@ impl Tracker {
         (first, by_class)
     }
 
-    /// Successes per slot.
-    pub fn slots(&self) -> Vec<u64> {
-        self.slots.iter().map(|s| s.load(Ordering::Relaxed)).collect()
+    /// Successes per slot, and the slots' width in ns.
+    pub fn slots(&self) -> (Vec<u64>, u64) {
+        (self.slots.iter().map(|s| s.load(Ordering::Relaxed)).collect(), self.slot_ns)
     }
 }
 
@@ -233,8 +239,7 @@ pub trait Expected {
 /// every slot keeps the burst of queued operations released when a pause ends from passing for
 /// recovery before the pause is over. `None` when there is no level to compare with (a fault in
 /// the first slot) or it never recovers within the window.
-pub fn recovery(slots: &[u64], gaps: &[Gap], at_ns: u64, end_ns: u64, plan: &dyn Expected) -> Option<u64> {
-    let slot_ns = SLOT.as_nanos() as u64;
+pub fn recovery(slots: &[u64], slot_ns: u64, gaps: &[Gap], at_ns: u64, end_ns: u64, plan: &dyn Expected) -> Option<u64> {
     let at = (at_ns / slot_ns) as usize;
     let end = ((end_ns / slot_ns) as usize).min(slots.len());
     let mid = |k: usize| k as u64 * slot_ns + slot_ns / 2;
@@ -279,6 +284,16 @@ mod tests {
     use super::*;
 
     const MS: u64 = 1_000_000;
+    const SLOT_NS: u64 = 100 * MS;
+
+    #[test]
+    fn slots_stay_bounded_however_long_the_plan() {
+        let day = Tracker::new(1, 0, 1, Duration::from_secs(86_400));
+        assert_eq!(day.slots().1, 100 * MS, "a day keeps 100 ms slots");
+        let year = Tracker::new(1, 0, 1, Duration::from_secs(365 * 86_400));
+        let (slots, width) = year.slots();
+        assert!(slots.len() as u64 <= MAX_SLOTS + 20 && width > 100 * MS, "{} slots of {width} ns", slots.len());
+    }
 
     struct ClosedLoop;
     impl Expected for ClosedLoop {
@@ -352,10 +367,10 @@ mod tests {
         }
         slots[50] = 200;
         let gap = Gap { workload: 0, from_ns: 2_990 * MS, to_ns: 5_040 * MS };
-        assert_eq!(recovery(&slots, &[], 3_000 * MS, 8_000 * MS, &ClosedLoop), Some(2_000 * MS), "the burst does not count before the pause ends");
-        assert_eq!(recovery(&slots, &[gap], 3_000 * MS, 8_000 * MS, &ClosedLoop), Some(2_040 * MS), "not before the first success after the outage");
-        assert_eq!(recovery(&vec![10u64; 80], &[], 3_000 * MS, 8_000 * MS, &ClosedLoop), Some(0), "no dip, nothing to recover");
-        assert_eq!(recovery(&slots, &[], 0, 8_000 * MS, &ClosedLoop), None, "no level before a fault at 0");
+        assert_eq!(recovery(&slots, SLOT_NS, &[], 3_000 * MS, 8_000 * MS, &ClosedLoop), Some(2_000 * MS), "the burst does not count before the pause ends");
+        assert_eq!(recovery(&slots, SLOT_NS, &[gap], 3_000 * MS, 8_000 * MS, &ClosedLoop), Some(2_040 * MS), "not before the first success after the outage");
+        assert_eq!(recovery(&vec![10u64; 80], SLOT_NS, &[], 3_000 * MS, 8_000 * MS, &ClosedLoop), Some(0), "no dip, nothing to recover");
+        assert_eq!(recovery(&slots, SLOT_NS, &[], 0, 8_000 * MS, &ClosedLoop), None, "no level before a fault at 0");
     }
 
     #[test]
@@ -374,14 +389,14 @@ mod tests {
         for s in &mut slots[40..50] {
             *s = 0;
         }
-        let r = recovery(&slots, &[], 4_000 * MS, 8_000 * MS, &Ramp).unwrap();
+        let r = recovery(&slots, SLOT_NS, &[], 4_000 * MS, 8_000 * MS, &Ramp).unwrap();
         assert!((1_000 * MS..=1_100 * MS).contains(&r), "back as soon as the ramp's level returns: {r}");
         // Throughput that came back at the pre-fault level only is not back on a rising ramp.
         let mut flat = slots.clone();
         for s in &mut flat[50..80] {
             *s = 50;
         }
-        assert_eq!(recovery(&flat, &[], 4_000 * MS, 8_000 * MS, &Ramp), None);
+        assert_eq!(recovery(&flat, SLOT_NS, &[], 4_000 * MS, 8_000 * MS, &Ramp), None);
     }
 
     #[test]
