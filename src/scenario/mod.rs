@@ -40,12 +40,23 @@ pub struct LoadOptions {
 
 /// Reads and checks one scenario file.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Scenario, Diagnostics> {
-    let mut diags = Diagnostics::default();
     let name = path.display().to_string();
     let one = |d: Diagnostic| Diagnostics(vec![d]);
     let format = Format::of(path).map_err(|e| one(Diagnostic::file(&name, e)))?;
     let text = read_text(path).map_err(one)?;
-    let source = Arc::new(Source { name: name.clone(), text });
+    load_text(&name, text, format, path, opts)
+}
+
+/// Checks a scenario given as text (as read from `name`; relative paths inside it, such as TLS
+/// files, resolve against `path`'s folder). The loader's whole pipeline, without the file system:
+/// what the fuzz tests drive.
+pub fn load_text(name: &str, text: String, format: Format, path: &Path, opts: &LoadOptions) -> Result<Scenario, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let one = |d: Diagnostic| Diagnostics(vec![d]);
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(one(Diagnostic::file(name, format!("is larger than {MAX_FILE_BYTES} bytes; scenario files are limited to that"))));
+    }
+    let source = Arc::new(Source::new(name, text));
     let mut root = match format {
         Format::Yaml => yaml::parse(&source),
         Format::Toml => toml::parse(&source),
@@ -198,7 +209,7 @@ fn read_text(path: &Path) -> Result<String, Diagnostic> {
         let good = std::str::from_utf8(good).unwrap_or_default();
         let line = good.matches('\n').count() + 1;
         let column = good.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        let source = Arc::new(Source { name: name.clone(), text: good.to_owned() });
+        let source = Arc::new(Source::new(name.clone(), good.to_owned()));
         Diagnostic::at(node::Location::new(&source, line, column), None, "the file is not valid UTF-8 text")
     })
 }

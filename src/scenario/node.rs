@@ -17,6 +17,23 @@ pub struct Source {
     pub name: String,
     /// The full text, kept so that errors can quote the offending line.
     pub text: String,
+    /// Where each line starts, found on first use (quoting lines stays linear in their number).
+    line_starts: std::sync::OnceLock<Vec<usize>>,
+}
+
+impl Source {
+    /// A named text.
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> Source {
+        Source { name: name.into(), text: text.into(), line_starts: std::sync::OnceLock::new() }
+    }
+
+    /// Line `n` (1-based), without its line ending.
+    pub fn line(&self, n: usize) -> Option<&str> {
+        let starts = self.line_starts.get_or_init(|| std::iter::once(0).chain(self.text.match_indices('\n').map(|(i, _)| i + 1)).collect());
+        let start = *starts.get(n.checked_sub(1)?)?;
+        let end = starts.get(n).map_or(self.text.len(), |e| e - 1);
+        self.text.get(start..end).map(|l| l.strip_suffix('\r').unwrap_or(l))
+    }
 }
 
 /// A position in a [`Source`]; line and column are 1-based and count characters.
@@ -38,7 +55,7 @@ impl Location {
 
     /// The source line this location points at, without its line ending.
     pub fn source_line(&self) -> Option<&str> {
-        self.source.text.lines().nth(self.line.checked_sub(1)?)
+        self.source.line(self.line)
     }
 }
 

@@ -32,7 +32,7 @@ impl SetOverride {
             Some((path, value)) if path.split('.').any(|k| k == "url") => format!("{path}={}", redact_url(value)),
             _ => arg.to_owned(),
         };
-        let source = Arc::new(Source { name: format!("--set {shown}"), text: shown.clone() });
+        let source = Arc::new(Source::new(format!("--set {shown}"), shown.clone()));
         let loc = |col| Location::new(&source, 1, col);
         let (path, value) = arg.split_once('=').ok_or_else(|| Diagnostic::at(loc(1), None, "expected `--set path.to.key=value`"))?;
         let path: Vec<String> = path.split('.').map(str::to_owned).collect();
@@ -40,7 +40,7 @@ impl SetOverride {
             return Err(Diagnostic::at(loc(1), None, "empty segment in the dotted path"));
         }
         let value_col = shown.len().saturating_sub(value.len()) + 1;
-        let value_src = Arc::new(Source { name: source.name.clone(), text: value.to_owned() });
+        let value_src = Arc::new(Source::new(source.name.clone(), value.to_owned()));
         let mut node = if value.trim().is_empty() {
             Node::new(NodeKind::Scalar(Scalar::Str(String::new())), loc(value_col))
         } else {
@@ -95,7 +95,7 @@ impl SetOverride {
 /// file's target and go too.
 pub fn apply_target(root: &mut Node, url: &str) -> Result<(), Diagnostic> {
     let shown = redact_url(url);
-    let source = Arc::new(Source { name: format!("--target {shown}"), text: shown });
+    let source = Arc::new(Source::new(format!("--target {shown}"), shown));
     let loc = Location::new(&source, 1, 1);
     let NodeKind::Map(top) = &mut root.kind else {
         return Err(Diagnostic::at(root.location.clone(), None, "the scenario must be a mapping"));
@@ -195,7 +195,7 @@ mod tests {
     use serde_json::json;
 
     fn doc() -> Node {
-        yaml::parse(&Arc::new(Source { name: "t".into(), text: "phases:\n  - name: warm\n    rate: 10\n  - name: steady\n    rate: 20\n".into() })).unwrap()
+        yaml::parse(&Arc::new(Source::new("t", "phases:\n  - name: warm\n    rate: 10\n  - name: steady\n    rate: 20\n"))).unwrap()
     }
 
     #[test]
@@ -223,11 +223,11 @@ mod tests {
     #[test]
     fn target_url_credentials_database_and_scheme_replace_the_files() {
         let file = "target:\n  url: rediss://127.0.0.1:7000\n  username: loadtester\n  password: filepw\n  db: 3\n  tls: {insecure: true}\n";
-        let mut d = yaml::parse(&Arc::new(Source { name: "t".into(), text: file.into() })).unwrap();
+        let mut d = yaml::parse(&Arc::new(Source::new("t", file))).unwrap();
         apply_target(&mut d, "redis://limited:pw@127.0.0.1:7001/2").unwrap();
         assert_eq!(d.to_json()["target"], json!({"url": "redis://limited:pw@127.0.0.1:7001/2"}));
         // A URL that names no user keeps the file's; a rediss:// URL keeps the file's TLS settings.
-        let mut d = yaml::parse(&Arc::new(Source { name: "t".into(), text: file.into() })).unwrap();
+        let mut d = yaml::parse(&Arc::new(Source::new("t", file))).unwrap();
         apply_target(&mut d, "rediss://127.0.0.1:7001").unwrap();
         assert_eq!(d.to_json()["target"]["username"], json!("loadtester"));
         assert_eq!(d.to_json()["target"]["tls"], json!({"insecure": true}));
@@ -252,7 +252,7 @@ mod tests {
 
     #[test]
     fn target_shortcut_replaces_local() {
-        let mut d = yaml::parse(&Arc::new(Source { name: "t".into(), text: "target:\n  local: standalone\n".into() })).unwrap();
+        let mut d = yaml::parse(&Arc::new(Source::new("t", "target:\n  local: standalone\n"))).unwrap();
         apply_target(&mut d, "redis://127.0.0.1:7000").unwrap();
         assert_eq!(d.to_json()["target"], json!({"url": "redis://127.0.0.1:7000"}));
     }

@@ -224,34 +224,49 @@ pub fn fill_required(root: &mut Node, variant: usize) -> bool {
     };
     for _ in 0..8 {
         let json = root.to_json();
-        let missing: Vec<(DocPath, String)> = validator
+        let mut pending: Vec<(DocPath, String)> = validator
             .iter_errors(&json)
             .filter_map(|e| match e.kind() {
                 ValidationErrorKind::Required { property } => Some((DocPath::from_json_pointer(e.instance_path().as_str()), property.as_str()?.to_owned())),
                 _ => None,
             })
             .collect();
-        if missing.is_empty() {
+        if pending.is_empty() {
             return validator.is_valid(&json);
         }
-        for (at, key) in missing {
-            let Some(NodeKind::Map(_)) = root.get(&at).map(|n| &n.kind) else { return false };
-            let here = at.key(&key);
-            let fits = placeholders().find(|kind| {
-                let loc = root.locate(&at);
-                if let Some(Node { kind: NodeKind::Map(m), .. }) = root.get_mut(&at) {
-                    m.insert(key.clone(), (loc.clone(), Node::new(kind.clone(), loc)));
+        // One validation per kind of placeholder for all missing keys at once: linear, however
+        // many there are.
+        for kind in placeholders() {
+            for (at, key) in &pending {
+                let loc = root.locate(at);
+                match root.get_mut(at) {
+                    Some(Node { kind: NodeKind::Map(m), .. }) => {
+                        m.insert(key.clone(), (loc.clone(), Node::new(kind.clone(), loc)));
+                    }
+                    _ => return false,
                 }
-                let json = root.to_json();
-                !validator.iter_errors(&json).any(|e| {
-                    let p = DocPath::from_json_pointer(e.instance_path().as_str());
-                    p.0.starts_with(&here.0)
-                        || (p == at && matches!(e.kind(), ValidationErrorKind::Required { property } if property.as_str() == Some(key.as_str())))
-                })
-            });
-            if fits.is_none() {
-                return false;
             }
+            let json = root.to_json();
+            let errors: Vec<(DocPath, Option<String>)> = validator
+                .iter_errors(&json)
+                .map(|e| {
+                    let required = match e.kind() {
+                        ValidationErrorKind::Required { property } => property.as_str().map(str::to_owned),
+                        _ => None,
+                    };
+                    (DocPath::from_json_pointer(e.instance_path().as_str()), required)
+                })
+                .collect();
+            pending.retain(|(at, key)| {
+                let here = at.key(key);
+                errors.iter().any(|(p, req)| p.0.starts_with(&here.0) || (p == at && req.as_deref() == Some(key.as_str())))
+            });
+            if pending.is_empty() {
+                break;
+            }
+        }
+        if !pending.is_empty() {
+            return false;
         }
     }
     false

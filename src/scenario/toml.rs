@@ -129,7 +129,7 @@ mod tests {
     use super::*;
 
     fn load(text: &str) -> Result<Node, Diagnostic> {
-        parse(&Arc::new(Source { name: "t.toml".into(), text: text.into() }))
+        parse(&Arc::new(Source::new("t.toml", text)))
     }
 
     #[test]
@@ -153,7 +153,7 @@ mod tests {
         let x = n.get(&super::super::node::DocPath::root().key("x")).unwrap();
         assert_eq!((x.location.line, x.location.column), (3, 5));
         let index = LineIndex::new("aé\nb");
-        let src = Arc::new(Source { name: "t".into(), text: "aé\nb".into() });
+        let src = Arc::new(Source::new("t", "aé\nb"));
         let at = |o| index.at(&src, o);
         assert_eq!((at(3).line, at(3).column), (1, 3), "the byte after é is the third character");
         assert_eq!((at(4).line, at(4).column), (2, 1));

@@ -222,7 +222,7 @@ mod tests {
     use super::*;
 
     fn load(text: &str) -> Result<Node, Diagnostic> {
-        parse(&Arc::new(Source { name: "t.yaml".into(), text: text.into() }))
+        parse(&Arc::new(Source::new("t.yaml", text)))
     }
 
     #[test]
