@@ -19,6 +19,11 @@ fn write(dir: &Path, name: &str, body: &str) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// Writes scenario `name` against `server`: the `name` and `target` lines, then `body`.
+fn against(server: &RedisServer, dir: &Path, name: &str, body: &str) -> String {
+    write(dir, &format!("{name}.yaml"), &format!("name: {name}\ntarget: {{url: \"{}\"}}\n{body}", server.url()))
+}
+
 fn apply(dir: &Path, file: &str, extra: &[&str]) -> common::Outcome {
     let mut args = vec!["apply", file, "--json", "r.json", "--quiet"];
     args.extend_from_slice(extra);
@@ -57,26 +62,22 @@ fn outage_counts_only_workloads_the_plan_runs_and_not_sparse_ones() {
     // `b` last ran or between two of `sparse`'s messages.
     let server = RedisServer::start(&[]);
     let dir = scratch("verdict-idle-outage");
-    let f = write(
+    let f = against(
+        &server,
         &dir,
-        "idle.yaml",
-        &format!(
-            r#"name: idle
-target: {{url: "{}"}}
-workloads:
-  a: {{kind: basic, read_ratio: 0.5}}
-  b: {{kind: basic}}
-  sparse: {{kind: pubsub, weight: 0.002, channels: 1}}
+        "idle",
+        r#"workloads:
+  a: {kind: basic, read_ratio: 0.5}
+  b: {kind: basic}
+  sparse: {kind: pubsub, weight: 0.002, channels: 1}
 phases:
-  - {{name: one, duration: 1s, workers: 4, rate: 500, mix: {{a: 1, b: 1}}}}
-  - {{name: two, duration: 4s, workers: 4, rate: 1000, mix: {{a: 1, sparse: 0.002}}}}
+  - {name: one, duration: 1s, workers: 4, rate: 500, mix: {a: 1, b: 1}}
+  - {name: two, duration: 4s, workers: 4, rate: 1000, mix: {a: 1, sparse: 0.002}}
 faults:
-  - {{action: client_pause, phase: two, at: 2s, duration: 210ms}}
+  - {action: client_pause, phase: two, at: 2s, duration: 210ms}
 thresholds:
   - outage < 2s
 "#,
-            server.url()
-        ),
     );
     let out = apply(&dir, &f, &[]);
     assert_eq!(out.code, Some(0), "{}", out.all());
@@ -94,19 +95,15 @@ thresholds:
 fn recovery_never_ends_before_the_first_success_after_the_fault() {
     let server = RedisServer::start(&[]);
     let dir = scratch("verdict-recovery");
-    let f = write(
+    let f = against(
+        &server,
         &dir,
-        "pause.yaml",
-        &format!(
-            r#"name: pause
-target: {{url: "{}"}}
-connections: {{command_timeout: 5s}}
-workloads: {{w: {{kind: basic, read_ratio: 0.5}}}}
-phases: [{{name: p, duration: 5s, workers: 16, rate: 1000}}]
-faults: [{{action: client_pause, at: 2s, duration: 1s}}]
+        "pause",
+        r#"connections: {command_timeout: 5s}
+workloads: {w: {kind: basic, read_ratio: 0.5}}
+phases: [{name: p, duration: 5s, workers: 16, rate: 1000}]
+faults: [{action: client_pause, at: 2s, duration: 1s}]
 "#,
-            server.url()
-        ),
     );
     let out = apply(&dir, &f, &[]);
     assert_eq!(out.code, Some(0), "{}", out.all());
@@ -164,27 +161,23 @@ fn every_command_sent_is_in_the_report_for_every_workload_kind() {
 fn every_key_any_workload_writes_carries_the_ttl() {
     let server = RedisServer::start(&[]);
     let dir = scratch("verdict-ttl");
-    let f = write(
+    let f = against(
+        &server,
         &dir,
-        "ttl.yaml",
-        &format!(
-            r#"name: ttl
-target: {{url: "{}"}}
-keyspace: {{prefix: "ttl:", keys: 50, ttl: 1h}}
+        "ttl",
+        r#"keyspace: {prefix: "ttl:", keys: 50, ttl: 1h}
 workloads:
-  b: {{kind: basic, read_ratio: 0.2, incr_ratio: 0.3}}
-  h: {{kind: high_throughput, pipeline: 4, read_ratio: 0.2}}
-  l: {{kind: list}}
-  s: {{kind: set}}
-  z: {{kind: sorted_set}}
-  x: {{kind: hash}}
-  p: {{kind: pipeline, depth: 8, commands: {{set: 1, get: 1, incr: 1, del: 1, hset: 1, hget: 1, lpush: 1, rpop: 1, sadd: 1, zadd: 1}}}}
-  t: {{kind: pipeline, depth: 4, transaction: true, commands: {{set: 1, incr: 1, lpush: 1, sadd: 1, zadd: 1, hset: 1}}}}
-phases: [{{name: p, duration: 1s, workers: 4, rate: 2000}}]
+  b: {kind: basic, read_ratio: 0.2, incr_ratio: 0.3}
+  h: {kind: high_throughput, pipeline: 4, read_ratio: 0.2}
+  l: {kind: list}
+  s: {kind: set}
+  z: {kind: sorted_set}
+  x: {kind: hash}
+  p: {kind: pipeline, depth: 8, commands: {set: 1, get: 1, incr: 1, del: 1, hset: 1, hget: 1, lpush: 1, rpop: 1, sadd: 1, zadd: 1}}
+  t: {kind: pipeline, depth: 4, transaction: true, commands: {set: 1, incr: 1, lpush: 1, sadd: 1, zadd: 1, hset: 1}}
+phases: [{name: p, duration: 1s, workers: 4, rate: 2000}]
 cleanup: false
 "#,
-            server.url()
-        ),
     );
     let out = apply(&dir, &f, &[]);
     assert_eq!(out.code, Some(0), "{}", out.all());
@@ -199,24 +192,20 @@ cleanup: false
 fn rates_and_totals_count_round_trips_and_deliveries_and_commands_apart() {
     let server = RedisServer::start(&[]);
     let dir = scratch("verdict-units");
-    let f = write(
+    let f = against(
+        &server,
         &dir,
-        "units.yaml",
-        &format!(
-            r#"name: units
-target: {{url: "{}"}}
-workloads:
-  q: {{kind: pubsub, channels: 2, subscribers: 2}}
-  h: {{kind: high_throughput, pipeline: 4}}
+        "units",
+        r#"workloads:
+  q: {kind: pubsub, channels: 2, subscribers: 2}
+  h: {kind: high_throughput, pipeline: 4}
 phases:
-  - {{name: pub, duration: 2s, workers: 4, rate: 400, mix: {{q: 1}}}}
-  - {{name: batch, duration: 2s, workers: 4, rate: 500, mix: {{h: 1}}}}
+  - {name: pub, duration: 2s, workers: 4, rate: 400, mix: {q: 1}}
+  - {name: batch, duration: 2s, workers: 4, rate: 500, mix: {h: 1}}
 thresholds:
-  - {{expr: "ops_per_sec < 420", phase: pub}}
-  - {{expr: "ops_per_sec < 520", phase: batch}}
+  - {expr: "ops_per_sec < 420", phase: pub}
+  - {expr: "ops_per_sec < 520", phase: batch}
 "#,
-            server.url()
-        ),
     );
     let out = apply(&dir, &f, &[]);
     assert_eq!(out.code, Some(0), "{}", out.all());
@@ -302,22 +291,18 @@ fn workers_sharing_few_connections_are_served_in_order() {
 fn every_read_that_finds_nothing_is_a_miss_as_the_server_counts_it() {
     let server = RedisServer::start(&[]);
     let dir = scratch("verdict-misses");
-    let f = write(
+    let f = against(
+        &server,
         &dir,
-        "miss.yaml",
-        &format!(
-            r#"name: miss
-target: {{url: "{}"}}
-keyspace: {{prefix: "miss:", keys: 1000}}
+        "miss",
+        r#"keyspace: {prefix: "miss:", keys: 1000}
 workloads:
-  l: {{kind: list, commands: {{lpush: 0, rpush: 0, lpop: 0, rpop: 0, ltrim: 0, lrange: 1, llen: 1}}}}
-  s: {{kind: set, commands: {{sadd: 0, srem: 0, sismember: 0, smembers: 1, scard: 1}}}}
-  x: {{kind: hash, commands: {{hset: 0, hget: 0, hmget: 0, hincrby: 0, hdel: 0, hgetall: 1}}}}
-  g: {{kind: basic, read_ratio: 1}}
-phases: [{{name: p, duration: 1s, workers: 2, rate: 1000}}]
+  l: {kind: list, commands: {lpush: 0, rpush: 0, lpop: 0, rpop: 0, ltrim: 0, lrange: 1, llen: 1}}
+  s: {kind: set, commands: {sadd: 0, srem: 0, sismember: 0, smembers: 1, scard: 1}}
+  x: {kind: hash, commands: {hset: 0, hget: 0, hmget: 0, hincrby: 0, hdel: 0, hgetall: 1}}
+  g: {kind: basic, read_ratio: 1}
+phases: [{name: p, duration: 1s, workers: 2, rate: 1000}]
 "#,
-            server.url()
-        ),
     );
     let before = server.cli(&["--raw", "info", "stats"]);
     let misses = |info: &str| info.lines().find_map(|l| l.strip_prefix("keyspace_misses:")).unwrap().trim().parse::<u64>().unwrap();
@@ -339,22 +324,18 @@ phases: [{{name: p, duration: 1s, workers: 2, rate: 1000}}]
 fn subscriber_connections_are_counted_and_hashes_hold_at_most_their_fields() {
     let server = RedisServer::start(&[]);
     let dir = scratch("verdict-small");
-    let f = write(
+    let f = against(
+        &server,
         &dir,
-        "small.yaml",
-        &format!(
-            r#"name: small
-target: {{url: "{}"}}
-connections: {{pools: 1, per_pool: 2}}
-keyspace: {{prefix: "small:", keys: 3}}
+        "small",
+        r#"connections: {pools: 1, per_pool: 2}
+keyspace: {prefix: "small:", keys: 3}
 workloads:
-  q: {{kind: pubsub, subscribers: 3}}
-  x: {{kind: hash, fields: 10}}
-phases: [{{name: p, duration: 1s, workers: 2, rate: 1000}}]
+  q: {kind: pubsub, subscribers: 3}
+  x: {kind: hash, fields: 10}
+phases: [{name: p, duration: 1s, workers: 2, rate: 1000}]
 cleanup: false
 "#,
-            server.url()
-        ),
     );
     let out = apply(&dir, &f, &[]);
     assert_eq!(out.code, Some(0), "{}", out.all());
