@@ -4,11 +4,13 @@
 //! - [`scenario`] reads a YAML or TOML file, applies `${VAR}`, `.env` and `--set`, checks it against
 //!   the JSON Schema and the semantic rules, and yields a checked [`scenario::Scenario`];
 //! - [`plan`] compiles it into a [`plan::Plan`], plain data with no I/O;
-//! - [`target`] reaches the deployment (or starts a local one), [`pool`] keeps bb8 pools of
-//!   [`target::conn`] connections, [`workload`] encodes operations, [`executor`] runs the phases
-//!   and [`metrics`] measures them;
+//! - [`deployment`] reaches the deployment (or starts a local one), [`pool`] keeps bb8 pools of
+//!   [`deployment::conn`] connections, [`workload`] writes operations as [`command`]s,
+//!   [`executor`] runs the phases, [`metrics`] measures them and [`live`] carries what a run
+//!   publishes while it runs;
 //! - [`report`] turns the results into a summary, a JSON report and threshold verdicts;
-//! - [`commands`] implements each subcommand on top of those.
+//! - [`commands`] implements each subcommand on top of those; [`files`] reads what users name
+//!   (bounded) and writes reports (atomically).
 //!
 //! Exit codes (see [`exit`]): 0 success, 1 thresholds failed, 2 invalid scenario or usage,
 //! 3 could not run, 130 interrupted.
@@ -16,17 +18,18 @@
 pub mod cli;
 pub mod command;
 pub mod commands;
+pub mod deployment;
 pub mod executor;
 pub mod exit;
 pub mod files;
 pub mod keys;
+pub mod live;
 pub mod logging;
 pub mod metrics;
 pub mod plan;
 pub mod pool;
 pub mod report;
 pub mod scenario;
-pub mod target;
 pub mod units;
 pub mod workload;
 

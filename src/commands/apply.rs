@@ -7,13 +7,13 @@ use tokio::sync::watch;
 
 use super::load_or_report;
 use crate::cli::ApplyArgs;
+use crate::deployment;
 use crate::executor;
 use crate::exit;
 use crate::plan::{Plan, compile};
 use crate::report::{self, CleanupReport, Report};
 use crate::scenario::Scenario;
 use crate::scenario::model::Endpoint;
-use crate::target;
 
 /// Runs `apply` and returns the exit code.
 pub fn apply(args: &ApplyArgs) -> u8 {
@@ -80,7 +80,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
     // processes are killed on drop, instead of leaving them behind.
     let metrics = std::sync::Arc::new(crate::metrics::RunMetrics::new());
     let prepared = tokio::select! {
-        d = target::prepare(&scenario.target, &scenario.connections, &client_name, Some(std::sync::Arc::clone(&metrics.tally))) => d,
+        d = deployment::prepare(&scenario.target, &scenario.connections, &client_name, Some(std::sync::Arc::clone(&metrics.tally))) => d,
         () = signals.next(0) => {
             eprintln!("redis-test: interrupted while preparing the target; nothing ran, no report written");
             return exit::INTERRUPTED;

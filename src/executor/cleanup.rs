@@ -4,15 +4,20 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::target::conn::{Conn, ConnError, ConnectSpec};
-use crate::target::resp::{self, Value};
+use crate::deployment::conn::{Conn, ConnError, ConnectSpec};
+use crate::deployment::resp::{self, Value};
 
 /// Keys asked for per SCAN call.
 const SCAN_COUNT: &[u8] = b"1000";
 
 /// Removes every key starting with `prefix` from every primary; returns how many were removed.
 /// `progress` counts them as they go, so a caller that stops waiting still knows how far it got.
-pub async fn remove_prefix_everywhere(deployment: &crate::target::Deployment, prefix: &str, timeout: Duration, progress: &AtomicU64) -> Result<u64, ConnError> {
+pub async fn remove_prefix_everywhere(
+    deployment: &crate::deployment::Deployment,
+    prefix: &str,
+    timeout: Duration,
+    progress: &AtomicU64,
+) -> Result<u64, ConnError> {
     let nodes = deployment.data_nodes(&deployment.spec, false).await.map_err(ConnError::Io)?;
     let per_key = deployment.cluster.is_some();
     for spec in &nodes {

@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::deployment::Deployment;
+use crate::deployment::conn::{Conn, ConnectSpec};
+use crate::deployment::resp::Value;
 use crate::plan::describe_action;
 use crate::scenario::model::{Fault, FaultAction, KillClients, PauseMode};
-use crate::target::Deployment;
-use crate::target::conn::{Conn, ConnectSpec};
-use crate::target::resp::Value;
 
 /// What happened when a fault ran.
 #[derive(Debug, Clone)]

@@ -18,11 +18,12 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 use tracing::Instrument as _;
 
+use crate::deployment::Deployment;
+pub use crate::live::{Live, PubsubLive};
 use crate::metrics::{OpKey, OpStats, RunMetrics};
 use crate::plan::Plan;
 use crate::pool::Pools;
 use crate::scenario::model::Scenario;
-use crate::target::Deployment;
 use crate::workload::pubsub::{self, SubscriberStats};
 use crate::workload::{Weighted, Workload};
 pub use verify::VerifyResult;
@@ -39,7 +40,7 @@ pub struct Shared {
     metrics: Arc<RunMetrics>,
     command_timeout: Duration,
     writers: usize,
-    spans: Option<(f64, tokio::sync::mpsc::Sender<crate::report::otlp::SpanRecord>)>,
+    spans: Option<(f64, tokio::sync::mpsc::Sender<crate::live::SpanRecord>)>,
     tracker: resilience::Tracker,
     retry: crate::scenario::model::Retry,
     read_from_replicas: bool,
@@ -67,44 +68,6 @@ pub struct TimePoint {
     pub p99_us: u64,
     /// Failed operations in the interval.
     pub errors: u64,
-}
-
-/// The run as it stands, published once a second for live displays and exporters.
-#[derive(Debug, Clone, Default)]
-pub struct Live {
-    /// Time since the start of the run.
-    pub elapsed: Duration,
-    /// Index of the running phase (`None` after the last one).
-    pub phase: Option<usize>,
-    /// The last interval's totals.
-    pub interval: Option<crate::metrics::IntervalStats>,
-    /// Length of the last interval.
-    pub interval_secs: f64,
-    /// Operations so far.
-    pub total_ops: u64,
-    /// Failed operations so far.
-    pub total_errors: u64,
-    /// Workers the plan runs now.
-    pub workers: u32,
-    /// Open pooled connections.
-    pub connections: u32,
-    /// Target rate now (ops/s), `None` in closed loop.
-    pub target_rate: Option<f64>,
-    /// Workload names and their operation names, by index (for exporters).
-    pub workloads: Arc<Vec<(String, Vec<&'static str>)>>,
-    /// Pub/sub counters per workload.
-    pub pubsub: Vec<PubsubLive>,
-}
-
-/// Live pub/sub counters of one workload.
-#[derive(Debug, Clone, Default)]
-pub struct PubsubLive {
-    /// Workload name.
-    pub workload: String,
-    /// Per channel: name, PUBLISH acknowledged, PUBLISH failed.
-    pub channels: Vec<(String, u64, u64)>,
-    /// Per subscriber: messages received.
-    pub received: Vec<u64>,
 }
 
 /// What actually happened in one phase.
@@ -279,7 +242,7 @@ pub struct RunInputs {
     /// Where operations are recorded (shared with exporters).
     pub metrics: Arc<RunMetrics>,
     /// Sampled spans: the fraction of operations to sample and where to send them (never blocks).
-    pub spans: Option<(f64, tokio::sync::mpsc::Sender<crate::report::otlp::SpanRecord>)>,
+    pub spans: Option<(f64, tokio::sync::mpsc::Sender<crate::live::SpanRecord>)>,
 }
 
 /// Runs the plan against a prepared deployment.

@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::deployment::Deployment;
+use crate::deployment::cluster;
+use crate::deployment::conn::{Conn, ConnectSpec};
+use crate::deployment::resp::{CommandWriter, Value};
 use crate::keys::{digest, key_into};
 use crate::scenario::model::HostPort;
-use crate::target::Deployment;
-use crate::target::cluster;
-use crate::target::conn::{Conn, ConnectSpec};
-use crate::target::resp::{CommandWriter, Value};
 use crate::workload::Workload;
 use crate::workload::basic::TOMBSTONE;
 

@@ -11,11 +11,11 @@ use tokio::sync::watch;
 use tokio::time::{Instant as TokioInstant, sleep_until};
 
 use super::Shared;
+use crate::deployment::conn::ConnError;
+use crate::deployment::resp::Value;
 use crate::keys::{Rng, worker_rng};
 use crate::metrics::{ErrorClass, OpRole, Outcome, Sends, Trip};
 use crate::pool::Route;
-use crate::target::conn::ConnError;
-use crate::target::resp::Value;
 use crate::workload::{RoundTrip, WorkerState};
 
 /// Acknowledged writes of `verify` workloads: (workload, key index) → value digest.
@@ -79,7 +79,7 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
             replies.clear();
             let now_nanos = shared.t0.elapsed().as_nanos() as u64;
             let prepared = workload.prepare(st, &mut rng, &mut rt, now_nanos);
-            let slot = if shared.pools.is_cluster() { crate::target::cluster::first_key_slot(rt.bytes()) } else { None };
+            let slot = if shared.pools.is_cluster() { crate::deployment::cluster::first_key_slot(rt.bytes()) } else { None };
             let shard = slot.and_then(|s| shared.shard_of_slot.get(s as usize).copied());
             let intended_ns = intended.saturating_duration_since(shared.t0).as_nanos() as u64;
             shared.tracker.begin(id, wi as u16, shard, intended_ns);
@@ -119,7 +119,7 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
                         _ => None,
                     });
                     // A full queue drops the span: tracing must never slow the load.
-                    let _ = tx.try_send(crate::report::otlp::SpanRecord {
+                    let _ = tx.try_send(crate::live::SpanRecord {
                         operation: workload.ops[prepared.op as usize],
                         workload: wi as u16,
                         start_ns: end_ns.saturating_sub(latency * 1000),
@@ -214,9 +214,9 @@ async fn routed_round_trip(
         asking.clear();
         match class {
             "MOVED" | "ASK" => {
-                let Some(r) = first.and_then(|e| crate::target::cluster::Redirect::parse(&e, "127.0.0.1")) else { return (outcome, sent) };
+                let Some(r) = first.and_then(|e| crate::deployment::cluster::Redirect::parse(&e, "127.0.0.1")) else { return (outcome, sent) };
                 if r.ask {
-                    crate::target::resp::command(&mut asking, &[b"ASKING"]);
+                    crate::deployment::resp::command(&mut asking, &[b"ASKING"]);
                     asking.extend_from_slice(rt.bytes());
                 } else {
                     shared.pools.request_refresh();
@@ -282,7 +282,7 @@ async fn round_trip(
 #[cfg(test)]
 mod tests {
     use super::not_applied;
-    use crate::target::resp::Value;
+    use crate::deployment::resp::Value;
 
     #[test]
     fn redirects_are_followed_only_when_nothing_was_applied() {

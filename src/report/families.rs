@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use hdrhistogram::Histogram;
 use tokio::sync::watch;
 
-use crate::executor::Live;
+use crate::live::Live;
 use crate::metrics::{BUCKETS_S, COMMON_LABELS, MetricDef, RunMetrics, metric};
 use crate::plan::Plan;
 

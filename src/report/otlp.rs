@@ -104,21 +104,6 @@ impl OtlpConfig {
     }
 }
 
-/// A sampled operation, for a span.
-#[derive(Debug, Clone)]
-pub struct SpanRecord {
-    /// Operation name (`GET`, `PIPELINE`, …).
-    pub operation: &'static str,
-    /// Workload index.
-    pub workload: u16,
-    /// Start, ns since the Unix epoch.
-    pub start_ns: u64,
-    /// End, ns since the Unix epoch.
-    pub end_ns: u64,
-    /// Error class, if it failed.
-    pub error: Option<&'static str>,
-}
-
 /// How the export went, for the summary and report.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct ExportStats {
@@ -219,7 +204,12 @@ pub fn metrics_request(src: &Source, cfg: &OtlpConfig, start_ns: u64) -> ExportM
     }
 }
 
-fn spans_request(spans: Vec<SpanRecord>, cfg: &OtlpConfig, workloads: &[(String, Vec<&'static str>)], server: (&str, u16)) -> ExportTraceServiceRequest {
+fn spans_request(
+    spans: Vec<crate::live::SpanRecord>,
+    cfg: &OtlpConfig,
+    workloads: &[(String, Vec<&'static str>)],
+    server: (&str, u16),
+) -> ExportTraceServiceRequest {
     let mut seed = now_ns();
     let mut id = |n: usize| -> Vec<u8> {
         (0..n)
@@ -353,7 +343,7 @@ impl Sender {
 pub async fn run(
     cfg: OtlpConfig,
     src: Arc<Source>,
-    mut spans: Option<mpsc::Receiver<SpanRecord>>,
+    mut spans: Option<mpsc::Receiver<crate::live::SpanRecord>>,
     server: (String, u16),
     mut stop: watch::Receiver<bool>,
 ) -> ExportStats {
@@ -375,7 +365,7 @@ pub async fn run(
             _ = tick.tick() => false,
             _ = stop.changed() => true,
         };
-        let pending: Vec<SpanRecord> = match spans.as_mut() {
+        let pending: Vec<crate::live::SpanRecord> = match spans.as_mut() {
             Some(rx) => std::iter::from_fn(|| rx.try_recv().ok()).collect(),
             None => Vec::new(),
         };

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::watch;
 
 use super::thresholds::format_us;
-use crate::executor::Live;
+use crate::live::Live;
 use crate::metrics::{IntervalStats, new_histogram};
 use crate::plan::{Plan, PlannedPhase};
 use crate::units::format_duration;

@@ -16,10 +16,10 @@ use std::sync::Arc;
 use rand::RngExt;
 
 pub use crate::command::{Command, RoundTrip};
+use crate::deployment::resp::Value;
 use crate::keys::{KeyPicker, Rng, ValueMaker};
 use crate::metrics::{ErrorClass, Outcome};
 use crate::scenario::model::{Keyspace, OpRole, Workload as WorkloadSpec, WorkloadKind};
-use crate::target::resp::Value;
 
 /// Per-worker, per-workload state: key picker and scratch buffers (no allocation per operation).
 pub struct WorkerState {
@@ -352,8 +352,8 @@ mod tests {
             env.batch_key(&mut a, b"", first);
             env.batch_key(&mut b, b"h:", other);
             assert_eq!(
-                crate::target::cluster::slot(&a),
-                crate::target::cluster::slot(&b),
+                crate::deployment::cluster::slot(&a),
+                crate::deployment::cluster::slot(&b),
                 "{:?} {:?}",
                 String::from_utf8_lossy(&a),
                 String::from_utf8_lossy(&b)

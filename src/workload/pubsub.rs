@@ -12,11 +12,11 @@ use rand::RngExt;
 use tokio::sync::{Notify, watch};
 
 use super::{Command, Prepared, RoundTrip, WorkerState};
+use crate::deployment::conn::{Conn, ConnectSpec};
+use crate::deployment::resp::{self, Value};
 use crate::keys::{Rng, push_decimal};
 use crate::metrics::{ErrorClass, OpKey, Outcome, RunMetrics};
 use crate::scenario::raw::PubsubSpec;
-use crate::target::conn::{Conn, ConnectSpec};
-use crate::target::resp::{self, Value};
 
 /// Operation id of deliveries (after PUBLISH).
 const RECEIVE: u16 = 1;
@@ -206,7 +206,7 @@ pub async fn subscriber(ps: Arc<PubSub>, id: usize, spec: ConnectSpec, mut ctx: 
             for _ in 0..confirmations {
                 c.read_value().await?;
             }
-            Ok::<Conn, crate::target::conn::ConnError>(c)
+            Ok::<Conn, crate::deployment::conn::ConnError>(c)
         }
         .await;
         let mut conn = match conn {

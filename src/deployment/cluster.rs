@@ -350,15 +350,15 @@ mod tests {
     #[test]
     fn the_first_key_routes_a_round_trip() {
         let mut buf = Vec::new();
-        crate::target::resp::command(&mut buf, &[b"MULTI"]);
-        crate::target::resp::command(&mut buf, &[b"SET", b"foo", b"1"]);
-        crate::target::resp::command(&mut buf, &[b"EXEC"]);
+        crate::deployment::resp::command(&mut buf, &[b"MULTI"]);
+        crate::deployment::resp::command(&mut buf, &[b"SET", b"foo", b"1"]);
+        crate::deployment::resp::command(&mut buf, &[b"EXEC"]);
         assert_eq!(first_key_slot(&buf), Some(12182));
         let mut buf = Vec::new();
-        crate::target::resp::command(&mut buf, &[b"GET", b"bar"]);
+        crate::deployment::resp::command(&mut buf, &[b"GET", b"bar"]);
         assert_eq!(first_key_slot(&buf), Some(5061));
         let mut buf = Vec::new();
-        crate::target::resp::command(&mut buf, &[b"PING"]);
+        crate::deployment::resp::command(&mut buf, &[b"PING"]);
         assert_eq!(first_key_slot(&buf), None);
         assert_eq!(first_key_slot(b"garbage"), None);
     }
