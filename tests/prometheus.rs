@@ -107,3 +107,51 @@ fn a_real_prometheus_scrapes_the_run_and_sees_operations_grow() {
         assert!(meta.contains(name), "{name} missing from {meta}");
     }
 }
+
+/// User and system CPU seconds a process has used so far, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+#[test]
+fn the_metrics_endpoint_does_not_spin_when_file_descriptors_run_out() {
+    let server = RedisServer::start(&[]);
+    let dir = scratch("prometheus-emfile");
+    std::fs::write(
+        dir.join("idle.yaml"),
+        format!(
+            "name: idle\ntarget: {{url: \"{}\"}}\nworkloads: {{w: {{kind: basic}}}}\nphases: [{{name: p, duration: 8s, workers: 1, rate: 10}}]\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    // 64 file descriptors: holding 80 connections open exhausts them, and accept() fails (EMFILE).
+    let mut child = Command::new("prlimit")
+        .args(["--nofile=64:64", "--"])
+        .arg(common::bin())
+        .args(["apply", "idle.yaml", "--prometheus", "0"])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("prlimit runs (util-linux)");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let port: u16 = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.split("http://127.0.0.1:").nth(1).and_then(|r| r.split('/').next()).and_then(|p| p.parse().ok()))
+        .expect("the metrics address is printed");
+    let held: Vec<std::net::TcpStream> = (0..80).filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok()).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let before = cpu_seconds(child.id());
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_seconds(child.id()) - before;
+    drop(held);
+    let status = child.wait().unwrap();
+    assert!(used < 0.5, "{used:.2} s of CPU in 2 s while accept() failed: the accept loop spins");
+    assert_eq!(status.code(), Some(0), "the run itself is unharmed");
+}

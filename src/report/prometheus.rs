@@ -13,8 +13,27 @@ use crate::metrics::{BUCKETS_S, MetricKind};
 pub use super::families::{CommonLabels, Source};
 use super::families::{Value, snapshot};
 
+/// A label value: backslash, double quote and newline escaped.
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// HELP text: backslash and newline escaped (quotes stay as they are).
+fn escape_help(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+/// A sample value as the exposition format spells it: `+Inf`, `-Inf`, `NaN`, else the number.
+fn number(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        v.to_string()
+    }
 }
 
 fn sample(out: &mut String, name: &str, labels: &[(&str, String)], common: &[(&str, String)], value: f64) {
@@ -26,7 +45,7 @@ fn sample(out: &mut String, name: &str, labels: &[(&str, String)], common: &[(&s
         }
         let _ = write!(out, "{k}=\"{}\"", escape(v));
     }
-    let _ = writeln!(out, "}} {value}");
+    let _ = writeln!(out, "}} {}", number(value));
 }
 
 /// The exposition text as of now.
@@ -40,14 +59,14 @@ pub fn render(src: &Source) -> String {
             MetricKind::Gauge => "gauge",
             MetricKind::Histogram => "histogram",
         };
-        let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} {kind}", fam.def.help);
+        let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} {kind}", escape_help(fam.def.help));
         for p in &fam.points {
             match &p.value {
                 Value::Number(v) => sample(&mut out, name, &p.labels, &common, *v),
                 Value::Histogram(b) => {
                     for (bound, count) in BUCKETS_S.iter().zip(&b.cumulative) {
                         let mut labels = p.labels.clone();
-                        labels.push(("le", bound.to_string()));
+                        labels.push(("le", number(*bound)));
                         sample(&mut out, &format!("{name}_bucket"), &labels, &common, *count as f64);
                     }
                     let mut labels = p.labels.clone();
@@ -68,7 +87,15 @@ pub async fn serve(listener: TcpListener, src: Arc<Source>, mut stop: watch::Rec
         let (mut sock, _) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
-                Err(_) => continue,
+                Err(e) => {
+                    // Out of file descriptors (EMFILE) or the like: the error repeats at once, so
+                    // retrying at once would spin a core. Wait a little; the run goes on meanwhile.
+                    tracing::debug!(error = %e, "metrics endpoint: accept failed; retrying in 100 ms");
+                    tokio::select! {
+                        () = tokio::time::sleep(std::time::Duration::from_millis(100)) => continue,
+                        _ = stop.changed() => return,
+                    }
+                }
             },
             _ = stop.changed() => return,
         };
@@ -104,5 +131,23 @@ pub async fn serve(listener: TcpListener, src: Arc<Source>, mut stop: watch::Rec
             let _ = sock.write_all(response.as_bytes()).await;
             let _ = sock.shutdown().await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_format_is_spelt_as_prometheus_reads_it() {
+        assert_eq!(number(f64::INFINITY), "+Inf");
+        assert_eq!(number(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(number(f64::NAN), "NaN");
+        assert_eq!(number(0.25), "0.25");
+        assert_eq!(escape_help("a \\ b\nc \"q\""), "a \\\\ b\\nc \"q\"");
+        assert_eq!(escape("x\"y\\z\n"), "x\\\"y\\\\z\\n");
+        let mut out = String::new();
+        sample(&mut out, "m", &[("le", number(f64::INFINITY))], &[], f64::INFINITY);
+        assert_eq!(out, "m{le=\"+Inf\"} +Inf\n");
     }
 }
