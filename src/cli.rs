@@ -109,6 +109,9 @@ pub struct ApplyArgs {
     /// Write the self-contained HTML report here (overrides `output.html`).
     #[arg(long, value_name = "PATH")]
     pub html: Option<String>,
+    /// Write JUnit XML here (overrides `output.junit`): one test case per threshold and per fault.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<String>,
     /// Run identifier for reports and metric labels (default: generated, or `metrics.labels.run_id`):
     /// letters, digits and `._:-`, at most 128 characters.
     #[arg(long, value_name = "ID", value_parser = parse_run_id)]

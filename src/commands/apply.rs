@@ -34,6 +34,9 @@ pub fn apply(args: &ApplyArgs) -> u8 {
     let Ok(html_path) = output_path(args.html.as_ref().or(scenario.output.html.as_ref()), &scenario.name, &run_id, "HTML report") else {
         return exit::CANNOT_RUN;
     };
+    let Ok(junit_path) = output_path(args.junit.as_ref().or(scenario.output.junit.as_ref()), &scenario.name, &run_id, "JUnit XML") else {
+        return exit::CANNOT_RUN;
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -42,10 +45,19 @@ pub fn apply(args: &ApplyArgs) -> u8 {
         }
     };
     let span = tracing::info_span!("run", run_id = %run_id);
-    runtime.block_on(tracing::Instrument::instrument(run(args, &scenario, &plan, &run_id, json_path, html_path), span))
+    let outputs = Outputs { json: json_path, html: html_path, junit: junit_path };
+    runtime.block_on(tracing::Instrument::instrument(run(args, &scenario, &plan, &run_id, outputs), span))
 }
 
-async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, json_path: Option<PathBuf>, html_path: Option<PathBuf>) -> u8 {
+/// Where the reports go (checked writable before the run).
+struct Outputs {
+    json: Option<PathBuf>,
+    html: Option<PathBuf>,
+    junit: Option<PathBuf>,
+}
+
+async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, outputs: Outputs) -> u8 {
+    let Outputs { json: json_path, html: html_path, junit: junit_path } = outputs;
     let client_name = format!("redis-test:{run_id}");
     let otlp_config = match report::otlp::OtlpConfig::resolve(
         scenario,
@@ -219,6 +231,13 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, j
             return exit::CANNOT_RUN;
         }
         println!("html: {}", path.display());
+    }
+    if let Some(path) = &junit_path {
+        if let Err(e) = crate::files::write_atomic(path, report::junit::render(&report).as_bytes()) {
+            eprintln!("error: cannot write the JUnit XML to {}: {e} (the previous file there, if any, is unchanged)", path.display());
+            return exit::CANNOT_RUN;
+        }
+        println!("junit: {}", path.display());
     }
     if let Some(endpoint) = endpoint {
         if let Some(linger) = args.linger {

@@ -4,6 +4,7 @@
 pub mod compare;
 pub mod families;
 pub mod html;
+pub mod junit;
 pub mod otlp;
 pub mod progress;
 pub mod prometheus;

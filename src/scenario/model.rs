@@ -462,6 +462,8 @@ pub struct Output {
     pub json: Option<String>,
     /// HTML report path.
     pub html: Option<String>,
+    /// JUnit XML path.
+    pub junit: Option<String>,
 }
 
 /// Metrics export settings.

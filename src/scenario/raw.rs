@@ -989,6 +989,9 @@ pub struct RawOutput {
     /// Self-contained HTML report path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub html: Option<String>,
+    /// JUnit XML path: one test case per threshold and per fault, for CI systems' test tabs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub junit: Option<String>,
 }
 
 /// Live metrics export and labels.

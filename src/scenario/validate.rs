@@ -754,14 +754,14 @@ fn expr_path_or(tp: &DocPath, t: &RawThreshold) -> DocPath {
 // ---------------------------------------------------------------------------------------------
 
 fn output(c: &mut Checker<'_>, o: &RawOutput) -> Output {
-    for (key, v) in [("json", &o.json), ("html", &o.html)] {
+    for (key, v) in [("json", &o.json), ("html", &o.html), ("junit", &o.junit)] {
         if let Some(v) = v {
             if let Err(e) = check_template(v) {
                 c.err(p("output").key(key), e);
             }
         }
     }
-    Output { json: o.json.clone(), html: o.html.clone() }
+    Output { json: o.json.clone(), html: o.html.clone(), junit: o.junit.clone() }
 }
 
 /// A run id goes into client names (CLIENT SETNAME refuses spaces), metric labels and file names.
