@@ -1,12 +1,15 @@
-//! The command line: `validate`, `plan`, `schema` (and, as they land, `apply` and friends).
+//! The command line: `validate`, `plan`, `apply`, `report`, `compare`, `schema`, `completions`, `man`.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// `0.1.0 (commit 1a2b3c4d5e6f, built 2026-11-26)`.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("REDIS_TEST_COMMIT"), ", built ", env!("REDIS_TEST_BUILD_DATE"), ")");
+
 /// Load-test and resilience-test Redis deployments from declarative scenario files.
 #[derive(Debug, Parser)]
-#[command(name = "redis-test", version, about, propagate_version = true)]
+#[command(name = "redis-test", version = VERSION, about, propagate_version = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -87,6 +90,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script: `redis-test completions bash > /etc/bash_completion.d/redis-test`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `redis-test man | man -l -`.
+    Man,
     /// Print the JSON Schema of scenario files (for editors; committed as schemas/scenario.schema.json).
     Schema {
         /// Print the schema of JSON run reports instead (schemas/report.schema.json).

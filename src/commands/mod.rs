@@ -41,6 +41,23 @@ pub fn dispatch(cli: Cli) -> u8 {
             };
             compare(&reports, baseline.as_deref(), last as usize, t, all, json)
         }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "redis-test", &mut std::io::stdout());
+            exit::OK
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+                Ok(()) => exit::OK,
+                // `redis-test man | head`: the reader stopped reading; nothing went wrong.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    exit::CANNOT_RUN
+                }
+            }
+        }
         Command::Schema { report } => {
             if report {
                 print!("{}", crate::report::schema_text());
