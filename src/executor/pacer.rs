@@ -83,4 +83,9 @@ fn release(phase: &PlannedPhase, tokens: &Tokens, start: Instant, stop: &AtomicB
             std::thread::sleep(wait.min(MAX_NAP));
         }
     }
+    // Stopped (the phase ended, or the run was interrupted) between two wake-ups: what the schedule
+    // had due by now still counts as released, so `scheduled` and `backlog` are exact.
+    let elapsed = Instant::now().saturating_duration_since(start);
+    let due = if elapsed >= phase.duration { total } else { phase.ops_due(elapsed).unwrap_or(0).min(total) };
+    tokens.released.fetch_max(due, Ordering::Relaxed);
 }
