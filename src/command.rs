@@ -251,7 +251,7 @@ impl RoundTrip {
     pub fn args(&self, i: usize) -> Vec<&[u8]> {
         let start = self.cmds[i].start as usize;
         let end = self.cmds.get(i + 1).map_or(self.resp.len(), |c| c.start as usize);
-        decode_args(&self.resp[start..end])
+        split_command(&self.resp[start..end]).map(|(args, _)| args).unwrap_or_default()
     }
 }
 
@@ -264,8 +264,7 @@ const CONTAINERS: [&str; 15] =
 /// `GET`, `CLIENT|SETNAME`. For commands sent outside the workloads, off the hot path.
 pub fn names_in(mut buf: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
-    while let Some(end) = command_end(buf) {
-        let args = decode_args(&buf[..end]);
+    while let Some((args, used)) = split_command(buf) {
         if let Some(name) = args.first() {
             let mut n = String::from_utf8_lossy(name).to_uppercase();
             if CONTAINERS.contains(&n.as_str()) {
@@ -276,13 +275,15 @@ pub fn names_in(mut buf: &[u8]) -> Vec<String> {
             }
             out.push(n);
         }
-        buf = &buf[end..];
+        buf = &buf[used..];
     }
     out
 }
 
-/// Where the first RESP command in `b` ends.
-fn command_end(b: &[u8]) -> Option<usize> {
+/// The first RESP command in `b` (`*N` then N bulk strings): its arguments and the bytes it
+/// takes; `None` when it is incomplete or malformed.
+fn split_command(b: &[u8]) -> Option<(Vec<&[u8]>, usize)> {
+    // `*N\r\n` or `$N\r\n` at `at`: the number and where the line ends.
     let line = |at: usize| -> Option<(usize, usize)> {
         let rest = b.get(at..)?;
         let end = rest.windows(2).position(|w| w == b"\r\n")?;
@@ -290,30 +291,13 @@ fn command_end(b: &[u8]) -> Option<usize> {
         Some((n, at + end + 2))
     };
     let (argc, mut at) = line(0)?;
+    let mut args = Vec::with_capacity(argc.min(64));
     for _ in 0..argc {
-        let (len, next) = line(at)?;
-        at = next + len + 2;
+        let (len, start) = line(at)?;
+        args.push(b.get(start..start + len)?);
+        at = start + len + 2;
     }
-    (at <= b.len()).then_some(at)
-}
-
-/// Splits one RESP command (`*N` then N bulk strings) into its arguments.
-fn decode_args(mut b: &[u8]) -> Vec<&[u8]> {
-    let line = |b: &[u8]| -> Option<(usize, usize)> {
-        let end = b.windows(2).position(|w| w == b"\r\n")?;
-        let n = std::str::from_utf8(b.get(1..end)?).ok()?.parse().ok()?;
-        Some((n, end + 2))
-    };
-    let mut out = Vec::new();
-    let Some((argc, used)) = line(b) else { return out };
-    b = &b[used..];
-    for _ in 0..argc {
-        let Some((len, used)) = line(b) else { break };
-        let Some(arg) = b.get(used..used + len) else { break };
-        out.push(arg);
-        b = b.get(used + len + 2..).unwrap_or_default();
-    }
-    out
+    (at <= b.len()).then_some((args, at))
 }
 
 #[cfg(test)]

@@ -302,14 +302,13 @@ impl ThreadRecorder {
         }
     }
 
-    fn count_commands(&mut self, phase: u16, cmds: &[Cmd], times: u64) {
+    /// The command counters of `phase`, made on first use.
+    fn phase_commands(&mut self, phase: u16) -> &mut [u64; COMMAND_COUNT] {
         let p = phase as usize;
         if self.commands.len() <= p {
             self.commands.resize(p + 1, [0; COMMAND_COUNT]);
         }
-        for c in cmds {
-            self.commands[p][c.command as usize] += times;
-        }
+        &mut self.commands[p]
     }
 }
 
@@ -628,14 +627,11 @@ impl RunMetrics {
                 let timed = role == OpRole::RoundTrip;
                 rec.record(OpKey { phase, workload, op }, role, outcome, timed.then_some(latency_us), timed.then_some(service_us));
             }
-            rec.count_commands(phase, cmds, sends.times);
-            if sends.asking > 0 {
-                let p = phase as usize;
-                if rec.commands.len() <= p {
-                    rec.commands.resize(p + 1, [0; COMMAND_COUNT]);
-                }
-                rec.commands[p][Command::Asking as usize] += sends.asking;
+            let counts = rec.phase_commands(phase);
+            for c in cmds {
+                counts[c.command as usize] += sends.times;
             }
+            counts[Command::Asking as usize] += sends.asking;
         });
     }
 

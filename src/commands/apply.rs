@@ -217,27 +217,18 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
     }
     print!("{}", report::summary::render(&report));
     // Atomically: the path holds the previous report or the complete new one, never a torn one.
-    if let Some(path) = &json_path {
-        let text = serde_json::to_string_pretty(&report).expect("reports serialize") + "\n";
+    let json_text = json_path.as_ref().map(|_| serde_json::to_string_pretty(&report).expect("reports serialize") + "\n");
+    for (path, what, label, text) in [
+        (&json_path, "report", "report", json_text),
+        (&html_path, "HTML report", "html", html_path.as_ref().map(|_| report::html::render(&report))),
+        (&junit_path, "JUnit XML", "junit", junit_path.as_ref().map(|_| report::junit::render(&report))),
+    ] {
+        let (Some(path), Some(text)) = (path, text) else { continue };
         if let Err(e) = crate::files::write_atomic(path, text.as_bytes()) {
-            eprintln!("error: cannot write the report to {}: {e} (the previous file there, if any, is unchanged)", path.display());
+            eprintln!("error: cannot write the {what} to {}: {e} (the previous file there, if any, is unchanged)", path.display());
             return exit::CANNOT_RUN;
         }
-        println!("report: {}", path.display());
-    }
-    if let Some(path) = &html_path {
-        if let Err(e) = crate::files::write_atomic(path, report::html::render(&report).as_bytes()) {
-            eprintln!("error: cannot write the HTML report to {}: {e} (the previous file there, if any, is unchanged)", path.display());
-            return exit::CANNOT_RUN;
-        }
-        println!("html: {}", path.display());
-    }
-    if let Some(path) = &junit_path {
-        if let Err(e) = crate::files::write_atomic(path, report::junit::render(&report).as_bytes()) {
-            eprintln!("error: cannot write the JUnit XML to {}: {e} (the previous file there, if any, is unchanged)", path.display());
-            return exit::CANNOT_RUN;
-        }
-        println!("junit: {}", path.display());
+        println!("{label}: {}", path.display());
     }
     if let Some(endpoint) = endpoint {
         if let Some(linger) = args.linger {

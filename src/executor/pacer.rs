@@ -61,10 +61,14 @@ const BURST: u64 = 1000;
 /// the thread keeps time and answers `stop` at any rate.
 fn release(phase: &PlannedPhase, tokens: &Tokens, start: Instant, stop: &AtomicBool) {
     let total = phase.total_ops().unwrap_or(0);
+    // Operations the schedule has due by now.
+    let due_now = || {
+        let elapsed = Instant::now().saturating_duration_since(start);
+        if elapsed >= phase.duration { total } else { phase.ops_due(elapsed).unwrap_or(0).min(total) }
+    };
     let mut released: u64 = 0;
     while !stop.load(Ordering::Relaxed) && released < total {
-        let elapsed = Instant::now().saturating_duration_since(start);
-        let due = if elapsed >= phase.duration { total } else { phase.ops_due(elapsed).unwrap_or(0).min(total) };
+        let due = due_now();
         if due > released {
             let n = due - released;
             released = due;
@@ -85,7 +89,5 @@ fn release(phase: &PlannedPhase, tokens: &Tokens, start: Instant, stop: &AtomicB
     }
     // Stopped (the phase ended, or the run was interrupted) between two wake-ups: what the schedule
     // had due by now still counts as released, so `scheduled` and `backlog` are exact.
-    let elapsed = Instant::now().saturating_duration_since(start);
-    let due = if elapsed >= phase.duration { total } else { phase.ops_due(elapsed).unwrap_or(0).min(total) };
-    tokens.released.fetch_max(due, Ordering::Relaxed);
+    tokens.released.fetch_max(due_now(), Ordering::Relaxed);
 }

@@ -24,7 +24,8 @@ pub fn field_split(spec: &HashSpec) -> (u32, u32) {
     let values = w.iter().any(|(n, x)| matches!(*n, "HSET" | "HGET" | "HMGET" | "HDEL") && *x > 0.0);
     match (values, incr) {
         (true, true) => {
-            let counters = (fields / 10).max(1).min(fields.saturating_sub(1)).max(1);
+            // Validation keeps `fields` at 2 or more here; stay in range if it were not.
+            let counters = (fields / 10).clamp(1, fields.saturating_sub(1).max(1));
             (fields.saturating_sub(counters).max(1), counters)
         }
         (false, true) => (1, fields),

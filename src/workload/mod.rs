@@ -194,10 +194,7 @@ impl Workload {
                 other => {
                     // A queued command refused (its error names the cause), or EXEC's own error or nil.
                     let cause = replies.iter().find(|v| v.error_class().is_some_and(|c| c != "EXECABORT")).or(other);
-                    let outcome = match cause.map(|v| single_outcome(std::slice::from_ref(v), false)) {
-                        Some(Outcome::Error(c)) => Outcome::Error(c),
-                        _ => Outcome::server_error("EXECABORT"),
-                    };
+                    let outcome = Outcome::server_error(cause.and_then(Value::error_class).unwrap_or("EXECABORT"));
                     for c in inner.iter().filter(|c| !c.aux) {
                         sink(c.op, outcome);
                     }
@@ -210,7 +207,7 @@ impl Workload {
         if let Kind::Pubsub(ps) = &self.kind {
             ps.published(p.tag as usize, trip == Outcome::Ok);
         }
-        if !cmds.iter().any(|c| !c.aux && c.op == p.op) {
+        if is_batch(p, rt) {
             sink(p.op, trip);
         }
     }
@@ -225,10 +222,16 @@ impl Workload {
         if let Kind::Pubsub(ps) = &self.kind {
             ps.published(p.tag as usize, false);
         }
-        if !rt.commands().iter().any(|c| !c.aux && c.op == p.op) {
+        if is_batch(p, rt) {
             sink(p.op, outcome);
         }
     }
+}
+
+/// Whether the round trip's operation is a batch (PIPELINE, EXEC) counted besides its commands,
+/// rather than one of the commands itself.
+fn is_batch(p: &Prepared, rt: &RoundTrip) -> bool {
+    !rt.commands().iter().any(|c| !c.aux && c.op == p.op)
 }
 
 /// Judges each counted command from its replies (its own and its follow-ups'); returns the round
@@ -305,18 +308,6 @@ impl Env<'_> {
             }
             None => picked,
         }
-    }
-}
-
-/// The outcome of an operation from its replies: any error reply wins; a nil first reply is a miss
-/// (for reads); anything else is ok.
-pub fn single_outcome(replies: &[Value], nil_is_miss: bool) -> Outcome {
-    if let Some(class) = replies.iter().find_map(Value::error_class) {
-        return Outcome::server_error(class);
-    }
-    match replies.first() {
-        Some(Value::Nil) if nil_is_miss => Outcome::Miss,
-        _ => Outcome::Ok,
     }
 }
 
@@ -475,8 +466,24 @@ mod tests {
 
     #[test]
     fn outcomes_from_replies() {
-        assert_eq!(single_outcome(&[Value::Nil], true), Outcome::Miss);
-        assert_eq!(single_outcome(&[Value::Nil], false), Outcome::Ok);
-        assert_eq!(single_outcome(&[Value::Status("OK".into()), Value::Error("OOM no".into())], true), Outcome::server_error("OOM"));
+        let cmd = |command, aux| {
+            let mut rt = RoundTrip::new();
+            if aux {
+                rt.push(Command::Lpush, 0, 2).arg(b"k").arg(b"v");
+                rt.push_aux(command, 0, 1).arg(b"k");
+            } else {
+                rt.push(command, 0, 1).arg(b"k");
+            }
+            rt
+        };
+        let outcome = |rt: &RoundTrip, replies: &[Value]| {
+            let mut out = Vec::new();
+            judge(rt.commands(), replies, &mut |_, o| out.push(o));
+            out[0]
+        };
+        assert_eq!(outcome(&cmd(Command::Get, false), &[Value::Nil]), Outcome::Miss, "a read that finds nothing");
+        assert_eq!(outcome(&cmd(Command::Del, false), &[Value::Nil]), Outcome::Ok, "a write never misses");
+        // Any error among an operation's replies (its own or a follow-up's) wins.
+        assert_eq!(outcome(&cmd(Command::Pexpire, true), &[Value::Int(1), Value::Error("OOM no".into())]), Outcome::server_error("OOM"));
     }
 }
