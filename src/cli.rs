@@ -167,6 +167,10 @@ pub struct ScenarioInputs {
     /// Run against this URL instead of the scenario's target (replaces `target.url` and `target.local`).
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
+    /// The client library that sends the commands (overrides `connections.client`): `native`
+    /// (redis-test's own engine) or `redis-rs` (the `redis` crate, the client under test).
+    #[arg(long, value_name = "CLIENT", value_parser = ["native", "redis-rs"])]
+    pub client: Option<String>,
 }
 
 fn parse_listen_arg(s: &str) -> Result<std::net::SocketAddr, String> {

@@ -5,7 +5,8 @@
 //!   the JSON Schema and the semantic rules, and yields a checked [`scenario::Scenario`];
 //! - [`plan`] compiles it into a [`plan::Plan`], plain data with no I/O;
 //! - [`deployment`] reaches the deployment (or starts a local one), [`pool`] keeps bb8 pools of
-//!   [`deployment::conn`] connections, [`workload`] writes operations as [`command`]s,
+//!   [`deployment::conn`] connections (the native client; [`redis_rs`] is the client under test,
+//!   sending the same commands through the `redis` crate), [`workload`] writes operations as [`command`]s,
 //!   [`executor`] runs the phases, [`metrics`] measures them and [`live`] carries what a run
 //!   publishes while it runs;
 //! - [`report`] turns the results into a summary, a JSON report and threshold verdicts;
@@ -28,6 +29,7 @@ pub mod logging;
 pub mod metrics;
 pub mod plan;
 pub mod pool;
+pub mod redis_rs;
 pub mod report;
 pub mod scenario;
 pub mod units;

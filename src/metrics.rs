@@ -378,6 +378,9 @@ pub struct ConnCounters {
     pub cluster_replies: [AtomicU64; 4],
     /// Times the cluster slot map was read again.
     pub topology_refreshes: AtomicU64,
+    /// Counters the client keeps to itself (redis-rs on clusters), by report field name: reported
+    /// as "not observable", never as 0. Set once when the client is built.
+    pub hidden: std::sync::OnceLock<Vec<&'static str>>,
 }
 
 /// Cluster reply classes counted in [`ConnCounters::cluster_replies`], in order.
@@ -394,11 +397,17 @@ impl Default for ConnCounters {
             reconnect_time: Mutex::new(new_histogram()),
             cluster_replies: Default::default(),
             topology_refreshes: AtomicU64::new(0),
+            hidden: std::sync::OnceLock::new(),
         }
     }
 }
 
 impl ConnCounters {
+    /// Whether counter `name` (a report field name) is hidden by the client.
+    pub fn is_hidden(&self, name: &str) -> bool {
+        self.hidden.get().is_some_and(|h| h.contains(&name))
+    }
+
     /// Counts a cluster reply of class `class` (one of [`CLUSTER_REPLIES`]; others are ignored).
     pub fn cluster_reply(&self, class: &str) {
         if let Some(i) = CLUSTER_REPLIES.iter().position(|c| *c == class) {

@@ -108,6 +108,18 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
         }
     };
     tracing::info!(address = %deployment.spec.addr, local = deployment.local.is_some(), "target ready");
+    let redis_rs = match scenario.connections.client {
+        crate::scenario::raw::Client::Native => None,
+        crate::scenario::raw::Client::RedisRs => match crate::redis_rs::RedisRs::connect(&deployment, scenario, &metrics).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::info!(error = %e, "target unusable");
+                eprintln!("error: {e}");
+                deployment.shutdown().await;
+                return exit::CANNOT_RUN;
+            }
+        },
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopper = {
         let signals = signals.clone();
@@ -154,7 +166,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
         None => None,
     };
     let tally = std::sync::Arc::clone(&metrics.tally);
-    let inputs = executor::RunInputs { stop: stop_rx, seed, live: live_tx, metrics, spans };
+    let inputs = executor::RunInputs { stop: stop_rx, seed, live: live_tx, metrics, spans, redis_rs };
     let result = executor::run(plan, scenario, &deployment, inputs).await;
     stopper.abort();
     if let Some(p) = progress {

@@ -75,7 +75,9 @@ pub fn load_options(inputs: &ScenarioInputs) -> Result<LoadOptions, Diagnostic> 
         Some(path) => Vars::from_process(Some(path), true)?,
         None => Vars::from_process(Some(Path::new(".env")), false)?,
     };
-    Ok(LoadOptions { vars, target: inputs.target.clone(), sets: inputs.sets.clone() })
+    // `--client` is a `--set` that comes first: an explicit `--set connections.client=` still wins.
+    let sets = inputs.client.iter().map(|c| format!("connections.client={c}")).chain(inputs.sets.iter().cloned()).collect();
+    Ok(LoadOptions { vars, target: inputs.target.clone(), sets })
 }
 
 /// Loads one scenario, printing its problems to stderr; `Err` carries the exit code.

@@ -240,7 +240,10 @@ pub async fn prepare(
         topology = Some(topo);
     }
     let deployment = Deployment { spec, local, sentinels, cluster: topology, seeds, watcher };
-    if let Err(e) = deployment.probe().await {
+    // redis-rs proves the target with its own connection (and its own words when it cannot).
+    if connections.client == crate::scenario::raw::Client::Native
+        && let Err(e) = deployment.probe().await
+    {
         deployment.shutdown().await;
         return Err(e);
     }

@@ -37,6 +37,8 @@ pub struct Shared {
     mixes: Vec<Weighted>,
     tokens: Vec<Option<Arc<pacer::Tokens>>>,
     pools: Pools,
+    /// The client under test when the scenario asks for redis-rs; the native pools otherwise.
+    redis_rs: Option<crate::redis_rs::RedisRs>,
     metrics: Arc<RunMetrics>,
     command_timeout: Duration,
     writers: usize,
@@ -243,11 +245,13 @@ pub struct RunInputs {
     pub metrics: Arc<RunMetrics>,
     /// Sampled spans: the fraction of operations to sample and where to send them (never blocks).
     pub spans: Option<(f64, tokio::sync::mpsc::Sender<crate::live::SpanRecord>)>,
+    /// The redis-rs client, already connected, when the scenario runs through redis-rs.
+    pub redis_rs: Option<crate::redis_rs::RedisRs>,
 }
 
 /// Runs the plan against a prepared deployment.
 pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inputs: RunInputs) -> Result<RunResult, RunError> {
-    let RunInputs { mut stop, seed, live, metrics, spans } = inputs;
+    let RunInputs { mut stop, seed, live, metrics, spans, redis_rs } = inputs;
     let max_workers = plan.max_workers() as usize;
     let workloads: Vec<Workload> = scenario.workloads.iter().enumerate().map(|(i, w)| Workload::new(w, i, deployment.cluster.is_some())).collect();
     let mixes =
@@ -280,7 +284,11 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
                 retry: scenario.connections.retry.clone(),
                 nodes: cluster_nodes.clone(),
             };
-            subscribers.push(tokio::spawn(pubsub::subscriber(Arc::clone(ps), id, deployment.spec.clone(), ctx, ready_tx).in_current_span()));
+            let via = match &redis_rs {
+                Some(c) => pubsub::SubscribeVia::RedisRs(c.pubsub_source()),
+                None => pubsub::SubscribeVia::Native(deployment.spec.clone()),
+            };
+            subscribers.push(tokio::spawn(pubsub::subscriber(Arc::clone(ps), id, via, ctx, ready_tx).in_current_span()));
             match ready_rx.await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(RunError::Subscribe(w.name.clone(), e)),
@@ -304,6 +312,7 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         mixes,
         tokens,
         pools: Pools::new(&deployment.spec, &scenario.connections, &metrics, deployment.cluster.as_ref().map(|t| (t, deployment.seeds.as_slice()))),
+        redis_rs,
         metrics: Arc::clone(&metrics),
         command_timeout: scenario.connections.command_timeout,
         writers: max_workers.max(1),
@@ -477,7 +486,7 @@ async fn collect_series(
             total_ops: ops,
             total_errors: errors,
             workers: phase.map_or(0, |p| p.workers_at(elapsed - p.start)),
-            connections: shared.pools.open_connections(),
+            connections: shared.redis_rs.as_ref().map_or_else(|| shared.pools.open_connections(), |c| c.open_connections()),
             target_rate: phase.and_then(|p| p.rate_at(elapsed - p.start)),
         }
     };

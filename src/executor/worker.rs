@@ -90,7 +90,9 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
             // Resend after a connection error only where that is safe: reads, or writes when the
             // scenario allows it. Timeouts are not resent: the first send may have been applied.
             let mut retries = 0;
-            while outcome == Err(ErrorClass::Connection) && retries + 1 < shared.retry.attempts && (shared.retry.retry_writes || rt.only_reads()) {
+            // redis-rs on a cluster resends by its own policy (mapped from the same settings).
+            let resends = shared.redis_rs.as_ref().is_none_or(|c| !c.retries_itself());
+            while resends && outcome == Err(ErrorClass::Connection) && retries + 1 < shared.retry.attempts && (shared.retry.retry_writes || rt.only_reads()) {
                 tokio::time::sleep(backoff(&shared.retry, retries, &mut rng)).await;
                 retries += 1;
                 replies.clear();
@@ -173,6 +175,10 @@ async fn routed_round_trip(
     sends: &mut Sends,
 ) -> (Result<(), ErrorClass>, Instant) {
     let expect = rt.replies();
+    if let Some(client) = &shared.redis_rs {
+        // Routing, redirects and replica reads are redis-rs's own business.
+        return client.round_trip(worker, rt, replies, &mut sends.times).await;
+    }
     if !shared.pools.is_cluster() {
         let route = if replica_read { Route::Replica } else { Route::Any };
         return round_trip(shared, worker, &route, rt.bytes(), expect, replies, &mut sends.times).await;

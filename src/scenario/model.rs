@@ -151,6 +151,8 @@ pub struct Tls {
 /// Pools, timeouts and retries.
 #[derive(Debug, Clone, Serialize)]
 pub struct Connections {
+    /// The client library that sends the commands.
+    pub client: super::raw::Client,
     /// Number of pools.
     pub pools: u32,
     /// Connections per pool.

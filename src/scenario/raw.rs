@@ -144,6 +144,28 @@ pub struct RawSentinel {
     pub password: Option<String>,
 }
 
+/// The client library that sends the commands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Client {
+    /// redis-test's own RESP engine: every redirect, reconnect and send is seen and counted.
+    #[default]
+    #[serde(rename = "native")]
+    Native,
+    /// The `redis` crate (redis-rs 1.x) with bb8 pools, as Rust services use it.
+    #[serde(rename = "redis-rs")]
+    RedisRs,
+}
+
+impl Client {
+    /// The name used in scenario files, plans and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Client::Native => "native",
+            Client::RedisRs => "redis-rs",
+        }
+    }
+}
+
 /// Wire protocol version.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -183,6 +205,10 @@ pub struct RawTls {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawConnections {
+    /// The client library that sends the commands: `native` (redis-test's own RESP engine, the
+    /// default) or `redis-rs` (the `redis` crate with bb8 pools: the client under test).
+    #[serde(default)]
+    pub client: Client,
     /// Number of independent connection pools; workers are spread over them.
     #[serde(default = "RawConnections::default_pools")]
     #[schemars(range(min = 1, max = 1024))]
@@ -232,6 +258,7 @@ impl RawConnections {
 impl Default for RawConnections {
     fn default() -> Self {
         Self {
+            client: Client::default(),
             pools: Self::default_pools(),
             per_pool: Self::default_per_pool(),
             connect_timeout: Self::default_connect_timeout(),

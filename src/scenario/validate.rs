@@ -58,6 +58,7 @@ pub fn build(raw: RawScenario, root: &Node, file: &Path, diags: &mut Diagnostics
     let mut c = Checker { root, diags };
     let target = target(&mut c, &raw.target, dir);
     let connections = connections(&mut c, &raw.connections);
+    redis_rs_limits(&mut c, connections.client, target.as_ref());
     let key_prefix = raw.keyspace.prefix.clone();
     check_prefix(&mut c, p("keyspace").key("prefix"), &key_prefix);
     let workloads = workloads(&mut c, &raw);
@@ -331,6 +332,23 @@ fn tls(c: &mut Checker<'_>, t: &RawTls, dir: &Path) -> Tls {
     Tls { ca, client_cert, server_name: t.server_name.clone(), insecure: t.insecure }
 }
 
+/// What the redis-rs client has no setting for is refused, not silently ignored.
+fn redis_rs_limits(c: &mut Checker<'_>, client: Client, target: Option<&Target>) {
+    let Some(t) = target.filter(|_| client == Client::RedisRs) else { return };
+    if t.tls.as_ref().is_some_and(|tls| tls.server_name.is_some()) {
+        c.err(
+            p("target").key("tls").key("server_name"),
+            "`server_name` has no equivalent in redis-rs (it verifies the host it connects to): remove it, or use `connections.client: native`",
+        );
+    }
+    if t.read_from_replicas && t.mode == Mode::Sentinel {
+        c.err(
+            p("target").key("read_from_replicas"),
+            "replica reads on a sentinel target have no equivalent in redis-rs's pooled sentinel client: remove it, or use `connections.client: native`",
+        );
+    }
+}
+
 fn connections(c: &mut Checker<'_>, r: &RawConnections) -> Connections {
     let cp = p("connections");
     let rp = cp.key("retry");
@@ -338,6 +356,7 @@ fn connections(c: &mut Checker<'_>, r: &RawConnections) -> Connections {
         c.err(rp.key("max_backoff"), format!("must not be shorter than `initial_backoff` ({})", r.retry.initial_backoff));
     }
     Connections {
+        client: r.client,
         pools: r.pools,
         per_pool: r.per_pool,
         connect_timeout: c.positive(cp.key("connect_timeout"), r.connect_timeout.get()),

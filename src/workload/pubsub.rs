@@ -181,40 +181,77 @@ pub struct SubscriberCtx {
     pub nodes: Vec<crate::scenario::model::HostPort>,
 }
 
+/// How a subscriber connects: the native engine with these settings, or redis-rs's pub/sub.
+pub enum SubscribeVia {
+    /// Our own connection (its address replaced by the subscriber's node on clusters).
+    Native(ConnectSpec),
+    /// redis-rs's `aio::PubSub`.
+    RedisRs(crate::redis_rs::PubsubSource),
+}
+
+/// An open subscription.
+enum Feed {
+    Native(Conn),
+    RedisRs(redis::aio::PubSubStream),
+}
+
+impl Feed {
+    /// The next message as the wire shows it; `None` once the connection is gone.
+    async fn next(&mut self) -> Option<Value> {
+        match self {
+            Feed::Native(c) => c.read_value().await.ok(),
+            Feed::RedisRs(stream) => {
+                let msg = futures_util::StreamExt::next(stream).await?;
+                let channel = msg.get_channel_name().as_bytes().to_vec();
+                Some(Value::Push(vec![Value::Bulk(b"message".to_vec()), Value::Bulk(channel), Value::Bulk(msg.get_payload_bytes().to_vec())]))
+            }
+        }
+    }
+}
+
+impl SubscribeVia {
+    /// Connects to `node` (an index into `nodes` on clusters) and subscribes.
+    async fn open(&self, ps: &PubSub, node: usize, nodes: &[crate::scenario::model::HostPort], metrics: &RunMetrics) -> Result<Feed, String> {
+        let connecting = std::time::Instant::now();
+        let feed = match self {
+            SubscribeVia::Native(spec) => {
+                let mut spec = spec.clone();
+                if !nodes.is_empty() {
+                    spec.addr = nodes[node % nodes.len()].clone();
+                }
+                let (cmd, confirmations) = ps.subscribe_command();
+                let mut c = Conn::connect(&spec).await.map_err(|e| e.to_string())?;
+                c.send_only(&cmd).await.map_err(|e| e.to_string())?;
+                for _ in 0..confirmations {
+                    c.read_value().await.map_err(|e| e.to_string())?;
+                }
+                Feed::Native(c)
+            }
+            SubscribeVia::RedisRs(source) => Feed::RedisRs(source.subscribe(node, &ps.channels, ps.pattern.as_deref()).await?),
+        };
+        // Subscriber connections are connections too: counted with the pools' (opened, failed).
+        metrics.conns.opened(connecting.elapsed());
+        Ok(feed)
+    }
+}
+
 /// Runs one subscriber until `stop`; `ready` is sent once the subscription is confirmed.
-pub async fn subscriber(ps: Arc<PubSub>, id: usize, spec: ConnectSpec, mut ctx: SubscriberCtx, ready: tokio::sync::oneshot::Sender<Result<(), String>>) {
+pub async fn subscriber(ps: Arc<PubSub>, id: usize, via: SubscribeVia, mut ctx: SubscriberCtx, ready: tokio::sync::oneshot::Sender<Result<(), String>>) {
     let mut stats = SubscriberStats { subscriber: id, ..Default::default() };
     // Order is kept per publisher and channel: on a cluster, channels travel different paths.
     let mut last: HashMap<(u64, Vec<u8>), u64> = HashMap::new();
     let mut ready = Some(ready);
-    let (cmd, confirmations) = ps.subscribe_command();
     // Connection attempts failed in a row; resets once subscribed again.
     let mut failures: u32 = 0;
-    let mut spec = spec;
     // Subscribers start on different nodes, and move on to the next one when theirs fails.
     let mut node = id;
     'connect: while !*ctx.stop.borrow() {
-        if !ctx.nodes.is_empty() {
-            spec.addr = ctx.nodes[node % ctx.nodes.len()].clone();
-        }
-        let connecting = std::time::Instant::now();
-        let conn = async {
-            let mut c = Conn::connect(&spec).await?;
-            // Subscriber connections are connections too: counted with the pools' (opened, failed).
-            ctx.metrics.conns.opened(connecting.elapsed());
-            c.send_only(&cmd).await?;
-            for _ in 0..confirmations {
-                c.read_value().await?;
-            }
-            Ok::<Conn, crate::deployment::conn::ConnError>(c)
-        }
-        .await;
-        let mut conn = match conn {
-            Ok(c) => c,
+        let mut feed = match via.open(&ps, node, &ctx.nodes, &ctx.metrics).await {
+            Ok(f) => f,
             Err(e) => {
                 ctx.metrics.conns.connect_errors.fetch_add(1, Ordering::Relaxed);
                 if let Some(r) = ready.take() {
-                    let _ = r.send(Err(e.to_string()));
+                    let _ = r.send(Err(e));
                     return;
                 }
                 stats.reconnects += 1;
@@ -233,16 +270,16 @@ pub async fn subscriber(ps: Arc<PubSub>, id: usize, spec: ConnectSpec, mut ctx: 
         }
         loop {
             let value = tokio::select! {
-                v = conn.read_value() => v,
+                v = feed.next() => v,
                 _ = ctx.stop.changed() => break 'connect,
             };
             match value {
-                Ok(v) => {
+                Some(v) => {
                     if let Some((channel, payload)) = message_payload(&v) {
                         ps_receive(&ps, id, channel, payload, &mut stats, &mut last, &ctx);
                     }
                 }
-                Err(_) => {
+                None => {
                     let (_, phase) = (ctx.clock)();
                     ctx.metrics.record_delivery(OpKey { phase, workload: ps.workload, op: RECEIVE }, Outcome::Error(ErrorClass::Connection), None);
                     ctx.metrics.conns.dropped.fetch_add(1, Ordering::Relaxed);
