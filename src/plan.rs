@@ -58,6 +58,9 @@ pub struct TargetSummary {
 /// Pool shape, timeouts and retry policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConnectionSummary {
+    /// The client library: `native`, or `redis-rs` with the `redis` crate's version.
+    #[serde(default = "native")]
+    pub client: String,
     /// Number of pools.
     pub pools: u32,
     /// Connections per pool.
@@ -292,6 +295,7 @@ pub fn compile(s: &Scenario, time_scale: f64) -> Plan {
     let c = &s.connections;
     let retry = &c.retry;
     let connections = ConnectionSummary {
+        client: client_label(c.client),
         pools: c.pools,
         per_pool: c.per_pool,
         connect_timeout: format_duration(c.connect_timeout),
@@ -451,12 +455,14 @@ impl fmt::Display for Plan {
             writeln!(f, "sentinel  {s}")?;
         }
         let c = &self.connections;
+        writeln!(f, "client    {}", c.client)?;
         writeln!(f, "pools     {} × {} connections", c.pools, c.per_pool)?;
-        writeln!(
-            f,
-            "timeouts  connect {}, acquire {}, command {}; idle connections PINGed after {}",
-            c.connect_timeout, c.acquire_timeout, c.command_timeout, c.health_check_interval
-        )?;
+        let health = if c.client == "native" {
+            format!("idle connections PINGed after {}", c.health_check_interval)
+        } else {
+            "no idle health checks (redis-rs: a connection is replaced once it breaks)".to_owned()
+        };
+        writeln!(f, "timeouts  connect {}, acquire {}, command {}; {health}", c.connect_timeout, c.acquire_timeout, c.command_timeout)?;
         writeln!(f, "retry     {}", c.retry)?;
         let scaled = if self.time_scale == 1.0 { String::new() } else { format!(" (time scale {})", self.time_scale) };
         writeln!(f, "duration  {}{scaled}", format_duration(self.total_duration))?;
@@ -649,5 +655,17 @@ mod tests {
             let got: Vec<f64> = percentages(weights.iter().copied()).iter().map(|s| s.percent).collect();
             assert_eq!(got, want);
         }
+    }
+}
+
+fn native() -> String {
+    "native".into()
+}
+
+/// How plans and reports name a client: `native`, or `redis-rs 1.8.1`.
+pub fn client_label(client: crate::scenario::raw::Client) -> String {
+    match client {
+        crate::scenario::raw::Client::Native => native(),
+        crate::scenario::raw::Client::RedisRs => format!("redis-rs {}", crate::redis_rs::VERSION),
     }
 }

@@ -111,6 +111,8 @@ pub struct RunResult {
     pub verify: Vec<VerifyResult>,
     /// Connections opened, dropped, failed to open, reopened to replace dropped ones.
     pub connections: (u64, u64, u64, u64),
+    /// Counters the client kept to itself (see [`crate::metrics::ConnCounters::hidden`]).
+    pub hidden: Vec<&'static str>,
     /// Cluster redirects followed, by class.
     pub cluster_redirects: BTreeMap<String, u64>,
     /// Times the cluster slot map was read again.
@@ -119,6 +121,13 @@ pub struct RunResult {
     pub faults: Vec<FaultVerdict>,
     /// Per workload, the longest stretch without a success over the whole run, seconds.
     pub longest_outage_s: BTreeMap<String, f64>,
+}
+
+impl RunResult {
+    /// Counter `name` as the report shows it: `None` when the client hides it.
+    pub fn shown(&self, name: &str, value: u64) -> Option<u64> {
+        (!self.hidden.contains(&name)).then_some(value)
+    }
 }
 
 /// A fault that ran and what it did to the load.
@@ -155,8 +164,8 @@ pub struct FaultVerdict {
     pub recovery_s: Option<f64>,
     /// Failed operations in the window by class.
     pub errors: BTreeMap<String, u64>,
-    /// Connections reopened in the window.
-    pub reconnects: u64,
+    /// Connections reopened in the window; `null` where the client hides it (redis-rs on clusters).
+    pub reconnects: Option<u64>,
     /// End of the window (the next fault or the end of the run), seconds.
     pub window_end_s: f64,
 }
@@ -201,7 +210,8 @@ fn fault_verdicts(runs: &[faults::FaultRun], shared: &Shared, ended: Duration, r
                 outage_by_shard_s,
                 recovery_s: resilience::recovery(&slots, slot_ns, &gaps, from, to, &shared.plan).map(|ns| ns as f64 / 1e9),
                 errors,
-                reconnects: runs.get(i + 1).map_or(reconnects_end, |n| n.reconnects_before).saturating_sub(r.reconnects_before),
+                reconnects: (!shared.metrics.conns.is_hidden("reconnects"))
+                    .then(|| runs.get(i + 1).map_or(reconnects_end, |n| n.reconnects_before).saturating_sub(r.reconnects_before)),
                 window_end_s: to as f64 / 1e9,
             }
         })
@@ -401,6 +411,7 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
             c.connect_errors.load(Ordering::Relaxed),
             c.reconnects.load(Ordering::Relaxed),
         ),
+        hidden: c.hidden.get().cloned().unwrap_or_default(),
         cluster_redirects: c.cluster_reply_counts(),
         topology_refreshes: c.topology_refreshes.load(Ordering::Relaxed),
         faults: verdicts,

@@ -193,4 +193,20 @@ pub fn snapshot(src: &Source) -> Vec<Family> {
         family("redis_test_target_rate", vec![number(vec![], live.target_rate.unwrap_or(0.0))]),
         family("redis_test_achieved_rate", vec![number(vec![], achieved)]),
     ]
+    .into_iter()
+    // A counter the client keeps to itself is left out, not exported as 0.
+    .filter(|f| !hidden_by_client(f.def.name, conns))
+    .collect()
+}
+
+/// Whether family `name` carries a counter the client hides (redis-rs on clusters).
+fn hidden_by_client(name: &str, conns: &crate::metrics::ConnCounters) -> bool {
+    let counter = match name {
+        "redis_connection_drops_total" => "dropped",
+        "redis_reconnects_total" | "redis_reconnect_duration" => "reconnects",
+        "redis_cluster_redirects_total" => "cluster_redirects",
+        "redis_cluster_topology_refreshes_total" => "topology_refreshes",
+        _ => return false,
+    };
+    conns.is_hidden(counter)
 }

@@ -36,7 +36,7 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(
         h,
-        "<table class=\"kv\"><tr><th>target</th><td>{} (mode {}, {}, TLS {})</td></tr><tr><th>started</th><td>{}</td></tr><tr><th>ended</th><td>{}</td></tr><tr><th>duration</th><td>{:.1} s{}</td></tr><tr><th>totals</th><td>{} round trips, {:.1}/s, {} errors ({:.4}%), p50 {}, p99 {}, p99.9 {} (successful operations)</td></tr><tr><th>connections</th><td>{} opened, {} dropped, {} reconnects, {} failed to open{}</td></tr></table>",
+        "<table class=\"kv\"><tr><th>target</th><td>{} (mode {}, {}, TLS {})</td></tr><tr><th>started</th><td>{}</td></tr><tr><th>ended</th><td>{}</td></tr><tr><th>duration</th><td>{:.1} s{}</td></tr><tr><th>totals</th><td>{} round trips, {:.1}/s, {} errors ({:.4}%), p50 {}, p99 {}, p99.9 {} (successful operations)</td></tr><tr><th>client</th><td>{}</td></tr><tr><th>connections</th><td>{}{}</td></tr></table>",
         esc(&r.target.address),
         esc(&r.target.mode),
         esc(&r.target.protocol),
@@ -52,23 +52,9 @@ pub fn render(r: &Report) -> String {
         format_us(r.totals.latency_us.p50 as f64),
         format_us(r.totals.latency_us.p99 as f64),
         format_us(r.totals.latency_us.p999 as f64),
-        r.connections.opened,
-        r.connections.dropped,
-        r.connections.reconnects,
-        r.connections.connect_errors,
-        if r.connections.cluster_redirects.is_empty() && r.connections.topology_refreshes == 0 {
-            String::new()
-        } else {
-            esc(&format!(
-                "; cluster redirects followed: {}; slot map read {} times",
-                if r.connections.cluster_redirects.is_empty() {
-                    "none".to_owned()
-                } else {
-                    r.connections.cluster_redirects.iter().map(|(c, n)| format!("{c} {n}")).collect::<Vec<_>>().join(", ")
-                },
-                r.connections.topology_refreshes
-            ))
-        },
+        esc(&r.client),
+        esc(&super::summary::connections_line(&r.connections)),
+        super::summary::cluster_line(&r.connections).map_or_else(String::new, |l| esc(&format!("; {l}"))),
     );
     let _ = writeln!(h, "<p class=\"note\">{}</p>", esc(&r.latency_note));
 
@@ -140,7 +126,7 @@ fn faults_table(h: &mut String, r: &Report) {
                 },
                 v.recovery_s.map_or("not back".into(), |x| format_us(x * 1e6)),
                 if v.errors.is_empty() { "none".into() } else { esc(&v.errors.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")) },
-                v.reconnects.to_string(),
+                super::count_or_hidden(v.reconnects),
             ],
         };
         let _ =

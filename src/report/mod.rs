@@ -57,6 +57,9 @@ pub struct Report {
     pub time_scale: f64,
     /// The target, secrets redacted.
     pub target: TargetSummary,
+    /// The client library that sent the commands: `native`, or `redis-rs` with its version.
+    #[serde(default = "native_client")]
+    pub client: String,
     /// How latency is measured.
     pub latency_note: String,
     /// Whole-run totals.
@@ -270,24 +273,30 @@ pub struct PubsubReport {
     pub subscribers: Vec<SubscriberStats>,
 }
 
-/// Connection counters.
+/// Connection counters. `null` where the client keeps the figure to itself (redis-rs on
+/// clusters): not observable, which is not the same as 0.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ConnectionReport {
-    /// Connections opened.
+    /// Connections opened (redis-rs on clusters: cluster connections, each to every node).
     pub opened: u64,
     /// Connections dropped because they broke.
-    pub dropped: u64,
+    pub dropped: Option<u64>,
     /// Failed connection attempts.
-    pub connect_errors: u64,
+    pub connect_errors: Option<u64>,
     /// Connections opened to replace dropped ones.
-    pub reconnects: u64,
+    pub reconnects: Option<u64>,
     /// Cluster replies that moved an operation (MOVED, ASK) or made it wait (TRYAGAIN,
     /// CLUSTERDOWN) and that the tool followed, by class.
     #[serde(default)]
-    pub cluster_redirects: BTreeMap<String, u64>,
+    pub cluster_redirects: Option<BTreeMap<String, u64>>,
     /// Times the cluster slot map was read again during the run.
     #[serde(default)]
-    pub topology_refreshes: u64,
+    pub topology_refreshes: Option<u64>,
+}
+
+/// What a report shows for a counter: the number, or that the client hides it.
+pub fn count_or_hidden(n: Option<u64>) -> String {
+    n.map_or_else(|| "not observable with redis-rs".to_owned(), |n| n.to_string())
 }
 
 /// What cleanup did.
@@ -408,6 +417,7 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
         interrupted: run.interrupted,
         time_scale: plan.time_scale,
         target: plan.target.clone(),
+        client: plan.connections.client.clone(),
         latency_note: LATENCY_NOTE.to_owned(),
         totals: Totals {
             count,
@@ -436,14 +446,18 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
         other_commands: BTreeMap::new(),
         connections: ConnectionReport {
             opened: run.connections.0,
-            dropped: run.connections.1,
-            connect_errors: run.connections.2,
-            reconnects: run.connections.3,
-            cluster_redirects: run.cluster_redirects.clone(),
-            topology_refreshes: run.topology_refreshes,
+            dropped: run.shown("dropped", run.connections.1),
+            connect_errors: run.shown("connect_errors", run.connections.2),
+            reconnects: run.shown("reconnects", run.connections.3),
+            cluster_redirects: (!run.hidden.contains(&"cluster_redirects")).then(|| run.cluster_redirects.clone()),
+            topology_refreshes: run.shown("topology_refreshes", run.topology_refreshes),
         },
         cleanup,
         otlp: None,
         master_moves: Vec::new(),
     }
+}
+
+fn native_client() -> String {
+    "native".into()
 }
