@@ -82,7 +82,10 @@ impl Manager {
         };
         let mut conn = RsConn { inner, broken: false };
         if let Inner::Multiplexed(c) = &mut conn.inner {
-            redis::cmd("CLIENT").arg("SETNAME").arg(&self.client_name).exec_async(c).await?;
+            let setname = redis::cmd("CLIENT").arg("SETNAME").arg(&self.client_name).clone();
+            setname.exec_async(c).await?;
+            // Counted with the tool's other commands outside the phases, as the server counts it.
+            self.metrics.tally.count(&setname.get_packed_command());
         }
         Ok(conn)
     }
@@ -240,7 +243,7 @@ impl RedisRs {
         // Prove the target answers redis-rs now, with its own words when it does not.
         let first = manager.connect().await.map_err(|e| fail(describe(&e)))?;
         drop(first);
-        let pools = (0..c.pools)
+        let pools: Vec<Pool<SharedManager>> = (0..c.pools)
             .map(|_| {
                 Pool::builder()
                     .max_size(c.per_pool)
@@ -258,6 +261,18 @@ impl RedisRs {
             let _ = metrics.conns.hidden.set(HIDDEN_ON_CLUSTER.to_vec());
         } else {
             let _ = metrics.conns.hidden.set(vec![]);
+        }
+        // Warm: every pooled connection open before the first operation, as a service's pool is
+        // before it takes traffic.
+        for pool in &pools {
+            let mut held = Vec::new();
+            for _ in 0..c.per_pool {
+                match pool.get_owned().await {
+                    Ok(conn) => held.push(conn),
+                    Err(RunError::User(e)) => return Err(fail(describe(&e))),
+                    Err(RunError::TimedOut) => return Err(fail(format!("no connection within the acquire timeout ({:?})", c.acquire_timeout))),
+                }
+            }
         }
         let subscribers = PubsubSource { manager, nodes: node_clients, connect_timeout: c.connect_timeout };
         Ok(RedisRs { pools, subscribers, cluster, limit })
@@ -344,11 +359,17 @@ impl PubsubSource {
                 Source::Cluster(_) => self.nodes[node % self.nodes.len().max(1)].clone(),
             };
             let mut ps = client.get_async_pubsub().await?;
+            let tally = &self.manager.metrics.tally;
             match pattern {
-                Some(p) => ps.psubscribe(p).await?,
+                Some(p) => {
+                    ps.psubscribe(p).await?;
+                    tally.count(&redis::cmd("PSUBSCRIBE").arg(p).get_packed_command());
+                }
                 None => {
+                    // One channel at a time: each subscription is confirmed before the next.
                     for c in channels {
                         ps.subscribe(c.as_slice()).await?;
+                        tally.count(&redis::cmd("SUBSCRIBE").arg(c.as_slice()).get_packed_command());
                     }
                 }
             }

@@ -9,8 +9,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{RedisServer, assert_report_valid, op_count, read_report, repo, run_in, scratch};
-use redis_test::plan::compile;
-use redis_test::scenario::{LoadOptions, load};
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -25,36 +23,14 @@ fn every_shipped_scenario_runs_and_reports_every_operation_it_mixes() {
     let server = RedisServer::start(&[]);
     let dir = scratch("shipped");
     for file in redis_test::scenario::files_in(&repo().join("scenarios")).unwrap() {
-        let name = file.file_stem().unwrap().to_string_lossy().to_string();
-        // Topology scenarios need the deployment they start themselves (tests/sentinel.rs runs them).
-        if matches!(
-            load(&file, &LoadOptions::default()).unwrap().target.endpoint,
-            redis_test::scenario::model::Endpoint::Local(
-                redis_test::scenario::model::LocalTopology::Sentinel | redis_test::scenario::model::LocalTopology::Cluster
-            )
-        ) {
+        // Topology scenarios need the deployment they start themselves (tests/sentinel.rs and
+        // tests/cluster.rs run them).
+        if common::starts_a_topology(&file) {
             continue;
         }
-        // The nightly scenario lasts 7 minutes; the others well under one.
-        let scale = if name == "nightly" { "0.01" } else { "0.05" };
-        let json = dir.join(format!("{name}.json"));
-        let out = apply(&dir, &[file.to_str().unwrap(), "--target", &server.url(), "--time-scale", scale, "--json", json.to_str().unwrap(), "--quiet"]);
-        assert_eq!(out.code, Some(0), "{name}: {}", out.all());
-        let report = read_report(&json);
-        assert_report_valid(&report);
-        assert_eq!(report["interrupted"], false);
-        let plan = compile(&load(&file, &LoadOptions::default()).unwrap(), 1.0);
-        for phase in &plan.phases {
-            for mix in &phase.mix {
-                let workload = plan.workloads.iter().find(|w| w.name == mix.name).unwrap();
-                for op in workload.operations.iter().filter(|o| o.percent > 0.0 || matches!(o.name.as_str(), "PIPELINE" | "EXEC" | "RECEIVE")) {
-                    let n = op_count(&report, &phase.name, &workload.name, &op.name);
-                    assert!(n > 0, "{name}: phase {} workload {} operation {} has no operations", phase.name, workload.name, op.name);
-                }
-            }
-        }
+        common::run_shipped(&file, &dir, &["--target", &server.url()]);
         // The scenario's keys are gone afterwards (cleanup is on in every shipped scenario).
-        assert_eq!(server.cli(&["DBSIZE"]), "(integer) 0", "{name} left keys behind");
+        assert_eq!(server.cli(&["DBSIZE"]), "(integer) 0", "{} left keys behind", file.display());
     }
 }
 

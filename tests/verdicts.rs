@@ -43,18 +43,6 @@ fn row<'a>(report: &'a serde_json::Value, phase_name: &str, workload: &str, op: 
         .unwrap_or_else(|| panic!("no row {phase_name} {workload} {op}"))
 }
 
-/// `INFO commandstats` as command name (upper case, `CLIENT|SETNAME`) → calls.
-fn commandstats(server: &RedisServer) -> BTreeMap<String, u64> {
-    server
-        .cli(&["--raw", "info", "commandstats"])
-        .lines()
-        .filter_map(|l| {
-            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(":calls=")?;
-            Some((name.to_uppercase(), rest.split(',').next()?.parse().ok()?))
-        })
-        .collect()
-}
-
 #[test]
 fn outage_counts_only_workloads_the_plan_runs_and_not_sparse_ones() {
     // Workload `b` runs in the first phase only; `sparse` publishes about twice a second. A 210 ms
@@ -142,7 +130,7 @@ fn every_command_sent_is_in_the_report_for_every_workload_kind() {
         server.cli(&["CONFIG", "RESETSTAT"]);
         let out = apply(&dir, &f, &[]);
         assert_eq!(out.code, Some(0), "{kind}: {}", out.all());
-        let mut server_counts = commandstats(&server);
+        let mut server_counts = common::commandstats(&server);
         // redis-cli's own commands.
         server_counts.remove("INFO");
         server_counts.remove("CONFIG|RESETSTAT");

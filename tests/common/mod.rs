@@ -409,3 +409,51 @@ pub fn spawn(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::C
     }
     cmd.spawn().expect("the binary starts")
 }
+
+/// Whether a scenario starts its own sentinel or cluster deployment (`local: sentinel|cluster`).
+pub fn starts_a_topology(file: &Path) -> bool {
+    use redis_test::scenario::model::{Endpoint, LocalTopology};
+    matches!(
+        redis_test::scenario::load(file, &redis_test::scenario::LoadOptions::default()).unwrap().target.endpoint,
+        Endpoint::Local(LocalTopology::Sentinel | LocalTopology::Cluster)
+    )
+}
+
+/// Runs a shipped scenario shortened (`--time-scale` 0.05; the 7-minute nightly 0.01) with
+/// `extra` arguments, expects exit 0, and checks that every operation its phases mix ran.
+/// Returns the report.
+pub fn run_shipped(file: &Path, dir: &Path, extra: &[&str]) -> serde_json::Value {
+    let name = file.file_stem().unwrap().to_string_lossy().to_string();
+    let scale = if name == "nightly" { "0.01" } else { "0.05" };
+    let json = dir.join(format!("{name}.json"));
+    let mut args = vec!["apply", file.to_str().unwrap(), "--time-scale", scale, "--json", json.to_str().unwrap(), "--quiet"];
+    args.extend_from_slice(extra);
+    let out = run_in(dir, &args, &[], Duration::from_secs(180));
+    assert_eq!(out.code, Some(0), "{name} {extra:?}: {}", out.all());
+    let report = read_report(&json);
+    assert_report_valid(&report);
+    assert_eq!(report["interrupted"], false);
+    let plan = redis_test::plan::compile(&redis_test::scenario::load(file, &redis_test::scenario::LoadOptions::default()).unwrap(), 1.0);
+    for phase in &plan.phases {
+        for mix in &phase.mix {
+            let workload = plan.workloads.iter().find(|w| w.name == mix.name).unwrap();
+            for op in workload.operations.iter().filter(|o| o.percent > 0.0 || matches!(o.name.as_str(), "PIPELINE" | "EXEC" | "RECEIVE")) {
+                let n = op_count(&report, &phase.name, &workload.name, &op.name);
+                assert!(n > 0, "{name} {extra:?}: phase {} workload {} operation {} has no operations", phase.name, workload.name, op.name);
+            }
+        }
+    }
+    report
+}
+
+/// `INFO commandstats` as command name (upper case, `CLIENT|SETNAME`) → calls.
+pub fn commandstats(server: &RedisServer) -> std::collections::BTreeMap<String, u64> {
+    server
+        .cli(&["--raw", "info", "commandstats"])
+        .lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(":calls=")?;
+            Some((name.to_uppercase(), rest.split(',').next()?.parse().ok()?))
+        })
+        .collect()
+}

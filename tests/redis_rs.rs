@@ -1,0 +1,252 @@
+//! The client under test: the same scenarios through redis-rs (`--client redis-rs`) on real
+//! servers — every shipped scenario, every workload on a standalone server (commands checked
+//! against INFO commandstats), on a cluster made by `redis-cli --cluster create` and on a local
+//! sentinel deployment, failovers mid-run, and setup failures (wrong password, untrusted
+//! certificate) that exit 3 in redis-rs's own words. Topology tests take turns.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::{Certs, RedisServer, TestCluster, assert_report_valid, op_count, read_report, repo, run_in, scratch};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const RS: [&str; 2] = ["--client", "redis-rs"];
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn apply(dir: &std::path::Path, args: &[&str]) -> common::Outcome {
+    let mut all = vec!["apply"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&RS);
+    run_in(dir, &all, &[], Duration::from_secs(120))
+}
+
+/// Every workload kind at once; batches and transactions use every command they can.
+const EVERY_WORKLOAD: &str = r#"
+workloads:
+  b: {kind: basic, read_ratio: 0.4, delete_ratio: 0.1, incr_ratio: 0.1, verify: true}
+  h: {kind: high_throughput, pipeline: 8}
+  l: {kind: list, max_length: 5}
+  s: {kind: set}
+  z: {kind: sorted_set}
+  x: {kind: hash}
+  p: {kind: pipeline, depth: 8, commands: {set: 1, get: 1, incr: 1, del: 1, hset: 1, hget: 1, lpush: 1, rpop: 1, sadd: 1, zadd: 1}}
+  t: {kind: pipeline, depth: 4, transaction: true, commands: {set: 1, incr: 1, hset: 1, lpush: 1}}
+  q: {kind: pubsub, channels: 3, subscribers: 2}
+phases: [{name: p, duration: 2s, workers: 8, rate: 2000}]
+"#;
+
+const EVERY_OPERATION: [(&str, &str); 13] = [
+    ("b", "SET"),
+    ("b", "GET"),
+    ("h", "GET"),
+    ("h", "SET"),
+    ("l", "LPUSH"),
+    ("s", "SADD"),
+    ("z", "ZADD"),
+    ("x", "HSET"),
+    ("p", "PIPELINE"),
+    ("p", "HSET"),
+    ("t", "EXEC"),
+    ("q", "PUBLISH"),
+    ("q", "RECEIVE"),
+];
+
+fn total_errors(report: &serde_json::Value) -> u64 {
+    report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["operations"].as_array().unwrap())
+        .flat_map(|o| o["errors"].as_object().into_iter().flatten())
+        .map(|(_, n)| n.as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// Every workload ran, nothing failed, verified writes all there, subscribers lost nothing.
+fn assert_every_workload_clean(report: &serde_json::Value, what: &str) {
+    assert_report_valid(report);
+    assert!(report["client"].as_str().unwrap().starts_with("redis-rs 1."), "{what}: {}", report["client"]);
+    for (w, op) in EVERY_OPERATION {
+        assert!(op_count(report, "p", w, op) > 0, "{what}: {w} {op} never ran: {}", report["phases"][0]);
+    }
+    assert_eq!(total_errors(report), 0, "{what}: {}", report["phases"][0]);
+    let v = &report["verify"][0];
+    assert!(v["checked"].as_u64().unwrap() > 50 && v["lost"] == 0 && v["changed"] == 0, "{what}: {v}");
+    for sub in report["pubsub"][0]["subscribers"].as_array().unwrap() {
+        assert!(sub["received"].as_u64().unwrap() > 0 && sub["lost"] == 0, "{what}: {sub}");
+    }
+}
+
+#[test]
+fn every_shipped_scenario_runs_through_redis_rs() {
+    let server = RedisServer::start(&[]);
+    let dir = scratch("rs-shipped");
+    for file in redis_test::scenario::files_in(&repo().join("scenarios")).unwrap() {
+        if common::starts_a_topology(&file) {
+            let _turn = turn();
+            let report = common::run_shipped(&file, &dir, &RS);
+            assert!(report["client"].as_str().unwrap().starts_with("redis-rs"), "{}", report["client"]);
+            continue;
+        }
+        let report = common::run_shipped(&file, &dir, &[RS[0], RS[1], "--target", &server.url()]);
+        assert!(report["client"].as_str().unwrap().starts_with("redis-rs"), "{}", report["client"]);
+        assert_eq!(server.cli(&["DBSIZE"]), "(integer) 0", "{} left keys behind", file.display());
+    }
+}
+
+#[test]
+fn every_workload_on_a_standalone_server_and_every_command_is_what_the_server_counted() {
+    let server = RedisServer::start(&[]);
+    let dir = scratch("rs-standalone");
+    let f = write(&dir, "every.yaml", &format!("name: every\ntarget: {{url: \"{}\"}}\nkeyspace: {{prefix: \"rs:\", keys: 500}}\n{EVERY_WORKLOAD}", server.url()));
+    server.cli(&["CONFIG", "RESETSTAT"]);
+    let out = apply(&dir, &[&f, "--json", "r.json", "--quiet"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let mut server_counts = common::commandstats(&server);
+    server_counts.remove("INFO");
+    server_counts.remove("CONFIG|RESETSTAT");
+    let report = read_report(&dir.join("r.json"));
+    assert_every_workload_clean(&report, "standalone");
+    let mut ours: BTreeMap<String, u64> = BTreeMap::new();
+    for (k, v) in report["phases"][0]["commands"].as_object().unwrap().iter().chain(report["other_commands"].as_object().unwrap()) {
+        *ours.entry(k.clone()).or_default() += v.as_u64().unwrap();
+    }
+    // redis-rs's own connection setup: PING-less here (RESP2, no password, database 0), and its
+    // CLIENT SETINFO is rejected by Redis 7.0 (a rejected call is not a call).
+    assert_eq!(ours, server_counts, "the report's commands differ from INFO commandstats");
+    // Counters redis-rs lets us see on a standalone server are numbers, not "not observable".
+    assert!(report["connections"]["reconnects"].is_u64(), "{}", report["connections"]);
+}
+
+#[test]
+fn every_workload_on_a_cluster_made_by_redis_cli_and_hidden_counters_are_not_zero_but_null() {
+    let _turn = turn();
+    let cluster = TestCluster::start(5000);
+    let dir = scratch("rs-cluster");
+    let nodes: Vec<String> = cluster.nodes[1..].iter().map(|n| format!("\"127.0.0.1:{}\"", n.port)).collect();
+    let target = format!("target: {{url: \"{}\", mode: cluster, nodes: [{}]}}", cluster.nodes[0].url(), nodes.join(", "));
+    let f = write(&dir, "every.yaml", &format!("name: every\n{target}\ncleanup: false\nkeyspace: {{prefix: \"rs-cluster:\", keys: 3000}}\n{EVERY_WORKLOAD}"));
+    let out = apply(&dir, &[&f, "--json", "r.json", "--prometheus", "0", "--linger", "100ms"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let report = read_report(&dir.join("r.json"));
+    assert_every_workload_clean(&report, "cluster");
+    let c = &report["connections"];
+    for hidden in ["cluster_redirects", "topology_refreshes", "reconnects", "dropped"] {
+        assert!(c[hidden].is_null(), "{hidden} is redis-rs's secret on a cluster, not 0: {c}");
+    }
+    assert!(out.stdout.contains("not observable with redis-rs"), "{}", out.stdout);
+    // The load reached every shard through redis-rs's own routing.
+    for m in cluster.masters() {
+        let n: usize = m.cli(&["--scan", "--pattern", "rs-cluster:*"]).lines().count();
+        assert!(n > 100, "primary {} holds {n} of our keys", m.port);
+    }
+}
+
+#[test]
+fn every_workload_on_a_local_sentinel_deployment() {
+    let _turn = turn();
+    let dir = scratch("rs-sentinel");
+    let f = write(&dir, "every.yaml", &format!("name: every\ntarget: {{local: sentinel}}\nkeyspace: {{prefix: \"rs-sentinel:\", keys: 500}}\n{EVERY_WORKLOAD}"));
+    let out = apply(&dir, &[&f, "--json", "r.json", "--quiet"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert_every_workload_clean(&read_report(&dir.join("r.json")), "sentinel");
+}
+
+#[test]
+fn a_cluster_failover_mid_run_with_redis_rs_completes_and_reports_its_outage() {
+    let _turn = turn();
+    let dir = scratch("rs-cluster-failover");
+    let scenario = repo().join("scenarios/cluster-failover.yaml");
+    let out = apply(&dir, &[scenario.to_str().unwrap(), "--time-scale", "0.5", "--json", "r.json"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let report = read_report(&dir.join("r.json"));
+    assert_report_valid(&report);
+    let fault = &report["faults"][0]["result"];
+    assert_eq!(fault["ok"], true, "{fault}");
+    assert!(fault["detail"].as_str().unwrap().contains("took over shard 0"), "{fault}");
+    assert!(fault["outage_s"].as_f64().is_some() && fault["outage_by_shard_s"].as_object().is_some_and(|m| m.len() == 3), "{fault}");
+    assert!(fault["reconnects"].is_null(), "redis-rs reconnects its cluster nodes out of sight: {fault}");
+    // The plan ran to its end at its rate: redis-rs followed the new primary.
+    let series = report["time_series"].as_array().unwrap();
+    for p in &series[series.len() - 4..series.len() - 1] {
+        assert!(p["ops"].as_u64().unwrap() > 400, "{p}");
+    }
+    assert!(out.stdout.contains("outage by shard: shard 0"), "{}", out.stdout);
+}
+
+#[test]
+fn a_sentinel_failover_mid_run_with_redis_rs_completes_and_reports_its_outage() {
+    let _turn = turn();
+    let dir = scratch("rs-sentinel-failover");
+    let scenario = repo().join("scenarios/sentinel-failover.yaml");
+    let out = apply(&dir, &[scenario.to_str().unwrap(), "--time-scale", "0.5", "--json", "r.json"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let report = read_report(&dir.join("r.json"));
+    assert_report_valid(&report);
+    let fault = &report["faults"][0]["result"];
+    assert_eq!(fault["ok"], true, "{fault}");
+    assert!(fault["outage_s"].as_f64().is_some(), "{fault}");
+    assert!(fault["reconnects"].is_u64(), "{fault}");
+    assert_eq!(report["master_moves"].as_array().unwrap().len(), 1, "{}", report["master_moves"]);
+    // redis-rs asks the sentinels only when it opens a connection: the watcher saw the move, the
+    // report does not claim redis-rs followed it.
+    assert!(out.stdout.contains("seen by redis-test's sentinel watcher") && !out.stdout.contains("redis-test followed it"), "{}", out.stdout);
+    assert!(report["verify"][0]["checked"].as_u64().unwrap() > 1000, "{}", report["verify"]);
+}
+
+#[test]
+fn a_wrong_password_and_an_untrusted_certificate_exit_3_in_redis_rs_words() {
+    let server = RedisServer::start(&["requirepass right-one"]);
+    let dir = scratch("rs-refused");
+    let f = write(&dir, "p.yaml", "name: p\ntarget: {url: redis://x, password: wrong-one}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\n");
+    let out = apply(&dir, &[&f, "--target", &format!("redis://:wrong-one@127.0.0.1:{}", server.port)]);
+    assert_eq!(out.code, Some(3), "{}", out.all());
+    // redis-rs words it itself (it does not pass the server's WRONGPASS on).
+    assert!(out.stderr.contains("redis-rs could not connect to 127.0.0.1:") && out.stderr.contains("authentication failed"), "{}", out.all());
+    assert!(!out.all().contains("wrong-one"), "the password leaked: {}", out.all());
+
+    let certs = Certs::new("rs-certs");
+    let conf = certs.server_config(false);
+    let tls = RedisServer::start(&conf.iter().map(String::as_str).collect::<Vec<_>>());
+    // No CA: the test CA is not among the system roots.
+    let f = write(&dir, "t.yaml", "name: t\ntarget: {url: redis://x, tls: {}}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\n");
+    let out = apply(&dir, &[&f, "--target", &format!("rediss://127.0.0.1:{}", tls.port)]);
+    assert_eq!(out.code, Some(3), "{}", out.all());
+    assert!(out.stderr.contains("redis-rs could not connect") && out.stderr.to_lowercase().contains("certificate"), "{}", out.all());
+    // With the CA it runs.
+    let f = write(&dir, "t.yaml", &format!("name: t\ntarget: {{url: redis://x, tls: {{ca: \"{}\"}}}}\nworkloads: {{w: {{kind: basic}}}}\nphases: [{{name: p, duration: 1s, workers: 1, rate: 100}}]\n", certs.path("ca.crt")));
+    let out = apply(&dir, &[&f, "--target", &format!("rediss://127.0.0.1:{}", tls.port), "--json", "r.json"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(op_count(&read_report(&dir.join("r.json")), "p", "w", "GET") > 0);
+}
+
+#[test]
+fn settings_redis_rs_has_no_equivalent_for_are_refused_where_they_are_written() {
+    let dir = scratch("rs-refuse-settings");
+    let f = write(&dir, "s.yaml", "name: s\ntarget:\n  url: rediss://127.0.0.1:6380\n  tls:\n    server_name: cache.internal\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\n");
+    let out = run_in(&dir, &["validate", &f, "--client", "redis-rs"], &[], Duration::from_secs(20));
+    assert_eq!(out.code, Some(2), "{}", out.all());
+    assert!(out.stderr.contains("s.yaml:5:") && out.stderr.contains("no equivalent in redis-rs"), "{}", out.all());
+    // The native engine has the setting.
+    let out = run_in(&dir, &["validate", &f], &[], Duration::from_secs(20));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    // The plan names the client and what it does instead of health checks.
+    let out = run_in(&dir, &["plan", &f, "--client", "native"], &[], Duration::from_secs(20));
+    assert!(out.stdout.contains("client    native"), "{}", out.stdout);
+    let f = write(&dir, "ok.yaml", "name: ok\ntarget: {url: redis://127.0.0.1:6379}\nconnections: {client: redis-rs}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\n");
+    let out = run_in(&dir, &["plan", &f], &[], Duration::from_secs(20));
+    assert!(out.stdout.contains("client    redis-rs 1.") && out.stdout.contains("no idle health checks"), "{}", out.stdout);
+}
