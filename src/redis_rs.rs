@@ -539,3 +539,69 @@ fn certificates(tls: &Tls) -> Result<redis::TlsCertificates, String> {
     };
     Ok(redis::TlsCertificates { client_tls, root_cert })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Command;
+
+    fn transaction() -> RoundTrip {
+        let mut rt = RoundTrip::new();
+        rt.push_aux(Command::Multi, 0, 0);
+        rt.push(Command::Set, 0, 2).arg(b"k").arg(b"v");
+        rt.push(Command::Incr, 0, 1).arg(b"n");
+        rt.push_aux(Command::Exec, 0, 0);
+        rt
+    }
+
+    #[test]
+    fn a_transaction_is_an_atomic_pipeline_of_its_commands_and_replies_take_the_wire_shape() {
+        let rt = transaction();
+        let pipe = pipeline(&rt);
+        assert!(pipe.is_transaction());
+        let sent: Vec<Vec<u8>> = pipe.cmd_iter().map(|c| c.get_packed_command()).collect();
+        assert_eq!(sent, vec![redis::cmd("SET").arg("k").arg("v").get_packed_command(), redis::cmd("INCR").arg("n").get_packed_command()]);
+        // redis-rs hands back EXEC's array; the classifier sees MULTI's OK and the QUEUEDs too.
+        let mut replies = Vec::new();
+        shape(&rt, redis::Value::Array(vec![redis::Value::Okay, redis::Value::Int(3)]), &mut replies);
+        assert_eq!(
+            replies,
+            vec![
+                Value::Status("OK".into()),
+                Value::Status("QUEUED".into()),
+                Value::Status("QUEUED".into()),
+                Value::Array(vec![Value::Status("OK".into()), Value::Int(3)])
+            ]
+        );
+    }
+
+    #[test]
+    fn a_batch_keeps_one_reply_per_command_with_server_errors_in_place() {
+        let mut rt = RoundTrip::new();
+        rt.push(Command::Get, 0, 1).arg(b"a");
+        rt.push(Command::Lpush, 1, 2).arg(b"a").arg(b"x");
+        let pipe = pipeline(&rt);
+        assert!(!pipe.is_transaction());
+        assert_eq!(pipe.len(), 2);
+        let wrongtype = redis::parse_redis_value(b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n").unwrap();
+        let mut replies = Vec::new();
+        shape(&rt, redis::Value::Array(vec![redis::Value::BulkString(b"v".to_vec()), wrongtype]), &mut replies);
+        assert_eq!(replies[0], Value::Bulk(b"v".to_vec()));
+        assert_eq!(replies[1].error_class(), Some("WRONGTYPE"), "{replies:?}");
+    }
+
+    #[test]
+    fn redis_rs_errors_are_classified_as_the_wire_would_show_them() {
+        let io = |kind| RedisError::from(std::io::Error::new(kind, "x"));
+        assert!(matches!(failure(&io(std::io::ErrorKind::TimedOut)), Failure::Class(ErrorClass::Timeout)));
+        assert!(matches!(failure(&io(std::io::ErrorKind::ConnectionReset)), Failure::Class(ErrorClass::Connection)));
+        assert!(matches!(failure(&io(std::io::ErrorKind::UnexpectedEof)), Failure::Class(ErrorClass::Connection)));
+        let server = redis::parse_redis_value(b"-EXECABORT Transaction discarded because of previous errors.\r\n").unwrap().extract_error().unwrap_err();
+        match failure(&server) {
+            Failure::Server(m) => assert!(m.starts_with("EXECABORT Transaction discarded"), "{m}"),
+            Failure::Class(c) => panic!("a server error became {c:?}"),
+        }
+        let parse = RedisError::from((redis::ErrorKind::Parse, "bad"));
+        assert!(matches!(failure(&parse), Failure::Class(ErrorClass::Protocol)));
+    }
+}
