@@ -377,6 +377,7 @@ fn scale_action(a: &FaultAction, k: f64) -> FaultAction {
         FaultAction::ClientPause { duration, mode } => FaultAction::ClientPause { duration: duration.mul_f64(k), mode },
         FaultAction::DebugSleep { duration } => FaultAction::DebugSleep { duration: duration.mul_f64(k) },
         FaultAction::Restart { node, down_for } => FaultAction::Restart { node, down_for: down_for.mul_f64(k) },
+        FaultAction::Freeze { node, duration } => FaultAction::Freeze { node, duration: duration.mul_f64(k) },
         other => other,
     }
 }
@@ -525,6 +526,7 @@ pub fn describe_action(a: &FaultAction) -> String {
             None => "failover".into(),
         },
         FaultAction::Restart { node, down_for } => format!("restart node {node}, down for {}", format_duration(*down_for)),
+        FaultAction::Freeze { node, duration } => format!("freeze node {node} (SIGSTOP) for {}", format_duration(*duration)),
         FaultAction::Shell { command, timeout } => format!("shell `{command}` (timeout {})", format_duration(*timeout)),
     }
 }

@@ -171,17 +171,22 @@ impl RedisRs {
             // Subscribers connect to single nodes (cluster pub/sub reaches every node).
             for a in topology.nodes() {
                 let info = address(&a, t.tls.as_ref()).into_connection_info().map_err(|e| fail(e.to_string()))?.set_redis_settings(redis_info.clone());
-                node_clients.push(match &certs {
-                    Some(certs) => redis::Client::build_with_tls(info, certs.clone()),
-                    None => redis::Client::open(info),
-                }
-                .map_err(|e| fail(e.to_string()))?);
+                node_clients.push(
+                    match &certs {
+                        Some(certs) => redis::Client::build_with_tls(info, certs.clone()),
+                        None => redis::Client::open(info),
+                    }
+                    .map_err(|e| fail(e.to_string()))?,
+                );
             }
             let mut seeds: Vec<HostPort> = topology.nodes();
             seeds.extend(deployment.seeds.iter().cloned());
             seeds.dedup();
-            let infos: Vec<ConnectionInfo> =
-                seeds.iter().map(|a| ConnectionAddr::Tcp(a.host.clone(), a.port).into_connection_info()).collect::<Result<_, _>>().map_err(|e| fail(e.to_string()))?;
+            let infos: Vec<ConnectionInfo> = seeds
+                .iter()
+                .map(|a| ConnectionAddr::Tcp(a.host.clone(), a.port).into_connection_info())
+                .collect::<Result<_, _>>()
+                .map_err(|e| fail(e.to_string()))?;
             let mut b = redis::cluster::ClusterClientBuilder::new(infos)
                 .use_protocol(protocol(t.protocol))
                 .connection_timeout(c.connect_timeout)
@@ -239,7 +244,8 @@ impl RedisRs {
             Source::Standalone(client, config)
         };
         let cluster = matches!(source, Source::Cluster(_));
-        let manager = Arc::new(Manager { source, metrics: Arc::clone(metrics), client_name: deployment.spec.client_name.clone(), span: tracing::Span::current() });
+        let manager =
+            Arc::new(Manager { source, metrics: Arc::clone(metrics), client_name: deployment.spec.client_name.clone(), span: tracing::Span::current() });
         // Prove the target answers redis-rs now, with its own words when it does not.
         let first = manager.connect().await.map_err(|e| fail(describe(&e)))?;
         drop(first);

@@ -1,7 +1,8 @@
 //! Faults against a real redis-server, and the resilience verdict the report gives for each:
 //! a pause shows up as latency and outage, not errors; killed connections are replaced; a
-//! restarted local server is survived; shell faults report their outcome; writes removed behind
-//! the tool's back are counted as lost.
+//! restarted local server is survived; a frozen node (SIGSTOP) times out and recovers with either
+//! client; shell faults report their outcome; writes removed behind the tool's back are counted as
+//! lost.
 
 mod common;
 
@@ -91,6 +92,31 @@ fn a_restarted_local_server_is_survived_and_measured() {
     assert_eq!(sleep["ok"], true, "DEBUG SLEEP is allowed on local servers: {sleep}");
     let outage = sleep["outage_s"].as_f64().unwrap();
     assert!((0.2..=0.6).contains(&outage), "a 300 ms sleep gave an outage of {outage} s");
+}
+
+#[test]
+fn a_frozen_node_gives_timeouts_then_recovery_with_either_client() {
+    // SIGSTOP: connections stay open and nothing answers — the stuck node, not the dead one.
+    let dir = scratch("freeze");
+    let body = "name: freeze\ntarget: {local: standalone}\nconnections: {command_timeout: 500ms, acquire_timeout: 1s}\nworkloads: {w: {kind: basic, read_ratio: 0.5}}\nphases: [{name: p, duration: 7s, workers: 16, rate: 400}]\nfaults: [{action: freeze, at: 1500ms, duration: 3s}]\n";
+    for client in ["native", "redis-rs"] {
+        let (out, report) = apply(&dir, "freeze.yaml", body, &["--client", client]);
+        assert_eq!(out.code, Some(0), "{client}: {}", out.all());
+        let v = verdict(&report, 0);
+        assert_eq!(v["ok"], true, "{client}: {v}");
+        assert!(v["detail"].as_str().unwrap().starts_with("froze node 0"), "{client}: {v}");
+        let errors = v["errors"].as_object().unwrap();
+        assert!(errors.get("timeout").and_then(Value::as_u64).unwrap_or(0) > 0, "{client}: a frozen node times out: {v}");
+        // Frozen for 3 s; the outage ends with the first success after SIGCONT.
+        let outage = v["outage_s"].as_f64().unwrap();
+        assert!((2.7..=4.0).contains(&outage), "{client}: a 3 s freeze gave an outage of {outage} s: {v}");
+        assert!(!v["recovery_s"].is_null(), "{client}: throughput came back: {v}");
+        // The last seconds of the plan run clean again.
+        let series = report["time_series"].as_array().unwrap();
+        let last = &series[series.len() - 2];
+        assert_eq!(last["errors"], 0, "{client}: {last}");
+        assert!(last["ops"].as_u64().unwrap() >= 300, "{client}: {last}");
+    }
 }
 
 #[test]

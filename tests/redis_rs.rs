@@ -111,7 +111,8 @@ fn every_shipped_scenario_runs_through_redis_rs() {
 fn every_workload_on_a_standalone_server_and_every_command_is_what_the_server_counted() {
     let server = RedisServer::start(&[]);
     let dir = scratch("rs-standalone");
-    let f = write(&dir, "every.yaml", &format!("name: every\ntarget: {{url: \"{}\"}}\nkeyspace: {{prefix: \"rs:\", keys: 500}}\n{EVERY_WORKLOAD}", server.url()));
+    let f =
+        write(&dir, "every.yaml", &format!("name: every\ntarget: {{url: \"{}\"}}\nkeyspace: {{prefix: \"rs:\", keys: 500}}\n{EVERY_WORKLOAD}", server.url()));
     server.cli(&["CONFIG", "RESETSTAT"]);
     let out = apply(&dir, &[&f, "--json", "r.json", "--quiet"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
@@ -159,7 +160,8 @@ fn every_workload_on_a_cluster_made_by_redis_cli_and_hidden_counters_are_not_zer
 fn every_workload_on_a_local_sentinel_deployment() {
     let _turn = turn();
     let dir = scratch("rs-sentinel");
-    let f = write(&dir, "every.yaml", &format!("name: every\ntarget: {{local: sentinel}}\nkeyspace: {{prefix: \"rs-sentinel:\", keys: 500}}\n{EVERY_WORKLOAD}"));
+    let f =
+        write(&dir, "every.yaml", &format!("name: every\ntarget: {{local: sentinel}}\nkeyspace: {{prefix: \"rs-sentinel:\", keys: 500}}\n{EVERY_WORKLOAD}"));
     let out = apply(&dir, &[&f, "--json", "r.json", "--quiet"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
     assert_every_workload_clean(&read_report(&dir.join("r.json")), "sentinel");
@@ -211,7 +213,11 @@ fn a_sentinel_failover_mid_run_with_redis_rs_completes_and_reports_its_outage() 
 fn a_wrong_password_and_an_untrusted_certificate_exit_3_in_redis_rs_words() {
     let server = RedisServer::start(&["requirepass right-one"]);
     let dir = scratch("rs-refused");
-    let f = write(&dir, "p.yaml", "name: p\ntarget: {url: redis://x, password: wrong-one}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\n");
+    let f = write(
+        &dir,
+        "p.yaml",
+        "name: p\ntarget: {url: redis://x, password: wrong-one}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\n",
+    );
     let out = apply(&dir, &[&f, "--target", &format!("redis://:wrong-one@127.0.0.1:{}", server.port)]);
     assert_eq!(out.code, Some(3), "{}", out.all());
     // redis-rs words it itself (it does not pass the server's WRONGPASS on).
@@ -227,7 +233,14 @@ fn a_wrong_password_and_an_untrusted_certificate_exit_3_in_redis_rs_words() {
     assert_eq!(out.code, Some(3), "{}", out.all());
     assert!(out.stderr.contains("redis-rs could not connect") && out.stderr.to_lowercase().contains("certificate"), "{}", out.all());
     // With the CA it runs.
-    let f = write(&dir, "t.yaml", &format!("name: t\ntarget: {{url: redis://x, tls: {{ca: \"{}\"}}}}\nworkloads: {{w: {{kind: basic}}}}\nphases: [{{name: p, duration: 1s, workers: 1, rate: 100}}]\n", certs.path("ca.crt")));
+    let f = write(
+        &dir,
+        "t.yaml",
+        &format!(
+            "name: t\ntarget: {{url: redis://x, tls: {{ca: \"{}\"}}}}\nworkloads: {{w: {{kind: basic}}}}\nphases: [{{name: p, duration: 1s, workers: 1, rate: 100}}]\n",
+            certs.path("ca.crt")
+        ),
+    );
     let out = apply(&dir, &[&f, "--target", &format!("rediss://127.0.0.1:{}", tls.port), "--json", "r.json"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
     assert!(op_count(&read_report(&dir.join("r.json")), "p", "w", "GET") > 0);
@@ -236,7 +249,11 @@ fn a_wrong_password_and_an_untrusted_certificate_exit_3_in_redis_rs_words() {
 #[test]
 fn settings_redis_rs_has_no_equivalent_for_are_refused_where_they_are_written() {
     let dir = scratch("rs-refuse-settings");
-    let f = write(&dir, "s.yaml", "name: s\ntarget:\n  url: rediss://127.0.0.1:6380\n  tls:\n    server_name: cache.internal\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\n");
+    let f = write(
+        &dir,
+        "s.yaml",
+        "name: s\ntarget:\n  url: rediss://127.0.0.1:6380\n  tls:\n    server_name: cache.internal\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\n",
+    );
     let out = run_in(&dir, &["validate", &f, "--client", "redis-rs"], &[], Duration::from_secs(20));
     assert_eq!(out.code, Some(2), "{}", out.all());
     assert!(out.stderr.contains("s.yaml:5:") && out.stderr.contains("no equivalent in redis-rs"), "{}", out.all());
@@ -246,7 +263,11 @@ fn settings_redis_rs_has_no_equivalent_for_are_refused_where_they_are_written() 
     // The plan names the client and what it does instead of health checks.
     let out = run_in(&dir, &["plan", &f, "--client", "native"], &[], Duration::from_secs(20));
     assert!(out.stdout.contains("client    native"), "{}", out.stdout);
-    let f = write(&dir, "ok.yaml", "name: ok\ntarget: {url: redis://127.0.0.1:6379}\nconnections: {client: redis-rs}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\n");
+    let f = write(
+        &dir,
+        "ok.yaml",
+        "name: ok\ntarget: {url: redis://127.0.0.1:6379}\nconnections: {client: redis-rs}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\n",
+    );
     let out = run_in(&dir, &["plan", &f], &[], Duration::from_secs(20));
     assert!(out.stdout.contains("client    redis-rs 1.") && out.stdout.contains("no idle health checks"), "{}", out.stdout);
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{RedisServer, assert_report_valid, read_report, run_in, scratch};
+use common::{RedisServer, assert_report_valid, op_count, read_report, run_in, scratch};
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -360,4 +360,58 @@ fn errors_are_printed_once_and_verdicts_only_in_the_summary() {
     assert_eq!(out.code, Some(1), "{}", out.all());
     assert!(!out.stderr.contains("WARN"), "no warning lines ahead of the summary: {}", out.stderr);
     assert!(out.stdout.contains("FAIL p99 < 1us"), "{}", out.stdout);
+}
+
+#[test]
+fn counters_are_checked_against_acknowledged_increments_and_tampering_is_caught() {
+    let server = RedisServer::start(&[]);
+    let dir = scratch("verdict-counters");
+    let body = |faults: &str| {
+        format!(
+            r#"keyspace: {{prefix: "ctr:", keys: 10}}
+workloads:
+  b: {{kind: basic, read_ratio: 0, incr_ratio: 1, verify: true}}
+  h: {{kind: hash, keyspace: {{prefix: "ctr:h:", keys: 5}}, fields: 30, commands: {{hset: 1, hget: 0, hmget: 0, hgetall: 0, hincrby: 2, hdel: 0}}, verify: true}}
+phases: [{{name: p, duration: 2s, workers: 4, rate: 1000}}]
+{faults}thresholds:
+  - duplicate_writes == 0
+  - lost_writes == 0
+"#
+        )
+    };
+    let f = against(&server, &dir, "clean", &body(""));
+    let out = apply(&dir, &f, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let report = read_report(&dir.join("r.json"));
+    assert_report_valid(&report);
+    let v = |w: &str| report["verify"].as_array().unwrap().iter().find(|v| v["workload"] == w).unwrap().clone();
+    let (b, h) = (v("b"), v("h"));
+    assert_eq!(b["counters"], 10, "{b}");
+    assert_eq!(b["increments_acknowledged"].as_u64().unwrap(), op_count(&report, "p", "b", "INCR"), "every INCR was acknowledged: {b}");
+    assert_eq!(h["increments_acknowledged"].as_u64().unwrap(), op_count(&report, "p", "h", "HINCRBY"), "{h}");
+    assert_eq!(h["counters"], 15, "5 hashes × 3 counter fields (a tenth of 30): {h}");
+    for x in [&b, &h] {
+        assert_eq!(
+            (x["increments_lost"].as_u64(), x["increments_duplicated"].as_u64(), x["increments_indeterminate"].as_u64()),
+            (Some(0), Some(0), Some(0)),
+            "{x}"
+        );
+    }
+    assert!(out.stdout.contains("counters: 10 checked"), "{}", out.stdout);
+
+    // Behind the tool's back, mid-run: 5 increments it never sent on one counter, 3 of its
+    // acknowledged ones taken away from another. Both verdicts fail, with the exact figures.
+    // `$$` is a literal `$` in scenario files (`${VAR}` is interpolated).
+    let cli = r#"redis-cli -h "$${REDIS_TEST_TARGET%:*}" -p "$${REDIS_TEST_TARGET##*:}""#;
+    let faults = format!("faults: [{{action: shell, at: 1s, command: '{cli} INCRBY ctr:b:c:0 5 && {cli} DECRBY ctr:b:c:1 3'}}]\n");
+    let f = against(&server, &dir, "tampered", &body(&faults));
+    let out = apply(&dir, &f, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    let report = read_report(&dir.join("r.json"));
+    assert_eq!(report["faults"][0]["result"]["ok"], true, "{}", report["faults"]);
+    let b = report["verify"].as_array().unwrap().iter().find(|v| v["workload"] == "b").unwrap().clone();
+    assert_eq!(b["increments_duplicated"], 5, "{b}");
+    assert_eq!(b["increments_lost"], 3, "{b}");
+    assert!(out.stdout.contains("FAIL duplicate_writes == 0: observed 5"), "{}", out.stdout);
+    assert!(out.stdout.contains("FAIL lost_writes == 0: observed 3"), "{}", out.stdout);
 }

@@ -101,6 +101,11 @@ impl LocalServer {
         }
     }
 
+    /// The server's process id while it runs.
+    pub async fn pid(&self) -> Option<u32> {
+        self.child.lock().await.as_ref().and_then(|c| c.id())
+    }
+
     /// Stops the server (SIGKILL, like a crash), waits `down_for`, and starts it again on the same port.
     pub async fn restart(&self, down_for: Duration) -> Result<(), LocalError> {
         let mut guard = self.child.lock().await;

@@ -249,6 +249,17 @@ async fn run_one(action: &FaultAction, spec: &ConnectSpec, deployment: &Deployme
             server.restart(*down_for).await.map_err(|e| e.to_string())?;
             Ok(format!("stopped node {node} ({}), restarted it after {}", server.addr, crate::units::format_duration(*down_for)))
         }
+        FaultAction::Freeze { node, duration } => {
+            let local = deployment.local.as_ref().ok_or("freeze needs a local deployment")?;
+            let nodes = local.nodes();
+            let server = nodes.get(*node as usize).ok_or_else(|| format!("the local deployment has nodes 0..{}, not node {node}", nodes.len() - 1))?;
+            let pid = server.pid().await.ok_or("the node is not running")?;
+            // Thawed when dropped: also when the fault is cut short or the run is interrupted.
+            let frozen = Frozen::stop(pid)?;
+            tokio::time::sleep(*duration).await;
+            drop(frozen);
+            Ok(format!("froze node {node} ({}) for {}", server.addr, crate::units::format_duration(*duration)))
+        }
         FaultAction::Shell { command, timeout } => {
             // Its own process group, killed whole when the fault is cut short or times out: `sh -c
             // 'sleep 8'` leaves no `sleep` behind.
@@ -334,4 +345,26 @@ fn tail(bytes: &[u8]) -> String {
     let t = text.trim();
     let start = t.char_indices().rev().nth(199).map_or(0, |(i, _)| i);
     t[start..].to_owned()
+}
+/// A process stopped with SIGSTOP; SIGCONT when dropped, so no path leaves a node frozen.
+struct Frozen(i32);
+
+impl Frozen {
+    fn stop(pid: u32) -> Result<Frozen, String> {
+        let pid = i32::try_from(pid).map_err(|_| format!("pid {pid} out of range"))?;
+        // SAFETY: kill(2) with a pid of a child we started and a valid signal number.
+        if unsafe { libc::kill(pid, libc::SIGSTOP) } != 0 {
+            return Err(format!("SIGSTOP to pid {pid} failed: {}", std::io::Error::last_os_error()));
+        }
+        Ok(Frozen(pid))
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe {
+            libc::kill(self.0, libc::SIGCONT);
+        }
+    }
 }

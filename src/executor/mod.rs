@@ -339,11 +339,17 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
     let workers: Vec<_> = (0..max_workers).map(|id| tokio::spawn(worker::run(id, Arc::clone(&shared), stop.clone()).in_current_span())).collect();
     let mut acks = HashMap::new();
     let mut acks_truncated = false;
+    let mut counters: worker::Counters = HashMap::new();
     let joined = async {
         for w in workers {
             if let Ok(r) = w.await {
                 acks_truncated |= r.acks_truncated;
                 acks.extend(r.acks);
+                for (id, t) in r.counters {
+                    let sum = counters.entry(id).or_insert_with(worker::CounterTally::default);
+                    sum.acked += t.acked;
+                    sum.uncertain += t.uncertain;
+                }
             }
         }
     };
@@ -391,7 +397,7 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
             PhaseRun { started, ended: finished, scheduled, backlog }
         })
         .collect();
-    let verify = verify::check(deployment, &shared.workloads, &acks, acks_truncated, scenario.connections.command_timeout).await;
+    let verify = verify::check(deployment, &shared.workloads, &acks, &counters, acks_truncated, scenario.connections.command_timeout).await;
     let c = &metrics.conns;
     Ok(RunResult {
         started_at,

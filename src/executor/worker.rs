@@ -24,6 +24,19 @@ pub type Acks = HashMap<(u16, u64), u64>;
 /// Most acknowledged writes remembered per worker; beyond it verification is partial (reported).
 pub const MAX_ACKS_PER_WORKER: usize = 2_000_000;
 
+/// What the client knows of the increments of one counter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CounterTally {
+    /// Increments acknowledged.
+    pub acked: u64,
+    /// Increments that failed in a way that may still have applied them (a timeout, or a
+    /// connection lost after the command may have been sent).
+    pub uncertain: u64,
+}
+
+/// Counters of `verify` workloads: (workload, key index, counter field) → tally.
+pub type Counters = HashMap<(u16, u64, u32), CounterTally>;
+
 /// What a worker hands back when it ends.
 #[derive(Default)]
 pub struct WorkerResult {
@@ -31,6 +44,8 @@ pub struct WorkerResult {
     pub acks: Acks,
     /// Whether some acknowledged writes were not remembered (memory bound reached).
     pub acks_truncated: bool,
+    /// Increments of `verify` workloads' counters.
+    pub counters: Counters,
 }
 
 /// Runs worker `id` through every phase.
@@ -135,6 +150,21 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
             match main_outcome {
                 Some(Outcome::Error(class)) => shared.tracker.error(id, wi as u16, shard, intended_ns, class.name(), done_ns),
                 _ => shared.tracker.success(id, wi as u16, shard, intended_ns, done_ns),
+            }
+            if let Some((key, field)) = prepared.counter {
+                let id = (wi as u16, key, field);
+                if result.counters.len() < MAX_ACKS_PER_WORKER || result.counters.contains_key(&id) {
+                    let t = result.counters.entry(id).or_default();
+                    match main_outcome {
+                        Some(Outcome::Ok | Outcome::Miss) => t.acked += 1,
+                        // The server may have applied it before the reply was lost.
+                        Some(Outcome::Error(ErrorClass::Timeout | ErrorClass::Connection)) => t.uncertain += 1,
+                        // Refused by the server, or never sent (no pooled connection): not applied.
+                        _ => {}
+                    }
+                } else {
+                    result.acks_truncated = true;
+                }
             }
             if let (Some((key, digest)), Some(Outcome::Ok)) = (prepared.ack, main_outcome) {
                 if result.acks.len() < MAX_ACKS_PER_WORKER || result.acks.contains_key(&(wi as u16, key)) {

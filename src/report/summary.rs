@@ -136,6 +136,13 @@ pub fn render(r: &Report) -> String {
             "\nverify {}: {} acknowledged writes checked, {} lost, {} changed, {} unreadable{partial}",
             v.workload, v.checked, v.lost, v.changed, v.unreadable
         );
+        if v.counters > 0 {
+            let _ = writeln!(
+                s,
+                "  counters: {} checked, {} increments acknowledged, {} lost, {} duplicated, {} indeterminate (failed for the client, applied by the server)",
+                v.counters, v.increments_acknowledged, v.increments_lost, v.increments_duplicated, v.increments_indeterminate
+            );
+        }
     }
     let _ = writeln!(s, "\nconnections: {}", connections_line(&r.connections));
     if let Some(line) = cluster_line(&r.connections) {
@@ -185,7 +192,10 @@ pub fn cluster_line(c: &super::ConnectionReport) -> Option<String> {
         (Some(r), Some(0)) if r.is_empty() => None,
         (Some(r), Some(n)) => {
             let classes: Vec<String> = r.iter().map(|(c, n)| format!("{c} {n}")).collect();
-            Some(format!("cluster: redirects followed: {}; slot map read again {n} times", if classes.is_empty() { "none".to_owned() } else { classes.join(", ") }))
+            Some(format!(
+                "cluster: redirects followed: {}; slot map read again {n} times",
+                if classes.is_empty() { "none".to_owned() } else { classes.join(", ") }
+            ))
         }
     }
 }

@@ -39,7 +39,7 @@ fn verdict(t: &Threshold, plan: &Plan, run: &RunResult, report: &Report) -> Thre
 /// Why a rule's figure cannot be trusted although something was measured: a verify that could not
 /// read every acknowledged write back has not shown that none was lost.
 fn unmeasurable(t: &Threshold, report: &Report) -> Option<String> {
-    if t.metric != Metric::LostWrites {
+    if !matches!(t.metric, Metric::LostWrites | Metric::DuplicateWrites) {
         return None;
     }
     let in_scope: Vec<_> = report.verify.iter().filter(|v| t.workload.as_ref().is_none_or(|w| *w == v.workload)).collect();
@@ -128,6 +128,11 @@ fn observe(t: &Threshold, plan: &Plan, run: &RunResult, report: &Report) -> Opti
         Metric::LostWrites => {
             let v: Vec<_> = report.verify.iter().filter(|v| t.workload.as_ref().is_none_or(|w| *w == v.workload)).collect();
             (!v.is_empty()).then(|| v.iter().map(|v| v.lost_writes() as f64).sum())
+        }
+        Metric::DuplicateWrites => {
+            let v: Vec<_> = report.verify.iter().filter(|v| t.workload.as_ref().is_none_or(|w| *w == v.workload)).collect();
+            // Nothing to judge unless counters were checked.
+            (v.iter().any(|v| v.counters > 0)).then(|| v.iter().map(|v| v.duplicate_writes() as f64).sum())
         }
     }
 }

@@ -298,6 +298,14 @@ pub enum FaultAction {
         #[serde(with = "crate::units::serde_duration")]
         down_for: Duration,
     },
+    /// SIGSTOP a local node, SIGCONT after `duration`.
+    Freeze {
+        /// Node index.
+        node: u32,
+        /// How long.
+        #[serde(with = "crate::units::serde_duration")]
+        duration: Duration,
+    },
     /// Run a command.
     Shell {
         /// Command line.
@@ -338,8 +346,11 @@ pub enum Metric {
     Outage,
     /// Time until throughput is back within 10% of its pre-fault level.
     RecoveryTime,
-    /// Acknowledged writes lost or changed (workloads with `verify: true`).
+    /// Acknowledged writes lost or changed, and acknowledged increments lost (workloads with
+    /// `verify: true`).
     LostWrites,
+    /// Increments applied more often than they were sent (workloads with `verify: true`).
+    DuplicateWrites,
 }
 
 /// How a metric's value is written.
@@ -355,7 +366,7 @@ pub enum MetricUnit {
 
 impl Metric {
     /// Every metric with its name.
-    pub const ALL: [(&'static str, Metric); 14] = [
+    pub const ALL: [(&'static str, Metric); 15] = [
         ("p50", Metric::P50),
         ("p90", Metric::P90),
         ("p95", Metric::P95),
@@ -370,6 +381,7 @@ impl Metric {
         ("outage", Metric::Outage),
         ("recovery_time", Metric::RecoveryTime),
         ("lost_writes", Metric::LostWrites),
+        ("duplicate_writes", Metric::DuplicateWrites),
     ];
 
     /// Looks a metric up by name.
@@ -388,7 +400,7 @@ impl Metric {
             Metric::P50 | Metric::P90 | Metric::P95 | Metric::P99 | Metric::P999 | Metric::Max | Metric::Mean => MetricUnit::Duration,
             Metric::Outage | Metric::RecoveryTime => MetricUnit::Duration,
             Metric::ErrorRate => MetricUnit::Ratio,
-            Metric::OpsPerSec | Metric::Ops | Metric::Errors | Metric::LostWrites => MetricUnit::Number,
+            Metric::OpsPerSec | Metric::Ops | Metric::Errors | Metric::LostWrites | Metric::DuplicateWrites => MetricUnit::Number,
         }
     }
 }

@@ -511,7 +511,8 @@ workload_spec!(
         #[schemars(range(min = 0.0, max = 1.0))]
         pub incr_ratio: f64,
         /// Remember every acknowledged SET (key and value digest) and read it back after the run,
-        /// reporting writes that were lost or changed.
+        /// reporting writes that were lost or changed; and sum the acknowledged INCRs of every
+        /// counter, compared with the server's value (increments lost, duplicated, indeterminate).
         #[serde(default)]
         pub verify: bool,
     }
@@ -712,6 +713,11 @@ workload_spec!(
         /// Command weights.
         #[serde(default)]
         pub commands: HashCommands,
+        /// Sum the acknowledged HINCRBYs of every counter field and compare each with the server's
+        /// value after the run: increments lost, duplicated (applied more often than sent) or
+        /// indeterminate (failed as far as the client knew, applied all the same).
+        #[serde(default)]
+        pub verify: bool,
     }
 );
 
@@ -856,6 +862,9 @@ pub enum RawFault {
     Failover(FailoverSpec),
     /// Stop a node of a local topology and start it again after a delay.
     Restart(RestartSpec),
+    /// Freeze a node of a local topology (SIGSTOP, then SIGCONT after `duration`): the stuck node
+    /// that keeps its connections open and answers nothing.
+    Freeze(FreezeSpec),
     /// Run a command (a maintenance script) with a timeout.
     Shell(ShellSpec),
 }
@@ -948,6 +957,17 @@ fault_spec!(
         /// How long the node stays down.
         #[serde(default = "RestartSpec::default_down_for")]
         pub down_for: HumanDuration,
+    }
+);
+
+fault_spec!(
+    /// Options of `freeze` (local targets only).
+    FreezeSpec {
+        /// Node to freeze (0-based, in start order; 0 is the first primary).
+        #[serde(default)]
+        pub node: u32,
+        /// How long the node stays frozen.
+        pub duration: HumanDuration,
     }
 );
 

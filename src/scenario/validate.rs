@@ -408,7 +408,7 @@ fn workloads(c: &mut Checker<'_>, raw: &RawScenario) -> Vec<Workload> {
                     ),
                 );
             }
-            RawWorkload::Basic(b) if b.verify && keyspace.ttl.is_some() => {
+            RawWorkload::Basic(BasicSpec { verify: true, .. }) | RawWorkload::Hash(HashSpec { verify: true, .. }) if keyspace.ttl.is_some() => {
                 c.err(wp.key("verify"), "`verify` cannot be combined with a keyspace `ttl`: expired keys would count as lost writes");
             }
             RawWorkload::Pubsub(ps) if ps.message_size.0 < MIN_MESSAGE_SIZE => {
@@ -567,11 +567,14 @@ fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Opt
             c.err(fp.key("at"), format!("offset {at} is not inside {within}, which lasts {}", crate::units::format_duration(window)));
         }
         match &action {
-            FaultAction::ClientPause { duration, .. } | FaultAction::DebugSleep { duration } if duration.is_zero() => {
+            FaultAction::ClientPause { duration, .. } | FaultAction::DebugSleep { duration } | FaultAction::Freeze { duration, .. } if duration.is_zero() => {
                 c.err(fp.key("duration"), "must be longer than zero");
             }
-            FaultAction::Restart { .. } if target.as_ref().is_some_and(|t| !matches!(t.endpoint, Endpoint::Local(_))) => {
-                c.err(fp.key("action"), "`restart` needs a local target (`target.local`): redis-test can only restart processes it started");
+            FaultAction::Restart { .. } | FaultAction::Freeze { .. } if target.as_ref().is_some_and(|t| !matches!(t.endpoint, Endpoint::Local(_))) => {
+                c.err(
+                    fp.key("action"),
+                    format!("`{}` needs a local target (`target.local`): redis-test can only signal processes it started", fault_kind(&action)),
+                );
             }
             FaultAction::Failover { .. } if target.as_ref().is_some_and(|t| t.mode == Mode::Standalone) => {
                 c.err(fp.key("action"), "`failover` needs a cluster or sentinel target");
@@ -581,7 +584,9 @@ fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Opt
         }
         // A pause, sleep or downtime must end with the run, or it would outlive the tool.
         let lasts = match &action {
-            FaultAction::ClientPause { duration, .. } | FaultAction::DebugSleep { duration } => Some(("duration", *duration)),
+            FaultAction::ClientPause { duration, .. } | FaultAction::DebugSleep { duration } | FaultAction::Freeze { duration, .. } => {
+                Some(("duration", *duration))
+            }
             FaultAction::Restart { down_for, .. } => Some(("down_for", *down_for)),
             _ => None,
         };
@@ -613,6 +618,7 @@ pub fn fault_kind(a: &FaultAction) -> &'static str {
         FaultAction::DebugSleep { .. } => "debug_sleep",
         FaultAction::Failover { .. } => "failover",
         FaultAction::Restart { .. } => "restart",
+        FaultAction::Freeze { .. } => "freeze",
         FaultAction::Shell { .. } => "shell",
     }
 }
@@ -624,6 +630,7 @@ fn fault_parts(f: &RawFault) -> (&Option<String>, crate::units::HumanDuration, &
         RawFault::DebugSleep(s) => (&s.name, s.at, &s.phase, FaultAction::DebugSleep { duration: s.duration.get() }),
         RawFault::Failover(s) => (&s.name, s.at, &s.phase, FaultAction::Failover { shard: s.shard }),
         RawFault::Restart(s) => (&s.name, s.at, &s.phase, FaultAction::Restart { node: s.node, down_for: s.down_for.get() }),
+        RawFault::Freeze(s) => (&s.name, s.at, &s.phase, FaultAction::Freeze { node: s.node, duration: s.duration.get() }),
         RawFault::Shell(s) => (&s.name, s.at, &s.phase, FaultAction::Shell { command: s.command.clone(), timeout: s.timeout.get() }),
     }
 }
@@ -726,8 +733,10 @@ fn thresholds(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], workload
             }
         }
         if let Ok((metric, cmp, limit)) = parsed {
-            if metric == Metric::LostWrites && !in_scope.iter().any(|w| matches!(&w.kind, RawWorkload::Basic(b) if b.verify)) {
-                c.err(expr_path_or(&tp, t), "`lost_writes` needs a `basic` workload with `verify: true` in scope");
+            let verifies =
+                |w: &&Workload| matches!(&w.kind, RawWorkload::Basic(BasicSpec { verify: true, .. }) | RawWorkload::Hash(HashSpec { verify: true, .. }));
+            if matches!(metric, Metric::LostWrites | Metric::DuplicateWrites) && !in_scope.iter().any(verifies) {
+                c.err(expr_path_or(&tp, t), format!("`{}` needs a `basic` or `hash` workload with `verify: true` in scope", metric.name()));
             }
             if metric == Metric::RecoveryTime {
                 let window = scoped_phase.map(|pi| {

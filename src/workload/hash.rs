@@ -47,7 +47,9 @@ impl Hash {
     /// Writes the next command(s).
     pub fn prepare(&self, env: &Env<'_>, st: &mut WorkerState, rng: &mut Rng, rt: &mut RoundTrip) -> Prepared {
         let op = self.choose.pick(rng) as u16;
-        key_into(&mut st.key, env.prefix, st.picker.next(rng));
+        let k = st.picker.next(rng);
+        key_into(&mut st.key, env.prefix, k);
+        let mut counter = None;
         match op {
             0 => {
                 self.field(rng, &mut st.member);
@@ -71,8 +73,12 @@ impl Hash {
                 rt.push(Command::Hgetall, op, 1).arg(&st.key);
             }
             4 => {
-                key_into(&mut st.member, b"c", u64::from(rng.random_range(0..self.counter_fields)));
+                let field = rng.random_range(0..self.counter_fields);
+                key_into(&mut st.member, b"c", u64::from(field));
                 rt.push(Command::Hincrby, op, 3).arg(&st.key).arg(&st.member).int(1);
+                if env.verify {
+                    counter = Some((k, field));
+                }
                 super::expire(env, rt, op, &st.key);
             }
             _ => {
@@ -80,6 +86,11 @@ impl Hash {
                 rt.push(Command::Hdel, op, 2).arg(&st.key).arg(&st.member);
             }
         }
-        Prepared { op, ack: None, tag: 0 }
+        Prepared { op, ack: None, counter, tag: 0 }
+    }
+
+    /// The counter field `field` of hash key `k` (what HINCRBY adds to), for verification.
+    pub fn counter_field(out: &mut Vec<u8>, field: u32) {
+        key_into(out, b"c", u64::from(field));
     }
 }

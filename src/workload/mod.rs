@@ -3,7 +3,7 @@
 //! executor does the I/O, so a ninth workload is one file and one match arm here.
 
 pub mod basic;
-mod hash;
+pub mod hash;
 mod high_throughput;
 mod list;
 mod pipeline;
@@ -47,6 +47,8 @@ pub struct Prepared {
     pub op: u16,
     /// For `verify`: key index and value digest of a SET (or `u64::MAX` digest for a DEL).
     pub ack: Option<(u64, u64)>,
+    /// For `verify`: the counter an INCR or HINCRBY adds 1 to (key index, counter field index).
+    pub counter: Option<(u64, u32)>,
     /// Workload-specific detail (pub/sub: the channel index).
     pub tag: u32,
 }
@@ -125,7 +127,7 @@ impl Workload {
             WorkloadKind::List(l) => (Kind::List(list::List::new(l)), false),
             WorkloadKind::Set(x) => (Kind::Set(set::Set::new(x)), false),
             WorkloadKind::SortedSet(z) => (Kind::SortedSet(sorted_set::SortedSet::new(z)), false),
-            WorkloadKind::Hash(h) => (Kind::Hash(hash::Hash::new(h)), false),
+            WorkloadKind::Hash(h) => (Kind::Hash(hash::Hash::new(h)), h.verify),
             WorkloadKind::Pipeline(p) => (Kind::Pipeline(pipeline::Pipeline::new(p)), false),
             WorkloadKind::Pubsub(p) => (Kind::Pubsub(Arc::new(pubsub::PubSub::new(p, &spec.keyspace.prefix, index))), false),
         };
@@ -149,6 +151,12 @@ impl Workload {
     }
 
     /// The pub/sub side of a pubsub workload (subscribers, delivery accounting).
+    /// Whether it is a `hash` workload (its counters are hash fields).
+    pub fn is_hash(&self) -> bool {
+        matches!(self.kind, Kind::Hash(_))
+    }
+
+    /// The pub/sub state, for `pubsub` workloads.
     pub fn pubsub(&self) -> Option<&Arc<pubsub::PubSub>> {
         match &self.kind {
             Kind::Pubsub(p) => Some(p),
