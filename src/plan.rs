@@ -531,6 +531,18 @@ pub fn describe_action(a: &FaultAction) -> String {
     }
 }
 
+fn native() -> String {
+    "native".into()
+}
+
+/// How plans and reports name a client: `native`, or `redis-rs 1.8.1`.
+pub fn client_label(client: crate::scenario::raw::Client) -> String {
+    match client {
+        crate::scenario::raw::Client::Native => native(),
+        crate::scenario::raw::Client::RedisRs => format!("redis-rs {}", crate::redis_rs::VERSION),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -657,17 +669,5 @@ mod tests {
             let got: Vec<f64> = percentages(weights.iter().copied()).iter().map(|s| s.percent).collect();
             assert_eq!(got, want);
         }
-    }
-}
-
-fn native() -> String {
-    "native".into()
-}
-
-/// How plans and reports name a client: `native`, or `redis-rs 1.8.1`.
-pub fn client_label(client: crate::scenario::raw::Client) -> String {
-    match client {
-        crate::scenario::raw::Client::Native => native(),
-        crate::scenario::raw::Client::RedisRs => format!("redis-rs {}", crate::redis_rs::VERSION),
     }
 }

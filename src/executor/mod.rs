@@ -346,7 +346,7 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
                 acks_truncated |= r.acks_truncated;
                 acks.extend(r.acks);
                 for (id, t) in r.counters {
-                    let sum = counters.entry(id).or_insert_with(worker::CounterTally::default);
+                    let sum = counters.entry(id).or_default();
                     sum.acked += t.acked;
                     sum.uncertain += t.uncertain;
                 }

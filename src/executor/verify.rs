@@ -150,6 +150,9 @@ pub async fn check(
     out
 }
 
+/// A command's arguments with what its reply is judged against.
+type Tagged<T> = (Vec<Vec<u8>>, T);
+
 /// Reads keys back in batches, each from the node that serves it now.
 struct Reader<'a> {
     deployment: &'a Deployment,
@@ -162,7 +165,8 @@ impl Reader<'_> {
     /// Sends each command (its second argument the key) and pairs its reply with its tag; `None`
     /// where it could not be read.
     async fn read<T>(&mut self, commands: Vec<(Vec<Vec<u8>>, T)>) -> Vec<(Option<Value>, T)> {
-        let mut by_node: HashMap<Option<HostPort>, Vec<(Vec<Vec<u8>>, T)>> = HashMap::new();
+        // Commands by the node that serves their key (`None`: no node known for it).
+        let mut by_node: HashMap<Option<HostPort>, Vec<Tagged<T>>> = HashMap::new();
         for (args, tag) in commands {
             let node = match (&self.topology, self.deployment.cluster.is_some()) {
                 (Some(t), _) => t.owner.get(cluster::slot(&args[1]) as usize).and_then(|s| t.shards.get(*s as usize)).map(|s| s.master.clone()),
