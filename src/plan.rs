@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::model::{Endpoint, Fault, FaultAction, Metric, Mode, PhaseKind, Protocol, Scenario, Target, Threshold, default_fault_name};
+use crate::scenario::model::{Endpoint, Fault, FaultAction, Metric, Mode, NetworkFault, PhaseKind, Protocol, Scenario, Target, Threshold, default_fault_name};
 use crate::units::{format_duration, serde_duration};
 
 /// What a run will do, in order.
@@ -53,6 +53,9 @@ pub struct TargetSummary {
     pub sentinel: Option<String>,
     /// Replica reads.
     pub read_from_replicas: bool,
+    /// Connections go through redis-test's fault proxy.
+    #[serde(default)]
+    pub proxy: bool,
 }
 
 /// Pool shape, timeouts and retry policy.
@@ -378,6 +381,7 @@ fn scale_action(a: &FaultAction, k: f64) -> FaultAction {
         FaultAction::DebugSleep { duration } => FaultAction::DebugSleep { duration: duration.mul_f64(k) },
         FaultAction::Restart { node, down_for } => FaultAction::Restart { node, down_for: down_for.mul_f64(k) },
         FaultAction::Freeze { node, duration } => FaultAction::Freeze { node, duration: duration.mul_f64(k) },
+        FaultAction::Network { fault, node, duration } => FaultAction::Network { fault, node, duration: duration.mul_f64(k) },
         other => other,
     }
 }
@@ -441,6 +445,7 @@ pub fn summarize_target(t: &Target) -> TargetSummary {
             format!("master `{}` via {}{auth}", s.master_name, nodes.join(", "))
         }),
         read_from_replicas: t.read_from_replicas,
+        proxy: t.proxy,
     }
 }
 
@@ -452,6 +457,9 @@ impl fmt::Display for Plan {
         }
         let t = &self.target;
         writeln!(f, "target    {} (mode {}, {}, TLS {})", t.address, t.mode, t.protocol, t.tls)?;
+        if t.proxy {
+            writeln!(f, "proxy     every connection through redis-test's fault proxy")?;
+        }
         if let Some(s) = &t.sentinel {
             writeln!(f, "sentinel  {s}")?;
         }
@@ -527,8 +535,24 @@ pub fn describe_action(a: &FaultAction) -> String {
         },
         FaultAction::Restart { node, down_for } => format!("restart node {node}, down for {}", format_duration(*down_for)),
         FaultAction::Freeze { node, duration } => format!("freeze node {node} (SIGSTOP) for {}", format_duration(*duration)),
+        FaultAction::Network { fault, node, duration } => {
+            let what = match fault {
+                NetworkFault::Latency { delay, jitter } if jitter.is_zero() => format!("latency +{}", format_duration(*delay)),
+                NetworkFault::Latency { delay, jitter } => format!("latency +{} ±{}", format_duration(*delay), format_duration(*jitter)),
+                NetworkFault::Bandwidth { bytes_per_second } => format!("bandwidth {bytes_per_second} B/s"),
+                NetworkFault::Blackhole => "blackhole".to_owned(),
+                NetworkFault::Partition => "partition".to_owned(),
+            };
+            format!("{what} on {} for {}", nodes_text(*node), format_duration(*duration))
+        }
+        FaultAction::Reset { node } => format!("reset every connection to {}", nodes_text(*node)),
         FaultAction::Shell { command, timeout } => format!("shell `{command}` (timeout {})", format_duration(*timeout)),
     }
+}
+
+/// `node 0`, or `every node`.
+fn nodes_text(node: Option<u32>) -> String {
+    node.map_or_else(|| "every node".to_owned(), |n| format!("node {n}"))
 }
 
 fn native() -> String {

@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod conn;
 pub mod local;
+pub mod proxy;
 pub mod resp;
 pub mod sentinel;
 pub mod tls;
@@ -102,6 +103,12 @@ pub struct Deployment {
     pub cluster: Option<cluster::Topology>,
     /// Cluster nodes to ask for the slot map when the known ones do not answer.
     pub seeds: Vec<HostPort>,
+    /// Fault proxies in front of the nodes (`target.proxy`), by node index; `spec.addr` is then
+    /// the proxy's address.
+    pub proxies: Vec<proxy::Proxy>,
+    /// The node's own address when a proxy stands in front of it: faults, verify and cleanup
+    /// reach the node directly, so a network fault never holds the tool's own control commands.
+    pub direct: Option<HostPort>,
     watcher: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -126,7 +133,8 @@ impl Deployment {
     /// cluster nodes with `all`), as `spec` but for that node.
     pub async fn data_nodes(&self, spec: &ConnectSpec, all: bool) -> Result<Vec<ConnectSpec>, String> {
         if self.cluster.is_none() {
-            return Ok(vec![spec.clone()]);
+            let addr = self.direct.clone().unwrap_or_else(|| spec.addr.clone());
+            return Ok(vec![ConnectSpec { addr, ..spec.clone() }]);
         }
         let topology = self.current_topology(spec).await?;
         let addrs = if all { topology.nodes() } else { topology.shards.iter().map(|s| s.master.clone()).collect() };
@@ -239,7 +247,21 @@ pub async fn prepare(
         spec.addr = topo.shards[0].master.clone();
         topology = Some(topo);
     }
-    let deployment = Deployment { spec, local, sentinels, cluster: topology, seeds, watcher };
+    let mut deployment = Deployment { spec, local, sentinels, cluster: topology, seeds, proxies: Vec::new(), direct: None, watcher };
+    if target.proxy {
+        // Validation keeps proxies to standalone targets: one node.
+        match proxy::Proxy::start(deployment.spec.addr.clone()).await {
+            Ok(p) => {
+                tracing::info!(proxy = %p.addr, node = %p.upstream, "fault proxy in front of the node");
+                deployment.direct = Some(std::mem::replace(&mut deployment.spec.addr, p.addr.clone()));
+                deployment.proxies.push(p);
+            }
+            Err(e) => {
+                deployment.shutdown().await;
+                return Err(TargetError::Unsupported(format!("cannot start the fault proxy: {e}")));
+            }
+        }
+    }
     // redis-rs proves the target with its own connection (and its own words when it cannot).
     if connections.client == crate::scenario::raw::Client::Native
         && let Err(e) = deployment.probe().await

@@ -260,6 +260,20 @@ async fn run_one(action: &FaultAction, spec: &ConnectSpec, deployment: &Deployme
             drop(frozen);
             Ok(format!("froze node {node} ({}) for {}", server.addr, crate::units::format_duration(*duration)))
         }
+        FaultAction::Network { fault, node, duration } => {
+            let proxies = proxies(deployment, *node)?;
+            // Lifted when dropped: also when the fault is cut short or the run is interrupted.
+            let _in_force = InForce::set(&proxies, *fault);
+            tokio::time::sleep(*duration).await;
+            Ok(format!("{} on {} for {}", fault.name(), on_proxies(&proxies), crate::units::format_duration(*duration)))
+        }
+        FaultAction::Reset { node } => {
+            let proxies = proxies(deployment, *node)?;
+            for p in &proxies {
+                p.reset_all();
+            }
+            Ok(format!("reset every connection to {}", on_proxies(&proxies)))
+        }
         FaultAction::Shell { command, timeout } => {
             // Its own process group, killed whole when the fault is cut short or times out: `sh -c
             // 'sleep 8'` leaves no `sleep` behind.
@@ -346,6 +360,46 @@ fn tail(bytes: &[u8]) -> String {
     let start = t.char_indices().rev().nth(199).map_or(0, |(i, _)| i);
     t[start..].to_owned()
 }
+/// The fault proxies of `node` (every node when `None`).
+fn proxies(deployment: &Deployment, node: Option<u32>) -> Result<Vec<&crate::deployment::proxy::Proxy>, String> {
+    let all = &deployment.proxies;
+    if all.is_empty() {
+        return Err("no fault proxy in front of the target (`target.proxy`)".into());
+    }
+    match node {
+        None => Ok(all.iter().collect()),
+        Some(n) => all.get(n as usize).map(|p| vec![p]).ok_or_else(|| format!("there are proxies for nodes 0..{}, not node {n}", all.len() - 1)),
+    }
+}
+
+/// `node 127.0.0.1:6379`, or `2 nodes`.
+fn on_proxies(proxies: &[&crate::deployment::proxy::Proxy]) -> String {
+    match proxies {
+        [p] => format!("node {}", p.upstream),
+        _ => format!("{} nodes", proxies.len()),
+    }
+}
+
+/// A network fault in force on some proxies; lifted when dropped, so no path leaves it on.
+struct InForce<'a>(Vec<&'a crate::deployment::proxy::Proxy>);
+
+impl<'a> InForce<'a> {
+    fn set(proxies: &[&'a crate::deployment::proxy::Proxy], fault: crate::scenario::model::NetworkFault) -> InForce<'a> {
+        for p in proxies {
+            p.set(Some(fault));
+        }
+        InForce(proxies.to_vec())
+    }
+}
+
+impl Drop for InForce<'_> {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            p.set(None);
+        }
+    }
+}
+
 /// A process stopped with SIGSTOP; SIGCONT when dropped, so no path leaves a node frozen.
 struct Frozen(i32);
 

@@ -120,6 +120,8 @@ pub struct Target {
     pub tls: Option<Tls>,
     /// Read from replicas.
     pub read_from_replicas: bool,
+    /// Connections go through the fault proxy.
+    pub proxy: bool,
 }
 
 /// Sentinel discovery.
@@ -306,6 +308,21 @@ pub enum FaultAction {
         #[serde(with = "crate::units::serde_duration")]
         duration: Duration,
     },
+    /// A network fault through the proxy, on `node` or every node, for `duration`.
+    Network {
+        /// What the proxy does.
+        fault: NetworkFault,
+        /// Node index; every node when absent.
+        node: Option<u32>,
+        /// How long.
+        #[serde(with = "crate::units::serde_duration")]
+        duration: Duration,
+    },
+    /// Every open connection through the proxy reset, on `node` or every node.
+    Reset {
+        /// Node index; every node when absent.
+        node: Option<u32>,
+    },
     /// Run a command.
     Shell {
         /// Command line.
@@ -314,6 +331,42 @@ pub enum FaultAction {
         #[serde(with = "crate::units::serde_duration")]
         timeout: Duration,
     },
+}
+
+/// What the fault proxy does to the bytes it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum NetworkFault {
+    /// Every reply waits `delay` ± `jitter`.
+    Latency {
+        /// Added delay.
+        #[serde(with = "crate::units::serde_duration")]
+        delay: Duration,
+        /// Uniform spread.
+        #[serde(with = "crate::units::serde_duration")]
+        jitter: Duration,
+    },
+    /// Both directions paced.
+    Bandwidth {
+        /// Bytes per second, each direction.
+        bytes_per_second: u64,
+    },
+    /// Bytes dropped both ways, connections left open.
+    Blackhole,
+    /// Blackhole, and new connections refused.
+    Partition,
+}
+
+impl NetworkFault {
+    /// The fault's action name in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            NetworkFault::Latency { .. } => "latency",
+            NetworkFault::Bandwidth { .. } => "bandwidth",
+            NetworkFault::Blackhole => "blackhole",
+            NetworkFault::Partition => "partition",
+        }
+    }
 }
 
 /// Metrics a threshold can test.

@@ -100,6 +100,10 @@ pub struct RawTarget {
     /// Send read commands to replicas (cluster and sentinel).
     #[serde(default)]
     pub read_from_replicas: bool,
+    /// Route every connection through redis-test's fault proxy (implied for local targets when a
+    /// network fault — latency, bandwidth, blackhole, reset, partition — is declared).
+    #[serde(default)]
+    pub proxy: bool,
 }
 
 /// A deployment redis-test starts on loopback ports for the run and stops afterwards.
@@ -865,6 +869,18 @@ pub enum RawFault {
     /// Freeze a node of a local topology (SIGSTOP, then SIGCONT after `duration`): the stuck node
     /// that keeps its connections open and answers nothing.
     Freeze(FreezeSpec),
+    /// Through the fault proxy: every reply waits `delay` (± `jitter`) for `duration`.
+    Latency(LatencySpec),
+    /// Through the fault proxy: both directions paced to `bytes_per_second` for `duration`.
+    Bandwidth(BandwidthSpec),
+    /// Through the fault proxy: bytes dropped both ways for `duration`, connections left open (no
+    /// reset): the half-open connection.
+    Blackhole(NetworkSpec),
+    /// Through the fault proxy: every open connection closed with a reset (RST), once.
+    Reset(ResetSpec),
+    /// Through the fault proxy: for `duration`, new connections refused (reset at once) and open
+    /// ones black-holed.
+    Partition(NetworkSpec),
     /// Run a command (a maintenance script) with a timeout.
     Shell(ShellSpec),
 }
@@ -968,6 +984,56 @@ fault_spec!(
         pub node: u32,
         /// How long the node stays frozen.
         pub duration: HumanDuration,
+    }
+);
+
+fault_spec!(
+    /// Options of `latency`.
+    LatencySpec {
+        /// Added to every reply.
+        pub delay: HumanDuration,
+        /// Spread around `delay` (uniform, ±).
+        #[serde(default)]
+        pub jitter: HumanDuration,
+        /// How long the latency lasts.
+        pub duration: HumanDuration,
+        /// Node (0-based, in start order); every node when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub node: Option<u32>,
+    }
+);
+
+fault_spec!(
+    /// Options of `bandwidth`.
+    BandwidthSpec {
+        /// Bytes per second, each direction.
+        #[schemars(range(min = 1))]
+        pub bytes_per_second: u64,
+        /// How long the limit lasts.
+        pub duration: HumanDuration,
+        /// Node (0-based, in start order); every node when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub node: Option<u32>,
+    }
+);
+
+fault_spec!(
+    /// Options of `blackhole` and `partition`.
+    NetworkSpec {
+        /// How long it lasts.
+        pub duration: HumanDuration,
+        /// Node (0-based, in start order); every node when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub node: Option<u32>,
+    }
+);
+
+fault_spec!(
+    /// Options of `reset`.
+    ResetSpec {
+        /// Node (0-based, in start order); every node when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub node: Option<u32>,
     }
 );
 

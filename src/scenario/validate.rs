@@ -56,7 +56,7 @@ pub fn build(raw: RawScenario, root: &Node, file: &Path, diags: &mut Diagnostics
     let before = diags.0.len();
     let dir = file.parent().unwrap_or(Path::new("."));
     let mut c = Checker { root, diags };
-    let target = target(&mut c, &raw.target, dir);
+    let mut target = target(&mut c, &raw.target, dir);
     let connections = connections(&mut c, &raw.connections);
     redis_rs_limits(&mut c, connections.client, target.as_ref());
     let key_prefix = raw.keyspace.prefix.clone();
@@ -64,6 +64,10 @@ pub fn build(raw: RawScenario, root: &Node, file: &Path, diags: &mut Diagnostics
     let workloads = workloads(&mut c, &raw);
     let phases = phases(&mut c, &raw, &workloads);
     let faults = faults(&mut c, &raw, &phases, &target);
+    // A network fault on a local target brings the proxy along.
+    if let Some(t) = target.as_mut().filter(|t| matches!(t.endpoint, Endpoint::Local(_))) {
+        t.proxy |= faults.iter().any(|f| matches!(f.action, FaultAction::Network { .. } | FaultAction::Reset { .. }));
+    }
     let thresholds = thresholds(&mut c, &raw, &phases, &workloads, &faults);
     let output = output(&mut c, &raw.output);
     let metrics = metrics(&mut c, &raw.metrics);
@@ -295,6 +299,7 @@ fn target(c: &mut Checker<'_>, t: &RawTarget, dir: &Path) -> Option<Target> {
         protocol: t.protocol,
         tls,
         read_from_replicas: t.read_from_replicas,
+        proxy: t.proxy,
     })
 }
 
@@ -567,7 +572,12 @@ fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Opt
             c.err(fp.key("at"), format!("offset {at} is not inside {within}, which lasts {}", crate::units::format_duration(window)));
         }
         match &action {
-            FaultAction::ClientPause { duration, .. } | FaultAction::DebugSleep { duration } | FaultAction::Freeze { duration, .. } if duration.is_zero() => {
+            FaultAction::ClientPause { duration, .. }
+            | FaultAction::DebugSleep { duration }
+            | FaultAction::Freeze { duration, .. }
+            | FaultAction::Network { duration, .. }
+                if duration.is_zero() =>
+            {
                 c.err(fp.key("duration"), "must be longer than zero");
             }
             FaultAction::Restart { .. } | FaultAction::Freeze { .. } if target.as_ref().is_some_and(|t| !matches!(t.endpoint, Endpoint::Local(_))) => {
@@ -575,6 +585,28 @@ fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Opt
                     fp.key("action"),
                     format!("`{}` needs a local target (`target.local`): redis-test can only signal processes it started", fault_kind(&action)),
                 );
+            }
+            FaultAction::Network { .. } | FaultAction::Reset { .. } => {
+                if let Some(t) = target.as_ref() {
+                    if t.mode != Mode::Standalone {
+                        c.err(
+                            fp.key("action"),
+                            format!(
+                                "`{}` runs through the fault proxy, which supports standalone targets so far (cluster and sentinel addresses are not mapped to proxies yet)",
+                                fault_kind(&action)
+                            ),
+                        );
+                    } else if !t.proxy && !matches!(t.endpoint, Endpoint::Local(_)) {
+                        c.err(fp.key("action"), format!("`{}` runs through the fault proxy: set `target.proxy: true`", fault_kind(&action)));
+                    }
+                }
+                let node = match &action {
+                    FaultAction::Network { node, .. } | FaultAction::Reset { node } => *node,
+                    _ => None,
+                };
+                if node.is_some_and(|n| n > 0) {
+                    c.err(fp.key("node"), "a standalone target has one node: 0");
+                }
             }
             FaultAction::Failover { .. } if target.as_ref().is_some_and(|t| t.mode == Mode::Standalone) => {
                 c.err(fp.key("action"), "`failover` needs a cluster or sentinel target");
@@ -584,9 +616,10 @@ fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Opt
         }
         // A pause, sleep or downtime must end with the run, or it would outlive the tool.
         let lasts = match &action {
-            FaultAction::ClientPause { duration, .. } | FaultAction::DebugSleep { duration } | FaultAction::Freeze { duration, .. } => {
-                Some(("duration", *duration))
-            }
+            FaultAction::ClientPause { duration, .. }
+            | FaultAction::DebugSleep { duration }
+            | FaultAction::Freeze { duration, .. }
+            | FaultAction::Network { duration, .. } => Some(("duration", *duration)),
             FaultAction::Restart { down_for, .. } => Some(("down_for", *down_for)),
             _ => None,
         };
@@ -619,6 +652,8 @@ pub fn fault_kind(a: &FaultAction) -> &'static str {
         FaultAction::Failover { .. } => "failover",
         FaultAction::Restart { .. } => "restart",
         FaultAction::Freeze { .. } => "freeze",
+        FaultAction::Network { fault, .. } => fault.name(),
+        FaultAction::Reset { .. } => "reset",
         FaultAction::Shell { .. } => "shell",
     }
 }
@@ -630,6 +665,21 @@ fn fault_parts(f: &RawFault) -> (&Option<String>, crate::units::HumanDuration, &
         RawFault::DebugSleep(s) => (&s.name, s.at, &s.phase, FaultAction::DebugSleep { duration: s.duration.get() }),
         RawFault::Failover(s) => (&s.name, s.at, &s.phase, FaultAction::Failover { shard: s.shard }),
         RawFault::Restart(s) => (&s.name, s.at, &s.phase, FaultAction::Restart { node: s.node, down_for: s.down_for.get() }),
+        RawFault::Latency(s) => (
+            &s.name,
+            s.at,
+            &s.phase,
+            FaultAction::Network { fault: NetworkFault::Latency { delay: s.delay.get(), jitter: s.jitter.get() }, node: s.node, duration: s.duration.get() },
+        ),
+        RawFault::Bandwidth(s) => (
+            &s.name,
+            s.at,
+            &s.phase,
+            FaultAction::Network { fault: NetworkFault::Bandwidth { bytes_per_second: s.bytes_per_second }, node: s.node, duration: s.duration.get() },
+        ),
+        RawFault::Blackhole(s) => (&s.name, s.at, &s.phase, FaultAction::Network { fault: NetworkFault::Blackhole, node: s.node, duration: s.duration.get() }),
+        RawFault::Partition(s) => (&s.name, s.at, &s.phase, FaultAction::Network { fault: NetworkFault::Partition, node: s.node, duration: s.duration.get() }),
+        RawFault::Reset(s) => (&s.name, s.at, &s.phase, FaultAction::Reset { node: s.node }),
         RawFault::Freeze(s) => (&s.name, s.at, &s.phase, FaultAction::Freeze { node: s.node, duration: s.duration.get() }),
         RawFault::Shell(s) => (&s.name, s.at, &s.phase, FaultAction::Shell { command: s.command.clone(), timeout: s.timeout.get() }),
     }

@@ -1,0 +1,239 @@
+//! The fault proxy: an in-process TCP proxy in front of a node, so network faults need no kernel
+//! tools and no root (what Toxiproxy does, built in). Clients connect to the proxy; each accepted
+//! connection gets its own connection to the node and two pumps, one per direction. While no fault
+//! is set a pump reads a chunk and writes it on (one atomic load per chunk decides).
+//!
+//! Faults, set and cleared by the fault driver:
+//! - `latency`: each chunk from the node to the client waits `delay` ± `jitter` (replies arrive
+//!   that much later; requests go straight through, so a round trip gains `delay` once);
+//! - `bandwidth`: both directions paced to `bytes_per_second`;
+//! - `blackhole`: both directions dropped, connections left open, no reset — the half-open case;
+//! - `partition`: blackhole for open connections, and new connections reset at once;
+//! - `reset`: every open connection closed with RST (SO_LINGER 0), once.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::scenario::model::{HostPort, NetworkFault};
+
+/// The code of the fault in force (`None`: bytes pass untouched), for the pumps' fast path.
+fn code(fault: Option<NetworkFault>) -> u8 {
+    match fault {
+        None => 0,
+        Some(NetworkFault::Latency { .. }) => 1,
+        Some(NetworkFault::Bandwidth { .. }) => 2,
+        Some(NetworkFault::Blackhole) => 3,
+        Some(NetworkFault::Partition) => 4,
+    }
+}
+
+/// What the pumps and the acceptor read.
+struct Control {
+    /// [`code`] of the fault in force: the pumps' fast path reads only this.
+    kind: AtomicU8,
+    fault: RwLock<Option<NetworkFault>>,
+    /// Bumped to reset every open connection.
+    resets: watch::Sender<u64>,
+}
+
+impl Control {
+    fn current(&self) -> Option<NetworkFault> {
+        if self.kind.load(Ordering::Acquire) == 0 { None } else { *self.fault.read().expect("proxy lock") }
+    }
+}
+
+/// A proxy in front of one node.
+pub struct Proxy {
+    /// Where clients connect.
+    pub addr: HostPort,
+    /// The node behind it.
+    pub upstream: HostPort,
+    control: Arc<Control>,
+    acceptor: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Listens on a free loopback port and forwards every connection to `upstream`.
+    pub async fn start(upstream: HostPort) -> std::io::Result<Proxy> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let port = listener.local_addr()?.port();
+        let (resets, _) = watch::channel(0);
+        let control = Arc::new(Control { kind: AtomicU8::new(0), fault: RwLock::new(None), resets });
+        let acceptor = tokio::spawn(accept(listener, upstream.clone(), Arc::clone(&control)));
+        Ok(Proxy { addr: HostPort { host: "127.0.0.1".into(), port }, upstream, control, acceptor })
+    }
+
+    /// Puts `fault` in force (replacing any other); `None` lifts it.
+    pub fn set(&self, fault: Option<NetworkFault>) {
+        *self.control.fault.write().expect("proxy lock") = fault;
+        self.control.kind.store(code(fault), Ordering::Release);
+    }
+
+    /// Closes every open connection with a reset (RST); new ones are accepted as before.
+    pub fn reset_all(&self) {
+        self.control.resets.send_modify(|n| *n += 1);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.acceptor.abort();
+        // Open connections end with the run's runtime; a reset ends them now.
+        self.control.resets.send_modify(|n| *n += 1);
+    }
+}
+
+async fn accept(listener: TcpListener, upstream: HostPort, control: Arc<Control>) {
+    loop {
+        let Ok((client, _)) = listener.accept().await else { continue };
+        if control.kind.load(Ordering::Acquire) == code(Some(NetworkFault::Partition)) {
+            reset(&client);
+            continue;
+        }
+        let control = Arc::clone(&control);
+        let upstream = upstream.clone();
+        tokio::spawn(async move {
+            let Ok(server) = TcpStream::connect((upstream.host.as_str(), upstream.port)).await else {
+                // The node refuses: so does the proxy (a reset, as close to "refused" as an
+                // accepted connection can come).
+                reset(&client);
+                return;
+            };
+            let _ = client.set_nodelay(true);
+            let _ = server.set_nodelay(true);
+            let (client_read, client_write) = client.into_split();
+            let (server_read, server_write) = server.into_split();
+            tokio::spawn(pump(client_read, server_write, Direction::Requests, Arc::clone(&control)));
+            pump(server_read, client_write, Direction::Replies, control).await;
+        });
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    /// Client to node.
+    Requests,
+    /// Node to client.
+    Replies,
+}
+
+/// Closes a socket with RST instead of FIN.
+fn reset(stream: &TcpStream) {
+    // Deprecated because a non-zero linger blocks the dropping thread; a zero linger never
+    // waits: the close aborts the connection at once, which is the point.
+    #[allow(deprecated)]
+    let _ = stream.set_linger(Some(Duration::ZERO));
+}
+
+/// Moves bytes one way until either side closes or a reset is asked for.
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, direction: Direction, control: Arc<Control>) {
+    let mut resets = control.resets.subscribe();
+    let mut buf = vec![0u8; 64 * 1024];
+    // Jitter without a generator per connection: a counter (seeded by the peer's port) through
+    // splitmix64.
+    let mut jitter_seq: u64 = from.as_ref().peer_addr().map_or(0, |a| u64::from(a.port()) << 32);
+    loop {
+        let n = tokio::select! {
+            r = from.read(&mut buf) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
+            _ = resets.changed() => {
+                reset(from.as_ref());
+                reset(to.as_ref());
+                return;
+            }
+        };
+        let wait = match control.current() {
+            None => None,
+            Some(NetworkFault::Blackhole | NetworkFault::Partition) => continue,
+            Some(NetworkFault::Latency { delay, jitter }) if direction == Direction::Replies => {
+                jitter_seq += 1;
+                let unit = crate::scenario::model::unit_from(jitter_seq);
+                let spread = jitter.as_secs_f64() * (2.0 * unit - 1.0);
+                Some(Duration::from_secs_f64((delay.as_secs_f64() + spread).max(0.0)))
+            }
+            Some(NetworkFault::Latency { .. }) => None,
+            Some(NetworkFault::Bandwidth { bytes_per_second }) => Some(Duration::from_secs_f64(n as f64 / bytes_per_second.max(1) as f64)),
+        };
+        if let Some(wait) = wait {
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = resets.changed() => {
+                    reset(from.as_ref());
+                    reset(to.as_ref());
+                    return;
+                }
+            }
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    // One side closed: pass the close on (FIN), as the other side would see it without a proxy.
+    let _ = to.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn echo_server() -> HostPort {
+        let l = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut b = [0u8; 1024];
+                    while let Ok(n) = s.read(&mut b).await {
+                        if n == 0 || s.write_all(&b[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        HostPort { host: "127.0.0.1".into(), port }
+    }
+
+    async fn round_trip(c: &mut TcpStream) -> std::io::Result<Duration> {
+        let t = std::time::Instant::now();
+        c.write_all(b"ping").await?;
+        let mut b = [0u8; 4];
+        c.read_exact(&mut b).await?;
+        assert_eq!(&b, b"ping");
+        Ok(t.elapsed())
+    }
+
+    #[tokio::test]
+    async fn latency_blackhole_and_reset_do_what_they_say_and_clear_restores_the_path() {
+        let proxy = Proxy::start(echo_server().await).await.unwrap();
+        let mut c = TcpStream::connect(("127.0.0.1", proxy.addr.port)).await.unwrap();
+        assert!(round_trip(&mut c).await.unwrap() < Duration::from_millis(20));
+        proxy.set(Some(NetworkFault::Latency { delay: Duration::from_millis(50), jitter: Duration::ZERO }));
+        let slow = round_trip(&mut c).await.unwrap();
+        assert!(slow >= Duration::from_millis(50) && slow < Duration::from_millis(150), "{slow:?}");
+        proxy.set(Some(NetworkFault::Blackhole));
+        c.write_all(b"ping").await.unwrap();
+        let mut b = [0u8; 4];
+        assert!(tokio::time::timeout(Duration::from_millis(200), c.read_exact(&mut b)).await.is_err(), "a blackhole answers nothing");
+        proxy.set(None);
+        // A fresh connection works again; the black-holed one was left open, not reset.
+        let mut d = TcpStream::connect(("127.0.0.1", proxy.addr.port)).await.unwrap();
+        assert!(round_trip(&mut d).await.is_ok());
+        proxy.reset_all();
+        let r = tokio::time::timeout(Duration::from_secs(2), d.read(&mut b)).await.expect("the reset arrives");
+        assert!(matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset) || matches!(r, Ok(0)), "{r:?}");
+        proxy.set(Some(NetworkFault::Partition));
+        let mut e = TcpStream::connect(("127.0.0.1", proxy.addr.port)).await.unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(2), e.read(&mut b)).await.expect("a partitioned node resets new connections");
+        assert!(r.is_err() || matches!(r, Ok(0)), "{r:?}");
+    }
+}
