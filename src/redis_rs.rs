@@ -170,6 +170,7 @@ impl RedisRs {
         let source = if let Some(topology) = &deployment.cluster {
             // Subscribers connect to single nodes (cluster pub/sub reaches every node).
             for a in topology.nodes() {
+                let a = deployment.spec.via.as_ref().and_then(|m| m.get(&a).cloned()).unwrap_or(a);
                 let info = address(&a, t.tls.as_ref()).into_connection_info().map_err(|e| fail(e.to_string()))?.set_redis_settings(redis_info.clone());
                 node_clients.push(
                     match &certs {
@@ -205,6 +206,11 @@ impl RedisRs {
             }
             if t.read_from_replicas {
                 b = b.read_routing_strategy(redis::cluster_read_routing::RandomReplicaStrategy);
+            }
+            // Behind the fault proxy: redis-rs keeps the nodes' addresses in its slot map and
+            // connects through the proxies (its own connect-time map, as ours).
+            if let Some(via) = &deployment.spec.via {
+                b = b.node_address_map(via.iter().map(|(node, proxy)| (redis::cluster::NodeAddress::new(node.host.clone(), node.port), redis::cluster::NodeAddress::new(proxy.host.clone(), proxy.port))).collect());
             }
             Source::Cluster(b.build().map_err(|e| fail(e.to_string()))?)
         } else if let Some(s) = &deployment.sentinels {

@@ -246,6 +246,7 @@ pub async fn start_local(password: Option<&Secret>, node_timeout: Duration) -> R
         follow: None,
         readonly: false,
         tally: None,
+        via: None,
     };
     let mut conns = Vec::new();
     for n in &nodes {

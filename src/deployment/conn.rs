@@ -114,15 +114,28 @@ pub struct ConnectSpec {
     /// Counts the commands sent outside the workers' round trips (which count their own per
     /// phase): handshakes, health checks, control commands.
     pub tally: Option<std::sync::Arc<crate::metrics::CommandTally>>,
+    /// Node address → fault proxy address, applied when connecting (cluster targets behind the
+    /// proxy): slot maps and redirects keep naming the nodes, connections go through the proxies.
+    pub via: Option<std::sync::Arc<std::collections::HashMap<HostPort, HostPort>>>,
 }
 
 impl ConnectSpec {
     /// The address to connect to now, and the master generation it belongs to.
     pub fn current(&self) -> (HostPort, u64) {
-        match &self.follow {
+        let (addr, generation) = match &self.follow {
             Some(m) => (m.addr(), m.generation()),
             None => (self.addr.clone(), 0),
+        };
+        match self.via.as_ref().and_then(|map| map.get(&addr)) {
+            Some(proxy) => (proxy.clone(), generation),
+            None => (addr, generation),
         }
+    }
+
+    /// The same settings without the proxy map: the tool's own control connections reach the
+    /// nodes directly, so a network fault never holds them.
+    pub fn direct(&self) -> ConnectSpec {
+        ConnectSpec { via: None, ..self.clone() }
     }
 }
 

@@ -126,12 +126,13 @@ impl Deployment {
     /// The cluster's slot map now, asked of the nodes known at the start and the seeds.
     pub async fn current_topology(&self, spec: &ConnectSpec) -> Result<cluster::Topology, String> {
         let start = self.cluster.as_ref().ok_or("not a cluster target")?;
-        cluster::Topology::fetch(spec, &start.candidates(&self.seeds), std::time::Duration::from_secs(5)).await.map_err(|e| format!("cluster slot map: {e}"))
+        cluster::Topology::fetch(&spec.direct(), &start.candidates(&self.seeds), std::time::Duration::from_secs(5)).await.map_err(|e| format!("cluster slot map: {e}"))
     }
 
     /// Connection settings for every node holding data: the target, or each cluster primary (all
     /// cluster nodes with `all`), as `spec` but for that node.
     pub async fn data_nodes(&self, spec: &ConnectSpec, all: bool) -> Result<Vec<ConnectSpec>, String> {
+        let spec = &spec.direct();
         if self.cluster.is_none() {
             let addr = self.direct.clone().unwrap_or_else(|| spec.addr.clone());
             return Ok(vec![ConnectSpec { addr, ..spec.clone() }]);
@@ -139,6 +140,33 @@ impl Deployment {
         let topology = self.current_topology(spec).await?;
         let addrs = if all { topology.nodes() } else { topology.shards.iter().map(|s| s.master.clone()).collect() };
         Ok(addrs.into_iter().map(|addr| ConnectSpec { addr, ..spec.clone() }).collect())
+    }
+
+    /// Puts a fault proxy in front of every node (validation keeps proxies to standalone and
+    /// cluster targets). Standalone: the target's address becomes the proxy's. Cluster: one proxy
+    /// per node — local nodes in start order, so `node: N` is local node N — and the connect-time
+    /// map sends every data connection through them.
+    async fn start_proxies(&mut self) -> std::io::Result<()> {
+        let Some(topology) = &self.cluster else {
+            let p = proxy::Proxy::start(self.spec.addr.clone()).await?;
+            tracing::info!(proxy = %p.addr, node = %p.upstream, "fault proxy in front of the node");
+            self.direct = Some(std::mem::replace(&mut self.spec.addr, p.addr.clone()));
+            self.proxies.push(p);
+            return Ok(());
+        };
+        let nodes: Vec<HostPort> = match &self.local {
+            Some(local) => local.nodes().iter().map(|n| n.addr.clone()).collect(),
+            None => topology.nodes(),
+        };
+        let mut map = std::collections::HashMap::new();
+        for node in nodes {
+            let p = proxy::Proxy::start(node.clone()).await?;
+            tracing::info!(proxy = %p.addr, node = %p.upstream, "fault proxy in front of the node");
+            map.insert(node, p.addr.clone());
+            self.proxies.push(p);
+        }
+        self.spec.via = Some(std::sync::Arc::new(map));
+        Ok(())
     }
 
     /// Stops the master watcher and the local processes, if any.
@@ -203,6 +231,7 @@ pub async fn prepare(
         follow: None,
         readonly: false,
         tally,
+        via: None,
     };
     let mut sentinels = None;
     let mut watcher = None;
@@ -249,17 +278,9 @@ pub async fn prepare(
     }
     let mut deployment = Deployment { spec, local, sentinels, cluster: topology, seeds, proxies: Vec::new(), direct: None, watcher };
     if target.proxy {
-        // Validation keeps proxies to standalone targets: one node.
-        match proxy::Proxy::start(deployment.spec.addr.clone()).await {
-            Ok(p) => {
-                tracing::info!(proxy = %p.addr, node = %p.upstream, "fault proxy in front of the node");
-                deployment.direct = Some(std::mem::replace(&mut deployment.spec.addr, p.addr.clone()));
-                deployment.proxies.push(p);
-            }
-            Err(e) => {
-                deployment.shutdown().await;
-                return Err(TargetError::Unsupported(format!("cannot start the fault proxy: {e}")));
-            }
+        if let Err(e) = deployment.start_proxies().await {
+            deployment.shutdown().await;
+            return Err(TargetError::Unsupported(format!("cannot start the fault proxy: {e}")));
         }
     }
     // redis-rs proves the target with its own connection (and its own words when it cannot).

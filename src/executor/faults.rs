@@ -45,7 +45,7 @@ pub async fn drive(
     reconnects: &std::sync::atomic::AtomicU64,
     mut stop: watch::Receiver<bool>,
 ) -> Vec<FaultRun> {
-    let mut control_spec = deployment.spec.clone();
+    let mut control_spec = deployment.spec.direct();
     control_spec.client_name = format!("{run_client}:control");
     let mut out = Vec::new();
     let deadline = tokio::time::Instant::from_std(t0 + end);

@@ -587,25 +587,32 @@ fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Opt
                 );
             }
             FaultAction::Network { .. } | FaultAction::Reset { .. } => {
+                let node = match &action {
+                    FaultAction::Network { node, .. } | FaultAction::Reset { node } => *node,
+                    _ => None,
+                };
                 if let Some(t) = target.as_ref() {
-                    if t.mode != Mode::Standalone {
+                    if t.mode == Mode::Sentinel {
                         c.err(
                             fp.key("action"),
                             format!(
-                                "`{}` runs through the fault proxy, which supports standalone targets so far (cluster and sentinel addresses are not mapped to proxies yet)",
+                                "`{}` runs through the fault proxy, which serves standalone and cluster targets so far (the sentinels' answers are not mapped to proxies yet)",
                                 fault_kind(&action)
                             ),
                         );
                     } else if !t.proxy && !matches!(t.endpoint, Endpoint::Local(_)) {
                         c.err(fp.key("action"), format!("`{}` runs through the fault proxy: set `target.proxy: true`", fault_kind(&action)));
                     }
-                }
-                let node = match &action {
-                    FaultAction::Network { node, .. } | FaultAction::Reset { node } => *node,
-                    _ => None,
-                };
-                if node.is_some_and(|n| n > 0) {
-                    c.err(fp.key("node"), "a standalone target has one node: 0");
+                    let nodes = match (&t.endpoint, t.mode) {
+                        (_, Mode::Standalone) => Some(1),
+                        (Endpoint::Local(_), Mode::Cluster) => Some(6),
+                        _ => None,
+                    };
+                    if let (Some(n), Some(count)) = (node, nodes)
+                        && n >= count
+                    {
+                        c.err(fp.key("node"), format!("the target has nodes 0..{}, not node {n}", count - 1));
+                    }
                 }
             }
             FaultAction::Failover { .. } if target.as_ref().is_some_and(|t| t.mode == Mode::Standalone) => {
