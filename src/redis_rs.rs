@@ -210,7 +210,13 @@ impl RedisRs {
             // Behind the fault proxy: redis-rs keeps the nodes' addresses in its slot map and
             // connects through the proxies (its own connect-time map, as ours).
             if let Some(via) = &deployment.spec.via {
-                b = b.node_address_map(via.iter().map(|(node, proxy)| (redis::cluster::NodeAddress::new(node.host.clone(), node.port), redis::cluster::NodeAddress::new(proxy.host.clone(), proxy.port))).collect());
+                b = b.node_address_map(
+                    via.iter()
+                        .map(|(node, proxy)| {
+                            (redis::cluster::NodeAddress::new(node.host.clone(), node.port), redis::cluster::NodeAddress::new(proxy.host.clone(), proxy.port))
+                        })
+                        .collect(),
+                );
             }
             Source::Cluster(b.build().map_err(|e| fail(e.to_string()))?)
         } else if let Some(s) = &deployment.sentinels {

@@ -308,4 +308,22 @@ async fn a_multiplexed_connection_after_requests_were_lost_on_the_way() {
     // What redis-rs 1.8.1 does (reported as a finding; this assertion pins it, so a fixed
     // version fails here and the README's finding gets revisited).
     assert!(after.iter().all(|r| r.as_ref().is_err_and(|e| e.contains("timed out"))), "{after:?}");
+
+    // Worse while the lost request still waits: the next command's reply is handed to it. A
+    // command that never reached the server "succeeds" with another one's reply.
+    let mut d = client.get_multiplexed_async_connection_with_config(&config.clone().set_response_timeout(Some(Duration::from_secs(2)))).await.unwrap();
+    let echo = |c: &redis::aio::MultiplexedConnection, what: &'static str| {
+        let mut c = c.clone();
+        async move { redis::cmd("ECHO").arg(what).query_async::<String>(&mut c).await.map_err(|e| e.to_string()) }
+    };
+    assert_eq!(echo(&d, "warm").await.unwrap(), "warm");
+    proxy.set(Some(NetworkFault::Blackhole));
+    let lost = tokio::spawn(echo(&d, "lost"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    proxy.set(None);
+    let next = echo(&d, "next").await;
+    let lost = lost.await.unwrap();
+    println!("redis-rs {}: ECHO lost (never reached the server) → {lost:?}; ECHO next → {next:?}", redis_test::redis_rs::VERSION);
+    assert_eq!(lost, Ok("next".to_owned()), "the lost ECHO got the next one's reply");
+    let _ = &mut d;
 }

@@ -126,7 +126,9 @@ impl Deployment {
     /// The cluster's slot map now, asked of the nodes known at the start and the seeds.
     pub async fn current_topology(&self, spec: &ConnectSpec) -> Result<cluster::Topology, String> {
         let start = self.cluster.as_ref().ok_or("not a cluster target")?;
-        cluster::Topology::fetch(&spec.direct(), &start.candidates(&self.seeds), std::time::Duration::from_secs(5)).await.map_err(|e| format!("cluster slot map: {e}"))
+        cluster::Topology::fetch(&spec.direct(), &start.candidates(&self.seeds), std::time::Duration::from_secs(5))
+            .await
+            .map_err(|e| format!("cluster slot map: {e}"))
     }
 
     /// Connection settings for every node holding data: the target, or each cluster primary (all
