@@ -546,6 +546,10 @@ pub fn describe_action(a: &FaultAction) -> String {
             format!("{what} on {} for {}", nodes_text(*node), format_duration(*duration))
         }
         FaultAction::Reset { node } => format!("reset every connection to {}", nodes_text(*node)),
+        FaultAction::RollingUpgrade { binary } => match binary {
+            Some(b) => format!("rolling upgrade to {}", b.display()),
+            None => "rolling upgrade (same redis-server)".to_owned(),
+        },
         FaultAction::Shell { command, timeout } => format!("shell `{command}` (timeout {})", format_duration(*timeout)),
     }
 }

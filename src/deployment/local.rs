@@ -29,6 +29,8 @@ pub struct LocalServer {
     dir: PathBuf,
     conf: PathBuf,
     kind: NodeKind,
+    /// The redis-server it runs when not the one on PATH (after a rolling upgrade).
+    binary: std::sync::Mutex<Option<PathBuf>>,
 }
 
 /// A port that was free a moment ago (the OS picks it).
@@ -89,10 +91,17 @@ impl LocalServer {
         }
         let conf_path = dir.join("redis.conf");
         write_private(&conf_path, &conf).map_err(|e| LocalError::Failed(format!("{}: {e}", conf_path.display())))?;
-        match spawn_ready(&conf_path, kind, wait_for).await {
+        match spawn_ready(&conf_path, kind, wait_for, None).await {
             Ok(child) => {
                 tracing::info!(port, ?kind, "local node started");
-                Ok(LocalServer { child: tokio::sync::Mutex::new(Some(child)), addr: HostPort { host: "127.0.0.1".into(), port }, dir, conf: conf_path, kind })
+                Ok(LocalServer {
+                    child: tokio::sync::Mutex::new(Some(child)),
+                    addr: HostPort { host: "127.0.0.1".into(), port },
+                    dir,
+                    conf: conf_path,
+                    kind,
+                    binary: std::sync::Mutex::new(None),
+                })
             }
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
@@ -106,6 +115,11 @@ impl LocalServer {
         self.child.lock().await.as_ref().and_then(|c| c.id())
     }
 
+    /// From now on the node runs `binary` (a rolling upgrade); takes effect at the next restart.
+    pub fn use_binary(&self, binary: &std::path::Path) {
+        *self.binary.lock().expect("binary lock") = Some(binary.to_path_buf());
+    }
+
     /// Stops the server (SIGKILL, like a crash), waits `down_for`, and starts it again on the same port.
     pub async fn restart(&self, down_for: Duration) -> Result<(), LocalError> {
         let mut guard = self.child.lock().await;
@@ -113,7 +127,8 @@ impl LocalServer {
             let _ = c.kill().await;
         }
         tokio::time::sleep(down_for).await;
-        *guard = Some(spawn_ready(&self.conf, self.kind, None).await?);
+        let binary = self.binary.lock().expect("binary lock").clone();
+        *guard = Some(spawn_ready(&self.conf, self.kind, None, binary.as_deref()).await?);
         tracing::info!(port = self.addr.port, "local redis-server restarted");
         Ok(())
     }
@@ -147,12 +162,12 @@ fn remove_stale_dirs() {
 
 /// Starts a node on a config file and waits for its "Ready to accept connections" line (and
 /// then for `wait_for`, when given).
-async fn spawn_ready(conf_path: &std::path::Path, kind: NodeKind, wait_for: Option<&str>) -> Result<Child, LocalError> {
+async fn spawn_ready(conf_path: &std::path::Path, kind: NodeKind, wait_for: Option<&str>, binary: Option<&std::path::Path>) -> Result<Child, LocalError> {
     let (program, package) = match kind {
         NodeKind::Server => ("redis-server", "redis-server"),
         NodeKind::Sentinel => ("redis-sentinel", "redis-sentinel"),
     };
-    let mut cmd = Command::new(program);
+    let mut cmd = Command::new(binary.map_or(std::path::Path::new(program), |b| b));
     cmd.arg(conf_path).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).kill_on_drop(true);
     // The node dies with redis-test, however redis-test ends (kill -9 included): the kernel sends
     // it SIGKILL when its parent goes. If the parent is already gone, it does not start.

@@ -9,7 +9,7 @@ use crate::deployment::Deployment;
 use crate::deployment::conn::{Conn, ConnectSpec};
 use crate::deployment::resp::Value;
 use crate::plan::describe_action;
-use crate::scenario::model::{Fault, FaultAction, KillClients, PauseMode};
+use crate::scenario::model::{Fault, FaultAction, HostPort, KillClients, PauseMode};
 
 /// What happened when a fault ran.
 #[derive(Debug, Clone)]
@@ -24,6 +24,23 @@ pub struct FaultRun {
     pub in_flight: i64,
     /// Connections reopened to replace dropped ones, when it started.
     pub reconnects_before: u64,
+    /// Whether it did what it should.
+    pub ok: bool,
+    /// What it did, or why it failed.
+    pub detail: String,
+    /// Its steps, for faults made of several (a rolling upgrade).
+    pub steps: Vec<StepRun>,
+}
+
+/// One step of a fault made of several, on the run's clock.
+#[derive(Debug, Clone)]
+pub struct StepRun {
+    /// What the step does (`shard 0: restart replica 127.0.0.1:7003`).
+    pub name: String,
+    /// When it started, since the run's start.
+    pub started: Duration,
+    /// When it ended.
+    pub finished: Duration,
     /// Whether it did what it should.
     pub ok: bool,
     /// What it did, or why it failed.
@@ -77,8 +94,9 @@ pub async fn drive(
                 }
             }
         }
+        let mut steps = Vec::new();
         let result = tokio::select! {
-            r = run_one(&f.action, &control_spec, deployment, run_client) => r,
+            r = run_one(&f.action, &control_spec, deployment, run_client, t0, &mut steps) => r,
             _ = tokio::time::sleep_until(deadline) => Err("cut short: the run's plan ended first".to_owned()),
             _ = stop.changed() => Err("cut short: the run was interrupted".to_owned()),
         };
@@ -91,7 +109,7 @@ pub async fn drive(
         } else {
             tracing::warn!(fault = %f.name, error = %detail, "fault failed; the run goes on");
         }
-        out.push(FaultRun { fault: f.clone(), started, finished: t0.elapsed(), in_flight, reconnects_before, ok, detail });
+        out.push(FaultRun { fault: f.clone(), started, finished: t0.elapsed(), in_flight, reconnects_before, ok, detail, steps });
     }
     // A pause still in force when the run ends or stops is lifted then, not before.
     if let Some(until) = paused_until.filter(|u| *u > Instant::now()) {
@@ -167,7 +185,14 @@ fn on_nodes(n: usize) -> String {
     if n > 1 { format!(" on {n} nodes") } else { String::new() }
 }
 
-async fn run_one(action: &FaultAction, spec: &ConnectSpec, deployment: &Deployment, run_client: &str) -> Result<String, String> {
+async fn run_one(
+    action: &FaultAction,
+    spec: &ConnectSpec,
+    deployment: &Deployment,
+    run_client: &str,
+    t0: Instant,
+    steps: &mut Vec<StepRun>,
+) -> Result<String, String> {
     let t = Duration::from_secs(5);
     match action {
         FaultAction::ClientKill { clients: KillClients::Normal } => {
@@ -296,12 +321,159 @@ async fn run_one(action: &FaultAction, spec: &ConnectSpec, deployment: &Deployme
                 Ok(Ok(out)) => Err(format!("{}: {}", out.status, tail(&out.stderr))),
             }
         }
+        FaultAction::RollingUpgrade { binary } => rolling_upgrade(spec, deployment, binary.as_deref(), t0, steps).await,
         FaultAction::Failover { shard } => match (&deployment.sentinels, &deployment.cluster) {
             (Some(s), _) => s.failover().await,
             (None, Some(_)) => cluster_failover(spec, deployment, *shard).await,
             (None, None) => Err("failover needs a cluster or sentinel target".into()),
         },
     }
+}
+
+/// Longest a restarted node may take to be in sync again, or a promoted one to say it is primary.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Per shard (the one primary of a sentinel deployment): restart each replica, with `binary`
+/// when given, and wait until it is in sync; fail over to the first replica; restart the old
+/// primary and wait until it is in sync as a replica. Each step is recorded in `steps` as it
+/// starts (a step cut short stays on the timeline).
+async fn rolling_upgrade(
+    spec: &ConnectSpec,
+    deployment: &Deployment,
+    binary: Option<&std::path::Path>,
+    t0: Instant,
+    steps: &mut Vec<StepRun>,
+) -> Result<String, String> {
+    let local = deployment.local.as_ref().ok_or("rolling_upgrade needs a local deployment")?;
+    let server = |addr: &HostPort| local.nodes().into_iter().find(|n| n.addr == *addr).ok_or_else(|| format!("{addr} is not a node redis-test started"));
+    let shards: Vec<(HostPort, Vec<HostPort>)> = match (&deployment.cluster, &deployment.sentinels) {
+        (Some(_), _) => deployment.current_topology(spec).await?.shards.into_iter().map(|s| (s.master, s.replicas)).collect(),
+        (None, Some(s)) => {
+            let master = s.discover().await?;
+            let replicas = local.nodes().iter().map(|n| n.addr.clone()).filter(|a| *a != master).collect();
+            vec![(master, replicas)]
+        }
+        _ => return Err("rolling_upgrade needs a local cluster or sentinel deployment".into()),
+    };
+    let restart = |addr: HostPort| async move {
+        let node = server(&addr)?;
+        if let Some(b) = binary {
+            node.use_binary(b);
+        }
+        node.restart(Duration::ZERO).await.map_err(|e| e.to_string())?;
+        let took = wait_replica_in_sync(spec, &addr).await?;
+        Ok(format!("{addr} restarted, in sync after {}", ms(took)))
+    };
+    for (i, (master, replicas)) in shards.iter().enumerate() {
+        let first = replicas.first().ok_or_else(|| format!("shard {i} ({master}) has no replica to fail over to"))?.clone();
+        for r in replicas {
+            step(steps, t0, format!("shard {i}: restart replica {r}"), restart(r.clone())).await?;
+        }
+        let failover = async {
+            match &deployment.sentinels {
+                Some(s) => {
+                    // The sentinels judge a replica fit to promote from its INFO, read once a
+                    // second: one restarted a moment ago is NOGOODSLAVE until they see it in sync.
+                    let asked = Instant::now();
+                    loop {
+                        match s.failover().await {
+                            Ok(_) => break,
+                            Err(e) if e.contains("NOGOODSLAVE") && asked.elapsed() < STEP_TIMEOUT => tokio::time::sleep(Duration::from_millis(250)).await,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    wait_until_primary(spec, &first).await.map(|took| format!("SENTINEL FAILOVER: {first} primary after {}", ms(took)))
+                }
+                // Straight to the replica just restarted: CLUSTER SLOTS leaves a replica out until
+                // its offset moves again, so the slot map may not name it yet.
+                // A manual failover gives up after 5 s when the primary does not hand over (a replica
+                // restarted a moment ago may not be counted yet): ask again, within the step's time.
+                None => {
+                    let asked = Instant::now();
+                    let mut tries = 0;
+                    loop {
+                        tries += 1;
+                        let mut c = control(&ConnectSpec { addr: first.clone(), ..spec.direct() }).await?;
+                        reply(c.command(&[b"CLUSTER", b"FAILOVER"], Duration::from_secs(5)).await.map_err(|e| e.to_string())?)?;
+                        match wait_for_role(spec, &first, |r| r.get("role").is_some_and(|v| v == "master"), "primary", Duration::from_secs(6)).await {
+                            Ok(_) => break Ok(format!("CLUSTER FAILOVER: {first} primary after {} ({tries} request(s))", ms(asked.elapsed()))),
+                            Err(e) if asked.elapsed() >= STEP_TIMEOUT => break Err(e),
+                            Err(_) => {}
+                        }
+                    }
+                }
+            }
+        };
+        step(steps, t0, format!("shard {i}: fail over to {first}"), failover).await?;
+        step(steps, t0, format!("shard {i}: restart old primary {master}"), restart(master.clone())).await?;
+    }
+    let to = binary.map(|b| format!(" onto {}", b.display())).unwrap_or_default();
+    Ok(format!("{} shard(s) upgraded{to} in {} steps", shards.len(), steps.len()))
+}
+
+/// A wait as people read it, to the millisecond.
+fn ms(d: Duration) -> String {
+    crate::units::format_duration(Duration::from_millis(d.as_millis() as u64))
+}
+
+/// Runs one step of a multi-step fault, recorded in `steps` from its start.
+async fn step(steps: &mut Vec<StepRun>, t0: Instant, name: String, work: impl std::future::Future<Output = Result<String, String>>) -> Result<(), String> {
+    tracing::info!(step = %name, "fault step starting");
+    let started = t0.elapsed();
+    steps.push(StepRun { name, started, finished: started, ok: false, detail: "cut short".into() });
+    let result = work.await;
+    let last = steps.last_mut().expect("pushed above");
+    last.finished = t0.elapsed();
+    match &result {
+        Ok(d) => (last.ok, last.detail) = (true, d.clone()),
+        Err(e) => last.detail.clone_from(e),
+    }
+    result.map(|_| ())
+}
+
+/// `INFO replication` of `addr` over a direct control connection, as `field → value`.
+async fn replication(spec: &ConnectSpec, addr: &HostPort) -> Result<std::collections::HashMap<String, String>, String> {
+    // This node, not the master a sentinel target's settings follow.
+    let mut c = control(&ConnectSpec { addr: addr.clone(), follow: None, ..spec.direct() }).await?;
+    let info = reply(c.command(&[b"INFO", b"replication"], Duration::from_secs(2)).await.map_err(|e| e.to_string())?)?;
+    let text = info.as_bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+    Ok(text.lines().filter_map(|l| l.trim().split_once(':')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+}
+
+/// Waits until `addr` is a replica with its link up and no sync in progress.
+async fn wait_replica_in_sync(spec: &ConnectSpec, addr: &HostPort) -> Result<Duration, String> {
+    let in_sync = |r: &std::collections::HashMap<String, String>| {
+        r.get("role").is_some_and(|v| v == "slave")
+            && r.get("master_link_status").is_some_and(|v| v == "up")
+            && r.get("master_sync_in_progress").is_some_and(|v| v == "0")
+    };
+    wait_for_role(spec, addr, in_sync, "in sync as a replica", STEP_TIMEOUT).await
+}
+
+/// Waits until `addr` says it is a primary.
+async fn wait_until_primary(spec: &ConnectSpec, addr: &HostPort) -> Result<Duration, String> {
+    wait_for_role(spec, addr, |r| r.get("role").is_some_and(|v| v == "master"), "primary", STEP_TIMEOUT).await
+}
+
+/// Polls `INFO replication` of `addr` until `done` says so, at most `limit`.
+async fn wait_for_role(
+    spec: &ConnectSpec,
+    addr: &HostPort,
+    done: impl Fn(&std::collections::HashMap<String, String>) -> bool,
+    what: &str,
+    limit: Duration,
+) -> Result<Duration, String> {
+    let started = Instant::now();
+    let mut last = String::from("no answer yet");
+    while started.elapsed() < limit {
+        match replication(spec, addr).await {
+            Ok(r) if done(&r) => return Ok(started.elapsed()),
+            Ok(r) => last = format!("role {}", r.get("role").map_or("?", String::as_str)),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("{addr} not {what} after {} ({last})", crate::units::format_duration(limit)))
 }
 
 /// CLUSTER FAILOVER on a replica of shard `shard` (random when absent), then waits until that

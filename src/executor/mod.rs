@@ -168,6 +168,29 @@ pub struct FaultVerdict {
     pub reconnects: Option<u64>,
     /// End of the window (the next fault or the end of the run), seconds.
     pub window_end_s: f64,
+    /// Each step of a fault made of several (a rolling upgrade), with its own verdict over its
+    /// own window (until the next step, the last one until the fault's window ends).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepVerdict>,
+}
+
+/// One step of a fault made of several, and what it did to the load.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct StepVerdict {
+    /// What the step does.
+    pub name: String,
+    /// When it started, seconds since the run's start.
+    pub at_s: f64,
+    /// How long it took, seconds.
+    pub took_s: f64,
+    /// Whether it did what it should.
+    pub ok: bool,
+    /// What it did, or why it failed.
+    pub detail: String,
+    /// Longest outage of any workload or shard in the step's window, seconds.
+    pub outage_s: f64,
+    /// Failed operations in the step's window by class.
+    pub errors: BTreeMap<String, u64>,
 }
 
 /// Judges each fault's window from the tracker.
@@ -213,6 +236,27 @@ fn fault_verdicts(runs: &[faults::FaultRun], shared: &Shared, ended: Duration, r
                 reconnects: (!shared.metrics.conns.is_hidden("reconnects"))
                     .then(|| runs.get(i + 1).map_or(reconnects_end, |n| n.reconnects_before).saturating_sub(r.reconnects_before)),
                 window_end_s: to as f64 / 1e9,
+                steps: r
+                    .steps
+                    .iter()
+                    .enumerate()
+                    .map(|(j, s)| {
+                        let from = s.started.as_nanos() as u64;
+                        let until = r.steps.get(j + 1).map_or(to, |n| n.started.as_nanos() as u64);
+                        let running = running_workloads(&shared.plan, from, until);
+                        let judged = shared.workloads.iter().enumerate().filter(|(_, wl)| running.contains(&wl.name.as_str())).map(|(w, _)| w as u16);
+                        let streams = judged.chain((0..shared.shards.len() as u16).map(|i| shared.tracker.shard_stream(i)));
+                        StepVerdict {
+                            name: s.name.clone(),
+                            at_s: s.started.as_secs_f64(),
+                            took_s: s.finished.saturating_sub(s.started).as_secs_f64(),
+                            ok: s.ok,
+                            detail: s.detail.clone(),
+                            outage_s: streams.map(|st| resilience::longest_outage(&gaps, Some(st), from, until) as f64 / 1e9).fold(0.0, f64::max),
+                            errors: shared.tracker.errors_between(from, until).1,
+                        }
+                    })
+                    .collect(),
             }
         })
         .collect()

@@ -135,6 +135,20 @@ fn faults_table(h: &mut String, r: &Report) {
             let _ = write!(h, "<td style=\"text-align:left\">{c}</td>");
         }
         h.push_str("</tr>\n");
+        // Steps of a fault made of several (a rolling upgrade), each with its own verdict.
+        for st in f.result.iter().flat_map(|v| &v.steps) {
+            let errors =
+                if st.errors.is_empty() { "none".into() } else { esc(&st.errors.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")) };
+            let _ = writeln!(
+                h,
+                "<tr><td style=\"text-align:left\">&nbsp;&nbsp;↳ {}</td><td>{:.2}s</td><td style=\"text-align:left\">took {}</td><td style=\"text-align:left\">{}</td><td></td><td style=\"text-align:left\">{}</td><td></td><td style=\"text-align:left\">{errors}</td><td></td></tr>",
+                esc(&st.name),
+                st.at_s,
+                format_us(st.took_s * 1e6),
+                if st.ok { "ok".to_owned() } else { format!("FAILED: {}", esc(&st.detail)) },
+                format_us(st.outage_s * 1e6),
+            );
+        }
     }
     h.push_str("</table>\n");
 }

@@ -117,6 +117,19 @@ pub fn render(r: &Report) -> String {
                     v.in_flight,
                     if errors.is_empty() { "none".to_owned() } else { errors.join(", ") }
                 );
+                for st in &v.steps {
+                    let errors: Vec<String> = st.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                    let _ = writeln!(
+                        s,
+                        "  step {} at {:.2}s{}: took {}; outage {}; errors: {}",
+                        st.name,
+                        st.at_s,
+                        if st.ok { String::new() } else { format!(" FAILED ({})", st.detail) },
+                        format_us(st.took_s * 1e6),
+                        format_us(st.outage_s * 1e6),
+                        if errors.is_empty() { "none".to_owned() } else { errors.join(", ") }
+                    );
+                }
                 if !v.outage_by_shard_s.is_empty() {
                     let shards: Vec<String> = v.outage_by_shard_s.iter().map(|(k, o)| format!("{k} {}", format_us(o * 1e6))).collect();
                     let _ = writeln!(s, "  outage by shard: {}", shards.join(", "));

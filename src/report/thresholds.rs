@@ -154,7 +154,10 @@ fn outage_us(t: &Threshold, plan: &Plan, report: &Report, phase: Option<usize>) 
     let pick = |by: &std::collections::BTreeMap<String, f64>| -> f64 {
         by.iter().filter(|(w, _)| t.workload.as_ref().is_none_or(|x| x == *w)).map(|(_, v)| *v).fold(0.0, f64::max)
     };
-    let in_faults: Vec<f64> = faults_in_scope(plan, report, phase).map(|r| pick(&r.outage_by_workload_s) * 1e6).collect();
+    // Unscoped, the rule judges the figure the fault's verdict shows: the longest outage of any
+    // workload or shard (a cluster shard out while the others serve is an outage too).
+    let in_faults: Vec<f64> =
+        faults_in_scope(plan, report, phase).map(|r| if t.workload.is_some() { pick(&r.outage_by_workload_s) } else { r.outage_s } * 1e6).collect();
     if !report.faults.is_empty() {
         return in_faults.into_iter().reduce(f64::max);
     }

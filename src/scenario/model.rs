@@ -308,6 +308,11 @@ pub enum FaultAction {
         #[serde(with = "crate::units::serde_duration")]
         duration: Duration,
     },
+    /// Per shard: restart the replicas, fail over, restart the old primary.
+    RollingUpgrade {
+        /// redis-server to restart with.
+        binary: Option<std::path::PathBuf>,
+    },
     /// A network fault through the proxy, on `node` or every node, for `duration`.
     Network {
         /// What the proxy does.

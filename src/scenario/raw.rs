@@ -869,6 +869,9 @@ pub enum RawFault {
     /// Freeze a node of a local topology (SIGSTOP, then SIGCONT after `duration`): the stuck node
     /// that keeps its connections open and answers nothing.
     Freeze(FreezeSpec),
+    /// Local cluster or sentinel deployments: per shard, restart each replica (with `binary` when
+    /// given) and wait until it is in sync, fail over to it, restart the old primary as a replica.
+    RollingUpgrade(RollingUpgradeSpec),
     /// Through the fault proxy: every reply waits `delay` (± `jitter`) for `duration`.
     Latency(LatencySpec),
     /// Through the fault proxy: both directions paced to `bytes_per_second` for `duration`.
@@ -984,6 +987,16 @@ fault_spec!(
         pub node: u32,
         /// How long the node stays frozen.
         pub duration: HumanDuration,
+    }
+);
+
+fault_spec!(
+    /// Options of `rolling_upgrade`.
+    RollingUpgradeSpec {
+        /// The redis-server to restart every node with (the new version); the one on PATH when
+        /// absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub binary: Option<String>,
     }
 );
 

@@ -63,7 +63,7 @@ pub fn build(raw: RawScenario, root: &Node, file: &Path, diags: &mut Diagnostics
     check_prefix(&mut c, p("keyspace").key("prefix"), &key_prefix);
     let workloads = workloads(&mut c, &raw);
     let phases = phases(&mut c, &raw, &workloads);
-    let faults = faults(&mut c, &raw, &phases, &target);
+    let faults = faults(&mut c, &raw, &phases, &target, dir);
     // A network fault on a local target brings the proxy along.
     if let Some(t) = target.as_mut().filter(|t| matches!(t.endpoint, Endpoint::Local(_))) {
         t.proxy |= faults.iter().any(|f| matches!(f.action, FaultAction::Network { .. } | FaultAction::Reset { .. }));
@@ -550,12 +550,19 @@ fn phases(c: &mut Checker<'_>, raw: &RawScenario, workloads: &[Workload]) -> Vec
     out
 }
 
-fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Option<Target>) -> Vec<Fault> {
+fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Option<Target>, dir: &Path) -> Vec<Fault> {
     let total: Duration = phases.iter().map(|p| p.duration).sum();
     let mut out = Vec::new();
     for (i, f) in raw.faults.iter().enumerate() {
         let fp = p("faults").index(i);
-        let (name, at, phase, action) = fault_parts(f);
+        let (name, at, phase, mut action) = fault_parts(f);
+        // A binary named by a path is found next to the scenario file; a bare name on PATH.
+        if let FaultAction::RollingUpgrade { binary: Some(b) } = &mut action
+            && b.components().count() > 1
+            && b.is_relative()
+        {
+            *b = dir.join(&*b);
+        }
         let (start, window) = match phase {
             Some(ph) => match phases.iter().position(|p| p.name == *ph) {
                 Some(idx) => (phases[..idx].iter().map(|p| p.duration).sum(), phases[idx].duration),
@@ -615,6 +622,17 @@ fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Opt
                     }
                 }
             }
+            FaultAction::RollingUpgrade { binary } => {
+                if target.as_ref().is_some_and(|t| !matches!(t.endpoint, Endpoint::Local(LocalTopology::Cluster | LocalTopology::Sentinel))) {
+                    c.err(
+                        fp.key("action"),
+                        "`rolling_upgrade` needs `target.local: cluster` or `target.local: sentinel`: redis-test restarts the nodes it started",
+                    );
+                }
+                if let Some(b) = binary.as_ref().filter(|b| b.components().count() > 1 && !b.is_file()) {
+                    c.err(fp.key("binary"), format!("no redis-server at {}", b.display()));
+                }
+            }
             FaultAction::Failover { .. } if target.as_ref().is_some_and(|t| t.mode == Mode::Standalone) => {
                 c.err(fp.key("action"), "`failover` needs a cluster or sentinel target");
             }
@@ -660,6 +678,7 @@ pub fn fault_kind(a: &FaultAction) -> &'static str {
         FaultAction::Restart { .. } => "restart",
         FaultAction::Freeze { .. } => "freeze",
         FaultAction::Network { fault, .. } => fault.name(),
+        FaultAction::RollingUpgrade { .. } => "rolling_upgrade",
         FaultAction::Reset { .. } => "reset",
         FaultAction::Shell { .. } => "shell",
     }
@@ -672,6 +691,7 @@ fn fault_parts(f: &RawFault) -> (&Option<String>, crate::units::HumanDuration, &
         RawFault::DebugSleep(s) => (&s.name, s.at, &s.phase, FaultAction::DebugSleep { duration: s.duration.get() }),
         RawFault::Failover(s) => (&s.name, s.at, &s.phase, FaultAction::Failover { shard: s.shard }),
         RawFault::Restart(s) => (&s.name, s.at, &s.phase, FaultAction::Restart { node: s.node, down_for: s.down_for.get() }),
+        RawFault::RollingUpgrade(s) => (&s.name, s.at, &s.phase, FaultAction::RollingUpgrade { binary: s.binary.as_ref().map(std::path::PathBuf::from) }),
         RawFault::Latency(s) => (
             &s.name,
             s.at,
