@@ -147,3 +147,21 @@ fn a_blackholed_cluster_primary_is_an_outage_of_its_shard_only() {
         }
     }
 }
+
+#[test]
+fn increments_whose_replies_are_late_are_reported_indeterminate_not_lost_or_hidden() {
+    // Latency holds the replies, not the requests: every INCR in the fault's second reaches the
+    // server and is applied, its reply comes after the command timeout. The client counts a
+    // timeout; the server counts the increment. Verify must say so: indeterminate, not lost, not
+    // duplicated (redis-test never resends a timeout).
+    let dir = scratch("net-indeterminate");
+    let body = "name: ind\ntarget: {local: standalone}\nconnections: {command_timeout: 200ms, retry: {retry_writes: true}}\nkeyspace: {keys: 20}\nworkloads: {c: {kind: basic, read_ratio: 0, incr_ratio: 1, verify: true}}\nphases: [{name: p, duration: 4s, workers: 8, rate: 200}]\nfaults: [{action: latency, at: 1s, delay: 500ms, duration: 1s}]\nthresholds: [duplicate_writes == 0, lost_writes == 0]\n";
+    let (out, report, _) = apply(&dir, body, "native");
+    let v = &report["verify"][0];
+    let timeouts = report["faults"][0]["result"]["errors"]["timeout"].as_u64().unwrap_or(0);
+    assert!(timeouts > 0, "{}", report["faults"][0]["result"]);
+    let indeterminate = v["increments_indeterminate"].as_u64().unwrap();
+    assert!(indeterminate > 0 && indeterminate <= timeouts, "{timeouts} timed-out INCRs, {indeterminate} indeterminate: {v}");
+    assert_eq!((v["increments_lost"].as_u64(), v["increments_duplicated"].as_u64()), (Some(0), Some(0)), "{v}");
+    assert!(out.stdout.contains(&format!("{indeterminate} indeterminate")), "{}", out.stdout);
+}
