@@ -389,6 +389,20 @@ async fn rolling_upgrade(
                 // A manual failover gives up after 5 s when the primary does not hand over (a replica
                 // restarted a moment ago may not be counted yet): ask again, within the step's time.
                 None => {
+                    // The primary must count the restarted replica as online first: a manual
+                    // failover it cannot hand over pauses its clients until it gives up (5 s).
+                    let port = format!("port={},state=online", first.port);
+                    wait_for_role(
+                        spec,
+                        master,
+                        |r| r.iter().any(|(k, v)| k.starts_with("slave") && v.contains(&port)),
+                        "serving the restarted replica",
+                        STEP_TIMEOUT,
+                    )
+                    .await?;
+                    // ...and the replica must reach its primary on the cluster bus, which a node
+                    // restarted a moment ago may not yet: CLUSTER FAILOVER travels over it.
+                    wait_bus_connected(spec, &first).await?;
                     let asked = Instant::now();
                     let mut tries = 0;
                     loop {
@@ -448,6 +462,36 @@ async fn wait_replica_in_sync(spec: &ConnectSpec, addr: &HostPort) -> Result<Dur
             && r.get("master_sync_in_progress").is_some_and(|v| v == "0")
     };
     wait_for_role(spec, addr, in_sync, "in sync as a replica", STEP_TIMEOUT).await
+}
+
+/// Waits until the cluster node at `addr` sees the cluster as ok and its primary as connected on
+/// the cluster bus (CLUSTER INFO, CLUSTER NODES).
+async fn wait_bus_connected(spec: &ConnectSpec, addr: &HostPort) -> Result<(), String> {
+    let started = Instant::now();
+    let mut last = String::from("no answer yet");
+    while started.elapsed() < STEP_TIMEOUT {
+        let check = async {
+            let mut c = control(&ConnectSpec { addr: addr.clone(), follow: None, ..spec.direct() }).await?;
+            let t = Duration::from_secs(2);
+            let text = |v: Value| v.as_bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+            let info = text(reply(c.command(&[b"CLUSTER", b"INFO"], t).await.map_err(|e| e.to_string())?)?);
+            let nodes = text(reply(c.command(&[b"CLUSTER", b"NODES"], t).await.map_err(|e| e.to_string())?)?);
+            let master_id = nodes.lines().find(|l| l.contains("myself")).and_then(|l| l.split(' ').nth(3)).unwrap_or("-").to_owned();
+            // `<id> <addr> <flags> <master> <ping> <pong> <epoch> <link-state> <slots…>`
+            let linked = nodes
+                .lines()
+                .map(|l| l.split_whitespace().collect::<Vec<_>>())
+                .any(|f| f.first() == Some(&master_id.as_str()) && f.get(7) == Some(&"connected") && f.get(2).is_some_and(|flags| !flags.contains("fail")));
+            Ok::<bool, String>(info.contains("cluster_state:ok") && linked)
+        };
+        match check.await {
+            Ok(true) => return Ok(()),
+            Ok(false) => last = "primary not connected on the cluster bus yet".into(),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("{addr}: {last} after {}", crate::units::format_duration(STEP_TIMEOUT)))
 }
 
 /// Waits until `addr` says it is a primary.
