@@ -95,11 +95,6 @@ fn every_shipped_scenario_runs_through_redis_rs() {
     let server = RedisServer::start(&[]);
     let dir = scratch("rs-shipped");
     for file in redis_test::scenario::files_in(&repo().join("scenarios")).unwrap() {
-        // A rolling upgrade takes its real few seconds at any time scale and does not fit a 3 s
-        // smoke run whole: tests/upgrade.rs runs both at time scale 0.5 with both clients.
-        if file.file_stem().is_some_and(|s| s.to_string_lossy().starts_with("rolling-upgrade")) {
-            continue;
-        }
         if common::starts_a_topology(&file) {
             let _turn = turn();
             let report = common::run_shipped(&file, &dir, &RS);

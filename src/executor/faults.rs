@@ -364,6 +364,7 @@ async fn rolling_upgrade(
         let took = wait_replica_in_sync(spec, &addr).await?;
         Ok(format!("{addr} restarted, in sync after {}", ms(took)))
     };
+    let all_nodes: Vec<HostPort> = local.nodes().iter().map(|n| n.addr.clone()).collect();
     for (i, (master, replicas)) in shards.iter().enumerate() {
         let first = replicas.first().ok_or_else(|| format!("shard {i} ({master}) has no replica to fail over to"))?.clone();
         for r in replicas {
@@ -400,9 +401,10 @@ async fn rolling_upgrade(
                         STEP_TIMEOUT,
                     )
                     .await?;
-                    // ...and the replica must reach its primary on the cluster bus, which a node
-                    // restarted a moment ago may not yet: CLUSTER FAILOVER travels over it.
-                    wait_bus_connected(spec, &first).await?;
+                    // ...and every node must see every other on the cluster bus again, which a node
+                    // restarted a moment ago is not yet: CLUSTER FAILOVER travels over it and
+                    // needs the other primaries' votes.
+                    wait_bus_healthy(spec, &all_nodes).await?;
                     let asked = Instant::now();
                     let mut tries = 0;
                     loop {
@@ -464,34 +466,49 @@ async fn wait_replica_in_sync(spec: &ConnectSpec, addr: &HostPort) -> Result<Dur
     wait_for_role(spec, addr, in_sync, "in sync as a replica", STEP_TIMEOUT).await
 }
 
-/// Waits until the cluster node at `addr` sees the cluster as ok and its primary as connected on
-/// the cluster bus (CLUSTER INFO, CLUSTER NODES).
-async fn wait_bus_connected(spec: &ConnectSpec, addr: &HostPort) -> Result<(), String> {
+/// Waits until every node of the cluster says `cluster_state:ok` and sees every other node
+/// connected on the cluster bus with no failure flag (CLUSTER INFO, CLUSTER NODES): a node restarted
+/// a moment ago is not yet back on every peer's bus, and a manual failover needs their votes.
+async fn wait_bus_healthy(spec: &ConnectSpec, nodes: &[HostPort]) -> Result<(), String> {
     let started = Instant::now();
     let mut last = String::from("no answer yet");
     while started.elapsed() < STEP_TIMEOUT {
-        let check = async {
-            let mut c = control(&ConnectSpec { addr: addr.clone(), follow: None, ..spec.direct() }).await?;
-            let t = Duration::from_secs(2);
-            let text = |v: Value| v.as_bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
-            let info = text(reply(c.command(&[b"CLUSTER", b"INFO"], t).await.map_err(|e| e.to_string())?)?);
-            let nodes = text(reply(c.command(&[b"CLUSTER", b"NODES"], t).await.map_err(|e| e.to_string())?)?);
-            let master_id = nodes.lines().find(|l| l.contains("myself")).and_then(|l| l.split(' ').nth(3)).unwrap_or("-").to_owned();
-            // `<id> <addr> <flags> <master> <ping> <pong> <epoch> <link-state> <slots…>`
-            let linked = nodes
-                .lines()
-                .map(|l| l.split_whitespace().collect::<Vec<_>>())
-                .any(|f| f.first() == Some(&master_id.as_str()) && f.get(7) == Some(&"connected") && f.get(2).is_some_and(|flags| !flags.contains("fail")));
-            Ok::<bool, String>(info.contains("cluster_state:ok") && linked)
-        };
-        match check.await {
-            Ok(true) => return Ok(()),
-            Ok(false) => last = "primary not connected on the cluster bus yet".into(),
-            Err(e) => last = e,
+        let mut healthy = true;
+        for addr in nodes {
+            let check = async {
+                let mut c = control(&ConnectSpec { addr: addr.clone(), follow: None, ..spec.direct() }).await?;
+                let t = Duration::from_secs(2);
+                let text = |v: Value| v.as_bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+                let info = text(reply(c.command(&[b"CLUSTER", b"INFO"], t).await.map_err(|e| e.to_string())?)?);
+                let table = text(reply(c.command(&[b"CLUSTER", b"NODES"], t).await.map_err(|e| e.to_string())?)?);
+                // `<id> <addr> <flags> <master> <ping> <pong> <epoch> <link-state> <slots…>`
+                let peers_ok = table.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()).all(|f| {
+                    let flags = f.get(2).copied().unwrap_or("");
+                    flags.contains("myself") || (f.get(7) == Some(&"connected") && !flags.contains("fail"))
+                });
+                Ok::<bool, String>(info.contains("cluster_state:ok") && peers_ok)
+            };
+            match check.await {
+                Ok(true) => {}
+                Ok(false) => {
+                    healthy = false;
+                    last = format!("{addr} does not see every node connected yet");
+                }
+                Err(e) => {
+                    healthy = false;
+                    last = e;
+                }
+            }
+            if !healthy {
+                break;
+            }
+        }
+        if healthy {
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(format!("{addr}: {last} after {}", crate::units::format_duration(STEP_TIMEOUT)))
+    Err(format!("{last} after {}", crate::units::format_duration(STEP_TIMEOUT)))
 }
 
 /// Waits until `addr` says it is a primary.
