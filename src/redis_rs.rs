@@ -91,10 +91,8 @@ impl Manager {
     }
 }
 
-impl ManageConnection for Manager {
-    type Connection = RsConn;
-    type Error = RedisError;
-
+impl Manager {
+    /// Opens and counts one connection.
     async fn connect(&self) -> Result<RsConn, RedisError> {
         let started = Instant::now();
         let result = tracing::Instrument::instrument(self.open(), self.span.clone()).await;
@@ -112,14 +110,7 @@ impl ManageConnection for Manager {
         }
     }
 
-    async fn is_valid(&self, conn: &mut RsConn) -> Result<(), RedisError> {
-        let pong: String = match &mut conn.inner {
-            Inner::Multiplexed(c) => redis::cmd("PING").query_async(c).await?,
-            Inner::Cluster(c) => redis::cmd("PING").query_async(c).await?,
-        };
-        if pong == "PONG" { Ok(()) } else { Err(RedisError::from((redis::ErrorKind::UnexpectedReturnType, "PING answered", pong))) }
-    }
-
+    /// Whether the connection broke (counted as dropped when it did).
     fn has_broken(&self, conn: &mut RsConn) -> bool {
         if conn.broken {
             self.metrics.conns.dropped.fetch_add(1, Ordering::Relaxed);
@@ -259,7 +250,7 @@ impl RedisRs {
         let manager =
             Arc::new(Manager { source, metrics: Arc::clone(metrics), client_name: deployment.spec.client_name.clone(), span: tracing::Span::current() });
         // Prove the target answers redis-rs now, with its own words when it does not.
-        let first = manager.connect().await.map_err(|e| fail(describe(&e)))?;
+        let first = manager.connect().await.map_err(|e| fail(e.to_string()))?;
         drop(first);
         let pools: Vec<Pool<SharedManager>> = (0..c.pools)
             .map(|_| {
@@ -275,11 +266,7 @@ impl RedisRs {
         // their waits on top.
         let attempts = if cluster { c.retry.attempts.max(1) } else { 1 };
         let limit = c.command_timeout * (attempts + 1) + c.retry.max_backoff * attempts;
-        if cluster {
-            let _ = metrics.conns.hidden.set(HIDDEN_ON_CLUSTER.to_vec());
-        } else {
-            let _ = metrics.conns.hidden.set(vec![]);
-        }
+        let _ = metrics.conns.hidden.set(if cluster { HIDDEN_ON_CLUSTER.to_vec() } else { Vec::new() });
         // Warm: every pooled connection open before the first operation, as a service's pool is
         // before it takes traffic.
         for pool in &pools {
@@ -287,7 +274,7 @@ impl RedisRs {
             for _ in 0..c.per_pool {
                 match pool.get_owned().await {
                     Ok(conn) => held.push(conn),
-                    Err(RunError::User(e)) => return Err(fail(describe(&e))),
+                    Err(RunError::User(e)) => return Err(fail(e.to_string())),
                     Err(RunError::TimedOut) => return Err(fail(format!("no connection within the acquire timeout ({:?})", c.acquire_timeout))),
                 }
             }
@@ -394,7 +381,7 @@ impl PubsubSource {
             Ok::<_, RedisError>(ps.into_on_message())
         };
         match tokio::time::timeout(self.connect_timeout, open).await {
-            Ok(r) => r.map_err(|e| describe(&e)),
+            Ok(r) => r.map_err(|e| e.to_string()),
             Err(_) => Err(format!("redis-rs pub/sub: no subscription within {:?}", self.connect_timeout)),
         }
     }
@@ -411,8 +398,13 @@ impl ManageConnection for SharedManager {
         self.0.connect().await
     }
 
+    /// Only asked with a checkout test, which the pools leave off (a PING per operation).
     async fn is_valid(&self, conn: &mut RsConn) -> Result<(), RedisError> {
-        self.0.is_valid(conn).await
+        let pong: String = match &mut conn.inner {
+            Inner::Multiplexed(c) => redis::cmd("PING").query_async(c).await?,
+            Inner::Cluster(c) => redis::cmd("PING").query_async(c).await?,
+        };
+        if pong == "PONG" { Ok(()) } else { Err(RedisError::from((redis::ErrorKind::UnexpectedReturnType, "PING answered", pong))) }
     }
 
     fn has_broken(&self, conn: &mut RsConn) -> bool {
@@ -511,12 +503,6 @@ fn failure(e: &RedisError) -> Failure {
         redis::ErrorKind::Parse | redis::ErrorKind::UnexpectedReturnType => Failure::Class(ErrorClass::Protocol),
         _ => Failure::Class(ErrorClass::Connection),
     }
-}
-
-/// A redis-rs error for people: the kind and the message (never a password: redis-rs does not
-/// put one in its errors).
-fn describe(e: &RedisError) -> String {
-    e.to_string()
 }
 
 fn protocol(p: Protocol) -> ProtocolVersion {

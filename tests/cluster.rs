@@ -38,17 +38,6 @@ fn keys_under(node: &RedisServer, prefix: &str) -> usize {
 }
 
 /// Sum of every workload's error counts in every phase.
-fn total_errors(report: &serde_json::Value) -> u64 {
-    report["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|p| p["operations"].as_array().unwrap())
-        .flat_map(|o| o["errors"].as_object().into_iter().flatten())
-        .map(|(_, n)| n.as_u64().unwrap_or(0))
-        .sum()
-}
-
 const EVERY_WORKLOAD: &str = r#"
 keyspace: {prefix: "rt-cluster:", keys: 3000}
 workloads:
@@ -103,7 +92,7 @@ fn every_workload_runs_on_a_cluster_slot_safe_and_cleanup_leaves_only_foreign_ke
         assert!(op_count(&report, "p", w, op) > 0, "{w} {op} never ran on the cluster: {}", report["phases"][0]);
     }
     // Batches share a slot (no CROSSSLOT), every round trip went to the right node (no MOVED).
-    assert_eq!(total_errors(&report), 0, "{}", report["phases"][0]);
+    assert_eq!(common::total_errors(&report), 0, "{}", report["phases"][0]);
     assert_eq!(report["connections"]["cluster_redirects"], serde_json::json!({}), "{}", report["connections"]);
     assert_eq!(report["verify"][0]["lost"], 0, "{}", report["verify"]);
     assert_eq!(report["verify"][0]["changed"], 0, "{}", report["verify"]);
@@ -132,7 +121,7 @@ fn every_workload_runs_on_a_cluster_slot_safe_and_cleanup_leaves_only_foreign_ke
     let out = run_in(&dir, &["apply", &f, "--json", "reads.json", "--quiet"], &[], Duration::from_secs(60));
     assert_eq!(out.code, Some(0), "{}", out.all());
     let reads = read_report(&dir.join("reads.json"));
-    assert_eq!(total_errors(&reads), 0, "{}", reads["phases"][0]);
+    assert_eq!(common::total_errors(&reads), 0, "{}", reads["phases"][0]);
     let gets = op_count(&reads, "p", "b", "GET");
     let on_replicas: u64 = cluster.replicas().iter().map(|r| r.calls("get")).sum::<u64>() - before.iter().sum::<u64>();
     assert!(gets > 1000 && on_replicas >= gets * 9 / 10, "{gets} GETs, {on_replicas} served by replicas");
@@ -306,7 +295,7 @@ fn resharding_under_load_is_followed_without_errors_or_lost_writes() {
     let c = &report["connections"];
     println!("reshard: {fault}\nconnections: {c}\nverify: {}", report["verify"]);
     assert!(c["cluster_redirects"]["MOVED"].as_u64().unwrap_or(0) > 0, "{c}");
-    assert_eq!(total_errors(&report), 0, "{}", report["phases"][0]);
+    assert_eq!(common::total_errors(&report), 0, "{}", report["phases"][0]);
     let v = &report["verify"][0];
     assert!(v["checked"].as_u64().unwrap() > 3000, "{v}");
     assert_eq!((v["lost"].as_u64(), v["changed"].as_u64(), v["unreadable"].as_u64()), (Some(0), Some(0), Some(0)), "{v}");
@@ -393,7 +382,7 @@ fn a_tls_only_cluster_is_discovered_and_driven_over_tls() {
     assert_eq!(out.code, Some(0), "{}", out.all());
     let report = read_report(&dir.join("r.json"));
     assert_report_valid(&report);
-    assert_eq!(total_errors(&report), 0, "{}", report["phases"][0]);
+    assert_eq!(common::total_errors(&report), 0, "{}", report["phases"][0]);
     assert!(op_count(&report, "p", "p", "PIPELINE") > 100, "{}", report["phases"][0]);
     assert_eq!(report["verify"][0]["lost"], 0, "{}", report["verify"]);
     for m in cluster.masters() {

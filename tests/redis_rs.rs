@@ -64,17 +64,6 @@ const EVERY_OPERATION: [(&str, &str); 13] = [
     ("q", "RECEIVE"),
 ];
 
-fn total_errors(report: &serde_json::Value) -> u64 {
-    report["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|p| p["operations"].as_array().unwrap())
-        .flat_map(|o| o["errors"].as_object().into_iter().flatten())
-        .map(|(_, n)| n.as_u64().unwrap_or(0))
-        .sum()
-}
-
 /// Every workload ran, nothing failed, verified writes all there, subscribers lost nothing.
 fn assert_every_workload_clean(report: &serde_json::Value, what: &str) {
     assert_report_valid(report);
@@ -82,7 +71,7 @@ fn assert_every_workload_clean(report: &serde_json::Value, what: &str) {
     for (w, op) in EVERY_OPERATION {
         assert!(op_count(report, "p", w, op) > 0, "{what}: {w} {op} never ran: {}", report["phases"][0]);
     }
-    assert_eq!(total_errors(report), 0, "{what}: {}", report["phases"][0]);
+    assert_eq!(common::total_errors(report), 0, "{what}: {}", report["phases"][0]);
     let v = &report["verify"][0];
     assert!(v["checked"].as_u64().unwrap() > 50 && v["lost"] == 0 && v["changed"] == 0, "{what}: {v}");
     for sub in report["pubsub"][0]["subscribers"].as_array().unwrap() {
@@ -167,17 +156,23 @@ fn every_workload_on_a_local_sentinel_deployment() {
     assert_every_workload_clean(&read_report(&dir.join("r.json")), "sentinel");
 }
 
-#[test]
-fn a_cluster_failover_mid_run_with_redis_rs_completes_and_reports_its_outage() {
-    let _turn = turn();
-    let dir = scratch("rs-cluster-failover");
-    let scenario = repo().join("scenarios/cluster-failover.yaml");
-    let out = apply(&dir, &[scenario.to_str().unwrap(), "--time-scale", "0.5", "--json", "r.json"]);
+/// A shipped failover scenario through redis-rs at time scale 0.5: exit 0, a valid report, and
+/// the fault done.
+fn failover_at_half_time(dir: &std::path::Path, scenario: &str) -> (common::Outcome, serde_json::Value) {
+    let file = repo().join(format!("scenarios/{scenario}.yaml"));
+    let out = apply(dir, &[file.to_str().unwrap(), "--time-scale", "0.5", "--json", "r.json"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
     let report = read_report(&dir.join("r.json"));
     assert_report_valid(&report);
+    assert_eq!(report["faults"][0]["result"]["ok"], true, "{}", report["faults"][0]);
+    (out, report)
+}
+
+#[test]
+fn a_cluster_failover_mid_run_with_redis_rs_completes_and_reports_its_outage() {
+    let _turn = turn();
+    let (out, report) = failover_at_half_time(&scratch("rs-cluster-failover"), "cluster-failover");
     let fault = &report["faults"][0]["result"];
-    assert_eq!(fault["ok"], true, "{fault}");
     assert!(fault["detail"].as_str().unwrap().contains("took over shard 0"), "{fault}");
     assert!(fault["outage_s"].as_f64().is_some() && fault["outage_by_shard_s"].as_object().is_some_and(|m| m.len() == 3), "{fault}");
     assert!(fault["reconnects"].is_null(), "redis-rs reconnects its cluster nodes out of sight: {fault}");
@@ -192,14 +187,8 @@ fn a_cluster_failover_mid_run_with_redis_rs_completes_and_reports_its_outage() {
 #[test]
 fn a_sentinel_failover_mid_run_with_redis_rs_completes_and_reports_its_outage() {
     let _turn = turn();
-    let dir = scratch("rs-sentinel-failover");
-    let scenario = repo().join("scenarios/sentinel-failover.yaml");
-    let out = apply(&dir, &[scenario.to_str().unwrap(), "--time-scale", "0.5", "--json", "r.json"]);
-    assert_eq!(out.code, Some(0), "{}", out.all());
-    let report = read_report(&dir.join("r.json"));
-    assert_report_valid(&report);
+    let (out, report) = failover_at_half_time(&scratch("rs-sentinel-failover"), "sentinel-failover");
     let fault = &report["faults"][0]["result"];
-    assert_eq!(fault["ok"], true, "{fault}");
     assert!(fault["outage_s"].as_f64().is_some(), "{fault}");
     assert!(fault["reconnects"].is_u64(), "{fault}");
     assert_eq!(report["master_moves"].as_array().unwrap().len(), 1, "{}", report["master_moves"]);

@@ -216,8 +216,7 @@ async fn run_one(
                 let name = name.clone();
                 async move {
                     let mut c = control(&s).await?;
-                    let list = reply(c.command(&[b"CLIENT", b"LIST", b"TYPE", b"normal"], t).await.map_err(|e| e.to_string())?)?;
-                    let text = list.as_bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+                    let text = text_reply(&mut c, &[b"CLIENT", b"LIST", b"TYPE", b"normal"], t).await?;
                     let ours: Vec<String> = text
                         .lines()
                         .filter(|l| l.split(' ').any(|kv| kv == name))
@@ -409,7 +408,7 @@ async fn rolling_upgrade(
                     let mut tries = 0;
                     loop {
                         tries += 1;
-                        let mut c = control(&ConnectSpec { addr: first.clone(), ..spec.direct() }).await?;
+                        let mut c = node_control(spec, &first).await?;
                         reply(c.command(&[b"CLUSTER", b"FAILOVER"], Duration::from_secs(5)).await.map_err(|e| e.to_string())?)?;
                         match wait_for_role(spec, &first, |r| r.get("role").is_some_and(|v| v == "master"), "primary", Duration::from_secs(6)).await {
                             Ok(_) => break Ok(format!("CLUSTER FAILOVER: {first} primary after {} ({tries} request(s))", ms(asked.elapsed()))),
@@ -447,12 +446,36 @@ async fn step(steps: &mut Vec<StepRun>, t0: Instant, name: String, work: impl st
     result.map(|_| ())
 }
 
+/// A control connection to the node at `addr` itself: not through a fault proxy, not to the master
+/// a sentinel target's settings follow.
+async fn node_control(spec: &ConnectSpec, addr: &HostPort) -> Result<Conn, String> {
+    control(&ConnectSpec { addr: addr.clone(), follow: None, ..spec.direct() }).await
+}
+
+/// Sends a command whose reply is text (INFO, CLIENT LIST, CLUSTER NODES) and returns the text.
+async fn text_reply(c: &mut Conn, args: &[&[u8]], timeout: Duration) -> Result<String, String> {
+    let v = reply(c.command(args, timeout).await.map_err(|e| e.to_string())?)?;
+    Ok(v.as_bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default())
+}
+
+/// Asks `check` every 100 ms until it answers `Ok`, at most `limit`: how long that took, or the
+/// last reason it gave for not yet.
+async fn poll<F: std::future::Future<Output = Result<(), String>>>(limit: Duration, mut check: impl FnMut() -> F) -> Result<Duration, String> {
+    let started = Instant::now();
+    let mut last = String::from("no answer yet");
+    while started.elapsed() < limit {
+        match check().await {
+            Ok(()) => return Ok(started.elapsed()),
+            Err(why) => last = why,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(last)
+}
+
 /// `INFO replication` of `addr` over a direct control connection, as `field → value`.
 async fn replication(spec: &ConnectSpec, addr: &HostPort) -> Result<std::collections::HashMap<String, String>, String> {
-    // This node, not the master a sentinel target's settings follow.
-    let mut c = control(&ConnectSpec { addr: addr.clone(), follow: None, ..spec.direct() }).await?;
-    let info = reply(c.command(&[b"INFO", b"replication"], Duration::from_secs(2)).await.map_err(|e| e.to_string())?)?;
-    let text = info.as_bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+    let text = text_reply(&mut node_control(spec, addr).await?, &[b"INFO", b"replication"], Duration::from_secs(2)).await?;
     Ok(text.lines().filter_map(|l| l.trim().split_once(':')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
 }
 
@@ -470,45 +493,28 @@ async fn wait_replica_in_sync(spec: &ConnectSpec, addr: &HostPort) -> Result<Dur
 /// connected on the cluster bus with no failure flag (CLUSTER INFO, CLUSTER NODES): a node restarted
 /// a moment ago is not yet back on every peer's bus, and a manual failover needs their votes.
 async fn wait_bus_healthy(spec: &ConnectSpec, nodes: &[HostPort]) -> Result<(), String> {
-    let started = Instant::now();
-    let mut last = String::from("no answer yet");
-    while started.elapsed() < STEP_TIMEOUT {
-        let mut healthy = true;
+    let healthy = |addr: &HostPort| {
+        let addr = addr.clone();
+        async move {
+            let mut c = node_control(spec, &addr).await?;
+            let t = Duration::from_secs(2);
+            let info = text_reply(&mut c, &[b"CLUSTER", b"INFO"], t).await?;
+            let table = text_reply(&mut c, &[b"CLUSTER", b"NODES"], t).await?;
+            // `<id> <addr> <flags> <master> <ping> <pong> <epoch> <link-state> <slots…>`
+            let peers_ok = table.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()).all(|f| {
+                let flags = f.get(2).copied().unwrap_or("");
+                flags.contains("myself") || (f.get(7) == Some(&"connected") && !flags.contains("fail"))
+            });
+            if info.contains("cluster_state:ok") && peers_ok { Ok(()) } else { Err(format!("{addr} does not see every node connected yet")) }
+        }
+    };
+    let all_healthy = || async {
         for addr in nodes {
-            let check = async {
-                let mut c = control(&ConnectSpec { addr: addr.clone(), follow: None, ..spec.direct() }).await?;
-                let t = Duration::from_secs(2);
-                let text = |v: Value| v.as_bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
-                let info = text(reply(c.command(&[b"CLUSTER", b"INFO"], t).await.map_err(|e| e.to_string())?)?);
-                let table = text(reply(c.command(&[b"CLUSTER", b"NODES"], t).await.map_err(|e| e.to_string())?)?);
-                // `<id> <addr> <flags> <master> <ping> <pong> <epoch> <link-state> <slots…>`
-                let peers_ok = table.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()).all(|f| {
-                    let flags = f.get(2).copied().unwrap_or("");
-                    flags.contains("myself") || (f.get(7) == Some(&"connected") && !flags.contains("fail"))
-                });
-                Ok::<bool, String>(info.contains("cluster_state:ok") && peers_ok)
-            };
-            match check.await {
-                Ok(true) => {}
-                Ok(false) => {
-                    healthy = false;
-                    last = format!("{addr} does not see every node connected yet");
-                }
-                Err(e) => {
-                    healthy = false;
-                    last = e;
-                }
-            }
-            if !healthy {
-                break;
-            }
+            healthy(addr).await?;
         }
-        if healthy {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err(format!("{last} after {}", crate::units::format_duration(STEP_TIMEOUT)))
+        Ok(())
+    };
+    poll(STEP_TIMEOUT, all_healthy).await.map(|_| ()).map_err(|last| format!("{last} after {}", crate::units::format_duration(STEP_TIMEOUT)))
 }
 
 /// Waits until `addr` says it is a primary.
@@ -524,17 +530,11 @@ async fn wait_for_role(
     what: &str,
     limit: Duration,
 ) -> Result<Duration, String> {
-    let started = Instant::now();
-    let mut last = String::from("no answer yet");
-    while started.elapsed() < limit {
-        match replication(spec, addr).await {
-            Ok(r) if done(&r) => return Ok(started.elapsed()),
-            Ok(r) => last = format!("role {}", r.get("role").map_or("?", String::as_str)),
-            Err(e) => last = e,
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err(format!("{addr} not {what} after {} ({last})", crate::units::format_duration(limit)))
+    let check = || async {
+        let r = replication(spec, addr).await?;
+        if done(&r) { Ok(()) } else { Err(format!("role {}", r.get("role").map_or("?", String::as_str))) }
+    };
+    poll(limit, check).await.map_err(|last| format!("{addr} not {what} after {} ({last})", crate::units::format_duration(limit)))
 }
 
 /// CLUSTER FAILOVER on a replica of shard `shard` (random when absent), then waits until that

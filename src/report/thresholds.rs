@@ -42,13 +42,18 @@ fn unmeasurable(t: &Threshold, report: &Report) -> Option<String> {
     if !matches!(t.metric, Metric::LostWrites | Metric::DuplicateWrites) {
         return None;
     }
-    let in_scope: Vec<_> = report.verify.iter().filter(|v| t.workload.as_ref().is_none_or(|w| *w == v.workload)).collect();
+    let in_scope = verify_in_scope(t, report);
     let unreadable: u64 = in_scope.iter().map(|v| v.unreadable).sum();
     let checked: u64 = in_scope.iter().map(|v| v.checked).sum();
     if unreadable > 0 {
         return Some(format!("{unreadable} of {checked} acknowledged writes could not be read back"));
     }
     in_scope.iter().any(|v| v.truncated).then(|| "more writes were acknowledged than could be remembered; only some were checked".to_owned())
+}
+
+/// The verify results a rule judges: its workload's, or every verifying workload's.
+fn verify_in_scope<'a>(t: &Threshold, report: &'a Report) -> Vec<&'a crate::executor::VerifyResult> {
+    report.verify.iter().filter(|v| t.workload.as_ref().is_none_or(|w| *w == v.workload)).collect()
 }
 
 /// A value in the metric's unit as people read it.
@@ -126,11 +131,11 @@ fn observe(t: &Threshold, plan: &Plan, run: &RunResult, report: &Report) -> Opti
             v.into_iter().reduce(f64::max)
         }
         Metric::LostWrites => {
-            let v: Vec<_> = report.verify.iter().filter(|v| t.workload.as_ref().is_none_or(|w| *w == v.workload)).collect();
+            let v = verify_in_scope(t, report);
             (!v.is_empty()).then(|| v.iter().map(|v| v.lost_writes() as f64).sum())
         }
         Metric::DuplicateWrites => {
-            let v: Vec<_> = report.verify.iter().filter(|v| t.workload.as_ref().is_none_or(|w| *w == v.workload)).collect();
+            let v = verify_in_scope(t, report);
             // Nothing to judge unless counters were checked.
             (v.iter().any(|v| v.counters > 0)).then(|| v.iter().map(|v| v.duplicate_writes() as f64).sum())
         }

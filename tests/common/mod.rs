@@ -457,3 +457,15 @@ pub fn commandstats(server: &RedisServer) -> std::collections::BTreeMap<String, 
         })
         .collect()
 }
+
+/// Failed operations over every phase and operation of a report.
+pub fn total_errors(report: &serde_json::Value) -> u64 {
+    report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["operations"].as_array().unwrap())
+        .flat_map(|o| o["errors"].as_object().into_iter().flatten())
+        .map(|(_, n)| n.as_u64().unwrap_or(0))
+        .sum()
+}
