@@ -165,3 +165,53 @@ fn increments_whose_replies_are_late_are_reported_indeterminate_not_lost_or_hidd
     assert_eq!((v["increments_lost"].as_u64(), v["increments_duplicated"].as_u64()), (Some(0), Some(0)), "{v}");
     assert!(out.stdout.contains(&format!("{indeterminate} indeterminate")), "{}", out.stdout);
 }
+
+#[test]
+fn a_partitioned_cluster_primary_is_failed_over_and_the_run_recovers() {
+    // A partition cuts node 0 off from the clients and from its peers (its bus goes through a
+    // proxy too): after the node timeout (2 s) the peers fail it over to its replica, and native
+    // clients find the new primary while the partition still holds. redis-rs keeps waiting on the
+    // partitioned node (its cluster connections did not recover within the run, as after a
+    // blackhole); the report says so rather than pretending.
+    let dir = scratch("net-partition");
+    let body = "name: cpart\ntarget: {local: cluster}\nconnections: {command_timeout: 500ms, connect_timeout: 500ms, acquire_timeout: 1s, retry: {max_backoff: 200ms}}\nkeyspace: {keys: 3000}\nworkloads: {w: {kind: basic, read_ratio: 0.5}}\nphases: [{name: p, duration: 12s, workers: 128, rate: 600}]\nfaults: [{action: partition, node: 0, at: 2s, duration: 6s}]\n";
+    for client in ["native", "redis-rs"] {
+        let (_, report, took) = apply(&dir, body, client);
+        assert!(took < Duration::from_secs(60), "{client}: the run took {took:?}");
+        let v = &report["faults"][0]["result"];
+        println!("{client}: {v}");
+        assert_eq!(v["ok"], true, "{client}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains("the peers failed it over"), "{client}: the cluster did not fail the partitioned primary over: {v}");
+        let outage = v["outage_s"].as_f64().unwrap();
+        if client == "native" {
+            // Failure detection (2 s node timeout) and the election, then the new slot map.
+            assert!((2.0..5.5).contains(&outage), "{client}: a 6 s partition with a failover gave an outage of {outage} s: {v}");
+            assert!(!v["recovery_s"].is_null(), "{client}: {v}");
+            let last = report["time_series"].as_array().unwrap().iter().rfind(|p| p["t"].as_f64().unwrap() <= 11.01).unwrap();
+            assert_eq!(last["errors"], 0, "{client}: runs clean after the failover: {last}");
+        } else {
+            assert!(outage > 2.0, "{client}: {v}");
+        }
+    }
+}
+
+#[test]
+fn a_sentinel_targets_master_is_reached_through_the_proxy() {
+    // The master watcher follows the sentinels' answer and the connect-time map sends the
+    // connections to that node's proxy: a blackhole of node 0 (the master) is an outage of its
+    // length for native clients. The sentinels are not behind the proxy, so they do not fail over.
+    // redis-rs's sentinel client connects wherever the sentinels point it: refused, with the line.
+    let dir = scratch("net-sentinel");
+    let body = "name: sbh\ntarget: {local: sentinel}\nconnections: {command_timeout: 500ms, connect_timeout: 500ms, acquire_timeout: 1s, retry: {max_backoff: 200ms}}\nworkloads: {w: {kind: basic, read_ratio: 0.5}}\nphases: [{name: p, duration: 5s, workers: 16, rate: 400}]\nfaults: [{action: blackhole, node: 0, at: 2s, duration: 1500ms}]\n";
+    let (_, report, took) = apply(&dir, body, "native");
+    assert!(took < Duration::from_secs(40), "the run took {took:?}");
+    let v = &report["faults"][0]["result"];
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["errors"]["timeout"].as_u64().unwrap_or(0) > 0, "the master's connections went through the proxy: {v}");
+    let outage = v["outage_s"].as_f64().unwrap();
+    assert!((1.2..=2.3).contains(&outage), "a 1.5 s blackhole of the master gave an outage of {outage} s: {v}");
+    assert!(!v["recovery_s"].is_null(), "{v}");
+    let out = run_in(&dir, &["validate", "n.yaml", "--client", "redis-rs"], &[], Duration::from_secs(20));
+    assert_eq!(out.code, Some(2), "{}", out.all());
+    assert!(out.stderr.contains("n.yaml:2:") && out.stderr.contains("fault proxy cannot stand in between"), "{}", out.all());
+}

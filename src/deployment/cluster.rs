@@ -210,11 +210,38 @@ impl Topology {
 /// Slot ranges of the local cluster's three primaries.
 const LOCAL_RANGES: [(u16, u16); 3] = [(0, 5460), (5461, 10922), (10923, 16383)];
 
+/// The loopback address local cluster node `index` sends from when its bus may be cut off
+/// (`start_local(.., isolatable: true)`): the bus proxies tell the nodes apart by it.
+pub fn source_ip(index: usize) -> std::net::IpAddr {
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 10 + index as u8))
+}
+
+/// Settings for the tool's own setup connections to a local node.
+fn setup_spec(addr: &HostPort, password: Option<&Secret>) -> ConnectSpec {
+    ConnectSpec {
+        addr: addr.clone(),
+        username: None,
+        password: password.cloned(),
+        db: 0,
+        protocol: crate::scenario::model::Protocol::Resp2,
+        client_name: "redis-test:setup".into(),
+        connect_timeout: Duration::from_secs(5),
+        tls: None,
+        follow: None,
+        readonly: false,
+        tally: None,
+        via: None,
+    }
+}
+
 /// Starts three primaries and three replicas and joins them into a cluster with CLUSTER commands
 /// (no redis-cli needed): config epochs, slot ranges, MEET, REPLICATE, then waits until every node
 /// reports `cluster_state:ok`, every replica is in sync and every node sees the same slot map.
 /// Nodes 0–2 are the primaries of shards 0–2, node 3 + N replicates node N.
-pub async fn start_local(password: Option<&Secret>, node_timeout: Duration) -> Result<Vec<LocalServer>, LocalError> {
+///
+/// `isolatable`: each node sends from its own loopback address ([`source_ip`]) and announces
+/// 127.0.0.1, so that bus proxies ([`route_bus_through`]) can cut one node off from its peers.
+pub async fn start_local(password: Option<&Secret>, node_timeout: Duration, isolatable: bool) -> Result<Vec<LocalServer>, LocalError> {
     let mut conf = vec![
         "cluster-enabled yes".to_owned(),
         "cluster-config-file nodes.conf".to_owned(),
@@ -230,27 +257,25 @@ pub async fn start_local(password: Option<&Secret>, node_timeout: Duration) -> R
         conf.push(format!("masterauth \"{}\"", p.expose().replace('\\', "\\\\").replace('"', "\\\"")));
     }
     let mut nodes = Vec::new();
-    for _ in 0..6 {
-        nodes.push(LocalServer::start(password, &conf).await?);
+    for i in 0..6 {
+        let mut node_conf = conf.clone();
+        if isolatable {
+            // Without the announced address the peers would record the source address, where
+            // nothing listens. Protected mode counts only 127.0.0.1 as loopback and would refuse
+            // a replica's sync from 127.0.0.1x; the node still listens on 127.0.0.1 only.
+            node_conf.extend([
+                format!("bind-source-addr {}", source_ip(i)),
+                "cluster-announce-ip 127.0.0.1".into(),
+                "replica-announce-ip 127.0.0.1".into(),
+                "protected-mode no".into(),
+            ]);
+        }
+        nodes.push(LocalServer::start(password, &node_conf).await?);
     }
     let failed = |what: &str, e: String| LocalError::Failed(format!("cluster setup: {what}: {e}"));
-    let spec = |addr: &HostPort| ConnectSpec {
-        addr: addr.clone(),
-        username: None,
-        password: password.cloned(),
-        db: 0,
-        protocol: crate::scenario::model::Protocol::Resp2,
-        client_name: "redis-test:setup".into(),
-        connect_timeout: Duration::from_secs(5),
-        tls: None,
-        follow: None,
-        readonly: false,
-        tally: None,
-        via: None,
-    };
     let mut conns = Vec::new();
     for n in &nodes {
-        conns.push(Conn::connect(&spec(&n.addr)).await.map_err(|e| failed("connect", e.to_string()))?);
+        conns.push(Conn::connect(&setup_spec(&n.addr, password)).await.map_err(|e| failed("connect", e.to_string()))?);
     }
     let t = Duration::from_secs(5);
     let mut ids = Vec::new();
@@ -296,6 +321,41 @@ pub async fn start_local(password: Option<&Secret>, node_timeout: Duration) -> R
     .await?;
     tracing::info!(nodes = %nodes.iter().map(|n| n.addr.to_string()).collect::<Vec<_>>().join(" "), "local cluster ready");
     Ok(nodes)
+}
+
+/// Makes every node announce `bus[i]` (a proxy in front of node i's bus port) as its bus port, so
+/// that the peers reach it through the proxy, and waits until every node names every peer at its
+/// proxy. The setting is written to each node's config file, so it survives restarts.
+pub async fn route_bus_through(nodes: &[HostPort], bus: &[HostPort], password: Option<&Secret>) -> Result<(), LocalError> {
+    let failed = |what: &str, e: String| LocalError::Failed(format!("routing the cluster bus through the proxies: {what}: {e}"));
+    let t = Duration::from_secs(5);
+    let mut conns = Vec::new();
+    for (node, proxy) in nodes.iter().zip(bus) {
+        let mut c = Conn::connect(&setup_spec(node, password)).await.map_err(|e| failed("connect", e.to_string()))?;
+        let port = proxy.port.to_string();
+        ok(c.command(&[b"CONFIG", b"SET", b"cluster-announce-bus-port", port.as_bytes()], t).await).map_err(|e| failed("CONFIG SET", e))?;
+        ok(c.command(&[b"CONFIG", b"REWRITE"], t).await).map_err(|e| failed("CONFIG REWRITE", e))?;
+        conns.push(c);
+    }
+    let wanted: std::collections::BTreeSet<String> = bus.iter().map(|p| format!("@{}", p.port)).collect();
+    wait_until("every node reaches every peer through its bus proxy", &mut conns, |c| {
+        let wanted = wanted.clone();
+        Box::pin(async move {
+            let reply = c.command(&[b"CLUSTER", b"NODES"], t).await.ok()?;
+            let text = String::from_utf8_lossy(reply.as_bytes()?).into_owned();
+            let seen: std::collections::BTreeSet<String> = text
+                .lines()
+                .filter(|l| l.contains("connected") || l.contains("myself"))
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .filter_map(|field| {
+                    let addr = field.split(',').next()?;
+                    addr.find('@').map(|at| addr[at..].to_owned())
+                })
+                .collect();
+            Some(seen == wanted)
+        })
+    })
+    .await
 }
 
 fn ok(r: Result<Value, ConnError>) -> Result<Value, String> {

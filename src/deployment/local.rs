@@ -57,11 +57,13 @@ impl LocalServer {
     /// finished sync, a sentinel's discovery of the replica).
     pub async fn start_node(kind: NodeKind, password: Option<&Secret>, extra: &[String], wait_for: Option<&str>) -> Result<LocalServer, LocalError> {
         let mut last = String::new();
-        // The port is chosen before the server binds it; on the rare clash, pick another.
-        for _ in 0..3 {
+        // The port is chosen before the server binds it; on the rare clash, pick another. A
+        // cluster node also refuses a port above 55535 (its bus port is 10000 higher) and the OS
+        // hands out ports up to 60999: pick again.
+        for _ in 0..10 {
             match Self::try_start(kind, password, extra, wait_for).await {
                 Ok(s) => return Ok(s),
-                Err(LocalError::Failed(msg)) if msg.contains("Address already in use") => last = msg,
+                Err(LocalError::Failed(msg)) if msg.contains("Address already in use") || msg.contains("port number too high") => last = msg,
                 Err(e) => return Err(e),
             }
         }

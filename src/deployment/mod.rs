@@ -106,6 +106,9 @@ pub struct Deployment {
     /// Fault proxies in front of the nodes (`target.proxy`), by node index; `spec.addr` is then
     /// the proxy's address.
     pub proxies: Vec<proxy::Proxy>,
+    /// Local clusters behind the proxy: a proxy in front of each node's cluster bus port, by node
+    /// index, through which the peers reach it (a partition cuts the node off from its peers too).
+    pub bus_proxies: Vec<proxy::Proxy>,
     /// The node's own address when a proxy stands in front of it: faults, verify and cleanup
     /// reach the node directly, so a network fault never holds the tool's own control commands.
     pub direct: Option<HostPort>,
@@ -149,6 +152,20 @@ impl Deployment {
     /// per node — local nodes in start order, so `node: N` is local node N — and the connect-time
     /// map sends every data connection through them.
     async fn start_proxies(&mut self) -> std::io::Result<()> {
+        if let Some(sentinels) = &self.sentinels {
+            // The master watcher follows the sentinels' answer; the map sends the connection to
+            // that node's proxy. Local nodes in start order; otherwise the master and the
+            // replicas the sentinels name now (a node they name later is reached directly).
+            let nodes: Vec<HostPort> = match &self.local {
+                Some(local) => local.nodes().iter().map(|n| n.addr.clone()).collect(),
+                None => {
+                    let mut nodes = vec![sentinels.discover().await.map_err(std::io::Error::other)?];
+                    nodes.extend(sentinels.replicas().await.map_err(std::io::Error::other)?);
+                    nodes
+                }
+            };
+            return self.proxy_each(nodes).await;
+        }
         let Some(topology) = &self.cluster else {
             let p = proxy::Proxy::start(self.spec.addr.clone()).await?;
             tracing::info!(proxy = %p.addr, node = %p.upstream, "fault proxy in front of the node");
@@ -160,6 +177,22 @@ impl Deployment {
             Some(local) => local.nodes().iter().map(|n| n.addr.clone()).collect(),
             None => topology.nodes(),
         };
+        self.proxy_each(nodes).await?;
+        if let Some(Local::Cluster(nodes)) = &self.local {
+            let addrs: Vec<HostPort> = nodes.iter().map(|n| n.addr.clone()).collect();
+            for node in &addrs {
+                let bus = HostPort { host: node.host.clone(), port: node.port + CLUSTER_BUS_PORT_OFFSET };
+                self.bus_proxies.push(proxy::Proxy::start(bus).await?);
+            }
+            let bus: Vec<HostPort> = self.bus_proxies.iter().map(|p| p.addr.clone()).collect();
+            cluster::route_bus_through(&addrs, &bus, self.spec.password.as_ref()).await.map_err(std::io::Error::other)?;
+            tracing::info!(proxies = %bus.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "), "cluster bus through the fault proxies");
+        }
+        Ok(())
+    }
+
+    /// One proxy per node, by index, and the connect-time map through them.
+    async fn proxy_each(&mut self, nodes: Vec<HostPort>) -> std::io::Result<()> {
         let mut map = std::collections::HashMap::new();
         for node in nodes {
             let p = proxy::Proxy::start(node.clone()).await?;
@@ -203,7 +236,7 @@ pub async fn prepare(
             (addr, Some(local), Some(sentinels))
         }
         Endpoint::Local(LocalTopology::Cluster) => {
-            let nodes = cluster::start_local(target.password.as_ref(), LOCAL_CLUSTER_NODE_TIMEOUT).await?;
+            let nodes = cluster::start_local(target.password.as_ref(), LOCAL_CLUSTER_NODE_TIMEOUT, target.proxy).await?;
             seeds = nodes.iter().map(|n| n.addr.clone()).collect();
             (nodes[0].addr.clone(), Some(Local::Cluster(nodes)), None)
         }
@@ -278,7 +311,7 @@ pub async fn prepare(
         spec.addr = topo.shards[0].master.clone();
         topology = Some(topo);
     }
-    let mut deployment = Deployment { spec, local, sentinels, cluster: topology, seeds, proxies: Vec::new(), direct: None, watcher };
+    let mut deployment = Deployment { spec, local, sentinels, cluster: topology, seeds, proxies: Vec::new(), bus_proxies: Vec::new(), direct: None, watcher };
     if target.proxy {
         if let Err(e) = deployment.start_proxies().await {
             deployment.shutdown().await;
@@ -294,6 +327,9 @@ pub async fn prepare(
     }
     Ok(deployment)
 }
+
+/// A cluster node's bus port is its port plus this (Redis's default, `cluster-port 0`).
+const CLUSTER_BUS_PORT_OFFSET: u16 = 10_000;
 
 /// How long local cluster nodes wait before they call a silent node failed.
 const LOCAL_CLUSTER_NODE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(2000);

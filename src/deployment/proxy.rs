@@ -10,8 +10,14 @@
 //! - `blackhole`: both directions dropped, connections left open, no reset — the half-open case;
 //! - `partition`: blackhole for open connections, and new connections reset at once;
 //! - `reset`: every open connection closed with RST (SO_LINGER 0), once.
+//!
+//! A proxy in front of a cluster node's bus port can also cut off one *source*: connections from
+//! a given loopback address (each local cluster node sends its bus traffic from its own, see
+//! `cluster::source_ip`) are black-holed and new ones reset, while other nodes' traffic passes.
+//! That is how a partition isolates a node from its peers as well as from the clients.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -40,11 +46,19 @@ struct Control {
     fault: RwLock<Option<NetworkFault>>,
     /// Bumped to reset every open connection.
     resets: watch::Sender<u64>,
+    /// Whether `cut` names any source (the fast path reads only this).
+    any_cut: AtomicBool,
+    /// Sources whose connections are black-holed and refused.
+    cut: RwLock<Vec<IpAddr>>,
 }
 
 impl Control {
     fn current(&self) -> Option<NetworkFault> {
         if self.kind.load(Ordering::Acquire) == 0 { None } else { *self.fault.read().expect("proxy lock") }
+    }
+
+    fn is_cut(&self, source: Option<IpAddr>) -> bool {
+        self.any_cut.load(Ordering::Acquire) && source.is_some_and(|ip| self.cut.read().expect("proxy lock").contains(&ip))
     }
 }
 
@@ -64,7 +78,13 @@ impl Proxy {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let port = listener.local_addr()?.port();
         let (resets, _) = watch::channel(0);
-        let control = Arc::new(Control { kind: AtomicU8::new(0), fault: RwLock::new(None), resets });
+        let control = Arc::new(Control {
+            kind: AtomicU8::new(0),
+            fault: RwLock::new(None),
+            resets,
+            any_cut: AtomicBool::new(false),
+            cut: RwLock::new(Vec::new()),
+        });
         let acceptor = tokio::spawn(accept(listener, upstream.clone(), Arc::clone(&control)));
         Ok(Proxy { addr: HostPort { host: "127.0.0.1".into(), port }, upstream, control, acceptor })
     }
@@ -73,6 +93,15 @@ impl Proxy {
     pub fn set(&self, fault: Option<NetworkFault>) {
         *self.control.fault.write().expect("proxy lock") = fault;
         self.control.kind.store(code(fault), Ordering::Release);
+    }
+
+    /// Black-holes the connections that come from `source` and resets new ones (`None` lifts the
+    /// cut); other sources pass untouched.
+    pub fn cut_source(&self, source: Option<IpAddr>) {
+        let mut cut = self.control.cut.write().expect("proxy lock");
+        cut.clear();
+        cut.extend(source);
+        self.control.any_cut.store(source.is_some(), Ordering::Release);
     }
 
     /// Closes every open connection with a reset (RST); new ones are accepted as before.
@@ -91,8 +120,14 @@ impl Drop for Proxy {
 
 async fn accept(listener: TcpListener, upstream: HostPort, control: Arc<Control>) {
     loop {
-        let Ok((client, _)) = listener.accept().await else { continue };
-        if control.kind.load(Ordering::Acquire) == code(Some(NetworkFault::Partition)) {
+        let Ok((client, peer)) = listener.accept().await else {
+            // Out of descriptors (EMFILE) or a connection gone before it was accepted: wait a
+            // moment rather than spin on the error.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let source = Some(peer.ip());
+        if control.kind.load(Ordering::Acquire) == code(Some(NetworkFault::Partition)) || control.is_cut(source) {
             reset(&client);
             continue;
         }
@@ -109,8 +144,8 @@ async fn accept(listener: TcpListener, upstream: HostPort, control: Arc<Control>
             let _ = server.set_nodelay(true);
             let (client_read, client_write) = client.into_split();
             let (server_read, server_write) = server.into_split();
-            tokio::spawn(pump(client_read, server_write, Direction::Requests, Arc::clone(&control)));
-            pump(server_read, client_write, Direction::Replies, control).await;
+            tokio::spawn(pump(client_read, server_write, Direction::Requests, source, Arc::clone(&control)));
+            pump(server_read, client_write, Direction::Replies, source, control).await;
         });
     }
 }
@@ -131,8 +166,9 @@ fn reset(stream: &TcpStream) {
     let _ = stream.set_linger(Some(Duration::ZERO));
 }
 
-/// Moves bytes one way until either side closes or a reset is asked for.
-async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, direction: Direction, control: Arc<Control>) {
+/// Moves bytes one way until either side closes or a reset is asked for; `source` is where the
+/// client side connected from.
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, direction: Direction, source: Option<IpAddr>, control: Arc<Control>) {
     let mut resets = control.resets.subscribe();
     let mut buf = vec![0u8; 64 * 1024];
     // Jitter without a generator per connection: a counter (seeded by the peer's port) through
@@ -150,6 +186,9 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, direction: Direct
                 return;
             }
         };
+        if control.is_cut(source) {
+            continue;
+        }
         let wait = match control.current() {
             None => None,
             Some(NetworkFault::Blackhole | NetworkFault::Partition) => continue,

@@ -288,8 +288,17 @@ async fn run_one(
             let proxies = proxies(deployment, *node)?;
             // Lifted when dropped: also when the fault is cut short or the run is interrupted.
             let _in_force = InForce::set(&proxies, *fault);
+            // A partition of one local cluster node cuts it off from its peers as well.
+            let isolated = match (fault, node) {
+                (crate::scenario::model::NetworkFault::Partition, Some(n)) if !deployment.bus_proxies.is_empty() => Some((*n as usize, Isolated::cut(&deployment.bus_proxies, *n as usize))),
+                _ => None,
+            };
             tokio::time::sleep(*duration).await;
-            Ok(format!("{} on {} for {}", fault.name(), on_proxies(&proxies), crate::units::format_duration(*duration)))
+            let mut text = format!("{} on {} for {}", fault.name(), on_proxies(&proxies), crate::units::format_duration(*duration));
+            if let Some((n, _cut)) = &isolated {
+                text.push_str(&format!(" (cut off from the clients and its cluster peers; {})", slots_after_isolation(deployment, spec, *n).await));
+            }
+            Ok(text)
         }
         FaultAction::Reset { node } => {
             let proxies = proxies(deployment, *node)?;
@@ -630,6 +639,64 @@ impl Drop for InForce<'_> {
         for p in &self.0 {
             p.set(None);
         }
+    }
+}
+
+/// Local cluster node N cut off from its peers: its bus proxy black-holes every connection and
+/// the other nodes' bus proxies black-hole the connections N opened (told apart by N's source
+/// address). Restored when dropped.
+struct Isolated<'a> {
+    bus: &'a [crate::deployment::proxy::Proxy],
+    node: usize,
+}
+
+impl<'a> Isolated<'a> {
+    fn cut(bus: &'a [crate::deployment::proxy::Proxy], node: usize) -> Isolated<'a> {
+        for (i, p) in bus.iter().enumerate() {
+            if i == node {
+                p.set(Some(crate::scenario::model::NetworkFault::Partition));
+            } else {
+                p.cut_source(Some(crate::deployment::cluster::source_ip(node)));
+            }
+        }
+        Isolated { bus, node }
+    }
+}
+
+impl Drop for Isolated<'_> {
+    fn drop(&mut self) {
+        for (i, p) in self.bus.iter().enumerate() {
+            if i == self.node {
+                p.set(None);
+            } else {
+                p.cut_source(None);
+            }
+        }
+    }
+}
+
+/// What the rest of the cluster made of isolated node `n`, asked of a peer while the partition
+/// still holds: whether its slots moved to another node (a failover) or it still serves them.
+async fn slots_after_isolation(deployment: &Deployment, spec: &ConnectSpec, n: usize) -> String {
+    let Some(local) = &deployment.local else { return "no peer view".into() };
+    let nodes = local.nodes();
+    let (Some(isolated), Some(peer)) = (nodes.get(n), nodes.iter().enumerate().find(|(i, _)| *i != n).map(|(_, p)| p)) else { return "no peer view".into() };
+    let view = async {
+        let mut c = node_control(spec, &peer.addr).await?;
+        text_reply(&mut c, &[b"CLUSTER", b"NODES"], Duration::from_secs(2)).await
+    };
+    match view.await {
+        Ok(text) => {
+            let addr = format!("{}@", isolated.addr);
+            match text.lines().find(|l| l.split_whitespace().nth(1).is_some_and(|a| a.starts_with(&addr))) {
+                // Fields: id addr flags primary ping pong epoch link slot...
+                Some(line) if line.split_whitespace().count() > 8 => "the peers still route its slots to it".into(),
+                Some(line) if line.split_whitespace().nth(2).is_some_and(|f| f.contains("master")) => "the peers failed it over: its slots moved to its replica".into(),
+                Some(_) => "it serves no slots".into(),
+                None => "the peers do not know it".into(),
+            }
+        }
+        Err(e) => format!("no peer view: {e}"),
     }
 }
 

@@ -58,7 +58,6 @@ pub fn build(raw: RawScenario, root: &Node, file: &Path, diags: &mut Diagnostics
     let mut c = Checker { root, diags };
     let mut target = target(&mut c, &raw.target, dir);
     let connections = connections(&mut c, &raw.connections);
-    redis_rs_limits(&mut c, connections.client, target.as_ref());
     let key_prefix = raw.keyspace.prefix.clone();
     check_prefix(&mut c, p("keyspace").key("prefix"), &key_prefix);
     let workloads = workloads(&mut c, &raw);
@@ -68,6 +67,7 @@ pub fn build(raw: RawScenario, root: &Node, file: &Path, diags: &mut Diagnostics
     if let Some(t) = target.as_mut().filter(|t| matches!(t.endpoint, Endpoint::Local(_))) {
         t.proxy |= faults.iter().any(|f| matches!(f.action, FaultAction::Network { .. } | FaultAction::Reset { .. }));
     }
+    redis_rs_limits(&mut c, connections.client, target.as_ref());
     let thresholds = thresholds(&mut c, &raw, &phases, &workloads, &faults);
     let output = output(&mut c, &raw.output);
     let metrics = metrics(&mut c, &raw.metrics);
@@ -352,6 +352,12 @@ fn redis_rs_limits(c: &mut Checker<'_>, client: Client, target: Option<&Target>)
             "replica reads on a sentinel target have no equivalent in redis-rs's pooled sentinel client: remove it, or use `connections.client: native`",
         );
     }
+    if t.proxy && t.mode == Mode::Sentinel {
+        c.err(
+            p("target"),
+            "redis-rs's sentinel client connects wherever the sentinels point it, so the fault proxy cannot stand in between (network faults and `proxy: true` on a sentinel target): use `connections.client: native`",
+        );
+    }
 }
 
 fn connections(c: &mut Checker<'_>, r: &RawConnections) -> Connections {
@@ -599,20 +605,13 @@ fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Opt
                     _ => None,
                 };
                 if let Some(t) = target.as_ref() {
-                    if t.mode == Mode::Sentinel {
-                        c.err(
-                            fp.key("action"),
-                            format!(
-                                "`{}` runs through the fault proxy, which serves standalone and cluster targets so far (the sentinels' answers are not mapped to proxies yet)",
-                                fault_kind(&action)
-                            ),
-                        );
-                    } else if !t.proxy && !matches!(t.endpoint, Endpoint::Local(_)) {
+                    if !t.proxy && !matches!(t.endpoint, Endpoint::Local(_)) {
                         c.err(fp.key("action"), format!("`{}` runs through the fault proxy: set `target.proxy: true`", fault_kind(&action)));
                     }
                     let nodes = match (&t.endpoint, t.mode) {
                         (_, Mode::Standalone) => Some(1),
                         (Endpoint::Local(_), Mode::Cluster) => Some(6),
+                        (Endpoint::Local(_), Mode::Sentinel) => Some(2),
                         _ => None,
                     };
                     if let (Some(n), Some(count)) = (node, nodes)
