@@ -379,7 +379,7 @@ fn scale_action(a: &FaultAction, k: f64) -> FaultAction {
     match a.clone() {
         FaultAction::ClientPause { duration, mode } => FaultAction::ClientPause { duration: duration.mul_f64(k), mode },
         FaultAction::DebugSleep { duration } => FaultAction::DebugSleep { duration: duration.mul_f64(k) },
-        FaultAction::Restart { node, down_for } => FaultAction::Restart { node, down_for: down_for.mul_f64(k) },
+        FaultAction::Restart { node, down_for, new_port } => FaultAction::Restart { node, down_for: down_for.mul_f64(k), new_port },
         FaultAction::Freeze { node, duration } => FaultAction::Freeze { node, duration: duration.mul_f64(k) },
         FaultAction::Network { fault, node, duration } => FaultAction::Network { fault, node, duration: duration.mul_f64(k) },
         other => other,
@@ -533,7 +533,9 @@ pub fn describe_action(a: &FaultAction) -> String {
             Some(s) => format!("failover of shard {s}"),
             None => "failover".into(),
         },
-        FaultAction::Restart { node, down_for } => format!("restart node {node}, down for {}", format_duration(*down_for)),
+        FaultAction::Restart { node, down_for, new_port } => {
+            format!("restart node {node}, down for {}{}", format_duration(*down_for), if *new_port { ", back on a new port" } else { "" })
+        }
         FaultAction::Freeze { node, duration } => format!("freeze node {node} (SIGSTOP) for {}", format_duration(*duration)),
         FaultAction::Network { fault, node, duration } => {
             let what = match fault {

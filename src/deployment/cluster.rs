@@ -275,7 +275,7 @@ pub async fn start_local(password: Option<&Secret>, node_timeout: Duration, isol
     let failed = |what: &str, e: String| LocalError::Failed(format!("cluster setup: {what}: {e}"));
     let mut conns = Vec::new();
     for n in &nodes {
-        conns.push(Conn::connect(&setup_spec(&n.addr, password)).await.map_err(|e| failed("connect", e.to_string()))?);
+        conns.push(Conn::connect(&setup_spec(&n.addr(), password)).await.map_err(|e| failed("connect", e.to_string()))?);
     }
     let t = Duration::from_secs(5);
     let mut ids = Vec::new();
@@ -289,7 +289,7 @@ pub async fn start_local(password: Option<&Secret>, node_timeout: Duration, isol
         let (from, to) = (from.to_string(), to.to_string());
         ok(c.command(&[b"CLUSTER", b"ADDSLOTSRANGE", from.as_bytes(), to.as_bytes()], t).await).map_err(|e| failed("ADDSLOTSRANGE", e))?;
     }
-    let first_port = nodes[0].addr.port.to_string();
+    let first_port = nodes[0].addr().port.to_string();
     for c in conns.iter_mut().skip(1) {
         ok(c.command(&[b"CLUSTER", b"MEET", b"127.0.0.1", first_port.as_bytes()], t).await).map_err(|e| failed("MEET", e))?;
     }
@@ -319,7 +319,7 @@ pub async fn start_local(password: Option<&Secret>, node_timeout: Duration, isol
         })
     })
     .await?;
-    tracing::info!(nodes = %nodes.iter().map(|n| n.addr.to_string()).collect::<Vec<_>>().join(" "), "local cluster ready");
+    tracing::info!(nodes = %nodes.iter().map(|n| n.addr().to_string()).collect::<Vec<_>>().join(" "), "local cluster ready");
     Ok(nodes)
 }
 

@@ -24,8 +24,8 @@ pub enum LocalError {
 /// A redis-server on a loopback port, stopped and cleaned up on drop.
 pub struct LocalServer {
     child: tokio::sync::Mutex<Option<Child>>,
-    /// Where it listens.
-    pub addr: HostPort,
+    /// Where it listens (a restart with a new port moves it).
+    addr: std::sync::RwLock<HostPort>,
     dir: PathBuf,
     conf: PathBuf,
     kind: NodeKind,
@@ -98,7 +98,7 @@ impl LocalServer {
                 tracing::info!(port, ?kind, "local node started");
                 Ok(LocalServer {
                     child: tokio::sync::Mutex::new(Some(child)),
-                    addr: HostPort { host: "127.0.0.1".into(), port },
+                    addr: std::sync::RwLock::new(HostPort { host: "127.0.0.1".into(), port }),
                     dir,
                     conf: conf_path,
                     kind,
@@ -110,6 +110,11 @@ impl LocalServer {
                 Err(e)
             }
         }
+    }
+
+    /// Where it listens now.
+    pub fn addr(&self) -> HostPort {
+        self.addr.read().expect("addr lock").clone()
     }
 
     /// The server's process id while it runs.
@@ -124,15 +129,55 @@ impl LocalServer {
 
     /// Stops the server (SIGKILL, like a crash), waits `down_for`, and starts it again on the same port.
     pub async fn restart(&self, down_for: Duration) -> Result<(), LocalError> {
+        self.kill().await;
+        tokio::time::sleep(down_for).await;
+        self.start_again(false, &[]).await
+    }
+
+    /// Stops the server with SIGKILL, like a crash.
+    pub async fn kill(&self) {
+        if let Some(mut c) = self.child.lock().await.take() {
+            let _ = c.kill().await;
+        }
+    }
+
+    /// Starts a killed server again: on the same port, or with `new_port` on another one (its
+    /// files and identity kept, as a node moved to another address); `extra` config lines replace
+    /// the ones with the same first word (`replicaof ...`).
+    pub async fn start_again(&self, new_port: bool, extra: &[String]) -> Result<(), LocalError> {
         let mut guard = self.child.lock().await;
         if let Some(mut c) = guard.take() {
             let _ = c.kill().await;
         }
-        tokio::time::sleep(down_for).await;
         let binary = self.binary.lock().expect("binary lock").clone();
-        *guard = Some(spawn_ready(&self.conf, self.kind, None, binary.as_deref()).await?);
-        tracing::info!(port = self.addr.port, "local redis-server restarted");
-        Ok(())
+        if !new_port && extra.is_empty() {
+            *guard = Some(spawn_ready(&self.conf, self.kind, None, binary.as_deref()).await?);
+            tracing::info!(port = self.addr().port, "local redis-server restarted");
+            return Ok(());
+        }
+        let text = std::fs::read_to_string(&self.conf).map_err(|e| LocalError::Failed(format!("{}: {e}", self.conf.display())))?;
+        let mut last = String::new();
+        // As at the first start: a port taken meanwhile, or too high for a cluster node, is
+        // picked again.
+        for _ in 0..10 {
+            let port = if new_port { free_port().map_err(|e| LocalError::Failed(e.to_string()))? } else { self.addr().port };
+            let replaced: Vec<String> = std::iter::once(format!("port {port}")).chain(extra.iter().cloned()).collect();
+            let keys: Vec<&str> = replaced.iter().filter_map(|l| l.split_whitespace().next()).collect();
+            let mut conf: Vec<String> = text.lines().filter(|l| !l.split_whitespace().next().is_some_and(|k| keys.contains(&k))).map(str::to_owned).collect();
+            conf.extend(replaced.iter().cloned());
+            write_private(&self.conf, &(conf.join("\n") + "\n")).map_err(|e| LocalError::Failed(format!("{}: {e}", self.conf.display())))?;
+            match spawn_ready(&self.conf, self.kind, None, binary.as_deref()).await {
+                Ok(child) => {
+                    *guard = Some(child);
+                    let old = std::mem::replace(&mut *self.addr.write().expect("addr lock"), HostPort { host: "127.0.0.1".into(), port });
+                    tracing::info!(from = old.port, port, "local redis-server restarted");
+                    return Ok(());
+                }
+                Err(LocalError::Failed(msg)) if new_port && (msg.contains("Address already in use") || msg.contains("port number too high")) => last = msg,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(LocalError::Failed(last))
     }
 
     /// Stops the server and removes its folder.

@@ -157,7 +157,7 @@ impl Deployment {
             // that node's proxy. Local nodes in start order; otherwise the master and the
             // replicas the sentinels name now (a node they name later is reached directly).
             let nodes: Vec<HostPort> = match &self.local {
-                Some(local) => local.nodes().iter().map(|n| n.addr.clone()).collect(),
+                Some(local) => local.nodes().iter().map(|n| n.addr().clone()).collect(),
                 None => {
                     let mut nodes = vec![sentinels.discover().await.map_err(std::io::Error::other)?];
                     nodes.extend(sentinels.replicas().await.map_err(std::io::Error::other)?);
@@ -174,12 +174,12 @@ impl Deployment {
             return Ok(());
         };
         let nodes: Vec<HostPort> = match &self.local {
-            Some(local) => local.nodes().iter().map(|n| n.addr.clone()).collect(),
+            Some(local) => local.nodes().iter().map(|n| n.addr().clone()).collect(),
             None => topology.nodes(),
         };
         self.proxy_each(nodes).await?;
         if let Some(Local::Cluster(nodes)) = &self.local {
-            let addrs: Vec<HostPort> = nodes.iter().map(|n| n.addr.clone()).collect();
+            let addrs: Vec<HostPort> = nodes.iter().map(|n| n.addr().clone()).collect();
             for node in &addrs {
                 let bus = HostPort { host: node.host.clone(), port: node.port + CLUSTER_BUS_PORT_OFFSET };
                 self.bus_proxies.push(proxy::Proxy::start(bus).await?);
@@ -228,17 +228,17 @@ pub async fn prepare(
     let (addr, local, sentinel_nodes) = match &target.endpoint {
         Endpoint::Local(LocalTopology::Standalone) => {
             let server = LocalServer::start(target.password.as_ref(), &[]).await?;
-            (server.addr.clone(), Some(Local::Standalone(Box::new(server))), None)
+            (server.addr().clone(), Some(Local::Standalone(Box::new(server))), None)
         }
         Endpoint::Local(LocalTopology::Sentinel) => {
             let (local, sentinels) = start_local_sentinel(target).await?;
-            let addr = local.nodes()[0].addr.clone();
+            let addr = local.nodes()[0].addr().clone();
             (addr, Some(local), Some(sentinels))
         }
         Endpoint::Local(LocalTopology::Cluster) => {
             let nodes = cluster::start_local(target.password.as_ref(), LOCAL_CLUSTER_NODE_TIMEOUT, target.proxy).await?;
-            seeds = nodes.iter().map(|n| n.addr.clone()).collect();
-            (nodes[0].addr.clone(), Some(Local::Cluster(nodes)), None)
+            seeds = nodes.iter().map(|n| n.addr().clone()).collect();
+            (nodes[0].addr().clone(), Some(Local::Cluster(nodes)), None)
         }
         Endpoint::Remote(addrs) => match &target.sentinel {
             Some(s) => (HostPort { host: "sentinel".into(), port: 0 }, None, Some(s.nodes.clone())),
@@ -346,10 +346,10 @@ async fn start_local_sentinel(target: &Target) -> Result<(Local, Vec<HostPort>),
     primary_conf.push("repl-diskless-sync-delay 0".into());
     let primary = LocalServer::start(pw, &primary_conf).await?;
     let mut replica_conf = auth.clone();
-    replica_conf.push(format!("replicaof 127.0.0.1 {}", primary.addr.port));
+    replica_conf.push(format!("replicaof 127.0.0.1 {}", primary.addr().port));
     let replica = LocalServer::start_node(local::NodeKind::Server, pw, &replica_conf, Some("sync: Finished with success")).await?;
     let mut sentinel_conf = vec![
-        format!("sentinel monitor {LOCAL_MASTER_NAME} 127.0.0.1 {} 2", primary.addr.port),
+        format!("sentinel monitor {LOCAL_MASTER_NAME} 127.0.0.1 {} 2", primary.addr().port),
         format!("sentinel down-after-milliseconds {LOCAL_MASTER_NAME} 1000"),
         format!("sentinel failover-timeout {LOCAL_MASTER_NAME} 5000"),
         format!("sentinel parallel-syncs {LOCAL_MASTER_NAME} 1"),
@@ -361,6 +361,6 @@ async fn start_local_sentinel(target: &Target) -> Result<(Local, Vec<HostPort>),
     for _ in 0..3 {
         sentinels.push(LocalServer::start_node(local::NodeKind::Sentinel, None, &sentinel_conf, Some("+slave")).await?);
     }
-    let addrs = sentinels.iter().map(|s| s.addr.clone()).collect();
+    let addrs = sentinels.iter().map(|s| s.addr().clone()).collect();
     Ok((Local::Sentinel { nodes: vec![primary, replica], sentinels }, addrs))
 }

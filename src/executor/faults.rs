@@ -266,12 +266,51 @@ async fn run_one(
             .await?;
             Ok(format!("server slept {secs}s{}", on_nodes(n)))
         }
-        FaultAction::Restart { node, down_for } => {
+        FaultAction::Restart { node, down_for, new_port } => {
             let local = deployment.local.as_ref().ok_or("restart needs a local deployment")?;
             let nodes = local.nodes();
             let server = nodes.get(*node as usize).ok_or_else(|| format!("the local deployment has nodes 0..{}, not node {node}", nodes.len() - 1))?;
-            server.restart(*down_for).await.map_err(|e| e.to_string())?;
-            Ok(format!("stopped node {node} ({}), restarted it after {}", server.addr, crate::units::format_duration(*down_for)))
+            let down = crate::units::format_duration(*down_for);
+            if !*new_port {
+                server.restart(*down_for).await.map_err(|e| e.to_string())?;
+                return Ok(format!("stopped node {node} ({}), restarted it after {down}", server.addr()));
+            }
+            let from = server.addr();
+            server.kill().await;
+            tokio::time::sleep(*down_for).await;
+            // A cluster learns the new address from the node's own gossip. Sentinels learn a node
+            // only from the master's replica list: the node comes back as a replica of the master
+            // they name — for the old master, once they have promoted another (in production an
+            // orchestrator's job; here within 30 s).
+            let mut extra = Vec::new();
+            let mut role = String::new();
+            if let Some(sentinels) = &deployment.sentinels {
+                let master = poll_value(STEP_TIMEOUT, || async {
+                    let m = sentinels.discover().await?;
+                    if m == from { Err(format!("the sentinels still name {from} the master")) } else { Ok(m) }
+                })
+                .await?;
+                extra.push(format!("replicaof {} {}", master.host, master.port));
+                role = format!(" as a replica of {master}");
+            }
+            server.start_again(true, &extra).await.map_err(|e| e.to_string())?;
+            let to = server.addr();
+            if let Some(sentinels) = &deployment.sentinels {
+                // The sentinels read the master's replica list every 10 s: within that, they
+                // list the node at its new address.
+                let started = Instant::now();
+                poll_value(STEP_TIMEOUT, || async {
+                    let replicas = sentinels.replicas().await?;
+                    if replicas.contains(&to) { Ok(()) } else { Err(format!("the sentinels do not list {to} as a healthy replica yet")) }
+                })
+                .await?;
+                role.push_str(&format!(" (the sentinels listed it there {} ms later)", started.elapsed().as_millis()));
+            }
+            if deployment.cluster.is_some() {
+                let peer = nodes.iter().enumerate().find(|(i, _)| *i != *node as usize).map(|(_, p)| p.addr()).ok_or("no peer")?;
+                role = peers_learn_address(spec, &to, &peer).await?;
+            }
+            Ok(format!("stopped node {node} ({from}), restarted it after {down} on {to}{role}"))
         }
         FaultAction::Freeze { node, duration } => {
             let local = deployment.local.as_ref().ok_or("freeze needs a local deployment")?;
@@ -282,7 +321,7 @@ async fn run_one(
             let frozen = Frozen::stop(pid)?;
             tokio::time::sleep(*duration).await;
             drop(frozen);
-            Ok(format!("froze node {node} ({}) for {}", server.addr, crate::units::format_duration(*duration)))
+            Ok(format!("froze node {node} ({}) for {}", server.addr(), crate::units::format_duration(*duration)))
         }
         FaultAction::Network { fault, node, duration } => {
             let proxies = proxies(deployment, *node)?;
@@ -331,7 +370,19 @@ async fn run_one(
         }
         FaultAction::RollingUpgrade { binary } => rolling_upgrade(spec, deployment, binary.as_deref(), t0, steps).await,
         FaultAction::Failover { shard } => match (&deployment.sentinels, &deployment.cluster) {
-            (Some(s), _) => s.failover().await,
+            (Some(s), _) => {
+                // Done when the sentinels name another master, as a cluster failover is done when
+                // the replica calls itself primary.
+                let before = s.discover().await?;
+                let accepted = s.failover().await?;
+                let started = Instant::now();
+                let after = poll_value(STEP_TIMEOUT, || async {
+                    let now = s.discover().await?;
+                    if now == before { Err(format!("the sentinels still name {before} the master")) } else { Ok(now) }
+                })
+                .await?;
+                Ok(format!("{accepted}; the sentinels named {after} the master {} ms later", started.elapsed().as_millis()))
+            }
             (None, Some(_)) => cluster_failover(spec, deployment, *shard).await,
             (None, None) => Err("failover needs a cluster or sentinel target".into()),
         },
@@ -353,12 +404,12 @@ async fn rolling_upgrade(
     steps: &mut Vec<StepRun>,
 ) -> Result<String, String> {
     let local = deployment.local.as_ref().ok_or("rolling_upgrade needs a local deployment")?;
-    let server = |addr: &HostPort| local.nodes().into_iter().find(|n| n.addr == *addr).ok_or_else(|| format!("{addr} is not a node redis-test started"));
+    let server = |addr: &HostPort| local.nodes().into_iter().find(|n| n.addr() == *addr).ok_or_else(|| format!("{addr} is not a node redis-test started"));
     let shards: Vec<(HostPort, Vec<HostPort>)> = match (&deployment.cluster, &deployment.sentinels) {
         (Some(_), _) => deployment.current_topology(spec).await?.shards.into_iter().map(|s| (s.master, s.replicas)).collect(),
         (None, Some(s)) => {
             let master = s.discover().await?;
-            let replicas = local.nodes().iter().map(|n| n.addr.clone()).filter(|a| *a != master).collect();
+            let replicas = local.nodes().iter().map(|n| n.addr().clone()).filter(|a| *a != master).collect();
             vec![(master, replicas)]
         }
         _ => return Err("rolling_upgrade needs a local cluster or sentinel deployment".into()),
@@ -372,7 +423,7 @@ async fn rolling_upgrade(
         let took = wait_replica_in_sync(spec, &addr).await?;
         Ok(format!("{addr} restarted, in sync after {}", ms(took)))
     };
-    let all_nodes: Vec<HostPort> = local.nodes().iter().map(|n| n.addr.clone()).collect();
+    let all_nodes: Vec<HostPort> = local.nodes().iter().map(|n| n.addr().clone()).collect();
     for (i, (master, replicas)) in shards.iter().enumerate() {
         let first = replicas.first().ok_or_else(|| format!("shard {i} ({master}) has no replica to fail over to"))?.clone();
         for r in replicas {
@@ -469,12 +520,18 @@ async fn text_reply(c: &mut Conn, args: &[&[u8]], timeout: Duration) -> Result<S
 
 /// Asks `check` every 100 ms until it answers `Ok`, at most `limit`: how long that took, or the
 /// last reason it gave for not yet.
-async fn poll<F: std::future::Future<Output = Result<(), String>>>(limit: Duration, mut check: impl FnMut() -> F) -> Result<Duration, String> {
+async fn poll<F: std::future::Future<Output = Result<(), String>>>(limit: Duration, check: impl FnMut() -> F) -> Result<Duration, String> {
+    let started = Instant::now();
+    poll_value(limit, check).await.map(|()| started.elapsed())
+}
+
+/// [`poll`] for a check that answers a value once it is ready.
+async fn poll_value<T, F: std::future::Future<Output = Result<T, String>>>(limit: Duration, mut check: impl FnMut() -> F) -> Result<T, String> {
     let started = Instant::now();
     let mut last = String::from("no answer yet");
     while started.elapsed() < limit {
         match check().await {
-            Ok(()) => return Ok(started.elapsed()),
+            Ok(v) => return Ok(v),
             Err(why) => last = why,
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -682,12 +739,12 @@ async fn slots_after_isolation(deployment: &Deployment, spec: &ConnectSpec, n: u
     let nodes = local.nodes();
     let (Some(isolated), Some(peer)) = (nodes.get(n), nodes.iter().enumerate().find(|(i, _)| *i != n).map(|(_, p)| p)) else { return "no peer view".into() };
     let view = async {
-        let mut c = node_control(spec, &peer.addr).await?;
+        let mut c = node_control(spec, &peer.addr()).await?;
         text_reply(&mut c, &[b"CLUSTER", b"NODES"], Duration::from_secs(2)).await
     };
     match view.await {
         Ok(text) => {
-            let addr = format!("{}@", isolated.addr);
+            let addr = format!("{}@", isolated.addr());
             match text.lines().find(|l| l.split_whitespace().nth(1).is_some_and(|a| a.starts_with(&addr))) {
                 // Fields: id addr flags primary ping pong epoch link slot...
                 Some(line) if line.split_whitespace().count() > 8 => "the peers still route its slots to it".into(),
@@ -698,6 +755,29 @@ async fn slots_after_isolation(deployment: &Deployment, spec: &ConnectSpec, n: u
         }
         Err(e) => format!("no peer view: {e}"),
     }
+}
+
+/// Waits until `peer` names the node now at `addr` by that address (the node's own gossip tells
+/// it), and says how long that took and what role the peers give it.
+async fn peers_learn_address(spec: &ConnectSpec, addr: &HostPort, peer: &HostPort) -> Result<String, String> {
+    let t = Duration::from_secs(2);
+    let mut own = node_control(spec, addr).await?;
+    let id = text_reply(&mut own, &[b"CLUSTER", b"MYID"], t).await?;
+    let started = Instant::now();
+    let at = format!("{addr}@");
+    let flags = poll_value(STEP_TIMEOUT, || async {
+        let mut c = node_control(spec, peer).await?;
+        let text = text_reply(&mut c, &[b"CLUSTER", b"NODES"], t).await?;
+        let line = text.lines().find(|l| l.starts_with(&id)).ok_or_else(|| format!("{peer} does not know node {id}"))?;
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.get(1) {
+            Some(a) if a.starts_with(&at) => Ok(fields.get(2).map_or_else(String::new, |f| (*f).to_owned())),
+            other => Err(format!("{peer} still names it {}", other.unwrap_or(&"nothing"))),
+        }
+    })
+    .await?;
+    let role = if flags.contains("master") { "primary" } else { "replica" };
+    Ok(format!(" (the peers named it there {} ms later, as a {role})", started.elapsed().as_millis()))
 }
 
 /// A process stopped with SIGSTOP; SIGCONT when dropped, so no path leaves a node frozen.

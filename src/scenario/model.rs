@@ -299,6 +299,8 @@ pub enum FaultAction {
         /// Down time.
         #[serde(with = "crate::units::serde_duration")]
         down_for: Duration,
+        /// Comes back on another port.
+        new_port: bool,
     },
     /// SIGSTOP a local node, SIGCONT after `duration`.
     Freeze {

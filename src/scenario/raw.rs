@@ -976,6 +976,10 @@ fault_spec!(
         /// How long the node stays down.
         #[serde(default = "RestartSpec::default_down_for")]
         pub down_for: HumanDuration,
+        /// The node comes back on another port (local cluster and sentinel targets): the cluster
+        /// learns it from the node's own gossip, the sentinels from the master's replica list.
+        #[serde(default)]
+        pub new_port: bool,
     }
 );
 

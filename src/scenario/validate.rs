@@ -558,6 +558,7 @@ fn phases(c: &mut Checker<'_>, raw: &RawScenario, workloads: &[Workload]) -> Vec
 
 fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Option<Target>, dir: &Path) -> Vec<Fault> {
     let total: Duration = phases.iter().map(|p| p.duration).sum();
+    let proxied = target.as_ref().is_some_and(|t| t.proxy) || raw.faults.iter().any(|f| matches!(fault_parts(f).3, FaultAction::Network { .. } | FaultAction::Reset { .. }));
     let mut out = Vec::new();
     for (i, f) in raw.faults.iter().enumerate() {
         let fp = p("faults").index(i);
@@ -598,6 +599,12 @@ fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Opt
                     fp.key("action"),
                     format!("`{}` needs a local target (`target.local`): redis-test can only signal processes it started", fault_kind(&action)),
                 );
+            }
+            FaultAction::Restart { new_port: true, .. } if target.as_ref().is_some_and(|t| t.mode == Mode::Standalone) => {
+                c.err(fp.key("new_port"), "a standalone server has no way to tell its clients a new address: `new_port` needs `local: cluster` or `local: sentinel`");
+            }
+            FaultAction::Restart { new_port: true, .. } if proxied => {
+                c.err(fp.key("new_port"), "a node on a new port has left its fault proxy behind: `new_port` cannot be combined with network faults or `target.proxy`");
             }
             FaultAction::Network { .. } | FaultAction::Reset { .. } => {
                 let node = match &action {
@@ -689,7 +696,7 @@ fn fault_parts(f: &RawFault) -> (&Option<String>, crate::units::HumanDuration, &
         RawFault::ClientPause(s) => (&s.name, s.at, &s.phase, FaultAction::ClientPause { duration: s.duration.get(), mode: s.mode }),
         RawFault::DebugSleep(s) => (&s.name, s.at, &s.phase, FaultAction::DebugSleep { duration: s.duration.get() }),
         RawFault::Failover(s) => (&s.name, s.at, &s.phase, FaultAction::Failover { shard: s.shard }),
-        RawFault::Restart(s) => (&s.name, s.at, &s.phase, FaultAction::Restart { node: s.node, down_for: s.down_for.get() }),
+        RawFault::Restart(s) => (&s.name, s.at, &s.phase, FaultAction::Restart { node: s.node, down_for: s.down_for.get(), new_port: s.new_port }),
         RawFault::RollingUpgrade(s) => (&s.name, s.at, &s.phase, FaultAction::RollingUpgrade { binary: s.binary.as_ref().map(std::path::PathBuf::from) }),
         RawFault::Latency(s) => (
             &s.name,
