@@ -415,3 +415,56 @@ phases: [{{name: p, duration: 2s, workers: 4, rate: 1000}}]
     assert!(out.stdout.contains("FAIL duplicate_writes == 0: observed 5"), "{}", out.stdout);
     assert!(out.stdout.contains("FAIL lost_writes == 0: observed 3"), "{}", out.stdout);
 }
+
+#[test]
+fn killed_connections_under_incr_load_give_duplicated_increments_with_retry_writes_and_indeterminate_ones_without() {
+    // CLIENT KILL frees a connection whose INCR the server applied in the same event-loop turn
+    // but whose reply it had not written yet. The client sees a connection error. With
+    // `retry_writes: true` it sends the INCR again: applied twice, acknowledged once — duplicated.
+    // Without, the failed INCR stays failed for the client while the server counts it —
+    // indeterminate, not lost, not duplicated. Three kills of all 16 connections under 64 workers.
+    let server = RedisServer::start(&[]);
+    let dir = scratch("verdict-kill-increments");
+    let body = |retry_writes: bool| {
+        format!(
+            "connections: {{retry: {{retry_writes: {retry_writes}}}}}\nkeyspace: {{prefix: \"kinc:\", keys: 20}}\nworkloads: {{c: {{kind: basic, read_ratio: 0, incr_ratio: 1, verify: true}}}}\nphases: [{{name: p, duration: 3s, workers: 64}}]\nfaults: [{{action: client_kill, clients: own, at: 1s}}, {{action: client_kill, clients: own, at: 1500ms}}, {{action: client_kill, clients: own, at: 2s}}]\nthresholds: [duplicate_writes == 0, lost_writes == 0]\n"
+        )
+    };
+    let f = against(&server, &dir, "retried", &body(true));
+    let out = apply(&dir, &f, &[]);
+    let report = read_report(&dir.join("r.json"));
+    let v = report["verify"][0].clone();
+    let resent = row(&report, "p", "c", "INCR")["retries"].as_u64().unwrap();
+    let duplicated = v["increments_duplicated"].as_u64().unwrap();
+    println!("retry_writes: {resent} resent, {v}");
+    assert!(duplicated > 0 && duplicated <= resent, "{resent} INCRs resent after a kill, {duplicated} duplicated: {v}");
+    assert_eq!(v["increments_lost"], 0, "{v}");
+    assert_eq!(out.code, Some(1), "duplicate_writes == 0 fails: {}", out.all());
+    assert!(out.stdout.contains(&format!("FAIL duplicate_writes == 0: observed {duplicated}")), "{}", out.stdout);
+
+    let f = against(&server, &dir, "not-retried", &body(false));
+    let out = apply(&dir, &f, &[]);
+    let report = read_report(&dir.join("r.json"));
+    let v = report["verify"][0].clone();
+    let failed: u64 = row(&report, "p", "c", "INCR")["errors"].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum();
+    let indeterminate = v["increments_indeterminate"].as_u64().unwrap();
+    println!("no retry: {failed} failed, {v}");
+    assert!(indeterminate > 0 && indeterminate <= failed, "{failed} INCRs failed by a kill, {indeterminate} indeterminate: {v}");
+    assert_eq!((v["increments_duplicated"].as_u64(), v["increments_lost"].as_u64()), (Some(0), Some(0)), "{v}");
+    assert_eq!(out.code, Some(0), "{}", out.all());
+}
+
+#[test]
+fn lost_writes_with_nothing_acknowledged_is_no_data_not_a_pass() {
+    // Every operation a read: verify has no acknowledged write to read back. `lost_writes == 0`
+    // measured nothing, so it fails with "no data" (it used to pass with 0).
+    let server = RedisServer::start(&[]);
+    let dir = scratch("verdict-lost-nodata");
+    let body = "keyspace: {prefix: \"lnd:\", keys: 10}\nworkloads: {b: {kind: basic, read_ratio: 1, verify: true}}\nphases: [{name: p, duration: 1s, workers: 2, rate: 200}]\nthresholds: [lost_writes == 0]\n";
+    let f = against(&server, &dir, "reads", body);
+    let out = apply(&dir, &f, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    assert!(out.stdout.contains("FAIL lost_writes == 0: observed no data"), "{}", out.stdout);
+    let report = read_report(&dir.join("r.json"));
+    assert_eq!((report["verify"][0]["checked"].as_u64(), report["verify"][0]["counters"].as_u64()), (Some(0), Some(0)), "{}", report["verify"]);
+}
