@@ -215,3 +215,22 @@ fn a_sentinel_targets_master_is_reached_through_the_proxy() {
     assert_eq!(out.code, Some(2), "{}", out.all());
     assert!(out.stderr.contains("n.yaml:2:") && out.stderr.contains("fault proxy cannot stand in between"), "{}", out.all());
 }
+
+#[test]
+fn the_shipped_network_scenario_passes_its_thresholds_with_the_native_engine() {
+    // At full length: the partition (6 s) outlasts the node timeout, so the cluster fails the
+    // primary over; every fault completes, nothing acknowledged is lost or duplicated.
+    let dir = scratch("net-shipped");
+    let file = common::repo().join("scenarios/network-faults.yaml");
+    let out = run_in(&dir, &["apply", file.to_str().unwrap(), "--json", "r.json", "--quiet"], &[], Duration::from_secs(120));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let report = common::read_report(&dir.join("r.json"));
+    common::assert_report_valid(&report);
+    let faults = report["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 3);
+    for f in faults {
+        assert_eq!(f["result"]["ok"], true, "{f}");
+    }
+    assert!(faults[2]["result"]["detail"].as_str().unwrap().contains("the peers failed it over"), "{}", faults[2]);
+    assert!(report["thresholds"].as_array().unwrap().iter().all(|t| t["passed"] == true), "{}", report["thresholds"]);
+}

@@ -86,7 +86,9 @@ fn every_shipped_scenario_runs_through_redis_rs() {
     for file in redis_test::scenario::files_in(&repo().join("scenarios")).unwrap() {
         if common::starts_a_topology(&file) {
             let _turn = turn();
-            let report = common::run_shipped(&file, &dir, &RS);
+            // network-faults: redis-rs does not recover from a blackhole or partition within the
+            // run (README, "surprising redis-rs behaviour"); its thresholds say so.
+            let report = common::run_shipped_judged(&file, &dir, &RS, file.ends_with("network-faults.yaml"));
             assert!(report["client"].as_str().unwrap().starts_with("redis-rs"), "{}", report["client"]);
             continue;
         }
