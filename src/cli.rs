@@ -1,4 +1,4 @@
-//! The command line: `validate`, `plan`, `apply`, `report`, `compare`, `schema`, `completions`, `man`.
+//! The command line: `validate`, `plan`, `apply`, `cleanup`, `merge`, `report`, `compare`, `schema`, `completions`, `man`.
 
 use std::path::PathBuf;
 
@@ -44,6 +44,33 @@ pub enum Command {
     },
     /// Run a scenario: connect, run its phases, print the summary, write reports, exit 0/1/2/3/130.
     Apply(Box<ApplyArgs>),
+    /// Remove the keys under the scenario's prefix from its target (after a sharded run, or any run
+    /// that did not clean up); exit 0 when they are gone, 3 when the target cannot be reached.
+    Cleanup {
+        /// Scenario file.
+        file: PathBuf,
+        /// Overrides shared with `plan` and `apply` (`--target` to point at another server).
+        #[command(flatten)]
+        inputs: ScenarioInputs,
+    },
+    /// Merge the JSON reports of every shard of one run (`apply --shard I/N`) into one report, as
+    /// if one process had run it: histograms merged exactly, counts summed, faults' outages over
+    /// the union of successes, thresholds judged again. Exit 0, 1 (a threshold failed), or 2
+    /// (reports of different runs, or a shard missing or given twice).
+    Merge {
+        /// The shards' JSON reports.
+        #[arg(required = true, num_args = 1..)]
+        reports: Vec<PathBuf>,
+        /// Write the merged JSON report here.
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
+        /// Write the merged HTML report here.
+        #[arg(long, value_name = "PATH")]
+        html: Option<PathBuf>,
+        /// Write JUnit XML of the merged verdicts here.
+        #[arg(long, value_name = "PATH")]
+        junit: Option<PathBuf>,
+    },
     /// Render a saved JSON report: the summary, and an HTML file with `--html`.
     Report {
         /// A JSON report written by `apply`.
@@ -126,6 +153,18 @@ pub struct ApplyArgs {
     /// letters, digits and `._:-`, at most 128 characters.
     #[arg(long, value_name = "ID", value_parser = parse_run_id)]
     pub run_id: Option<String>,
+    /// Run shard I of N of a scaled-out run (e.g. `0/3`): its stripe of the schedule, its share of
+    /// workers and connections; faults run on shard 0 only; no per-shard cleanup. Needs `--run-id`
+    /// or `--start-at` (every shard names the same run) and a shared target.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard, conflicts_with = "shards")]
+    pub shard: Option<(u32, u32)>,
+    /// Run one of N shards, the index taken from `JOB_COMPLETION_INDEX` (set by Kubernetes Indexed Jobs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub shards: Option<u32>,
+    /// Begin phase 0 at this wall-clock time (RFC 3339, e.g. `2026-11-26T10:00:00Z`), so shards
+    /// start together; a start already past once the target is ready exits 3.
+    #[arg(long, value_name = "TIME", value_parser = parse_start_at)]
+    pub start_at: Option<std::time::SystemTime>,
     /// Seed for key and operation choices (default: random); the same seed repeats the same choices.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -191,6 +230,16 @@ fn parse_time_scale(s: &str) -> Result<f64, String> {
 }
 
 /// A run id goes into client names, metric labels and file names: letters, digits and `._:-` only.
+/// `I/N` for `--shard`.
+pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+    crate::shard::Shard::parse(s)
+}
+
+/// An RFC 3339 time in UTC for `--start-at` (`2026-11-26T10:00:00Z`, fractions of a second allowed).
+pub fn parse_start_at(s: &str) -> Result<std::time::SystemTime, String> {
+    humantime::parse_rfc3339(s).map_err(|e| format!("`{s}` is not an RFC 3339 UTC time such as 2026-11-26T10:00:00Z: {e}"))
+}
+
 pub fn parse_run_id(s: &str) -> Result<String, String> {
     crate::scenario::validate::check_run_id(s).map(|()| s.to_owned())
 }

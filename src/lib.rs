@@ -32,6 +32,7 @@ pub mod pool;
 pub mod redis_rs;
 pub mod report;
 pub mod scenario;
+pub mod shard;
 pub mod units;
 pub mod workload;
 

@@ -36,6 +36,9 @@ pub struct Plan {
     pub thresholds: Vec<Threshold>,
     /// Whether the run's keys are removed afterwards.
     pub cleanup: bool,
+    /// The share of a scaled-out run this process runs (`apply --shard`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// The target as it may be shown: passwords are `***`.
@@ -336,6 +339,7 @@ pub fn compile(s: &Scenario, time_scale: f64) -> Plan {
             .collect(),
         thresholds: s.thresholds.iter().map(|t| scale_threshold(t, time_scale)).collect(),
         cleanup: s.cleanup,
+        shard: None,
     }
 }
 

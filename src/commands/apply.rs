@@ -28,8 +28,41 @@ pub fn apply(args: &ApplyArgs) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let plan = compile(&scenario, args.time_scale);
-    let run_id = args.run_id.clone().or_else(|| scenario.metrics.run_id.clone()).unwrap_or_else(new_run_id);
+    let shard = match shard_of(args, &scenario) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    let cleanup_wanted = scenario.cleanup;
+    let (scenario, shard) = match shard {
+        Some((index, count)) => {
+            let (s, shard) = crate::shard::divide(&scenario, index, count);
+            (s, Some(shard))
+        }
+        None => (scenario, None),
+    };
+    let mut plan = compile(&scenario, args.time_scale);
+    plan.shard = shard;
+    let run_id = match args.run_id.clone().or_else(|| scenario.metrics.run_id.clone()) {
+        Some(id) => id,
+        // Shards name one run: an id agreed on, or the agreed start time.
+        None => match (shard, args.start_at) {
+            (None, _) => new_run_id(),
+            (Some(_), Some(at)) => format!("start-{}", report::rfc3339(at).chars().filter(char::is_ascii_alphanumeric).collect::<String>()),
+            (Some(_), None) => {
+                eprintln!("error: a sharded run needs `--run-id ID` or `--start-at TIME`, so that every shard names the same run");
+                return exit::INVALID;
+            }
+        },
+    };
+    if let Some(at) = args.start_at
+        && at < SystemTime::now()
+    {
+        eprintln!("error: the start time {} has already passed; a shard does not run out of phase with the others", report::rfc3339(at));
+        return exit::CANNOT_RUN;
+    }
     let Ok(json_path) = output_path(args.json.as_ref().or(scenario.output.json.as_ref()), &scenario.name, &run_id, "report") else { return exit::CANNOT_RUN };
     let Ok(html_path) = output_path(args.html.as_ref().or(scenario.output.html.as_ref()), &scenario.name, &run_id, "HTML report") else {
         return exit::CANNOT_RUN;
@@ -46,7 +79,31 @@ pub fn apply(args: &ApplyArgs) -> u8 {
     };
     let span = tracing::info_span!("run", run_id = %run_id);
     let outputs = Outputs { json: json_path, html: html_path, junit: junit_path };
-    runtime.block_on(tracing::Instrument::instrument(run(args, &scenario, &plan, &run_id, outputs), span))
+    let code = runtime.block_on(tracing::Instrument::instrument(run(args, &scenario, &plan, &run_id, outputs), span));
+    if let Some(s) = plan.shard.filter(|_| cleanup_wanted && code != exit::CANNOT_RUN && code != exit::INVALID) {
+        // A shard that finishes first must not remove keys the others still use or verify.
+        println!("cleanup: skipped on shard {} of {}; once every shard has finished: redis-test cleanup {}", s.index, s.count, args.file.display());
+    }
+    code
+}
+
+/// `--shard I/N`, or `--shards N` with the index from `JOB_COMPLETION_INDEX`; refused on local
+/// targets (every shard would start and measure a deployment of its own).
+fn shard_of(args: &ApplyArgs, scenario: &Scenario) -> Result<Option<(u32, u32)>, String> {
+    let shard = match (args.shard, args.shards) {
+        (Some(s), _) => Some(s),
+        (None, Some(n)) => {
+            let index = std::env::var("JOB_COMPLETION_INDEX")
+                .map_err(|_| "`--shards N` takes the shard's index from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job sets it), which is not set: set it, or use `--shard I/N`".to_owned())?;
+            let index: u32 = index.trim().parse().map_err(|_| format!("JOB_COMPLETION_INDEX `{index}` is not a number"))?;
+            Some(crate::shard::Shard::parse(&format!("{index}/{n}"))?)
+        }
+        (None, None) => None,
+    };
+    if shard.is_some() && matches!(scenario.target.endpoint, Endpoint::Local(_)) {
+        return Err("a sharded run needs a shared target (`target.url`, or `--target`): with a local target every shard would start and measure a deployment of its own".into());
+    }
+    Ok(shard)
 }
 
 /// Where the reports go (checked writable before the run).
@@ -63,7 +120,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
         scenario,
         &|k| std::env::var(k).ok().filter(|v| !v.is_empty()),
         run_id,
-        &common_labels(scenario, run_id).instance_id,
+        &common_labels(scenario, run_id, plan.shard).instance_id,
     ) {
         Some(Ok(c)) => Some(c),
         Some(Err(e)) => {
@@ -132,10 +189,12 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
         })
     };
     let seed = args.seed.unwrap_or_else(|| SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+    // Shards given one `--seed` still choose differently from one another.
+    let seed = plan.shard.map_or(seed, |s| seed ^ u64::from(s.index).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let (live_tx, live_rx) = watch::channel(executor::Live::default());
     let progress = (!args.quiet).then(|| tokio::spawn(report::progress::show(plan.clone(), live_rx, report::progress::ProgressOptions::detect(args.interval))));
     let (exporters_stop_tx, exporters_stop) = watch::channel(false);
-    let labels = common_labels(scenario, run_id);
+    let labels = common_labels(scenario, run_id, plan.shard);
     let source = std::sync::Arc::new(report::families::Source {
         plan: plan.clone(),
         metrics: std::sync::Arc::clone(&metrics),
@@ -166,7 +225,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
         None => None,
     };
     let tally = std::sync::Arc::clone(&metrics.tally);
-    let inputs = executor::RunInputs { stop: stop_rx, seed, live: live_tx, metrics, spans, redis_rs };
+    let inputs = executor::RunInputs { stop: stop_rx, seed, live: live_tx, metrics, spans, redis_rs, start_at: args.start_at };
     let result = executor::run(plan, scenario, &deployment, inputs).await;
     stopper.abort();
     if let Some(p) = progress {
@@ -177,7 +236,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
         Err(e) => {
             eprintln!("error: {e}");
             deployment.shutdown().await;
-            return exit::CANNOT_RUN;
+            return if matches!(e, executor::RunError::Interrupted) { exit::INTERRUPTED } else { exit::CANNOT_RUN };
         }
     };
     // A local server is thrown away with its keys; a shared one gets exactly ours removed. A new
@@ -207,6 +266,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
     let moves = deployment.spec.follow.as_ref().map(|m| m.moves()).unwrap_or_default();
     deployment.shutdown().await;
     let mut report: Report = report::build(run_id, plan, &result, cleanup);
+    report.instance_id = Some(labels.instance_id.clone());
     report.other_commands = tally.snapshot();
     report.master_moves =
         moves.into_iter().map(|(t, from, to)| report::MasterMove { at: report::rfc3339(t), from: from.to_string(), to: to.to_string() }).collect();
@@ -215,7 +275,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
         let _ = otlp_stop_tx.send(true);
         report.otlp = task.await.ok();
     }
-    report.thresholds = report::thresholds::evaluate(plan, &result, &report);
+    report.thresholds = report::thresholds::evaluate(&plan.thresholds, &report);
     for t in &report.thresholds {
         if t.passed {
             tracing::info!(rule = %t.expr, observed = %t.observed_text, "threshold held");
@@ -265,12 +325,17 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
     }
 }
 
-/// The labels on every exported metric: the scenario's, else the host name, the run id and our version.
-fn common_labels(scenario: &Scenario, run_id: &str) -> report::families::CommonLabels {
+/// The labels on every exported metric: the scenario's, else the host name, the run id and our
+/// version. A shard's instance id ends in `-shard-I`, so shards on one host stay apart.
+fn common_labels(scenario: &Scenario, run_id: &str, shard: Option<crate::shard::Shard>) -> report::families::CommonLabels {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "unknown".into());
+    let instance_id = scenario.metrics.instance_id.clone().unwrap_or(host);
     report::families::CommonLabels {
         app_name: scenario.metrics.app_name.clone(),
-        instance_id: scenario.metrics.instance_id.clone().unwrap_or(host),
+        instance_id: match shard {
+            Some(s) => format!("{instance_id}-shard-{}", s.index),
+            None => instance_id,
+        },
         run_id: run_id.to_owned(),
         version: scenario.metrics.version.clone().unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned()),
     }

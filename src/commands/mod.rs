@@ -1,6 +1,8 @@
 //! The subcommands: each loads what it needs through [`crate::scenario`] and prints its result.
 
 mod apply;
+mod cleanup;
+mod merge;
 
 pub use apply::fill_template;
 
@@ -17,6 +19,8 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Validate { files, inputs } => validate(&files, &inputs),
         Command::Plan { file, json, time_scale, inputs } => plan(&file, json, time_scale, &inputs),
         Command::Apply(args) => apply::apply(&args),
+        Command::Cleanup { file, inputs } => cleanup::cleanup(&file, &inputs),
+        Command::Merge { reports, json, html, junit } => merge::merge(&reports, json.as_deref(), html.as_deref(), junit.as_deref()),
         Command::Report { report, html } => render_report(&report, html.as_deref()),
         Command::Compare {
             reports,

@@ -54,6 +54,7 @@ pub struct StepRun {
 #[allow(clippy::too_many_arguments)]
 pub async fn drive(
     faults: &[Fault],
+    shard: Option<crate::shard::Shard>,
     t0: Instant,
     end: Duration,
     deployment: &Deployment,
@@ -81,6 +82,12 @@ pub async fn drive(
         let started = t0.elapsed();
         let in_flight = tracker.in_flight.load(std::sync::atomic::Ordering::Relaxed);
         let reconnects_before = reconnects.load(std::sync::atomic::Ordering::Relaxed);
+        if let Some(s) = shard.filter(|s| !s.runs_faults()) {
+            // Shard 0 runs it; this shard's verdict judges what it did to this shard's traffic.
+            let detail = format!("run by shard 0 of {}; judged here on shard {}'s traffic", s.count, s.index);
+            out.push(FaultRun { fault: f.clone(), started, finished: started, in_flight, reconnects_before, ok: true, detail, steps: Vec::new() });
+            continue;
+        }
         tracing::info!(fault = %f.name, action = %describe_action(&f.action), "fault starting");
         if let FaultAction::ClientPause { duration, .. } = &f.action {
             paused_until = paused_until.max(Some(Instant::now() + *duration));

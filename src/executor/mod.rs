@@ -172,6 +172,25 @@ pub struct FaultVerdict {
     /// own window (until the next step, the last one until the fault's window ends).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepVerdict>,
+    /// The stretches without a success inside the window, per workload and cluster shard (the
+    /// streams `outage_by_workload_s` and `outage_by_shard_s` judge): what `merge` intersects to
+    /// find the outage of the union of several shards' successes. At most [`MAX_GAPS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<GapRecord>,
+}
+
+/// Most gaps kept per fault verdict (each is one outage of 100 ms or more).
+pub const MAX_GAPS: usize = 1000;
+
+/// One stretch without a success, seconds since the run's start.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct GapRecord {
+    /// The workload or shard, named as in `outage_by_workload_s` / `outage_by_shard_s`.
+    pub stream: String,
+    /// Start, s.
+    pub from_s: f64,
+    /// End, s.
+    pub to_s: f64,
 }
 
 /// One step of a fault made of several, and what it did to the load.
@@ -219,7 +238,21 @@ fn fault_verdicts(runs: &[faults::FaultRun], shared: &Shared, ended: Duration, r
                 .enumerate()
                 .map(|(i, name)| (name.clone(), resilience::longest_outage(&gaps, Some(shared.tracker.shard_stream(i as u16)), from, to) as f64 / 1e9))
                 .collect();
+            let stream_name = |st: u16| -> Option<&String> {
+                let st = st as usize;
+                match st.checked_sub(shared.workloads.len()) {
+                    None => shared.workloads.get(st).map(|w| &w.name).filter(|n| outage_by_workload_s.contains_key(*n)),
+                    Some(shard) => shared.shards.get(shard),
+                }
+            };
+            let window_gaps: Vec<GapRecord> = gaps
+                .iter()
+                .filter(|g| g.to_ns > from && g.from_ns < to)
+                .filter_map(|g| Some(GapRecord { stream: stream_name(g.workload)?.clone(), from_s: g.from_ns.max(from) as f64 / 1e9, to_s: g.to_ns.min(to) as f64 / 1e9 }))
+                .take(MAX_GAPS)
+                .collect();
             FaultVerdict {
+                gaps: window_gaps,
                 name: r.fault.name.clone(),
                 action: crate::plan::describe_action(&r.fault.action),
                 at_s: r.started.as_secs_f64(),
@@ -285,6 +318,13 @@ pub enum RunError {
     /// A subscriber could not subscribe.
     #[error("pub/sub subscriber of `{0}` could not subscribe: {1}")]
     Subscribe(String, String),
+    /// `--start-at` was already past once the target was ready: running now would be out of phase
+    /// with the other shards.
+    #[error("the agreed start time {0} passed {late:.3} s before this shard was ready; it does not run out of phase with the others (pick a start further ahead)", late = .1.as_secs_f64())]
+    StartPassed(String, Duration),
+    /// A signal arrived before the run began.
+    #[error("interrupted before the agreed start; nothing ran")]
+    Interrupted,
 }
 
 /// What the caller hands a run besides the plan: how to stop it, where to publish, what to record into.
@@ -301,11 +341,13 @@ pub struct RunInputs {
     pub spans: Option<(f64, tokio::sync::mpsc::Sender<crate::live::SpanRecord>)>,
     /// The redis-rs client, already connected, when the scenario runs through redis-rs.
     pub redis_rs: Option<crate::redis_rs::RedisRs>,
+    /// Begin phase 0 at this wall-clock instant (`--start-at`: shards start together).
+    pub start_at: Option<SystemTime>,
 }
 
 /// Runs the plan against a prepared deployment.
 pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inputs: RunInputs) -> Result<RunResult, RunError> {
-    let RunInputs { mut stop, seed, live, metrics, spans, redis_rs } = inputs;
+    let RunInputs { mut stop, seed, live, metrics, spans, redis_rs, start_at } = inputs;
     let max_workers = plan.max_workers() as usize;
     let workloads: Vec<Workload> = scenario.workloads.iter().enumerate().map(|(i, w)| Workload::new(w, i, deployment.cluster.is_some())).collect();
     let mixes =
@@ -351,13 +393,22 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         }
     }
 
+    if let Some(at) = start_at {
+        // Everything is connected and subscribed: only the clock is left to wait for.
+        let wait = at.duration_since(SystemTime::now()).map_err(|late| RunError::StartPassed(crate::report::rfc3339(at), late.duration()))?;
+        tracing::info!(start_at = %crate::report::rfc3339(at), wait_s = wait.as_secs_f64(), "waiting for the agreed start");
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|s| *s) => return Err(RunError::Interrupted),
+        }
+    }
     let t0 = Instant::now();
     let _ = t0_cell.set(t0);
     let started_at = SystemTime::now();
     let shards: Vec<String> =
         deployment.cluster.as_ref().map(|t| t.shards.iter().enumerate().map(|(i, s)| format!("shard {i} ({})", s.master)).collect()).unwrap_or_default();
     let pacer_stop = Arc::new(AtomicBool::new(false));
-    let (tokens, pacer) = pacer::start(&plan.phases, t0, Arc::clone(&pacer_stop));
+    let (tokens, pacer) = pacer::start(&plan.phases, plan.shard, t0, Arc::clone(&pacer_stop));
     let shared = Arc::new(Shared {
         plan: plan.clone(),
         t0,
@@ -398,7 +449,7 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         }
     };
     let client = deployment.spec.client_name.clone();
-    let faults = faults::drive(&plan.faults, t0, plan.total_duration, deployment, &client, &shared.tracker, &metrics.conns.reconnects, stop.clone());
+    let faults = faults::drive(&plan.faults, plan.shard, t0, plan.total_duration, deployment, &client, &shared.tracker, &metrics.conns.reconnects, stop.clone());
     let (fault_runs, ()) = tokio::join!(faults, joined);
     let interrupted = *stop.borrow_and_update();
     let ended = t0.elapsed();

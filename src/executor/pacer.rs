@@ -31,14 +31,15 @@ impl Tokens {
 
 /// Starts the pacer for every phase with a rate; returns the per-phase tokens (`None` for
 /// closed-loop phases) and the thread, which ends at the last phase's end or when `stop` is set.
-pub fn start(phases: &[PlannedPhase], t0: Instant, stop: Arc<AtomicBool>) -> (Vec<Option<Arc<Tokens>>>, std::thread::JoinHandle<()>) {
+/// With `shard`, only its stripe of each schedule is released (see [`crate::shard`]).
+pub fn start(phases: &[PlannedPhase], shard: Option<crate::shard::Shard>, t0: Instant, stop: Arc<AtomicBool>) -> (Vec<Option<Arc<Tokens>>>, std::thread::JoinHandle<()>) {
     let tokens: Vec<Option<Arc<Tokens>>> = phases.iter().map(|p| p.rate.map(|_| Arc::new(Tokens::new()))).collect();
     let work: Vec<(PlannedPhase, Arc<Tokens>)> = phases.iter().zip(&tokens).filter_map(|(p, t)| Some((p.clone(), Arc::clone(t.as_ref()?)))).collect();
     let handle = std::thread::Builder::new()
         .name("redis-test-pacer".into())
         .spawn(move || {
             for (phase, tokens) in work {
-                release(&phase, &tokens, t0 + phase.start, &stop);
+                release(&phase, shard, &tokens, t0 + phase.start, &stop);
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
@@ -59,12 +60,14 @@ const BURST: u64 = 1000;
 /// Releases the phase's tokens as they fall due until the phase ends or `stop` is set. Each wake-up
 /// computes how many operations are due from the schedule's integral (O(1), whatever the rate), so
 /// the thread keeps time and answers `stop` at any rate.
-fn release(phase: &PlannedPhase, tokens: &Tokens, start: Instant, stop: &AtomicBool) {
-    let total = phase.total_ops().unwrap_or(0);
-    // Operations the schedule has due by now.
+fn release(phase: &PlannedPhase, shard: Option<crate::shard::Shard>, tokens: &Tokens, start: Instant, stop: &AtomicBool) {
+    let global_total = phase.total_ops().unwrap_or(0);
+    let local = |global: u64| shard.map_or(global, |s| s.local_ops(global));
+    let total = local(global_total);
+    // This process's operations the schedule has due by now.
     let due_now = || {
         let elapsed = Instant::now().saturating_duration_since(start);
-        if elapsed >= phase.duration { total } else { phase.ops_due(elapsed).unwrap_or(0).min(total) }
+        local(if elapsed >= phase.duration { global_total } else { phase.ops_due(elapsed).unwrap_or(0).min(global_total) })
     };
     let mut released: u64 = 0;
     while !stop.load(Ordering::Relaxed) && released < total {
@@ -81,7 +84,7 @@ fn release(phase: &PlannedPhase, tokens: &Tokens, start: Instant, stop: &AtomicB
             continue;
         }
         // Sleep until the next operation is due (or a little while, to look at `stop`).
-        let next = phase.op_time(released).map_or(phase.duration, |t| t);
+        let next = phase.op_time(shard.map_or(released, |s| s.global_op(released))).map_or(phase.duration, |t| t);
         let wait = (start + next).saturating_duration_since(Instant::now());
         if !wait.is_zero() {
             std::thread::sleep(wait.min(MAX_NAP));

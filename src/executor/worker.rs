@@ -84,13 +84,19 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
                         _ = stop.changed() => break,
                     }
                     let n = t.taken.fetch_add(1, Ordering::Relaxed);
+                    let n = shared.plan.shard.map_or(n, |s| s.global_op(n));
                     phase.op_time(n).map_or_else(Instant::now, |off| start + off)
                 }
                 None => Instant::now(),
             };
             let wi = shared.mixes[pi].pick(&mut rng);
             let workload = &shared.workloads[wi];
-            let st = states[wi].get_or_insert_with(|| workload.worker_state(id, shared.writers));
+            let st = states[wi].get_or_insert_with(|| {
+                let (writer, writers) = shared.plan.shard.map_or((id, shared.writers), |s| s.writer(id));
+                let mut st = workload.worker_state(writer, writers);
+                st.shard = shared.plan.shard.map_or((0, 1), |s| (s.index as usize, s.count as usize));
+                st
+            });
             replies.clear();
             let now_nanos = shared.t0.elapsed().as_nanos() as u64;
             let prepared = workload.prepare(st, &mut rng, &mut rt, now_nanos);

@@ -5,6 +5,7 @@ pub mod compare;
 pub mod families;
 pub mod html;
 pub mod junit;
+pub mod merge;
 pub mod otlp;
 pub mod progress;
 pub mod prometheus;
@@ -91,6 +92,16 @@ pub struct Report {
     pub otlp: Option<otlp::ExportStats>,
     /// Sentinel targets: each time the master moved and redis-test followed it.
     pub master_moves: Vec<MasterMove>,
+    /// The metric label naming the process that ran this (host name, or `metrics.instance_id`;
+    /// `-shard-I` appended for a shard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    /// The share of a scaled-out run this report covers (`apply --shard`); `merge` adds shards up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::Shard>,
+    /// The shards a merged report was made of (`merge`), with their instance ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<String>,
 }
 
 /// The master moved (a failover) and redis-test followed it.
@@ -455,6 +466,9 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
         cleanup,
         otlp: None,
         master_moves: Vec::new(),
+        instance_id: None,
+        shard: plan.shard,
+        merged_from: Vec::new(),
     }
 }
 

@@ -1,24 +1,25 @@
 //! Threshold verdicts: each rule's metric is computed over its scope (phase, workload, operation)
-//! from the run's merged histograms and counters. A rule with nothing in scope fails: a nightly job
-//! must not pass on a check that measured nothing.
+//! from the report alone — its rows' exact latency histograms and counters, its faults and verify
+//! results — so that a run and a merge of sharded runs are judged by the same code. A rule with
+//! nothing in scope fails: a nightly job must not pass on a check that measured nothing.
 
-use crate::executor::RunResult;
-use crate::metrics::OpStats;
-use crate::plan::Plan;
+use hdrhistogram::Histogram;
+
+use crate::metrics::OpRole;
 use crate::scenario::model::{Metric, MetricUnit, Threshold};
 use crate::units::format_duration;
 
 use super::{Report, ThresholdResult};
 
-/// Evaluates every threshold of the plan against a run.
-pub fn evaluate(plan: &Plan, run: &RunResult, report: &Report) -> Vec<ThresholdResult> {
-    plan.thresholds.iter().map(|t| verdict(t, plan, run, report)).collect()
+/// Evaluates every threshold against a report.
+pub fn evaluate(thresholds: &[Threshold], report: &Report) -> Vec<ThresholdResult> {
+    thresholds.iter().map(|t| verdict(t, report)).collect()
 }
 
-fn verdict(t: &Threshold, plan: &Plan, run: &RunResult, report: &Report) -> ThresholdResult {
+fn verdict(t: &Threshold, report: &Report) -> ThresholdResult {
     let observed = match unmeasurable(t, report) {
         Some(why) => Err(why),
-        None => observe(t, plan, run, report).ok_or_else(String::new),
+        None => observe(t, report).ok_or_else(String::new),
     };
     let passed = observed.as_ref().is_ok_and(|v| t.cmp.holds(*v, t.limit));
     ThresholdResult {
@@ -87,47 +88,62 @@ fn round_sig(x: f64) -> f64 {
     (x * f).round() / f
 }
 
-fn observe(t: &Threshold, plan: &Plan, run: &RunResult, report: &Report) -> Option<f64> {
+fn observe(t: &Threshold, report: &Report) -> Option<f64> {
     let phase_idx: Option<usize> = match &t.phase {
-        Some(name) => Some(plan.phases.iter().position(|p| &p.name == name)?),
+        Some(name) => Some(report.phases.iter().position(|p| &p.name == name)?),
         None => None,
     };
-    let in_scope = |phase: u16, workload: u16, op: u16| {
-        let (wname, ops) = &run.workloads[workload as usize];
-        phase_idx.is_none_or(|p| p == phase as usize)
-            && t.workload.as_ref().is_none_or(|w| w == wname)
-            && t.operation.as_ref().is_none_or(|o| ops.get(op as usize).is_some_and(|x| x.eq_ignore_ascii_case(o)))
-    };
-    let mut merged = OpStats::default();
-    let mut any = false;
-    for (k, s) in &run.rows {
-        // Without an operation in scope, count scheduled operations (a batch once, not its commands).
-        if in_scope(k.phase, k.workload, k.op) && (s.timed() || t.operation.is_some()) {
-            merged.merge(s);
+    let mut latency: Option<Histogram<u64>> = None;
+    let (mut count, mut errors, mut any) = (0u64, 0u64, false);
+    for (pi, phase) in report.phases.iter().enumerate() {
+        if phase_idx.is_some_and(|p| p != pi) {
+            continue;
+        }
+        for row in &phase.operations {
+            let in_scope = t.workload.as_ref().is_none_or(|w| *w == row.workload) && t.operation.as_ref().is_none_or(|o| row.operation.eq_ignore_ascii_case(o));
+            // Without an operation in scope, count scheduled operations (a batch once, not its commands).
+            if !in_scope || !(row.unit == OpRole::RoundTrip || t.operation.is_some()) {
+                continue;
+            }
             any = true;
+            count += row.count;
+            errors += row.errors.values().sum::<u64>();
+            if let Some(h) = row.histogram.as_deref().and_then(super::deserialize_histogram) {
+                match &mut latency {
+                    Some(m) => {
+                        let _ = m.add(&h);
+                    }
+                    None => {
+                        let mut m = h;
+                        m.auto(true);
+                        latency = Some(m);
+                    }
+                }
+            }
         }
     }
+    let latency = latency.filter(|h| !h.is_empty());
     let secs = match phase_idx {
-        Some(p) => run.phases[p].ended.saturating_sub(run.phases[p].started).as_secs_f64(),
+        Some(p) => report.phases[p].duration_s,
         None => report.duration_s,
     };
-    let quantile = |q: f64| (!merged.latency.is_empty()).then(|| merged.latency.value_at_quantile(q) as f64);
+    let quantile = |q: f64| latency.as_ref().map(|h| h.value_at_quantile(q) as f64);
     match t.metric {
         Metric::P50 => quantile(0.5),
         Metric::P90 => quantile(0.9),
         Metric::P95 => quantile(0.95),
         Metric::P99 => quantile(0.99),
         Metric::P999 => quantile(0.999),
-        Metric::Max => (!merged.latency.is_empty()).then(|| merged.latency.max() as f64),
-        Metric::Mean => (!merged.latency.is_empty()).then(|| merged.latency.mean()),
-        Metric::Ops => any.then_some(merged.count() as f64),
-        Metric::Errors => any.then_some(merged.error_count() as f64),
-        Metric::ErrorRate => (merged.count() > 0).then(|| merged.error_count() as f64 / merged.count() as f64),
-        Metric::OpsPerSec => (any && secs > 0.0).then(|| merged.count() as f64 / secs),
-        Metric::Outage => outage_us(t, plan, report, phase_idx),
+        Metric::Max => latency.as_ref().map(|h| h.max() as f64),
+        Metric::Mean => latency.as_ref().map(Histogram::mean),
+        Metric::Ops => any.then_some(count as f64),
+        Metric::Errors => any.then_some(errors as f64),
+        Metric::ErrorRate => (count > 0).then(|| errors as f64 / count as f64),
+        Metric::OpsPerSec => (any && secs > 0.0).then(|| count as f64 / secs),
+        Metric::Outage => outage_us(t, report, phase_idx),
         Metric::RecoveryTime => {
             // A fault that never recovered within its window counts as the whole window.
-            let v: Vec<f64> = faults_in_scope(plan, report, phase_idx).map(|r| r.recovery_s.unwrap_or(r.window_end_s - r.at_s) * 1e6).collect();
+            let v: Vec<f64> = faults_in_scope(report, phase_idx).map(|r| r.recovery_s.unwrap_or(r.window_end_s - r.at_s) * 1e6).collect();
             v.into_iter().reduce(f64::max)
         }
         Metric::LostWrites => {
@@ -145,11 +161,11 @@ fn observe(t: &Threshold, plan: &Plan, run: &RunResult, report: &Report) -> Opti
 }
 
 /// Faults that ran and started inside the phase (all when unscoped).
-fn faults_in_scope<'a>(plan: &'a Plan, report: &'a Report, phase: Option<usize>) -> impl Iterator<Item = &'a crate::executor::FaultVerdict> {
+fn faults_in_scope(report: &Report, phase: Option<usize>) -> impl Iterator<Item = &crate::executor::FaultVerdict> {
     report.faults.iter().filter_map(|f| f.result.as_ref()).filter(move |r| match phase {
         Some(p) => {
-            let ph = &plan.phases[p];
-            r.at_s >= ph.start.as_secs_f64() && r.at_s < ph.end().as_secs_f64()
+            let ph = &report.phases[p];
+            r.at_s >= ph.start_s && r.at_s < ph.start_s + ph.duration_s
         }
         None => true,
     })
@@ -157,14 +173,14 @@ fn faults_in_scope<'a>(plan: &'a Plan, report: &'a Report, phase: Option<usize>)
 
 /// The longest time without a successful operation, µs: over the fault windows when faults ran,
 /// else over the whole run (gaps shorter than 100 ms are jitter and not counted).
-fn outage_us(t: &Threshold, plan: &Plan, report: &Report, phase: Option<usize>) -> Option<f64> {
+fn outage_us(t: &Threshold, report: &Report, phase: Option<usize>) -> Option<f64> {
     let pick = |by: &std::collections::BTreeMap<String, f64>| -> f64 {
         by.iter().filter(|(w, _)| t.workload.as_ref().is_none_or(|x| x == *w)).map(|(_, v)| *v).fold(0.0, f64::max)
     };
     // Unscoped, the rule judges the figure the fault's verdict shows: the longest outage of any
     // workload or shard (a cluster shard out while the others serve is an outage too).
     let in_faults: Vec<f64> =
-        faults_in_scope(plan, report, phase).map(|r| if t.workload.is_some() { pick(&r.outage_by_workload_s) } else { r.outage_s } * 1e6).collect();
+        faults_in_scope(report, phase).map(|r| if t.workload.is_some() { pick(&r.outage_by_workload_s) } else { r.outage_s } * 1e6).collect();
     if !report.faults.is_empty() {
         return in_faults.into_iter().reduce(f64::max);
     }

@@ -53,6 +53,9 @@ impl Basic {
                 }
             }
             _ => {
+                if st.shard.1 > 1 {
+                    k = owned_key(k, st.picker.keys(), st.shard.0, st.shard.1);
+                }
                 counter_key(&mut st.key, env.prefix, k);
                 rt.push(Command::Incr, op, 1).arg(&st.key);
                 if env.verify {

@@ -47,7 +47,7 @@ impl Hash {
     /// Writes the next command(s).
     pub fn prepare(&self, env: &Env<'_>, st: &mut WorkerState, rng: &mut Rng, rt: &mut RoundTrip) -> Prepared {
         let op = self.choose.pick(rng) as u16;
-        let k = st.picker.next(rng);
+        let mut k = st.picker.next(rng);
         key_into(&mut st.key, env.prefix, k);
         let mut counter = None;
         match op {
@@ -73,6 +73,10 @@ impl Hash {
                 rt.push(Command::Hgetall, op, 1).arg(&st.key);
             }
             4 => {
+                if st.shard.1 > 1 {
+                    k = super::basic::owned_key(k, st.picker.keys(), st.shard.0, st.shard.1);
+                    key_into(&mut st.key, env.prefix, k);
+                }
                 let field = rng.random_range(0..self.counter_fields);
                 key_into(&mut st.member, b"c", u64::from(field));
                 rt.push(Command::Hincrby, op, 3).arg(&st.key).arg(&st.member).int(1);

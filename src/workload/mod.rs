@@ -37,6 +37,9 @@ pub struct WorkerState {
     pub worker: usize,
     /// Number of workers that may write (for verify partitioning).
     pub writers: usize,
+    /// (index, count) of a sharded run: counters are partitioned by shard (every worker of one
+    /// process shares them; processes must not, or each would count the others' increments).
+    pub shard: (usize, usize),
 }
 
 /// What `prepare` produced besides the commands.
@@ -147,7 +150,7 @@ impl Workload {
 
     /// Fresh per-worker state.
     pub fn worker_state(&self, worker: usize, writers: usize) -> WorkerState {
-        WorkerState { picker: KeyPicker::new(&self.keyspace, worker), key: Vec::new(), value: Vec::new(), member: Vec::new(), seq: 0, worker, writers }
+        WorkerState { picker: KeyPicker::new(&self.keyspace, worker), key: Vec::new(), value: Vec::new(), member: Vec::new(), seq: 0, worker, writers, shard: (0, 1) }
     }
 
     /// The pub/sub side of a pubsub workload (subscribers, delivery accounting).

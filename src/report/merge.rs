@@ -1,0 +1,381 @@
+//! Merging the reports of a sharded run (`apply --shard I/N`) into one report, as if one process
+//! had run the scenario:
+//!
+//! - latency histograms are added (HDR histograms merge exactly) and percentiles recomputed from
+//!   the sum, never averaged; counts, errors, misses, retries, commands, deliveries, verify and
+//!   connection counters are summed;
+//! - the time series is summed per wall-clock second (shards started together with `--start-at`;
+//!   a second's p50/p99 cannot be added up, so the merged point carries the worst shard's);
+//! - a fault's outage is that of the union of the shards' successes: the stretches every shard
+//!   spent without a success at the same time (the intersection of their gaps, per workload and
+//!   per cluster shard); first error the earliest, recovery the latest, errors summed; shard 0's
+//!   record says what the fault did (it ran it);
+//! - service-time and failed-operation percentiles are per process and are left out (not
+//!   averaged);
+//! - thresholds are judged again on the merged figures, by the code `apply` uses.
+//!
+//! Reports of different scenarios or runs, a shard given twice or a shard missing are refused.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use hdrhistogram::Histogram;
+
+use super::{ConnectionReport, FaultRecord, OpReport, Percentiles, PhaseReport, Report, Totals, deserialize_histogram, serialize_histogram};
+use crate::executor::{FaultVerdict, GapRecord, TimePoint, VerifyResult};
+use crate::metrics::OpRole;
+use crate::scenario::model::Threshold;
+
+/// Merges the shards' reports; an error names the file and what is wrong with it.
+pub fn merge(reports: Vec<(PathBuf, Report)>) -> Result<Report, String> {
+    let ordered = check_shards(reports)?;
+    let base = &ordered[0].1;
+    let all: Vec<&Report> = ordered.iter().map(|(_, r)| r).collect();
+    let start = all.iter().filter_map(|r| epoch_s(&r.started_at)).fold(f64::INFINITY, f64::min);
+    let mut merged = base.clone();
+    merged.started_at = all.iter().map(|r| r.started_at.clone()).min().unwrap_or_default();
+    merged.ended_at = all.iter().map(|r| r.ended_at.clone()).max().unwrap_or_default();
+    merged.duration_s = all.iter().map(|r| r.duration_s).fold(0.0, f64::max);
+    merged.interrupted = all.iter().any(|r| r.interrupted);
+    merged.phases = (0..base.phases.len()).map(|i| merge_phase(&all.iter().map(|r| &r.phases[i]).collect::<Vec<_>>())).collect();
+    merged.totals = totals(&merged.phases, merged.duration_s);
+    merged.faults = (0..base.faults.len()).map(|i| merge_fault(&all.iter().map(|r| &r.faults[i]).collect::<Vec<_>>())).collect();
+    merged.longest_outage_s = min_by_key(all.iter().map(|r| &r.longest_outage_s));
+    merged.time_series = merge_series(&all, start);
+    merged.pubsub = merge_pubsub(&all);
+    merged.verify = merge_verify(&all);
+    merged.other_commands = sum_maps(all.iter().map(|r| &r.other_commands));
+    merged.connections = merge_connections(&all);
+    merged.cleanup = merge_cleanup(&all);
+    merged.otlp = None;
+    merged.master_moves = all.iter().flat_map(|r| r.master_moves.iter().cloned()).collect();
+    merged.master_moves.sort_by(|a, b| a.at.cmp(&b.at));
+    merged.instance_id = None;
+    merged.shard = None;
+    merged.merged_from = ordered
+        .iter()
+        .map(|(p, r)| format!("shard {} ({}): {}", r.shard.map_or(0, |s| s.index), r.instance_id.as_deref().unwrap_or("?"), p.display()))
+        .collect();
+    let thresholds = rules(base)?;
+    merged.thresholds = super::thresholds::evaluate(&thresholds, &merged);
+    Ok(merged)
+}
+
+/// Every report is a shard of the same run of the same scenario; each shard once, none missing.
+/// Returns them in shard order.
+fn check_shards(reports: Vec<(PathBuf, Report)>) -> Result<Vec<(PathBuf, Report)>, String> {
+    let Some((first_path, first)) = reports.first() else { return Err("no reports to merge".into()) };
+    let Some(first_shard) = first.shard else {
+        return Err(format!("{}: not a shard's report (run with `apply --shard I/N` or `--shards N`)", first_path.display()));
+    };
+    let count = first_shard.count as usize;
+    let mut by_index: Vec<Option<(PathBuf, Report)>> = vec![None; count];
+    for (path, r) in &reports {
+        let Some(s) = r.shard else { return Err(format!("{}: not a shard's report (run with `apply --shard I/N` or `--shards N`)", path.display())) };
+        if r.scenario != first.scenario {
+            return Err(format!("{}: scenario `{}`, but {} ran `{}`", path.display(), r.scenario, first_path.display(), first.scenario));
+        }
+        if r.run_id != first.run_id {
+            return Err(format!("{}: run `{}`, but {} belongs to run `{}`", path.display(), r.run_id, first_path.display(), first.run_id));
+        }
+        if s.count != first_shard.count {
+            return Err(format!("{}: one of {} shards, but {} is one of {}", path.display(), s.count, first_path.display(), first_shard.count));
+        }
+        if r.phases.iter().map(|p| &p.name).ne(first.phases.iter().map(|p| &p.name)) || r.faults.len() != first.faults.len() {
+            return Err(format!("{}: its phases or faults differ from {}'s (not the same plan)", path.display(), first_path.display()));
+        }
+        match &by_index[s.index as usize] {
+            Some((other, _)) => return Err(format!("shard {} is given twice: {} and {}", s.index, other.display(), path.display())),
+            None => by_index[s.index as usize] = Some((path.clone(), r.clone())),
+        }
+    }
+    let missing: Vec<String> = by_index.iter().enumerate().filter(|(_, r)| r.is_none()).map(|(i, _)| i.to_string()).collect();
+    if !missing.is_empty() {
+        return Err(format!("run `{}` had {count} shards; missing: shard {}", first.run_id, missing.join(", shard ")));
+    }
+    Ok(by_index.into_iter().flatten().collect())
+}
+
+/// The thresholds the shards were judged by, read back from their verdicts.
+fn rules(report: &Report) -> Result<Vec<Threshold>, String> {
+    report
+        .thresholds
+        .iter()
+        .map(|t| {
+            let (metric, cmp, limit) = crate::scenario::validate::parse_threshold_expr(&t.expr).map_err(|e| format!("threshold `{}`: {e}", t.expr))?;
+            Ok(Threshold { expr: t.expr.clone(), metric, cmp, limit, phase: t.phase.clone(), workload: t.workload.clone(), operation: t.operation.clone() })
+        })
+        .collect()
+}
+
+fn epoch_s(rfc3339: &str) -> Option<f64> {
+    humantime::parse_rfc3339(rfc3339).ok()?.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs_f64())
+}
+
+/// Adds `h` into `into` (which grows to fit).
+fn add_histogram(into: &mut Option<Histogram<u64>>, h: Histogram<u64>) {
+    match into {
+        Some(m) => {
+            let _ = m.add(&h);
+        }
+        None => {
+            let mut m = h;
+            m.auto(true);
+            *into = Some(m);
+        }
+    }
+}
+
+fn rate(count: u64, secs: f64) -> f64 {
+    super::rate(count, secs)
+}
+
+fn sum_maps<'a>(maps: impl Iterator<Item = &'a BTreeMap<String, u64>>) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for m in maps {
+        for (k, v) in m {
+            *out.entry(k.clone()).or_default() += v;
+        }
+    }
+    out
+}
+
+fn min_by_key<'a>(maps: impl Iterator<Item = &'a BTreeMap<String, f64>>) -> BTreeMap<String, f64> {
+    let mut out: BTreeMap<String, f64> = BTreeMap::new();
+    for m in maps {
+        for (k, v) in m {
+            out.entry(k.clone()).and_modify(|x| *x = x.min(*v)).or_insert(*v);
+        }
+    }
+    out
+}
+
+fn sum_options(values: impl Iterator<Item = Option<u64>>) -> Option<u64> {
+    values.sum()
+}
+
+fn merge_phase(shards: &[&PhaseReport]) -> PhaseReport {
+    let base = shards[0];
+    let duration_s = shards.iter().map(|p| p.duration_s).fold(0.0, f64::max);
+    let mut rows: Vec<(OpReport, Option<Histogram<u64>>)> = Vec::new();
+    for p in shards {
+        for op in &p.operations {
+            let h = op.histogram.as_deref().and_then(deserialize_histogram);
+            match rows.iter_mut().find(|(r, _)| r.workload == op.workload && r.operation == op.operation) {
+                Some((r, hist)) => {
+                    r.count += op.count;
+                    r.ok += op.ok;
+                    r.miss += op.miss;
+                    r.retries += op.retries;
+                    for (k, v) in &op.errors {
+                        *r.errors.entry(k.clone()).or_default() += v;
+                    }
+                    if let Some(h) = h {
+                        add_histogram(hist, h);
+                    }
+                }
+                None => {
+                    let mut hist = None;
+                    if let Some(h) = h {
+                        add_histogram(&mut hist, h);
+                    }
+                    rows.push((op.clone(), hist));
+                }
+            }
+        }
+    }
+    let operations = rows
+        .into_iter()
+        .map(|(mut r, hist)| {
+            r.ops_per_sec = rate(r.count, duration_s);
+            r.latency_us = hist.as_ref().and_then(Percentiles::of);
+            r.histogram = hist.as_ref().and_then(serialize_histogram);
+            // Per-process figures that cannot be added up exactly are left out, not averaged.
+            r.service_time_us = None;
+            r.error_latency_us = None;
+            r.blocks = Vec::new();
+            r
+        })
+        .collect();
+    let count = shards.iter().map(|p| p.count).sum();
+    PhaseReport {
+        name: base.name.clone(),
+        kind: base.kind.clone(),
+        start_s: shards.iter().map(|p| p.start_s).fold(f64::INFINITY, f64::min),
+        duration_s,
+        workers: [shards.iter().map(|p| p.workers[0]).sum(), shards.iter().map(|p| p.workers[1]).sum()],
+        target_rate: base.target_rate,
+        scheduled: sum_options(shards.iter().map(|p| p.scheduled)),
+        backlog: sum_options(shards.iter().map(|p| p.backlog)),
+        count,
+        errors: shards.iter().map(|p| p.errors).sum(),
+        ops_per_sec: rate(count, duration_s),
+        deliveries: shards.iter().map(|p| p.deliveries).sum(),
+        commands: sum_maps(shards.iter().map(|p| &p.commands)),
+        operations,
+    }
+}
+
+fn totals(phases: &[PhaseReport], duration_s: f64) -> Totals {
+    let mut latency = None;
+    let (mut count, mut errors) = (0, 0);
+    for op in phases.iter().flat_map(|p| &p.operations).filter(|o| o.unit == OpRole::RoundTrip) {
+        count += op.count;
+        errors += op.errors.values().sum::<u64>();
+        if let Some(h) = op.histogram.as_deref().and_then(deserialize_histogram) {
+            add_histogram(&mut latency, h);
+        }
+    }
+    Totals {
+        count,
+        errors,
+        error_rate: if count > 0 { errors as f64 / count as f64 } else { 0.0 },
+        ops_per_sec: rate(count, duration_s),
+        latency_us: latency.as_ref().and_then(Percentiles::of).unwrap_or_default(),
+    }
+}
+
+/// Stretches inside every one of `sets` (each a shard's gaps of one stream).
+fn intersect(sets: &[Vec<(f64, f64)>]) -> Vec<(f64, f64)> {
+    let Some((first, rest)) = sets.split_first() else { return Vec::new() };
+    let mut acc = first.clone();
+    for set in rest {
+        let mut next = Vec::new();
+        for &(a0, a1) in &acc {
+            for &(b0, b1) in set {
+                let (from, to) = (a0.max(b0), a1.min(b1));
+                if to > from {
+                    next.push((from, to));
+                }
+            }
+        }
+        acc = next;
+    }
+    acc
+}
+
+fn merge_fault(shards: &[&FaultRecord]) -> FaultRecord {
+    let base = shards[0];
+    let verdicts: Vec<&FaultVerdict> = shards.iter().filter_map(|f| f.result.as_ref()).collect();
+    let Some(first) = verdicts.first().filter(|_| verdicts.len() == shards.len()) else { return base.clone() };
+    let streams: Vec<&String> = first.outage_by_workload_s.keys().chain(first.outage_by_shard_s.keys()).collect();
+    let mut gaps = Vec::new();
+    let mut longest: BTreeMap<&String, f64> = BTreeMap::new();
+    for stream in streams {
+        let sets: Vec<Vec<(f64, f64)>> = verdicts.iter().map(|v| v.gaps.iter().filter(|g| &g.stream == stream).map(|g| (g.from_s, g.to_s)).collect()).collect();
+        let common = intersect(&sets);
+        longest.insert(stream, common.iter().map(|(a, b)| b - a).fold(0.0, f64::max));
+        gaps.extend(common.into_iter().map(|(from_s, to_s)| GapRecord { stream: stream.clone(), from_s, to_s }));
+    }
+    let pick = |keys: &BTreeMap<String, f64>| -> BTreeMap<String, f64> { keys.keys().map(|k| (k.clone(), longest.get(k).copied().unwrap_or(0.0))).collect() };
+    let outage_by_workload_s = pick(&first.outage_by_workload_s);
+    let outage_by_shard_s = pick(&first.outage_by_shard_s);
+    let mut verdict = (*first).clone();
+    verdict.outage_s = outage_by_workload_s.values().chain(outage_by_shard_s.values()).copied().fold(0.0, f64::max);
+    verdict.outage_by_workload_s = outage_by_workload_s;
+    verdict.outage_by_shard_s = outage_by_shard_s;
+    verdict.in_flight = verdicts.iter().map(|v| v.in_flight).sum();
+    verdict.time_to_first_error_s = verdicts.iter().filter_map(|v| v.time_to_first_error_s).reduce(f64::min);
+    // Back to normal when the last shard is: a shard that never recovered keeps the run unrecovered.
+    verdict.recovery_s = verdicts.iter().map(|v| v.recovery_s).collect::<Option<Vec<f64>>>().and_then(|v| v.into_iter().reduce(f64::max));
+    verdict.errors = sum_maps(verdicts.iter().map(|v| &v.errors));
+    verdict.reconnects = sum_options(verdicts.iter().map(|v| v.reconnects));
+    verdict.gaps = gaps;
+    FaultRecord { result: Some(verdict), ..base.clone() }
+}
+
+fn merge_series(all: &[&Report], start: f64) -> Vec<TimePoint> {
+    let mut by_second: BTreeMap<i64, TimePoint> = BTreeMap::new();
+    for r in all {
+        let offset = epoch_s(&r.started_at).map_or(0.0, |s| s - start);
+        for p in &r.time_series {
+            let key = (p.t + offset).round() as i64;
+            let e = by_second.entry(key).or_insert_with(|| TimePoint { t: key as f64, secs: p.secs, ops: 0, ops_per_sec: 0.0, p50_us: 0, p99_us: 0, errors: 0 });
+            e.ops += p.ops;
+            e.errors += p.errors;
+            e.secs = e.secs.max(p.secs);
+            e.p50_us = e.p50_us.max(p.p50_us);
+            e.p99_us = e.p99_us.max(p.p99_us);
+        }
+    }
+    by_second
+        .into_values()
+        .map(|mut p| {
+            p.ops_per_sec = if p.secs > 0.0 { (p.ops as f64 / p.secs * 10.0).round() / 10.0 } else { 0.0 };
+            p
+        })
+        .collect()
+}
+
+fn merge_pubsub(all: &[&Report]) -> Vec<super::PubsubReport> {
+    let mut out: Vec<super::PubsubReport> = Vec::new();
+    for r in all {
+        for p in &r.pubsub {
+            match out.iter_mut().find(|x| x.workload == p.workload) {
+                Some(x) => x.subscribers.extend(p.subscribers.iter().cloned()),
+                None => out.push(p.clone()),
+            }
+        }
+    }
+    out
+}
+
+fn merge_verify(all: &[&Report]) -> Vec<VerifyResult> {
+    let mut out: Vec<VerifyResult> = Vec::new();
+    for r in all {
+        for v in &r.verify {
+            match out.iter_mut().find(|x| x.workload == v.workload) {
+                Some(x) => {
+                    x.checked += v.checked;
+                    x.lost += v.lost;
+                    x.changed += v.changed;
+                    x.unreadable += v.unreadable;
+                    x.truncated |= v.truncated;
+                    x.counters += v.counters;
+                    x.increments_acknowledged += v.increments_acknowledged;
+                    x.increments_lost += v.increments_lost;
+                    x.increments_duplicated += v.increments_duplicated;
+                    x.increments_indeterminate += v.increments_indeterminate;
+                }
+                None => out.push(v.clone()),
+            }
+        }
+    }
+    out
+}
+
+fn merge_connections(all: &[&Report]) -> ConnectionReport {
+    let c = |f: fn(&ConnectionReport) -> Option<u64>| sum_options(all.iter().map(|r| f(&r.connections)));
+    ConnectionReport {
+        opened: all.iter().map(|r| r.connections.opened).sum(),
+        dropped: c(|x| x.dropped),
+        connect_errors: c(|x| x.connect_errors),
+        reconnects: c(|x| x.reconnects),
+        cluster_redirects: all.iter().map(|r| r.connections.cluster_redirects.as_ref()).collect::<Option<Vec<_>>>().map(|maps| sum_maps(maps.into_iter())),
+        topology_refreshes: c(|x| x.topology_refreshes),
+    }
+}
+
+fn merge_cleanup(all: &[&Report]) -> Option<super::CleanupReport> {
+    let ran: Vec<&super::CleanupReport> = all.iter().filter_map(|r| r.cleanup.as_ref()).collect();
+    let first = ran.first()?;
+    Some(super::CleanupReport {
+        prefix: first.prefix.clone(),
+        removed: ran.iter().map(|c| c.removed).sum(),
+        error: ran.iter().find_map(|c| c.error.clone()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_stretches_every_shard_spent_without_a_success_are_an_outage() {
+        let a = vec![(1.0, 3.0), (5.0, 6.0)];
+        let b = vec![(2.0, 4.0)];
+        assert_eq!(intersect(&[a.clone(), b]), vec![(2.0, 3.0)]);
+        assert_eq!(intersect(&[a.clone(), vec![]]), vec![], "a shard that kept succeeding means no outage");
+        assert_eq!(intersect(&[a.clone()]), a);
+    }
+}
