@@ -370,6 +370,72 @@ fn merge_cleanup(all: &[&Report]) -> Option<super::CleanupReport> {
 mod tests {
     use super::*;
 
+    fn phase_with(samples: &[u64]) -> PhaseReport {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+        for s in samples {
+            h.record(*s).unwrap();
+        }
+        let op = OpReport {
+            workload: "w".into(),
+            operation: "GET".into(),
+            unit: OpRole::RoundTrip,
+            count: samples.len() as u64,
+            ok: samples.len() as u64,
+            miss: 0,
+            errors: BTreeMap::new(),
+            retries: 0,
+            ops_per_sec: 0.0,
+            latency_us: Percentiles::of(&h),
+            service_time_us: Percentiles::of(&h),
+            error_latency_us: None,
+            histogram: serialize_histogram(&h),
+            blocks: Vec::new(),
+        };
+        PhaseReport {
+            name: "p".into(),
+            kind: None,
+            start_s: 0.0,
+            duration_s: 1.0,
+            workers: [1, 1],
+            target_rate: None,
+            scheduled: None,
+            backlog: None,
+            count: op.count,
+            errors: 0,
+            ops_per_sec: 0.0,
+            deliveries: 0,
+            commands: BTreeMap::new(),
+            operations: vec![op],
+        }
+    }
+
+    #[test]
+    fn merged_percentiles_are_those_of_one_histogram_of_every_sample() {
+        // Three shards with very different latencies (a fast one, a slow one, one with a tail):
+        // averaging their percentiles would be wrong by far; adding the histograms is exact.
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let a: Vec<u64> = (0..5000).map(|_| 100 + next() % 200).collect();
+        let b: Vec<u64> = (0..3000).map(|_| 2_000 + next() % 3_000).collect();
+        let c: Vec<u64> = (0..2000).map(|_| if next() % 50 == 0 { 900_000 + next() % 100_000 } else { 300 + next() % 700 }).collect();
+        let merged = merge_phase(&[&phase_with(&a), &phase_with(&b), &phase_with(&c)]);
+        let all: Vec<u64> = a.iter().chain(&b).chain(&c).copied().collect();
+        let single = phase_with(&all);
+        let (m, s) = (&merged.operations[0], &single.operations[0]);
+        assert_eq!(m.count, 10_000);
+        assert_eq!(m.latency_us, s.latency_us, "percentiles of the merged histogram vs one histogram of all samples");
+        assert_eq!(m.histogram.as_deref().and_then(deserialize_histogram), s.histogram.as_deref().and_then(deserialize_histogram));
+        assert_eq!(m.service_time_us, None, "per-process percentiles are left out, not averaged");
+        // 40 slow samples of 10 000: the merged p99.9, nowhere near any average of the shards'.
+        let p999 = m.latency_us.unwrap().p999;
+        assert!(p999 > 900_000, "the tail of one shard is the merged p99.9: {p999}");
+    }
+
     #[test]
     fn only_stretches_every_shard_spent_without_a_success_are_an_outage() {
         let a = vec![(1.0, 3.0), (5.0, 6.0)];
