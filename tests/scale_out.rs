@@ -91,6 +91,7 @@ fn three_shards_merge_into_the_single_process_run_the_server_counted() {
     let count = merged["totals"]["count"].as_u64().unwrap();
     assert!((count as f64 - planned as f64).abs() <= planned as f64 * 0.01, "merged {count} round trips, the plan schedules {planned}");
     let scheduled: u64 = merged["phases"].as_array().unwrap().iter().map(|p| p["scheduled"].as_u64().unwrap()).sum();
+    println!("planned {planned}, merged {count} round trips ({scheduled} scheduled), shards started within {spread} ms, steady p99 {} µs", merged["phases"][1]["operations"][0]["latency_us"]["p99"]);
     assert_eq!(scheduled, planned, "the shards' stripes add up to the schedule exactly");
 
     // What the server counted is what the merged report says was sent.
