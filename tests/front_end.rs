@@ -247,7 +247,10 @@ fn semantic_rules_are_enforced() {
         ("thresholds: [lost_writes == 0]", "`lost_writes` needs a `basic` or `hash` workload with `verify: true`"),
         ("thresholds: [duplicate_writes == 0]", "`duplicate_writes` needs a `basic` or `hash` workload with `verify: true`"),
         ("faults: [{action: freeze, at: 0s, duration: 500ms}]", "`freeze` needs a local target"),
-        ("target: {local: standalone}\nfaults: [{action: restart, at: 0s, new_port: true}]", "faults.0.new_port: a standalone server has no way to tell its clients a new address"),
+        (
+            "target: {local: standalone}\nfaults: [{action: restart, at: 0s, new_port: true}]",
+            "faults.0.new_port: a standalone server has no way to tell its clients a new address",
+        ),
         (
             "target: {local: cluster}\nfaults: [{action: restart, at: 0s, down_for: 100ms, new_port: true}, {action: reset, at: 0s}]",
             "faults.0.new_port: a node on a new port has left its fault proxy behind",

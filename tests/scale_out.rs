@@ -70,7 +70,11 @@ fn three_shards_merge_into_the_single_process_run_the_server_counted() {
     let spread = starts.iter().max().unwrap() - starts.iter().min().unwrap();
     assert!(spread <= 100, "shards started {spread} ms apart: {starts:?}");
     // Shard 0 ran the fault; the others judged it on their own traffic.
-    assert!(shards[0]["faults"][0]["result"]["detail"].as_str().unwrap().starts_with("killed 8 of our 8 connections"), "all 3 shards' connections: {}", shards[0]["faults"]);
+    assert!(
+        shards[0]["faults"][0]["result"]["detail"].as_str().unwrap().starts_with("killed 8 of our 8 connections"),
+        "all 3 shards' connections: {}",
+        shards[0]["faults"]
+    );
     for s in &shards[1..] {
         assert!(s["faults"][0]["result"]["detail"].as_str().unwrap().starts_with("run by shard 0 of 3"), "{}", s["faults"]);
     }
@@ -91,7 +95,10 @@ fn three_shards_merge_into_the_single_process_run_the_server_counted() {
     let count = merged["totals"]["count"].as_u64().unwrap();
     assert!((count as f64 - planned as f64).abs() <= planned as f64 * 0.01, "merged {count} round trips, the plan schedules {planned}");
     let scheduled: u64 = merged["phases"].as_array().unwrap().iter().map(|p| p["scheduled"].as_u64().unwrap()).sum();
-    println!("planned {planned}, merged {count} round trips ({scheduled} scheduled), shards started within {spread} ms, steady p99 {} µs", merged["phases"][1]["operations"][0]["latency_us"]["p99"]);
+    println!(
+        "planned {planned}, merged {count} round trips ({scheduled} scheduled), shards started within {spread} ms, steady p99 {} µs",
+        merged["phases"][1]["operations"][0]["latency_us"]["p99"]
+    );
     assert_eq!(scheduled, planned, "the shards' stripes add up to the schedule exactly");
 
     // What the server counted is what the merged report says was sent.
@@ -111,7 +118,8 @@ fn three_shards_merge_into_the_single_process_run_the_server_counted() {
     let mut cut: BTreeMap<String, u64> = BTreeMap::new();
     for p in merged["phases"].as_array().unwrap() {
         for row in p["operations"].as_array().unwrap() {
-            *cut.entry(row["operation"].as_str().unwrap().to_owned()).or_default() += row["errors"]["connection"].as_u64().unwrap_or(0) + row["retries"].as_u64().unwrap();
+            *cut.entry(row["operation"].as_str().unwrap().to_owned()).or_default() +=
+                row["errors"]["connection"].as_u64().unwrap_or(0) + row["retries"].as_u64().unwrap();
         }
     }
     assert_eq!(ours.keys().collect::<Vec<_>>(), theirs.keys().collect::<Vec<_>>(), "merged report vs INFO commandstats");
@@ -138,7 +146,11 @@ fn three_shards_merge_into_the_single_process_run_the_server_counted() {
     // Verify across shards: every acknowledged write read back, no increment lost or doubled.
     let v = &merged["verify"][0];
     assert!(v["checked"].as_u64().unwrap() > 1000 && v["counters"].as_u64().unwrap() > 100, "{v}");
-    assert_eq!((v["lost"].as_u64(), v["changed"].as_u64(), v["increments_lost"].as_u64(), v["increments_duplicated"].as_u64()), (Some(0), Some(0), Some(0), Some(0)), "{v}");
+    assert_eq!(
+        (v["lost"].as_u64(), v["changed"].as_u64(), v["increments_lost"].as_u64(), v["increments_duplicated"].as_u64()),
+        (Some(0), Some(0), Some(0), Some(0)),
+        "{v}"
+    );
     assert!(merged["thresholds"].as_array().unwrap().iter().all(|t| t["passed"] == true), "{}", merged["thresholds"]);
 
     // The shards left their keys; cleanup removes exactly the run's.
@@ -187,7 +199,11 @@ fn shards_refuse_to_run_out_of_phase_or_without_a_shared_run() {
     let out = run_in(&dir, &["apply", "s.yaml", "--shard", "3/3", "--run-id", "r"], &[], Duration::from_secs(30));
     assert_eq!(out.code, Some(2), "{}", out.all());
     assert!(out.stderr.contains("below the count"), "{}", out.stderr);
-    std::fs::write(dir.join("local.yaml"), "name: l\ntarget: {local: standalone}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\n").unwrap();
+    std::fs::write(
+        dir.join("local.yaml"),
+        "name: l\ntarget: {local: standalone}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\n",
+    )
+    .unwrap();
     let out = run_in(&dir, &["apply", "local.yaml", "--shard", "0/2", "--run-id", "r"], &[], Duration::from_secs(30));
     assert_eq!(out.code, Some(2), "{}", out.all());
     assert!(out.stderr.contains("needs a shared target"), "{}", out.stderr);

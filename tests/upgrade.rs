@@ -105,7 +105,13 @@ fn apply_body(dir: &std::path::Path, body: &str, client: &str) -> Value {
 
 /// Errors in the time series' last whole seconds before `end_s`.
 fn errors_before(report: &Value, from_s: f64, end_s: f64) -> u64 {
-    report["time_series"].as_array().unwrap().iter().filter(|p| (from_s..=end_s).contains(&p["t"].as_f64().unwrap())).map(|p| p["errors"].as_u64().unwrap()).sum()
+    report["time_series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| (from_s..=end_s).contains(&p["t"].as_f64().unwrap()))
+        .map(|p| p["errors"].as_u64().unwrap())
+        .sum()
 }
 
 #[test]

@@ -78,13 +78,8 @@ impl Proxy {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let port = listener.local_addr()?.port();
         let (resets, _) = watch::channel(0);
-        let control = Arc::new(Control {
-            kind: AtomicU8::new(0),
-            fault: RwLock::new(None),
-            resets,
-            any_cut: AtomicBool::new(false),
-            cut: RwLock::new(Vec::new()),
-        });
+        let control =
+            Arc::new(Control { kind: AtomicU8::new(0), fault: RwLock::new(None), resets, any_cut: AtomicBool::new(false), cut: RwLock::new(Vec::new()) });
         let acceptor = tokio::spawn(accept(listener, upstream.clone(), Arc::clone(&control)));
         Ok(Proxy { addr: HostPort { host: "127.0.0.1".into(), port }, upstream, control, acceptor })
     }

@@ -336,7 +336,9 @@ async fn run_one(
             let _in_force = InForce::set(&proxies, *fault);
             // A partition of one local cluster node cuts it off from its peers as well.
             let isolated = match (fault, node) {
-                (crate::scenario::model::NetworkFault::Partition, Some(n)) if !deployment.bus_proxies.is_empty() => Some((*n as usize, Isolated::cut(&deployment.bus_proxies, *n as usize))),
+                (crate::scenario::model::NetworkFault::Partition, Some(n)) if !deployment.bus_proxies.is_empty() => {
+                    Some((*n as usize, Isolated::cut(&deployment.bus_proxies, *n as usize)))
+                }
                 _ => None,
             };
             tokio::time::sleep(*duration).await;
@@ -755,7 +757,9 @@ async fn slots_after_isolation(deployment: &Deployment, spec: &ConnectSpec, n: u
             match text.lines().find(|l| l.split_whitespace().nth(1).is_some_and(|a| a.starts_with(&addr))) {
                 // Fields: id addr flags primary ping pong epoch link slot...
                 Some(line) if line.split_whitespace().count() > 8 => "the peers still route its slots to it".into(),
-                Some(line) if line.split_whitespace().nth(2).is_some_and(|f| f.contains("master")) => "the peers failed it over: its slots moved to its replica".into(),
+                Some(line) if line.split_whitespace().nth(2).is_some_and(|f| f.contains("master")) => {
+                    "the peers failed it over: its slots moved to its replica".into()
+                }
                 Some(_) => "it serves no slots".into(),
                 None => "the peers do not know it".into(),
             }

@@ -248,7 +248,9 @@ fn fault_verdicts(runs: &[faults::FaultRun], shared: &Shared, ended: Duration, r
             let window_gaps: Vec<GapRecord> = gaps
                 .iter()
                 .filter(|g| g.to_ns > from && g.from_ns < to)
-                .filter_map(|g| Some(GapRecord { stream: stream_name(g.workload)?.clone(), from_s: g.from_ns.max(from) as f64 / 1e9, to_s: g.to_ns.min(to) as f64 / 1e9 }))
+                .filter_map(|g| {
+                    Some(GapRecord { stream: stream_name(g.workload)?.clone(), from_s: g.from_ns.max(from) as f64 / 1e9, to_s: g.to_ns.min(to) as f64 / 1e9 })
+                })
                 .take(MAX_GAPS)
                 .collect();
             FaultVerdict {
@@ -449,7 +451,8 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         }
     };
     let client = deployment.spec.client_name.clone();
-    let faults = faults::drive(&plan.faults, plan.shard, t0, plan.total_duration, deployment, &client, &shared.tracker, &metrics.conns.reconnects, stop.clone());
+    let faults =
+        faults::drive(&plan.faults, plan.shard, t0, plan.total_duration, deployment, &client, &shared.tracker, &metrics.conns.reconnects, stop.clone());
     let (fault_runs, ()) = tokio::join!(faults, joined);
     let interrupted = *stop.borrow_and_update();
     let ended = t0.elapsed();

@@ -32,7 +32,12 @@ impl Tokens {
 /// Starts the pacer for every phase with a rate; returns the per-phase tokens (`None` for
 /// closed-loop phases) and the thread, which ends at the last phase's end or when `stop` is set.
 /// With `shard`, only its stripe of each schedule is released (see [`crate::shard`]).
-pub fn start(phases: &[PlannedPhase], shard: Option<crate::shard::Shard>, t0: Instant, stop: Arc<AtomicBool>) -> (Vec<Option<Arc<Tokens>>>, std::thread::JoinHandle<()>) {
+pub fn start(
+    phases: &[PlannedPhase],
+    shard: Option<crate::shard::Shard>,
+    t0: Instant,
+    stop: Arc<AtomicBool>,
+) -> (Vec<Option<Arc<Tokens>>>, std::thread::JoinHandle<()>) {
     let tokens: Vec<Option<Arc<Tokens>>> = phases.iter().map(|p| p.rate.map(|_| Arc::new(Tokens::new()))).collect();
     let work: Vec<(PlannedPhase, Arc<Tokens>)> = phases.iter().zip(&tokens).filter_map(|(p, t)| Some((p.clone(), Arc::clone(t.as_ref()?)))).collect();
     let handle = std::thread::Builder::new()

@@ -290,7 +290,8 @@ fn merge_series(all: &[&Report], start: f64) -> Vec<TimePoint> {
         let offset = epoch_s(&r.started_at).map_or(0.0, |s| s - start);
         for p in &r.time_series {
             let key = (p.t + offset).round() as i64;
-            let e = by_second.entry(key).or_insert_with(|| TimePoint { t: key as f64, secs: p.secs, ops: 0, ops_per_sec: 0.0, p50_us: 0, p99_us: 0, errors: 0 });
+            let e =
+                by_second.entry(key).or_insert_with(|| TimePoint { t: key as f64, secs: p.secs, ops: 0, ops_per_sec: 0.0, p50_us: 0, p99_us: 0, errors: 0 });
             e.ops += p.ops;
             e.errors += p.errors;
             e.secs = e.secs.max(p.secs);
@@ -359,11 +360,7 @@ fn merge_connections(all: &[&Report]) -> ConnectionReport {
 fn merge_cleanup(all: &[&Report]) -> Option<super::CleanupReport> {
     let ran: Vec<&super::CleanupReport> = all.iter().filter_map(|r| r.cleanup.as_ref()).collect();
     let first = ran.first()?;
-    Some(super::CleanupReport {
-        prefix: first.prefix.clone(),
-        removed: ran.iter().map(|c| c.removed).sum(),
-        error: ran.iter().find_map(|c| c.error.clone()),
-    })
+    Some(super::CleanupReport { prefix: first.prefix.clone(), removed: ran.iter().map(|c| c.removed).sum(), error: ran.iter().find_map(|c| c.error.clone()) })
 }
 
 #[cfg(test)]

@@ -558,7 +558,8 @@ fn phases(c: &mut Checker<'_>, raw: &RawScenario, workloads: &[Workload]) -> Vec
 
 fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Option<Target>, dir: &Path) -> Vec<Fault> {
     let total: Duration = phases.iter().map(|p| p.duration).sum();
-    let proxied = target.as_ref().is_some_and(|t| t.proxy) || raw.faults.iter().any(|f| matches!(fault_parts(f).3, FaultAction::Network { .. } | FaultAction::Reset { .. }));
+    let proxied = target.as_ref().is_some_and(|t| t.proxy)
+        || raw.faults.iter().any(|f| matches!(fault_parts(f).3, FaultAction::Network { .. } | FaultAction::Reset { .. }));
     let mut out = Vec::new();
     for (i, f) in raw.faults.iter().enumerate() {
         let fp = p("faults").index(i);
@@ -601,10 +602,16 @@ fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Opt
                 );
             }
             FaultAction::Restart { new_port: true, .. } if target.as_ref().is_some_and(|t| t.mode == Mode::Standalone) => {
-                c.err(fp.key("new_port"), "a standalone server has no way to tell its clients a new address: `new_port` needs `local: cluster` or `local: sentinel`");
+                c.err(
+                    fp.key("new_port"),
+                    "a standalone server has no way to tell its clients a new address: `new_port` needs `local: cluster` or `local: sentinel`",
+                );
             }
             FaultAction::Restart { new_port: true, .. } if proxied => {
-                c.err(fp.key("new_port"), "a node on a new port has left its fault proxy behind: `new_port` cannot be combined with network faults or `target.proxy`");
+                c.err(
+                    fp.key("new_port"),
+                    "a node on a new port has left its fault proxy behind: `new_port` cannot be combined with network faults or `target.proxy`",
+                );
             }
             FaultAction::Network { .. } | FaultAction::Reset { .. } => {
                 let node = match &action {

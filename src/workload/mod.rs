@@ -150,7 +150,16 @@ impl Workload {
 
     /// Fresh per-worker state.
     pub fn worker_state(&self, worker: usize, writers: usize) -> WorkerState {
-        WorkerState { picker: KeyPicker::new(&self.keyspace, worker), key: Vec::new(), value: Vec::new(), member: Vec::new(), seq: 0, worker, writers, shard: (0, 1) }
+        WorkerState {
+            picker: KeyPicker::new(&self.keyspace, worker),
+            key: Vec::new(),
+            value: Vec::new(),
+            member: Vec::new(),
+            seq: 0,
+            worker,
+            writers,
+            shard: (0, 1),
+        }
     }
 
     /// The pub/sub side of a pubsub workload (subscribers, delivery accounting).
