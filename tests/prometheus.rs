@@ -1,5 +1,7 @@
 //! A real Prometheus scrapes a run's `/metrics` endpoint; its HTTP API then shows
-//! `redis_operations_total` for the run growing and ending at the report's count.
+//! `redis_operations_total` for the run growing and ending at the report's count. And the shipped
+//! Grafana dashboard's queries — every panel's PromQL and every variable — return data from a real
+//! Prometheus that scraped a real two-shard run.
 
 mod common;
 
@@ -17,10 +19,18 @@ struct Prometheus {
 
 impl Prometheus {
     fn start(dir: &std::path::Path, target: u16) -> Prometheus {
+        Self::scraping(dir, &[target])
+    }
+
+    fn scraping(dir: &std::path::Path, targets: &[u16]) -> Prometheus {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let targets: Vec<String> = targets.iter().map(|t| format!("'127.0.0.1:{t}'")).collect();
         std::fs::write(
             dir.join("prometheus.yml"),
-            format!("global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n  - job_name: redis-test\n    static_configs:\n      - targets: ['127.0.0.1:{target}']\n"),
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n  - job_name: redis-test\n    static_configs:\n      - targets: [{}]\n",
+                targets.join(", ")
+            ),
         )
         .unwrap();
         let mut child = Command::new("prometheus")
@@ -154,4 +164,114 @@ fn the_metrics_endpoint_does_not_spin_when_file_descriptors_run_out() {
     let status = child.wait().unwrap();
     assert!(used < 0.5, "{used:.2} s of CPU in 2 s while accept() failed: the accept loop spins");
     assert_eq!(status.code(), Some(0), "the run itself is unharmed");
+}
+
+/// Every query of the shipped dashboard (panels and variables), with the variables filled in.
+fn dashboard_queries(run_id: &str) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    let text = std::fs::read_to_string(common::repo().join("docker/grafana/dashboards/redis-test.json")).unwrap();
+    let dash: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let fill = |q: &str| {
+        q.replace("$app_name", "redis-test")
+            .replace("$run_id", run_id)
+            .replace("$instance_id", ".*")
+            .replace("$operation", ".*")
+            .replace("$__rate_interval", "15s")
+    };
+    let panels = dash["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            p["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |t| (format!("{} / {}", p["title"].as_str().unwrap(), t["legendFormat"]), fill(t["expr"].as_str().unwrap())))
+        })
+        .collect();
+    let variables = dash["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["type"] == "query")
+        .map(|v| (v["name"].as_str().unwrap().to_owned(), fill(v["query"]["query"].as_str().unwrap())))
+        .collect();
+    (panels, variables)
+}
+
+#[test]
+fn every_dashboard_panel_and_variable_returns_data_from_a_real_prometheus() {
+    let server = RedisServer::start(&[]);
+    let dir = scratch("dashboard");
+    let exporters: Vec<u16> = (0..2).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
+    let prom = Prometheus::scraping(&dir, &exporters);
+    // Two shards of one run (the dashboard sums over instances), every panel's subject present:
+    // operations of two workloads, pub/sub, a client kill for reconnects, a server sleep longer
+    // than the command timeout for errors.
+    std::fs::write(
+        dir.join("d.yaml"),
+        format!("name: d\ntarget: {{url: \"{}\"}}\nworkloads:\n  w: {{kind: basic, read_ratio: 0.7}}\n  ps: {{kind: pubsub, channels: 2, subscribers: 2}}\nphases:\n  - {{name: warm, duration: 2s, workers: 4, rate: 300, mix: {{w: 80, ps: 20}}}}\n  - {{name: steady, duration: 6s, workers: 4, rate: 600, mix: {{w: 80, ps: 20}}}}\nconnections: {{command_timeout: 100ms}}\nfaults: [{{action: client_kill, clients: own, phase: steady, at: 1s}}, {{action: debug_sleep, phase: steady, at: 3s, duration: 300ms}}]\n", server.url()),
+    )
+    .unwrap();
+    let start_at = humantime::format_rfc3339_millis(std::time::SystemTime::now() + Duration::from_secs(3)).to_string();
+    let shards: Vec<_> = exporters
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            let (dir, start_at, port) = (dir.clone(), start_at.clone(), *port);
+            std::thread::spawn(move || {
+                let (shard, listen) = (format!("{i}/2"), format!("127.0.0.1:{port}"));
+                run_in(
+                    &dir,
+                    &[
+                        "apply",
+                        "d.yaml",
+                        "--shard",
+                        &shard,
+                        "--run-id",
+                        "dash-1",
+                        "--start-at",
+                        &start_at,
+                        "--prometheus",
+                        &listen,
+                        "--linger",
+                        "3s",
+                        "--quiet",
+                    ],
+                    &[],
+                    Duration::from_secs(60),
+                )
+            })
+        })
+        .collect();
+    for s in shards {
+        let out = s.join().unwrap();
+        assert_eq!(out.code, Some(0), "{}", out.all());
+    }
+    // Judge at the last moment both endpoints were still up (during --linger).
+    let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() - 1.0;
+    let (panels, variables) = dashboard_queries("dash-1");
+    assert!(panels.len() >= 15, "{panels:?}");
+    for (name, query) in &panels {
+        let (code, body) = http_get(prom.port, &format!("/api/v1/query?query={}&time={at}", url_encode(query)));
+        assert_eq!(code, 200, "{name}: `{query}`: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["status"], "success", "{name}: `{query}`: {body}");
+        assert!(!v["data"]["result"].as_array().unwrap().is_empty(), "{name}: `{query}` returned no series");
+    }
+    // Variables: Grafana's label_values(metric{selector}, label) is Prometheus' label values API.
+    for (name, query) in &variables {
+        let inner = query.trim_start_matches("label_values(").trim_end_matches(')');
+        let (selector, label) = inner.rsplit_once(", ").unwrap();
+        let (code, body) = http_get(prom.port, &format!("/api/v1/label/{label}/values?match[]={}", url_encode(selector)));
+        assert_eq!(code, 200, "{name}: {body}");
+        let values: Vec<String> =
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()["data"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+        match name.as_str() {
+            "instance_id" => assert_eq!(values.iter().filter(|v| v.ends_with("-shard-0") || v.ends_with("-shard-1")).count(), 2, "both shards: {values:?}"),
+            "run_id" => assert!(values.contains(&"dash-1".to_owned()), "{values:?}"),
+            "app_name" => assert!(values.contains(&"redis-test".to_owned()), "{values:?}"),
+            _ => assert!(values.contains(&"GET".to_owned()) && values.contains(&"PUBLISH".to_owned()), "{name}: {values:?}"),
+        }
+    }
 }
