@@ -174,6 +174,10 @@ pub struct ApplyArgs {
     /// Serve Prometheus `/metrics` on this address during the run (`host:port`, or a port for loopback).
     #[arg(long, value_name = "ADDR", value_parser = parse_listen_arg)]
     pub prometheus: Option<std::net::SocketAddr>,
+    /// Push the final metrics to this Prometheus Pushgateway when the run ends (overrides
+    /// `metrics.pushgateway`), grouped by job, run_id and instance_id.
+    #[arg(long, value_name = "URL")]
+    pub pushgateway: Option<String>,
     /// Keep `/metrics` up this long after the run, so a scraper gets the final values.
     #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_duration)]
     pub linger: Option<std::time::Duration>,

@@ -23,6 +23,7 @@ pub mod deployment;
 pub mod executor;
 pub mod exit;
 pub mod files;
+pub mod http;
 pub mod keys;
 pub mod live;
 pub mod logging;

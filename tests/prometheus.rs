@@ -275,3 +275,79 @@ fn every_dashboard_panel_and_variable_returns_data_from_a_real_prometheus() {
         }
     }
 }
+
+/// Debian's prometheus-pushgateway on a free port; killed when dropped.
+struct Pushgateway {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Pushgateway {
+    fn start() -> Pushgateway {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut child = Command::new("prometheus-pushgateway")
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("prometheus-pushgateway is installed (scripts/install-deps)");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let ready = lines.by_ref().map_while(Result::ok).any(|l| l.contains("Listening on"));
+        assert!(ready, "the pushgateway did not start");
+        std::thread::spawn(move || for _ in lines {});
+        Pushgateway { child, port }
+    }
+}
+
+impl Drop for Pushgateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_final_metrics_reach_a_real_pushgateway_and_a_dead_one_changes_nothing() {
+    let server = RedisServer::start(&[]);
+    let dir = scratch("pushgateway");
+    let gateway = Pushgateway::start();
+    std::fs::write(
+        dir.join("p.yaml"),
+        format!("name: p\ntarget: {{url: \"{}\"}}\nworkloads: {{w: {{kind: basic, read_ratio: 0.7}}}}\nphases: [{{name: steady, duration: 2s, workers: 2, rate: 300}}]\nmetrics: {{pushgateway: \"http://127.0.0.1:{}\"}}\n", server.url(), gateway.port),
+    )
+    .unwrap();
+    let out = run_in(&dir, &["apply", "p.yaml", "--run-id", "push-1", "--json", "r.json", "--quiet"], &[], Duration::from_secs(60));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(out.stdout.contains("pushgateway: final metrics pushed to"), "{}", out.stdout);
+    let report = read_report(&dir.join("r.json"));
+    assert_eq!(report["pushgateway"]["ok"], true, "{}", report["pushgateway"]);
+    // The group is job / run_id / instance_id, and it holds the run's final counts.
+    let (code, body) = http_get(gateway.port, "/api/v1/metrics");
+    assert_eq!(code, 200, "{body}");
+    let groups: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let group = groups["data"].as_array().unwrap().iter().find(|g| g["labels"]["run_id"] == "push-1").unwrap_or_else(|| panic!("no group for the run: {body}"));
+    assert_eq!(group["labels"]["job"], "redis-test");
+    assert_eq!(group["labels"]["instance_id"].as_str(), report["instance_id"].as_str(), "{}", group["labels"]);
+    let (_, text) = http_get(gateway.port, "/metrics");
+    let gets = report["phases"][0]["operations"].as_array().unwrap().iter().find(|o| o["operation"] == "GET").unwrap()["ok"].as_u64().unwrap();
+    let line = text
+        .lines()
+        .find(|l| {
+            l.starts_with("redis_operations_total{")
+                && l.contains(r#"operation="GET""#)
+                && l.contains(r#"status="success""#)
+                && l.contains(r#"run_id="push-1""#)
+        })
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(line.rsplit(' ').next().unwrap().parse::<f64>().unwrap(), gets as f64, "{line}");
+
+    // Nothing listening: the push fails, is reported, and the run's verdict stands (exit 0).
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out =
+        run_in(&dir, &["apply", "p.yaml", "--pushgateway", &format!("http://127.0.0.1:{dead}"), "--json", "r.json", "--quiet"], &[], Duration::from_secs(60));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(out.stdout.contains("pushgateway: FAILED to push"), "{}", out.stdout);
+    assert_eq!(read_report(&dir.join("r.json"))["pushgateway"]["ok"], false);
+    let out = run_in(&dir, &["apply", "p.yaml", "--pushgateway", "gateway:9091"], &[], Duration::from_secs(30));
+    assert_eq!(out.code, Some(2), "{}", out.all());
+}

@@ -28,6 +28,12 @@ pub fn apply(args: &ApplyArgs) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
+    if let Some(url) = &args.pushgateway
+        && let Err(e) = crate::http::Endpoint::parse(url, None)
+    {
+        eprintln!("error: --pushgateway: {e}");
+        return exit::INVALID;
+    }
     let shard = match shard_of(args, &scenario) {
         Ok(s) => s,
         Err(e) => {
@@ -270,6 +276,10 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
     report.other_commands = tally.snapshot();
     report.master_moves =
         moves.into_iter().map(|(t, from, to)| report::MasterMove { at: report::rfc3339(t), from: from.to_string(), to: to.to_string() }).collect();
+    if let Some(url) = args.pushgateway.as_ref().or(scenario.metrics.pushgateway.as_ref()) {
+        // Bounded: a Pushgateway that does not answer costs the run 5 s at most, never its verdict.
+        report.pushgateway = Some(report::pushgateway::push(url, &source, std::time::Duration::from_secs(5)).await);
+    }
     if let Some(task) = otlp {
         // The final flush: the exporter sends once more when told to stop, bounded by its timeout.
         let _ = otlp_stop_tx.send(true);

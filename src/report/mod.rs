@@ -9,6 +9,7 @@ pub mod merge;
 pub mod otlp;
 pub mod progress;
 pub mod prometheus;
+pub mod pushgateway;
 pub mod stats;
 pub mod summary;
 pub mod thresholds;
@@ -102,6 +103,9 @@ pub struct Report {
     /// The shards a merged report was made of (`merge`), with their instance ids.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<String>,
+    /// The push of the final metrics to a Pushgateway (`metrics.pushgateway`, `--pushgateway`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushgateway: Option<pushgateway::PushReport>,
 }
 
 /// The master moved (a failover) and redis-test followed it.
@@ -469,6 +473,7 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
         instance_id: None,
         shard: plan.shard,
         merged_from: Vec::new(),
+        pushgateway: None,
     }
 }
 

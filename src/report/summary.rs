@@ -181,6 +181,16 @@ pub fn render(r: &Report) -> String {
             if failures.is_empty() { String::new() } else { format!(" ({})", failures.join("; ")) }
         );
     }
+    if let Some(p) = &r.pushgateway {
+        match &p.error {
+            None => {
+                let _ = writeln!(s, "pushgateway: final metrics pushed to {} ({})", p.url, p.group);
+            }
+            Some(e) => {
+                let _ = writeln!(s, "pushgateway: FAILED to push to {}: {e} (the run's result stands)", p.url);
+            }
+        }
+    }
     if !r.thresholds.is_empty() {
         let _ = writeln!(s, "\nthresholds");
         for t in &r.thresholds {

@@ -547,6 +547,8 @@ pub struct Metrics {
     pub prometheus: Option<std::net::SocketAddr>,
     /// OTLP export.
     pub otlp: Option<Otlp>,
+    /// Pushgateway URL for the final metrics.
+    pub pushgateway: Option<String>,
     /// Application name label.
     pub app_name: String,
     /// Instance label, when fixed by the file.
@@ -570,6 +572,10 @@ pub struct Otlp {
     pub headers: Vec<(String, Secret)>,
     /// Span sample ratio.
     pub traces: Option<f64>,
+    /// Request compression, when the file sets it.
+    pub compression: Option<super::raw::OtlpCompression>,
+    /// CA file for an https collector, when the file sets it (resolved next to the file).
+    pub certificate: Option<std::path::PathBuf>,
 }
 
 impl WorkloadKind {

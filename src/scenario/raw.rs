@@ -1134,6 +1134,10 @@ pub struct RawMetrics {
     /// Push metrics (and optionally sampled spans) over OTLP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub otlp: Option<RawOtlp>,
+    /// Push the final metrics to a Prometheus Pushgateway when the run ends (`http://host:9091`),
+    /// grouped by `job` (redis-test), `run_id` and `instance_id`: the convention for batch jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushgateway: Option<String>,
     /// Labels attached to every metric.
     #[serde(default)]
     pub labels: RawLabels,
@@ -1167,6 +1171,23 @@ pub struct RawOtlp {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.0, max = 1.0))]
     pub traces: Option<f64>,
+    /// Compress requests (`gzip`, or `none`). Defaults to `OTEL_EXPORTER_OTLP_COMPRESSION`, else none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<OtlpCompression>,
+    /// CA certificate (PEM) to verify an `https://` collector with, instead of the system's roots.
+    /// Defaults to `OTEL_EXPORTER_OTLP_CERTIFICATE`. A relative path is next to the scenario file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<std::path::PathBuf>,
+}
+
+/// OTLP request compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OtlpCompression {
+    /// Uncompressed.
+    None,
+    /// gzip (what collectors accept by default).
+    Gzip,
 }
 
 impl RawOtlp {

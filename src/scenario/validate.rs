@@ -70,7 +70,7 @@ pub fn build(raw: RawScenario, root: &Node, file: &Path, diags: &mut Diagnostics
     redis_rs_limits(&mut c, connections.client, target.as_ref());
     let thresholds = thresholds(&mut c, &raw, &phases, &workloads, &faults);
     let output = output(&mut c, &raw.output);
-    let metrics = metrics(&mut c, &raw.metrics);
+    let metrics = metrics(&mut c, &raw.metrics, dir);
     if c.diags.0.len() > before {
         return None;
     }
@@ -918,7 +918,7 @@ pub fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
     s.trim().parse().map_err(|_| format!("`{s}` is not `host:port` or a port number (use an IP address, e.g. `127.0.0.1:9464`)"))
 }
 
-fn metrics(c: &mut Checker<'_>, m: &RawMetrics) -> Metrics {
+fn metrics(c: &mut Checker<'_>, m: &RawMetrics, dir: &Path) -> Metrics {
     let mp = p("metrics");
     let prometheus = m.prometheus.as_ref().and_then(|pr| match parse_listen(&pr.listen) {
         Ok(a) => Some(a),
@@ -940,8 +940,21 @@ fn metrics(c: &mut Checker<'_>, m: &RawMetrics) -> Metrics {
             interval,
             headers: o.headers.iter().map(|(k, v)| (k.clone(), Secret::new(v.clone()))).collect(),
             traces: o.traces,
+            compression: o.compression,
+            certificate: o.certificate.as_ref().map(|f| {
+                let path = dir.join(f);
+                if !path.is_file() {
+                    c.err(mp.key("otlp").key("certificate"), format!("file {} does not exist", path.display()));
+                }
+                path
+            }),
         }
     });
+    if let Some(url) = &m.pushgateway {
+        if let Err(e) = crate::http::Endpoint::parse(url, None) {
+            c.err(mp.key("pushgateway"), format!("the Pushgateway is an http:// or https:// URL: {e}"));
+        }
+    }
     if let Some(id) = &m.labels.run_id {
         if let Err(e) = check_run_id(id) {
             c.err(mp.key("labels").key("run_id"), e);
@@ -950,6 +963,7 @@ fn metrics(c: &mut Checker<'_>, m: &RawMetrics) -> Metrics {
     Metrics {
         prometheus,
         otlp,
+        pushgateway: m.pushgateway.clone(),
         app_name: m.labels.app_name.clone(),
         instance_id: m.labels.instance_id.clone(),
         run_id: m.labels.run_id.clone(),
