@@ -45,6 +45,12 @@ pub struct Send<'a> {
     pub timeout: Duration,
 }
 
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}:{}{}", if self.tls.is_some() { "https" } else { "http" }, self.host, self.port, self.base)
+    }
+}
+
 impl Endpoint {
     /// Parses `http://` or `https://` URLs; `https` verifies the server against `ca` (a PEM file)
     /// when given, else the system's roots.

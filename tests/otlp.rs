@@ -18,6 +18,8 @@ struct Receiver {
     child: Child,
     grpc: u16,
     http: u16,
+    /// With TLS (`Receiver::with_tls`): gRPC over TLS, and HTTPS decoding gzip.
+    tls: Option<(u16, u16)>,
     lines: mpsc::Receiver<Value>,
 }
 
@@ -27,10 +29,24 @@ fn free_port() -> u16 {
 
 impl Receiver {
     fn start() -> Receiver {
+        Self::launch(None)
+    }
+
+    /// Also listening with TLS, on the certificate and key in `certs`.
+    fn with_tls(certs: &common::Certs) -> Receiver {
+        Self::launch(Some(certs))
+    }
+
+    fn launch(certs: Option<&common::Certs>) -> Receiver {
         let (grpc, http) = (free_port(), free_port());
+        let tls = certs.map(|_| (free_port(), free_port()));
+        let mut args = vec![grpc.to_string(), http.to_string()];
+        if let (Some(c), Some((g, h))) = (certs, tls) {
+            args.extend([c.path("server.crt"), c.path("server.key"), g.to_string(), h.to_string()]);
+        }
         let mut child = Command::new("python3")
             .arg(repo().join("tests/otlp_receiver.py"))
-            .args([grpc.to_string(), http.to_string()])
+            .args(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -48,7 +64,7 @@ impl Receiver {
             }
         });
         ready_rx.recv_timeout(Duration::from_secs(30)).expect("the OTLP receiver started (pip package oteltest)");
-        Receiver { child, grpc, http, lines: rx }
+        Receiver { child, grpc, http, tls, lines: rx }
     }
 
     /// The next `n` requests the receiver reports (each waited for as an event, 10 s at most).
@@ -191,4 +207,60 @@ fn a_receiver_that_dies_mid_run_changes_nothing_about_the_run() {
     let logged = stderr.lines().filter(|l| l.contains("OTLP metrics export")).count();
     assert_eq!(logged, metric_kinds, "{stderr}");
     assert!((logged as u64) < metric_failures, "{stderr}");
+}
+
+#[test]
+fn https_and_grpc_over_tls_with_gzip_reach_a_real_receiver_and_a_wrong_ca_is_refused() {
+    let server = RedisServer::start(&[]);
+    let certs = common::Certs::new("otlp-tls");
+    let recv = Receiver::with_tls(&certs);
+    let (grpc_tls, https) = recv.tls.unwrap();
+    let dir = scratch("otlp-tls-run");
+    // HTTPS with gzip, the CA and the compression from the standard variables.
+    std::fs::write(dir.join("env.yaml"), SCENARIO).unwrap();
+    let endpoint = format!("https://127.0.0.1:{https}");
+    let ca = certs.path("ca.crt");
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", ca.as_str()),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "1000"),
+    ];
+    let out = run_in(&dir, &["apply", "env.yaml", "--target", &server.url(), "--run-id", "otlp-https", "--json", "h.json"], &env, Duration::from_secs(60));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let report = read_report(&dir.join("h.json"));
+    assert_eq!(report["otlp"]["failures"].as_object().map_or(0, |f| f.len()), 0, "{}", report["otlp"]);
+    let got = recv.take(report["otlp"]["exports"].as_u64().unwrap());
+    check_metrics(&got, "otlp-https", "redis-test");
+    assert!(
+        got.iter().all(|v| v["headers"]["content-encoding"] == "gzip"),
+        "every request gzip-encoded: {:?}",
+        got.iter().map(|v| &v["headers"]).collect::<Vec<_>>()
+    );
+
+    // gRPC over TLS with gzip, configured in the file (CA next to the scenario).
+    std::fs::copy(&ca, dir.join("collector-ca.pem")).unwrap();
+    std::fs::write(
+        dir.join("grpc.yaml"),
+        format!(
+            "{SCENARIO}  otlp: {{endpoint: \"https://127.0.0.1:{grpc_tls}\", protocol: grpc, interval: 1s, compression: gzip, certificate: collector-ca.pem}}\n"
+        ),
+    )
+    .unwrap();
+    let out = run_in(&dir, &["apply", "grpc.yaml", "--target", &server.url(), "--run-id", "otlp-grpcs", "--json", "g.json"], &[], Duration::from_secs(60));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let report = read_report(&dir.join("g.json"));
+    assert_eq!(report["otlp"]["failures"].as_object().map_or(0, |f| f.len()), 0, "{}", report["otlp"]);
+    check_metrics(&recv.take(report["otlp"]["exports"].as_u64().unwrap()), "otlp-grpcs", "redis-test");
+
+    // Verified for real: without our CA (the system's roots only) the collector is refused, the
+    // failure is counted, and the run's verdict stands.
+    let env = [("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()), ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"), ("OTEL_METRIC_EXPORT_INTERVAL", "1000")];
+    let out = run_in(&dir, &["apply", "env.yaml", "--target", &server.url(), "--json", "n.json"], &env, Duration::from_secs(60));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let report = read_report(&dir.join("n.json"));
+    assert_eq!(report["otlp"]["exports"], 0, "{}", report["otlp"]);
+    let failures = report["otlp"]["failures"].as_object().unwrap();
+    assert!(failures.keys().any(|k| k.contains("TLS")), "{failures:?}");
 }

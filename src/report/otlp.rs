@@ -3,6 +3,12 @@
 //!
 //! Exporting never hurts the run: it happens on its own task, every send is bounded in time, a
 //! failure is logged once per kind and counted, and the workers never wait for it.
+//!
+//! Transports the way collectors expect them: gRPC through tonic, HTTP/protobuf through hyper
+//! ([`crate::http`]); `https://` endpoints verified against the system's roots or a CA file
+//! (`certificate`, `OTEL_EXPORTER_OTLP_CERTIFICATE`); gzip when asked (`compression`,
+//! `OTEL_EXPORTER_OTLP_COMPRESSION`); retryable answers (HTTP 429/502/503/504, gRPC UNAVAILABLE,
+//! RESOURCE_EXHAUSTED, ABORTED, DEADLINE_EXCEEDED) retried with backoff within the send's time.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,7 +23,6 @@ use opentelemetry_proto::tonic::metrics::v1 as pm;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1 as pt;
 use prost::Message;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
 use super::families::{Source, Value, snapshot};
@@ -41,6 +46,10 @@ pub struct OtlpConfig {
     pub traces: Option<f64>,
     /// Limit for one export.
     pub timeout: Duration,
+    /// gzip the requests.
+    pub gzip: bool,
+    /// CA file to verify an https collector with (else the system's roots).
+    pub certificate: Option<std::path::PathBuf>,
 }
 
 fn pairs(text: &str) -> Vec<(String, String)> {
@@ -64,9 +73,16 @@ impl OtlpConfig {
         };
         let default = if protocol == OtlpProtocol::Grpc { "http://localhost:4317" } else { "http://localhost:4318" };
         let endpoint = env_endpoint.or_else(|| file.and_then(|o| o.endpoint.clone())).unwrap_or_else(|| default.to_owned());
-        if !endpoint.starts_with("http://") {
-            return Some(Err(format!("OTLP endpoint `{endpoint}`: only plain `http://` collectors are supported (a local collector or agent)")));
+        if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
+            return Some(Err(format!("OTLP endpoint `{endpoint}`: an `http://` or `https://` URL")));
         }
+        let gzip = match env("OTEL_EXPORTER_OTLP_COMPRESSION").as_deref() {
+            Some("gzip") => true,
+            Some("none") => false,
+            Some(other) => return Some(Err(format!("OTEL_EXPORTER_OTLP_COMPRESSION `{other}` is not supported; use `gzip` or `none`"))),
+            None => file.and_then(|o| o.compression) == Some(crate::scenario::raw::OtlpCompression::Gzip),
+        };
+        let certificate = env("OTEL_EXPORTER_OTLP_CERTIFICATE").map(std::path::PathBuf::from).or_else(|| file.and_then(|o| o.certificate.clone()));
         let mut headers: Vec<(String, Secret)> = file.map(|o| o.headers.clone()).unwrap_or_default();
         for (k, v) in pairs(&env("OTEL_EXPORTER_OTLP_HEADERS").unwrap_or_default()) {
             headers.retain(|(hk, _)| !hk.eq_ignore_ascii_case(&k));
@@ -100,6 +116,8 @@ impl OtlpConfig {
             resource,
             traces: file.and_then(|o| o.traces),
             timeout: interval.min(Duration::from_secs(5)),
+            gzip,
+            certificate,
         }))
     }
 }
@@ -265,18 +283,46 @@ fn spans_request(
 struct Sender {
     cfg: OtlpConfig,
     channel: Option<tonic::transport::Channel>,
+    http: Option<crate::http::Endpoint>,
+    /// HTTP headers (the configured ones; values are secrets, never logged).
+    headers: Vec<(String, String)>,
+}
+
+/// gRPC codes a collector uses for "try again" (the OTLP specification's retryable set).
+fn retryable(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::Unavailable
+            | tonic::Code::ResourceExhausted
+            | tonic::Code::Aborted
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::Cancelled
+            | tonic::Code::OutOfRange
+            | tonic::Code::DataLoss
+    )
 }
 
 impl Sender {
     fn new(cfg: OtlpConfig) -> Result<Sender, String> {
-        let channel = match cfg.protocol {
+        let (channel, http) = match cfg.protocol {
             OtlpProtocol::Grpc => {
-                let ep = tonic::transport::Endpoint::from_shared(cfg.endpoint.clone()).map_err(|e| format!("OTLP endpoint `{}`: {e}", cfg.endpoint))?;
-                Some(ep.connect_timeout(cfg.timeout).timeout(cfg.timeout).connect_lazy())
+                let mut ep = tonic::transport::Endpoint::from_shared(cfg.endpoint.clone()).map_err(|e| format!("OTLP endpoint `{}`: {e}", cfg.endpoint))?;
+                if cfg.endpoint.starts_with("https://") {
+                    let tls = match &cfg.certificate {
+                        Some(path) => {
+                            let pem = std::fs::read(path).map_err(|e| format!("OTLP certificate {}: {e}", path.display()))?;
+                            tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(pem))
+                        }
+                        None => tonic::transport::ClientTlsConfig::new().with_native_roots(),
+                    };
+                    ep = ep.tls_config(tls).map_err(|e| format!("OTLP TLS: {e}"))?;
+                }
+                (Some(ep.connect_timeout(cfg.timeout).timeout(cfg.timeout).connect_lazy()), None)
             }
-            OtlpProtocol::Http => None,
+            OtlpProtocol::Http => (None, Some(crate::http::Endpoint::parse(&cfg.endpoint, cfg.certificate.as_deref())?)),
         };
-        Ok(Sender { cfg, channel })
+        let headers = cfg.headers.iter().map(|(k, v)| (k.clone(), v.expose().to_owned())).collect();
+        Ok(Sender { cfg, channel, http, headers })
     }
 
     fn grpc_request<T>(&self, msg: T) -> tonic::Request<T> {
@@ -289,18 +335,43 @@ impl Sender {
         req
     }
 
-    /// Bounds a gRPC export in time and names its failure.
-    async fn grpc_outcome<T>(&self, call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>) -> Result<(), String> {
-        tokio::time::timeout(self.cfg.timeout, call).await.map_err(|_| "timed out".to_owned())?.map(|_| ()).map_err(|s| format!("gRPC status {:?}", s.code()))
+    /// Runs a gRPC export, again while the collector answers with a retryable code (100 ms
+    /// backoff, doubling), all within the export's time.
+    async fn grpc_retrying<F, Fut, T>(&self, mut call: F) -> Result<(), String>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.cfg.timeout;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match tokio::time::timeout_at(deadline, call()).await {
+                Err(_) => return Err("timed out".to_owned()),
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(s)) if retryable(s.code()) && tokio::time::Instant::now() + backoff < deadline => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                Ok(Err(s)) => return Err(format!("gRPC status {:?}", s.code())),
+            }
+        }
     }
 
     async fn metrics(&self, req: ExportMetricsServiceRequest) -> Result<(), String> {
         match &self.channel {
             Some(ch) => {
                 let mut client = MetricsServiceClient::new(ch.clone());
-                self.grpc_outcome(client.export(self.grpc_request(req))).await
+                if self.cfg.gzip {
+                    client = client.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+                }
+                self.grpc_retrying(|| {
+                    let mut c = client.clone();
+                    let r = self.grpc_request(req.clone());
+                    async move { c.export(r).await }
+                })
+                .await
             }
-            None => self.http("/v1/metrics", req.encode_to_vec()).await,
+            None => self.http("/v1/metrics", &req.encode_to_vec()).await,
         }
     }
 
@@ -308,34 +379,33 @@ impl Sender {
         match &self.channel {
             Some(ch) => {
                 let mut client = TraceServiceClient::new(ch.clone());
-                self.grpc_outcome(client.export(self.grpc_request(req))).await
+                if self.cfg.gzip {
+                    client = client.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+                }
+                self.grpc_retrying(|| {
+                    let mut c = client.clone();
+                    let r = self.grpc_request(req.clone());
+                    async move { c.export(r).await }
+                })
+                .await
             }
-            None => self.http("/v1/traces", req.encode_to_vec()).await,
+            None => self.http("/v1/traces", &req.encode_to_vec()).await,
         }
     }
 
-    /// POSTs protobuf to `<endpoint><path>` with HTTP/1.1.
-    async fn http(&self, path: &str, body: Vec<u8>) -> Result<(), String> {
-        let rest = self.cfg.endpoint.trim_start_matches("http://").trim_end_matches('/');
-        let (authority, base) = rest.split_once('/').map_or((rest, String::new()), |(a, b)| (a, format!("/{b}")));
-        let send = async {
-            let mut sock = tokio::net::TcpStream::connect(authority).await.map_err(|e| format!("connect: {}", e.kind()))?;
-            let mut head = format!(
-                "POST {base}{path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\nConnection: close\r\n",
-                body.len()
-            );
-            for (k, v) in &self.cfg.headers {
-                head.push_str(&format!("{k}: {}\r\n", v.expose()));
-            }
-            head.push_str("\r\n");
-            sock.write_all(head.as_bytes()).await.map_err(|e| format!("write: {}", e.kind()))?;
-            sock.write_all(&body).await.map_err(|e| format!("write: {}", e.kind()))?;
-            let mut buf = vec![0u8; 512];
-            let n = sock.read(&mut buf).await.map_err(|e| format!("read: {}", e.kind()))?;
-            let status = String::from_utf8_lossy(&buf[..n]).split_whitespace().nth(1).unwrap_or("?").to_owned();
-            if status.starts_with('2') { Ok(()) } else { Err(format!("HTTP status {status}")) }
+    /// POSTs protobuf to `<endpoint><path>`.
+    async fn http(&self, path: &str, body: &[u8]) -> Result<(), String> {
+        let endpoint = self.http.as_ref().ok_or("no HTTP endpoint")?;
+        let how = crate::http::Send {
+            method: "POST",
+            path,
+            content_type: "application/x-protobuf",
+            headers: &self.headers,
+            gzip: self.cfg.gzip,
+            timeout: self.cfg.timeout,
         };
-        tokio::time::timeout(self.cfg.timeout, send).await.map_err(|_| "timed out".to_owned())?
+        let answer = endpoint.send(&how, body).await?;
+        if (200..300).contains(&answer.status) { Ok(()) } else { Err(format!("HTTP status {}", answer.status)) }
     }
 }
 
