@@ -206,11 +206,11 @@ fn every_dashboard_panel_and_variable_returns_data_from_a_real_prometheus() {
     let exporters: Vec<u16> = (0..2).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
     let prom = Prometheus::scraping(&dir, &exporters);
     // Two shards of one run (the dashboard sums over instances), every panel's subject present:
-    // operations of two workloads, pub/sub, a client kill for reconnects, a server sleep longer
-    // than the command timeout for errors.
+    // operations of two workloads, pub/sub, a client kill for reconnects, a pause longer than the
+    // command timeout for errors (timeouts; a kill alone may find nothing in flight).
     std::fs::write(
         dir.join("d.yaml"),
-        format!("name: d\ntarget: {{url: \"{}\"}}\nworkloads:\n  w: {{kind: basic, read_ratio: 0.7}}\n  ps: {{kind: pubsub, channels: 2, subscribers: 2}}\nphases:\n  - {{name: warm, duration: 2s, workers: 4, rate: 300, mix: {{w: 80, ps: 20}}}}\n  - {{name: steady, duration: 6s, workers: 4, rate: 600, mix: {{w: 80, ps: 20}}}}\nconnections: {{command_timeout: 100ms}}\nfaults: [{{action: client_kill, clients: own, phase: steady, at: 1s}}, {{action: debug_sleep, phase: steady, at: 3s, duration: 300ms}}]\n", server.url()),
+        format!("name: d\ntarget: {{url: \"{}\"}}\nworkloads:\n  w: {{kind: basic, read_ratio: 0.7}}\n  ps: {{kind: pubsub, channels: 2, subscribers: 2}}\nphases:\n  - {{name: warm, duration: 2s, workers: 4, rate: 300, mix: {{w: 80, ps: 20}}}}\n  - {{name: steady, duration: 6s, workers: 4, rate: 600, mix: {{w: 80, ps: 20}}}}\nconnections: {{command_timeout: 100ms}}\nfaults: [{{action: client_kill, clients: own, phase: steady, at: 1s}}, {{action: client_pause, phase: steady, at: 3s, duration: 400ms}}]\n", server.url()),
     )
     .unwrap();
     let start_at = humantime::format_rfc3339_millis(std::time::SystemTime::now() + Duration::from_secs(3)).to_string();
