@@ -153,6 +153,9 @@ enum Direction {
     Replies,
 }
 
+/// How often a pump waiting out a latency or bandwidth delay looks whether the fault was lifted.
+const FAULT_CHECK: Duration = Duration::from_millis(20);
+
 /// Closes a socket with RST instead of FIN.
 fn reset(stream: &TcpStream) {
     // Deprecated because a non-zero linger blocks the dropping thread; a zero linger never
@@ -197,12 +200,17 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, direction: Direct
             Some(NetworkFault::Bandwidth { bytes_per_second }) => Some(Duration::from_secs_f64(n as f64 / bytes_per_second.max(1) as f64)),
         };
         if let Some(wait) = wait {
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                _ = resets.changed() => {
-                    reset(from.as_ref());
-                    reset(to.as_ref());
-                    return;
+            // In slices, so that lifting the fault also ends a long wait already begun (a 10 s
+            // delay lifted after 1 s must not hold the chunk 9 s more).
+            let until = tokio::time::Instant::now() + wait;
+            while tokio::time::Instant::now() < until && control.current().is_some() {
+                tokio::select! {
+                    () = tokio::time::sleep_until(until.min(tokio::time::Instant::now() + FAULT_CHECK)) => {}
+                    _ = resets.changed() => {
+                        reset(from.as_ref());
+                        reset(to.as_ref());
+                        return;
+                    }
                 }
             }
         }
@@ -254,6 +262,15 @@ mod tests {
         proxy.set(Some(NetworkFault::Latency { delay: Duration::from_millis(50), jitter: Duration::ZERO }));
         let slow = round_trip(&mut c).await.unwrap();
         assert!(slow >= Duration::from_millis(50) && slow < Duration::from_millis(150), "{slow:?}");
+        // A delay lifted while a reply waits out ends the wait: the reply comes at once, not 5 s later.
+        proxy.set(Some(NetworkFault::Latency { delay: Duration::from_secs(5), jitter: Duration::ZERO }));
+        let t = std::time::Instant::now();
+        c.write_all(b"ping").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        proxy.set(None);
+        let mut b = [0u8; 4];
+        c.read_exact(&mut b).await.unwrap();
+        assert!(t.elapsed() < Duration::from_secs(1), "the lifted delay still held the reply {:?}", t.elapsed());
         proxy.set(Some(NetworkFault::Blackhole));
         c.write_all(b"ping").await.unwrap();
         let mut b = [0u8; 4];

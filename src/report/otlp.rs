@@ -422,7 +422,9 @@ pub async fn run(
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "OTLP export disabled");
-            *stats.failures.entry("configuration".into()).or_default() += 1;
+            // The reason goes into the summary too, not only the log: a CA file that is missing
+            // or unreadable is a mistake the user fixes.
+            *stats.failures.entry(format!("configuration: {e}")).or_default() += 1;
             return stats;
         }
     };
