@@ -263,4 +263,10 @@ fn https_and_grpc_over_tls_with_gzip_reach_a_real_receiver_and_a_wrong_ca_is_ref
     assert_eq!(report["otlp"]["exports"], 0, "{}", report["otlp"]);
     let failures = report["otlp"]["failures"].as_object().unwrap();
     assert!(failures.keys().any(|k| k.contains("TLS")), "{failures:?}");
+
+    // A CA file that is not there is bad input: refused before the run, exit 2, named.
+    let env = [("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()), ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem")];
+    let out = run_in(&dir, &["apply", "env.yaml", "--target", &server.url()], &env, Duration::from_secs(30));
+    assert_eq!(out.code, Some(2), "{}", out.all());
+    assert!(out.stderr.contains("OTEL_EXPORTER_OTLP_CERTIFICATE") && out.stderr.contains("/nonexistent/ca.pem"), "{}", out.stderr);
 }

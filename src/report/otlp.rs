@@ -83,6 +83,12 @@ impl OtlpConfig {
             None => file.and_then(|o| o.compression) == Some(crate::scenario::raw::OtlpCompression::Gzip),
         };
         let certificate = env("OTEL_EXPORTER_OTLP_CERTIFICATE").map(std::path::PathBuf::from).or_else(|| file.and_then(|o| o.certificate.clone()));
+        // A CA that cannot be read is a mistake to fix before the run, not a failure to count in it.
+        if let Some(path) = &certificate
+            && let Err(e) = crate::http::client_config(Some(path))
+        {
+            return Some(Err(format!("OTLP certificate (certificate / OTEL_EXPORTER_OTLP_CERTIFICATE): {e}")));
+        }
         let mut headers: Vec<(String, Secret)> = file.map(|o| o.headers.clone()).unwrap_or_default();
         for (k, v) in pairs(&env("OTEL_EXPORTER_OTLP_HEADERS").unwrap_or_default()) {
             headers.retain(|(hk, _)| !hk.eq_ignore_ascii_case(&k));
