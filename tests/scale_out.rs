@@ -12,10 +12,10 @@ use std::time::{Duration, SystemTime};
 use common::{RedisServer, assert_report_valid, read_report, run_in, scratch};
 use serde_json::Value;
 
-/// Rate R over a 1 s ramp from R/2 and 4 s steady; a client kill mid-steady; verified writes.
+/// Rate R over a 1 s ramp from R/2 and 5 s steady; a client kill mid-steady; verified writes.
 fn scenario(server: &RedisServer) -> String {
     format!(
-        "name: scale\ntarget: {{url: \"{}\"}}\nkeyspace: {{prefix: \"scale:\", keys: 3000}}\nworkloads: {{w: {{kind: basic, read_ratio: 0.5, incr_ratio: 0.1, verify: true}}}}\nphases:\n  - {{name: ramp, kind: ramp_up, duration: 1s, workers: 8, rate: {{from: 1500, to: 3000}}}}\n  - {{name: steady, duration: 4s, workers: 8, rate: 3000}}\nfaults: [{{action: client_kill, clients: own, phase: steady, at: 2s}}]\nthresholds: [lost_writes == 0, duplicate_writes == 0, {{expr: p99 < 500ms, phase: steady}}]\n",
+        "name: scale\ntarget: {{url: \"{}\"}}\nkeyspace: {{prefix: \"scale:\", keys: 3000}}\nworkloads: {{w: {{kind: basic, read_ratio: 0.5, incr_ratio: 0.1, verify: true}}}}\nphases:\n  - {{name: ramp, kind: ramp_up, duration: 1s, workers: 8, rate: {{from: 1500, to: 3000}}}}\n  - {{name: steady, duration: 5s, workers: 8, rate: 3000}}\nfaults: [{{action: client_kill, clients: own, phase: steady, at: 2s}}]\nthresholds: [lost_writes == 0, duplicate_writes == 0, {{expr: p99 < 500ms, phase: steady}}]\n",
         server.url()
     )
 }
@@ -70,11 +70,12 @@ fn three_shards_merge_into_the_single_process_run_the_server_counted() {
     let spread = starts.iter().max().unwrap() - starts.iter().min().unwrap();
     assert!(spread <= 100, "shards started {spread} ms apart: {starts:?}");
     // Shard 0 ran the fault; the others judged it on their own traffic.
-    assert!(
-        shards[0]["faults"][0]["result"]["detail"].as_str().unwrap().starts_with("killed 8 of our 8 connections"),
-        "all 3 shards' connections: {}",
-        shards[0]["faults"]
-    );
+    assert!(shards[0]["faults"][0]["result"]["detail"].as_str().unwrap().starts_with("killed "), "{}", shards[0]["faults"]);
+    // `clients: own` finds the run's connections by client name, which every shard shares: the
+    // one kill dropped connections of every shard (how many were open varies with the pools).
+    for (i, s) in shards.iter().enumerate() {
+        assert!(s["connections"]["dropped"].as_u64().unwrap() >= 1, "shard {i}: {}", s["connections"]);
+    }
     for s in &shards[1..] {
         assert!(s["faults"][0]["result"]["detail"].as_str().unwrap().starts_with("run by shard 0 of 3"), "{}", s["faults"]);
     }
@@ -136,7 +137,7 @@ fn three_shards_merge_into_the_single_process_run_the_server_counted() {
     let mut judged = 0;
     for p in merged["time_series"].as_array().unwrap() {
         let (t, secs) = (p["t"].as_f64().unwrap(), p["secs"].as_f64().unwrap());
-        if t - secs >= steady_from + 0.01 && t <= steady_from + 4.0 && secs >= 0.99 {
+        if t - secs >= steady_from + 0.01 && t <= steady_from + 5.0 && secs >= 0.99 {
             let rate = p["ops"].as_f64().unwrap() / secs;
             assert!((rate - 3000.0).abs() <= 150.0, "second ending at {t}: {rate} ops/s against 3000: {}", merged["time_series"]);
             judged += 1;
@@ -152,6 +153,12 @@ fn three_shards_merge_into_the_single_process_run_the_server_counted() {
         "{v}"
     );
     assert!(merged["thresholds"].as_array().unwrap().iter().all(|t| t["passed"] == true), "{}", merged["thresholds"]);
+
+    // A merged report is one `compare` can judge, operation by operation (its blocks add up too):
+    // against itself, nothing regressed.
+    let out = run_in(&dir, &["compare", "m.json", "m.json", "--all"], &[], Duration::from_secs(30));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(out.stdout.contains("GET") && !out.all().contains("not comparable"), "{}", out.all());
 
     // The shards left their keys; cleanup removes exactly the run's.
     server.cli(&["SET", "other:key", "kept"]);

@@ -11,7 +11,8 @@
 //!   per cluster shard); first error the earliest, recovery the latest, errors summed; shard 0's
 //!   record says what the fault did (it ran it);
 //! - service-time and failed-operation percentiles are per process and are left out (not
-//!   averaged);
+//!   averaged); an operation's blocks (the samples `compare` judges) are added by index — counts
+//!   and errors summed, a block's percentiles the worst shard's, as for the time series;
 //! - thresholds are judged again on the merged figures, by the code `apply` uses.
 //!
 //! Reports of different scenarios or runs, a shard given twice or a shard missing are refused.
@@ -163,6 +164,19 @@ fn merge_phase(shards: &[&PhaseReport]) -> PhaseReport {
             let h = op.histogram.as_deref().and_then(deserialize_histogram);
             match rows.iter_mut().find(|(r, _)| r.workload == op.workload && r.operation == op.operation) {
                 Some((r, hist)) => {
+                    for (i, b) in op.blocks.iter().enumerate() {
+                        match r.blocks.get_mut(i) {
+                            Some(m) => {
+                                m.secs = m.secs.max(b.secs);
+                                m.count += b.count;
+                                m.errors += b.errors;
+                                m.p50_us = m.p50_us.max(b.p50_us);
+                                m.p99_us = m.p99_us.max(b.p99_us);
+                                m.p999_us = m.p999_us.max(b.p999_us);
+                            }
+                            None => r.blocks.push(b.clone()),
+                        }
+                    }
                     r.count += op.count;
                     r.ok += op.ok;
                     r.miss += op.miss;
@@ -193,7 +207,6 @@ fn merge_phase(shards: &[&PhaseReport]) -> PhaseReport {
             // Per-process figures that cannot be added up exactly are left out, not averaged.
             r.service_time_us = None;
             r.error_latency_us = None;
-            r.blocks = Vec::new();
             r
         })
         .collect();
