@@ -215,18 +215,19 @@ impl Drop for Pools {
 
 impl Pools {
     /// Creates `connections.pools` pools of `connections.per_pool` connections (opened lazily), per
-    /// cluster node when `cluster` holds the slot map. Cluster pools need a tokio runtime (for the
-    /// slot map refresher).
-    pub fn new(spec: &ConnectSpec, connections: &Connections, metrics: &Arc<RunMetrics>, cluster: Option<(&Topology, &[HostPort])>) -> Pools {
+    /// cluster node when `cluster` holds the slot map (and the seeds, and whether reads go to
+    /// replicas). Cluster pools need a tokio runtime (for the slot map refresher).
+    pub fn new(spec: &ConnectSpec, connections: &Connections, metrics: &Arc<RunMetrics>, cluster: Option<(&Topology, &[HostPort], bool)>) -> Pools {
         let nodes =
             Arc::new(NodeSet { spec: spec.clone(), connections: connections.clone(), metrics: Arc::clone(metrics), nodes: RwLock::new(HashMap::new()) });
         let (cluster, refresher) = match cluster {
-            Some((topology, seeds)) => {
+            Some((topology, seeds, replica_reads)) => {
                 let router = Arc::new(ClusterRouter {
                     nodes: Arc::clone(&nodes),
                     map: RwLock::new(Arc::new(SlotMap::default())),
                     refresh: Arc::new(tokio::sync::Notify::new()),
                     seeds: seeds.to_vec(),
+                    replica_reads,
                 });
                 router.install(topology.clone());
                 let task = tokio::spawn(tracing::Instrument::in_current_span(refresh_on_request(Arc::downgrade(&router), Arc::clone(&router.refresh))));
@@ -360,9 +361,19 @@ struct ClusterRouter {
     map: RwLock<Arc<SlotMap>>,
     refresh: Arc<tokio::sync::Notify>,
     seeds: Vec<HostPort>,
+    /// Reads go to replicas (`read_from_replicas`).
+    replica_reads: bool,
 }
 
 impl ClusterRouter {
+    /// Replica reads are asked for and some shard has no replica in the slot map. A node lists a
+    /// replica only once it has heard, by gossip, that the replica's offset moved — seconds after
+    /// a cluster forms or a replica restarts — so a map read in that moment lacks it, and with no
+    /// error to prompt a refresh that shard's reads would go to its primary for the whole run.
+    fn lacks_replicas(&self) -> bool {
+        self.replica_reads && self.map.read().expect("slot map lock").topology.as_ref().is_some_and(|t| t.shards.iter().any(|s| s.replicas.is_empty()))
+    }
+
     fn for_slot(&self, slot: u16, replica: bool, worker: usize) -> Option<NodePools> {
         let map = Arc::clone(&self.map.read().expect("slot map lock"));
         let shard = *map.topology.as_ref()?.owner.get(slot as usize)? as usize;
@@ -406,10 +417,15 @@ impl ClusterRouter {
     }
 }
 
-/// Reads the slot map again whenever asked, at most ten times a second; ends with the pools.
+/// Reads the slot map again whenever asked, at most ten times a second, and every second while
+/// [`ClusterRouter::lacks_replicas`]; ends with the pools.
 async fn refresh_on_request(router: std::sync::Weak<ClusterRouter>, asked: Arc<tokio::sync::Notify>) {
     loop {
-        asked.notified().await;
+        let missing = router.upgrade().is_some_and(|r| r.lacks_replicas());
+        tokio::select! {
+            () = asked.notified() => {}
+            () = tokio::time::sleep(Duration::from_secs(1)), if missing => {}
+        }
         let Some(r) = router.upgrade() else { return };
         let started = Instant::now();
         r.refresh().await;

@@ -418,7 +418,12 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         workloads,
         mixes,
         tokens,
-        pools: Pools::new(&deployment.spec, &scenario.connections, &metrics, deployment.cluster.as_ref().map(|t| (t, deployment.seeds.as_slice()))),
+        pools: Pools::new(
+            &deployment.spec,
+            &scenario.connections,
+            &metrics,
+            deployment.cluster.as_ref().map(|t| (t, deployment.seeds.as_slice(), scenario.target.read_from_replicas)),
+        ),
         redis_rs,
         metrics: Arc::clone(&metrics),
         command_timeout: scenario.connections.command_timeout,
