@@ -326,13 +326,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
         let _ = exporters_stop_tx.send(true);
         let _ = endpoint.await;
     }
-    if report.interrupted {
-        exit::INTERRUPTED
-    } else if report.thresholds.iter().any(|t| !t.passed) {
-        exit::THRESHOLD_FAILED
-    } else {
-        exit::OK
-    }
+    report.exit_code()
 }
 
 /// The labels on every exported metric: the scenario's, else the host name, the run id and our

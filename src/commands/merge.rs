@@ -44,11 +44,5 @@ pub fn merge(paths: &[PathBuf], json: Option<&Path>, html: Option<&Path>, junit:
         }
         println!("{what}: {}", path.display());
     }
-    if merged.interrupted {
-        exit::INTERRUPTED
-    } else if merged.thresholds.iter().any(|t| !t.passed) {
-        exit::THRESHOLD_FAILED
-    } else {
-        exit::OK
-    }
+    merged.exit_code()
 }

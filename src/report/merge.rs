@@ -22,7 +22,9 @@ use std::path::PathBuf;
 
 use hdrhistogram::Histogram;
 
-use super::{ConnectionReport, FaultRecord, OpReport, Percentiles, PhaseReport, Report, Totals, deserialize_histogram, serialize_histogram};
+use super::{
+    ConnectionReport, FaultRecord, OpReport, Percentiles, PhaseReport, Report, Totals, add_histogram, deserialize_histogram, rate, serialize_histogram,
+};
 use crate::executor::{FaultVerdict, GapRecord, TimePoint, VerifyResult};
 use crate::metrics::OpRole;
 use crate::scenario::model::Threshold;
@@ -111,24 +113,6 @@ fn rules(report: &Report) -> Result<Vec<Threshold>, String> {
 
 fn epoch_s(rfc3339: &str) -> Option<f64> {
     humantime::parse_rfc3339(rfc3339).ok()?.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs_f64())
-}
-
-/// Adds `h` into `into` (which grows to fit).
-fn add_histogram(into: &mut Option<Histogram<u64>>, h: Histogram<u64>) {
-    match into {
-        Some(m) => {
-            let _ = m.add(&h);
-        }
-        None => {
-            let mut m = h;
-            m.auto(true);
-            *into = Some(m);
-        }
-    }
-}
-
-fn rate(count: u64, secs: f64) -> f64 {
-    super::rate(count, secs)
 }
 
 fn sum_maps<'a>(maps: impl Iterator<Item = &'a BTreeMap<String, u64>>) -> BTreeMap<String, u64> {

@@ -353,6 +353,35 @@ pub fn deserialize_histogram(text: &str) -> Option<Histogram<u64>> {
     hdrhistogram::serialization::Deserializer::new().deserialize(&mut bytes.as_slice()).ok()
 }
 
+impl Report {
+    /// The exit code this report's run ends with: interrupted, a threshold failed, or 0 — the same
+    /// for `apply` and for `merge`.
+    pub fn exit_code(&self) -> u8 {
+        if self.interrupted {
+            crate::exit::INTERRUPTED
+        } else if self.thresholds.iter().any(|t| !t.passed) {
+            crate::exit::THRESHOLD_FAILED
+        } else {
+            crate::exit::OK
+        }
+    }
+}
+
+/// Adds `h` into `into` (which then grows to fit any value): how thresholds and `merge` sum
+/// histograms exactly.
+fn add_histogram(into: &mut Option<Histogram<u64>>, h: Histogram<u64>) {
+    match into {
+        Some(m) => {
+            let _ = m.add(&h);
+        }
+        None => {
+            let mut m = h;
+            m.auto(true);
+            *into = Some(m);
+        }
+    }
+}
+
 fn rate(count: u64, secs: f64) -> f64 {
     if secs > 0.0 { (count as f64 / secs * 10.0).round() / 10.0 } else { 0.0 }
 }

@@ -109,16 +109,7 @@ fn observe(t: &Threshold, report: &Report) -> Option<f64> {
             count += row.count;
             errors += row.errors.values().sum::<u64>();
             if let Some(h) = row.histogram.as_deref().and_then(super::deserialize_histogram) {
-                match &mut latency {
-                    Some(m) => {
-                        let _ = m.add(&h);
-                    }
-                    None => {
-                        let mut m = h;
-                        m.auto(true);
-                        latency = Some(m);
-                    }
-                }
+                super::add_histogram(&mut latency, h);
             }
         }
     }
