@@ -416,5 +416,7 @@ fn replicas_missing_from_the_first_slot_map_are_picked_up_for_replica_reads() {
     let gets = op_count(&report, "p", "b", "GET");
     println!("{gets} GETs, {on_replicas} on replicas {per_replica:?}, slot map read {} times", report["connections"]["topology_refreshes"]);
     assert!(per_replica.iter().all(|n| *n > 100), "every replica served reads: {per_replica:?} of {gets} GETs");
-    assert!(on_replicas >= gets / 2, "{on_replicas} of {gets} GETs on replicas");
+    // Replicas appear after 1–3 s of gossip: measured 2231–2268 of ~4480 GETs on them (0 before the
+    // fix); a quarter leaves room for slower gossip on a loaded machine.
+    assert!(on_replicas >= gets / 4, "{on_replicas} of {gets} GETs on replicas");
 }
