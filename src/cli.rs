@@ -38,6 +38,9 @@ pub enum Command {
         /// Multiply every phase duration and fault offset by this factor (e.g. 0.05 for a smoke test).
         #[arg(long, default_value_t = 1.0, value_parser = parse_time_scale)]
         time_scale: f64,
+        /// Show one shard's share of a scaled-out run (`INDEX/COUNT`, as `apply --shard`).
+        #[arg(long, value_name = "I/N", value_parser = crate::shard::Shard::parse)]
+        shard: Option<(u32, u32)>,
         /// Overrides shared with `validate` and `apply`.
         #[command(flatten)]
         inputs: ScenarioInputs,
@@ -122,8 +125,15 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff): `redis-test man | man -l -`.
-    Man,
+    /// Print a manual page (roff): `redis-test man | man -l -`, `redis-test man apply` for a
+    /// subcommand's page (redis-test-apply(1)), or write every page into a folder.
+    Man {
+        /// The subcommand whose page to print (its options in full); the overview when absent.
+        command: Option<String>,
+        /// Write redis-test.1 and one redis-test-SUBCOMMAND.1 per subcommand into this folder.
+        #[arg(long, value_name = "DIR", conflicts_with = "command")]
+        out_dir: Option<PathBuf>,
+    },
     /// Print the JSON Schema of scenario files (for editors; committed as schemas/scenario.schema.json).
     Schema {
         /// Print the schema of JSON run reports instead (schemas/report.schema.json).

@@ -92,7 +92,7 @@ impl<W: Write> Write for SaysWhenItFails<W> {
             Ok(()) => Ok(buf.len()),
             Err(e) => {
                 if !self.told.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                    eprintln!("redis-test: cannot write the log file {}: {e}; log lines are being lost (the run goes on)", self.path.display());
+                    crate::errln!("redis-test: cannot write the log file {}: {e}; log lines are being lost (the run goes on)", self.path.display());
                 }
                 Ok(buf.len())
             }

@@ -247,6 +247,20 @@ impl PlannedPhase {
 }
 
 impl Plan {
+    /// A digest of the whole plan (FNV-1a over its JSON, the shard left out), as hex: two reports
+    /// with the same fingerprint ran the same phases, workloads, faults, thresholds, target,
+    /// client and time scale. `apply` stores the undivided plan's in every shard's report.
+    pub fn fingerprint(&self) -> String {
+        let whole = Plan { shard: None, ..self.clone() };
+        let text = serde_json::to_string(&whole).expect("plans serialize");
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in text.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{h:016x}")
+    }
+
     /// The most workers any phase runs.
     pub fn max_workers(&self) -> u32 {
         self.phases.iter().map(PlannedPhase::max_workers).max().unwrap_or(0)
@@ -334,7 +348,7 @@ pub fn compile(s: &Scenario, time_scale: f64) -> Plan {
                 let (at, action) = (scale(f.at), scale_action(&f.action, time_scale));
                 // A name made from the offset follows the offset.
                 let name = if f.name == default_fault_name(&f.action, f.at) { default_fault_name(&action, at) } else { f.name.clone() };
-                Fault { name, at, action }
+                Fault { name, at, action, required: f.required }
             })
             .collect(),
         thresholds: s.thresholds.iter().map(|t| scale_threshold(t, time_scale)).collect(),
@@ -351,7 +365,7 @@ fn scale_threshold(t: &Threshold, k: f64) -> Threshold {
         return t.clone();
     }
     let limit = t.limit * k;
-    Threshold { expr: format!("{} (limit ×{k} by --time-scale: {})", t.expr, crate::report::thresholds::show(t.metric, limit)), limit, ..t.clone() }
+    Threshold { expr: format!("{} (limit ×{k} by --time-scale: {})", t.expr, t.metric.show(limit)), limit, ..t.clone() }
 }
 
 /// The key distribution in words.
@@ -479,6 +493,16 @@ impl fmt::Display for Plan {
         writeln!(f, "retry     {}", c.retry)?;
         let scaled = if self.time_scale == 1.0 { String::new() } else { format!(" (time scale {})", self.time_scale) };
         writeln!(f, "duration  {}{scaled}", format_duration(self.total_duration))?;
+        if let Some(s) = self.shard {
+            writeln!(
+                f,
+                "shard     {} of {}: this process's share — the workers and connections below, every {}th scheduled operation (rates below are the whole run's), faults {}; thresholds judged by `merge`",
+                s.index,
+                s.count,
+                s.count,
+                if s.runs_faults() { "injected here" } else { "injected by shard 0" }
+            )?;
+        }
         writeln!(f, "\nworkloads")?;
         for w in &self.workloads {
             let ops: Vec<String> = w.operations.iter().map(|o| if o.percent > 0.0 { format!("{} {}%", o.name, o.percent) } else { o.name.clone() }).collect();
@@ -490,11 +514,16 @@ impl fmt::Display for Plan {
         }
         writeln!(f, "\nphases")?;
         writeln!(f, "  {:<14} {:<9} {:>9} {:>9}  {:<11} {:<21} mix", "name", "kind", "start", "duration", "workers", "rate (ops/s)")?;
+        let share = self.shard.map_or(1.0, |s| f64::from(s.count));
         for p in &self.phases {
             let kind = p.kind.map_or("-".to_owned(), |k| format!("{k:?}").to_lowercase().replace("rampup", "ramp_up"));
             let workers = if p.workers.from == p.workers.to { p.workers.from.to_string() } else { format!("{}→{}", p.workers.from, p.workers.to) };
             let rate = match p.rate {
                 None => "closed loop".to_owned(),
+                Some(r) if share > 1.0 && r.from == r.to => format!("{} (here {})", r.from, (r.from / share * 10.0).round() / 10.0),
+                Some(r) if share > 1.0 => {
+                    format!("{}→{} (here {}→{})", r.from, r.to, (r.from / share * 10.0).round() / 10.0, (r.to / share * 10.0).round() / 10.0)
+                }
                 Some(r) if r.from == r.to => format!("{}", r.from),
                 Some(r) => format!("{}→{}", r.from, r.to),
             };
@@ -545,7 +574,9 @@ pub fn describe_action(a: &FaultAction) -> String {
             let what = match fault {
                 NetworkFault::Latency { delay, jitter } if jitter.is_zero() => format!("latency +{}", format_duration(*delay)),
                 NetworkFault::Latency { delay, jitter } => format!("latency +{} ±{}", format_duration(*delay), format_duration(*jitter)),
-                NetworkFault::Bandwidth { bytes_per_second } => format!("bandwidth {bytes_per_second} B/s"),
+                NetworkFault::Bandwidth { bytes_per_second } => {
+                    format!("bandwidth {}/s each way, shared by all of a node's connections (its link),", crate::units::ByteSize(*bytes_per_second))
+                }
                 NetworkFault::Blackhole => "blackhole".to_owned(),
                 NetworkFault::Partition => "partition".to_owned(),
             };

@@ -266,3 +266,30 @@ mod tests {
         assert_eq!(ByteSize(4096).to_string(), "4KiB");
     }
 }
+
+/// RFC 3339 UTC with milliseconds.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// Microseconds as `850us`, `1.25ms`, `2.503s`, `1m30s`.
+pub fn format_us(us: f64) -> String {
+    if us < 1000.0 {
+        format!("{}us", round_sig(us))
+    } else if us < 1_000_000.0 {
+        format!("{}ms", round_sig(us / 1000.0))
+    } else if us < 60e6 {
+        format!("{}s", round_sig(us / 1e6))
+    } else {
+        format_duration(Duration::from_secs((us / 1e6).round() as u64))
+    }
+}
+
+pub fn round_sig(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let digits = 4 - x.abs().log10().ceil() as i32;
+    let f = 10f64.powi(digits.max(0));
+    (x * f).round() / f
+}

@@ -20,7 +20,7 @@ pub fn apply(args: &ApplyArgs) -> u8 {
     let _log_guard = match crate::logging::init(args.log_level.as_deref(), args.log_file.as_deref(), args.log_rotation) {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return exit::INVALID;
         }
     };
@@ -31,17 +31,19 @@ pub fn apply(args: &ApplyArgs) -> u8 {
     if let Some(url) = &args.pushgateway
         && let Err(e) = crate::http::Endpoint::parse(url, None)
     {
-        eprintln!("error: --pushgateway: {e}");
+        crate::errln!("error: --pushgateway: {e}");
         return exit::INVALID;
     }
     let shard = match shard_of(args, &scenario) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return exit::INVALID;
         }
     };
     let cleanup_wanted = scenario.cleanup;
+    // Every shard records the whole plan's fingerprint: `merge` refuses shards of different plans.
+    let fingerprint = compile(&scenario, args.time_scale).fingerprint();
     let (scenario, shard) = match shard {
         Some((index, count)) => {
             let (s, shard) = crate::shard::divide(&scenario, index, count);
@@ -58,7 +60,7 @@ pub fn apply(args: &ApplyArgs) -> u8 {
             (None, _) => new_run_id(),
             (Some(_), Some(at)) => format!("start-{}", report::rfc3339(at).chars().filter(char::is_ascii_alphanumeric).collect::<String>()),
             (Some(_), None) => {
-                eprintln!("error: a sharded run needs `--run-id ID` or `--start-at TIME`, so that every shard names the same run");
+                crate::errln!("error: a sharded run needs `--run-id ID` or `--start-at TIME`, so that every shard names the same run");
                 return exit::INVALID;
             }
         },
@@ -66,7 +68,7 @@ pub fn apply(args: &ApplyArgs) -> u8 {
     if let Some(at) = args.start_at
         && at < SystemTime::now()
     {
-        eprintln!("error: the start time {} has already passed; a shard does not run out of phase with the others", report::rfc3339(at));
+        crate::errln!("error: the start time {} has already passed; a shard does not run out of phase with the others", report::rfc3339(at));
         return exit::CANNOT_RUN;
     }
     let Ok(json_path) = output_path(args.json.as_ref().or(scenario.output.json.as_ref()), &scenario.name, &run_id, "report") else { return exit::CANNOT_RUN };
@@ -79,16 +81,16 @@ pub fn apply(args: &ApplyArgs) -> u8 {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            crate::errln!("error: cannot start the async runtime: {e}");
             return exit::CANNOT_RUN;
         }
     };
     let span = tracing::info_span!("run", run_id = %run_id);
     let outputs = Outputs { json: json_path, html: html_path, junit: junit_path };
-    let code = runtime.block_on(tracing::Instrument::instrument(run(args, &scenario, &plan, &run_id, outputs), span));
+    let code = runtime.block_on(tracing::Instrument::instrument(run(args, &scenario, &plan, &run_id, &fingerprint, outputs), span));
     if let Some(s) = plan.shard.filter(|_| cleanup_wanted && code != exit::CANNOT_RUN && code != exit::INVALID) {
         // A shard that finishes first must not remove keys the others still use or verify.
-        println!("cleanup: skipped on shard {} of {}; once every shard has finished: redis-test cleanup {}", s.index, s.count, args.file.display());
+        crate::outln!("cleanup: skipped on shard {} of {}; once every shard has finished: redis-test cleanup {}", s.index, s.count, args.file.display());
     }
     code
 }
@@ -119,7 +121,7 @@ struct Outputs {
     junit: Option<PathBuf>,
 }
 
-async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, outputs: Outputs) -> u8 {
+async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, fingerprint: &str, outputs: Outputs) -> u8 {
     let Outputs { json: json_path, html: html_path, junit: junit_path } = outputs;
     let client_name = format!("redis-test:{run_id}");
     let otlp_config = match report::otlp::OtlpConfig::resolve(
@@ -130,7 +132,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
     ) {
         Some(Ok(c)) => Some(c),
         Some(Err(e)) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return exit::INVALID;
         }
         None => None,
@@ -140,7 +142,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
         Some(addr) => match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => Some(l),
             Err(e) => {
-                eprintln!("error: cannot serve Prometheus metrics on {addr}: {e}");
+                crate::errln!("error: cannot serve Prometheus metrics on {addr}: {e}");
                 return exit::CANNOT_RUN;
             }
         },
@@ -148,7 +150,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
     };
     let signals = SignalCount::start();
     if !args.quiet {
-        eprintln!("redis-test: run {run_id}: {} for {} against {}", scenario.name, crate::units::format_duration(plan.total_duration), plan.target.address);
+        crate::errln!("redis-test: run {run_id}: {} for {} against {}", scenario.name, crate::units::format_duration(plan.total_duration), plan.target.address);
     }
     tracing::info!(scenario = %scenario.name, target = %plan.target.address, duration = %crate::units::format_duration(plan.total_duration), "run starting");
     // Starting a local cluster takes seconds: a signal then drops the half-built deployment, whose
@@ -157,7 +159,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
     let prepared = tokio::select! {
         d = deployment::prepare(&scenario.target, &scenario.connections, &client_name, Some(std::sync::Arc::clone(&metrics.tally))) => d,
         () = signals.next(0) => {
-            eprintln!("redis-test: interrupted while preparing the target; nothing ran, no report written");
+            crate::errln!("redis-test: interrupted while preparing the target; nothing ran, no report written");
             return exit::INTERRUPTED;
         }
     };
@@ -166,7 +168,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
         Err(e) => {
             // Logged for log files; the console gets the one `error:` line below.
             tracing::info!(error = %e, "target unusable");
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return exit::CANNOT_RUN;
         }
     };
@@ -177,7 +179,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
             Ok(c) => Some(c),
             Err(e) => {
                 tracing::info!(error = %e, "target unusable");
-                eprintln!("error: {e}");
+                crate::errln!("error: {e}");
                 deployment.shutdown().await;
                 return exit::CANNOT_RUN;
             }
@@ -188,7 +190,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
         let signals = signals.clone();
         tokio::spawn(async move {
             signals.next(0).await;
-            eprintln!(
+            crate::errln!(
                 "redis-test: interrupted; finishing operations in flight and writing the report (a second signal also skips cleanup, a third exits at once)"
             );
             let _ = stop_tx.send(true);
@@ -209,7 +211,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
     });
     let endpoint = listener.map(|l| {
         if !args.quiet {
-            eprintln!("redis-test: Prometheus metrics on http://{}/metrics", l.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()));
+            crate::errln!("redis-test: Prometheus metrics on http://{}/metrics", l.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()));
         }
         tokio::spawn(report::prometheus::serve(l, std::sync::Arc::clone(&source), exporters_stop.clone()))
     });
@@ -218,7 +220,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
     let otlp = match otlp_config {
         Some(cfg) => {
             if !args.quiet {
-                eprintln!("redis-test: OTLP export to {} ({:?}) every {}", cfg.endpoint, cfg.protocol, crate::units::format_duration(cfg.interval));
+                crate::errln!("redis-test: OTLP export to {} ({:?}) every {}", cfg.endpoint, cfg.protocol, crate::units::format_duration(cfg.interval));
             }
             let rx = cfg.traces.map(|ratio| {
                 let (tx, rx) = tokio::sync::mpsc::channel(10_000);
@@ -240,7 +242,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
     let result = match result {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             deployment.shutdown().await;
             return if matches!(e, executor::RunError::Interrupted) { exit::INTERRUPTED } else { exit::CANNOT_RUN };
         }
@@ -250,7 +252,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
     let cleanup = if scenario.cleanup && matches!(scenario.target.endpoint, Endpoint::Remote(_)) {
         let seen = signals.count();
         if !args.quiet {
-            eprintln!("redis-test: removing the run's keys under `{}` (a signal stops it)", scenario.key_prefix);
+            crate::errln!("redis-test: removing the run's keys under `{}` (a signal stops it)", scenario.key_prefix);
         }
         let progress = std::sync::atomic::AtomicU64::new(0);
         let removing = executor::cleanup::remove_prefix_everywhere(&deployment, &scenario.key_prefix, scenario.connections.command_timeout, &progress);
@@ -261,7 +263,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
             },
             () = signals.next(seen) => {
                 let n = progress.load(std::sync::atomic::Ordering::Relaxed);
-                eprintln!("redis-test: cleanup stopped by a signal after removing {n} keys; run again or remove `{}*` yourself", scenario.key_prefix);
+                crate::errln!("redis-test: cleanup stopped by a signal after removing {n} keys; run again or remove `{}*` yourself", scenario.key_prefix);
                 (n, Some("stopped by a signal".to_owned()))
             }
         };
@@ -272,6 +274,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
     let moves = deployment.spec.follow.as_ref().map(|m| m.moves()).unwrap_or_default();
     deployment.shutdown().await;
     let mut report: Report = report::build(run_id, plan, &result, cleanup);
+    report.plan_fingerprint = Some(fingerprint.to_owned());
     report.instance_id = Some(labels.instance_id.clone());
     report.other_commands = tally.snapshot();
     report.master_moves =
@@ -285,7 +288,12 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
         let _ = otlp_stop_tx.send(true);
         report.otlp = task.await.ok();
     }
-    report.thresholds = report::thresholds::evaluate(&plan.thresholds, &report);
+    if plan.shard.is_some() {
+        // A shard's share cannot meet whole-run rules: `merge` judges them on the whole run.
+        report.deferred_thresholds = plan.thresholds.iter().map(report::thresholds::spec_of).collect();
+    } else {
+        report.thresholds = report::thresholds::evaluate(&plan.thresholds, &report);
+    }
     for t in &report.thresholds {
         if t.passed {
             tracing::info!(rule = %t.expr, observed = %t.observed_text, "threshold held");
@@ -297,7 +305,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
     if let Some(c) = &report.cleanup {
         tracing::info!(prefix = %c.prefix, removed = c.removed, error = ?c.error, "cleanup");
     }
-    print!("{}", report::summary::render(&report));
+    crate::out!("{}", report::summary::render(&report));
     // Atomically: the path holds the previous report or the complete new one, never a torn one.
     let json_text = json_path.as_ref().map(|_| serde_json::to_string_pretty(&report).expect("reports serialize") + "\n");
     for (path, what, label, text) in [
@@ -307,15 +315,15 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, o
     ] {
         let (Some(path), Some(text)) = (path, text) else { continue };
         if let Err(e) = crate::files::write_atomic(path, text.as_bytes()) {
-            eprintln!("error: cannot write the {what} to {}: {e} (the previous file there, if any, is unchanged)", path.display());
+            crate::errln!("error: cannot write the {what} to {}: {e} (the previous file there, if any, is unchanged)", path.display());
             return exit::CANNOT_RUN;
         }
-        println!("{label}: {}", path.display());
+        crate::outln!("{label}: {}", path.display());
     }
     if let Some(endpoint) = endpoint {
         if let Some(linger) = args.linger {
             if !args.quiet {
-                eprintln!("redis-test: keeping /metrics up for {} (a signal ends it)", crate::units::format_duration(linger));
+                crate::errln!("redis-test: keeping /metrics up for {} (a signal ends it)", crate::units::format_duration(linger));
             }
             let seen = signals.count();
             tokio::select! {
@@ -375,7 +383,7 @@ impl SignalCount {
                 }
                 n += 1;
                 if n >= 3 {
-                    eprintln!("redis-test: third signal; exiting now");
+                    crate::errln!("redis-test: third signal; exiting now");
                     std::process::exit(exit::INTERRUPTED.into());
                 }
                 let _ = tx.send(n);
@@ -424,7 +432,7 @@ fn output_path(template: Option<&String>, name: &str, run_id: &str, what: &str) 
     match prepare_output(&path) {
         Ok(()) => Ok(Some(path)),
         Err(e) => {
-            eprintln!("error: cannot write the {what} to {}: {e}", path.display());
+            crate::errln!("error: cannot write the {what} to {}: {e}", path.display());
             Err(())
         }
     }

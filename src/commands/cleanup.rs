@@ -15,13 +15,13 @@ pub fn cleanup(file: &std::path::Path, inputs: &ScenarioInputs) -> u8 {
         Err(code) => return code,
     };
     if matches!(scenario.target.endpoint, Endpoint::Local(_)) {
-        println!("cleanup: nothing to do: a local target is thrown away with its keys after each run");
+        crate::outln!("cleanup: nothing to do: a local target is thrown away with its keys after each run");
         return exit::OK;
     }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            crate::errln!("error: cannot start the async runtime: {e}");
             return exit::CANNOT_RUN;
         }
     };
@@ -30,7 +30,7 @@ pub fn cleanup(file: &std::path::Path, inputs: &ScenarioInputs) -> u8 {
         let deployment = match deployment::prepare(&target, &scenario.connections, "redis-test:cleanup", None).await {
             Ok(d) => d,
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::errln!("error: {e}");
                 return exit::CANNOT_RUN;
             }
         };
@@ -42,12 +42,12 @@ pub fn cleanup(file: &std::path::Path, inputs: &ScenarioInputs) -> u8 {
         deployment.shutdown().await;
         match result {
             Ok(n) => {
-                println!("cleanup: removed {n} keys under `{}` from {}", scenario.key_prefix, redacted(&scenario));
+                crate::outln!("cleanup: removed {n} keys under `{}` from {}", scenario.key_prefix, redacted(&scenario));
                 exit::OK
             }
             Err(e) => {
                 let n = progress.load(std::sync::atomic::Ordering::Relaxed);
-                eprintln!("error: cleanup of `{}` stopped after removing {n} keys: {e}", scenario.key_prefix);
+                crate::errln!("error: cleanup of `{}` stopped after removing {n} keys: {e}", scenario.key_prefix);
                 exit::CANNOT_RUN
             }
         }

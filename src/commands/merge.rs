@@ -14,7 +14,7 @@ pub fn merge(paths: &[PathBuf], json: Option<&Path>, html: Option<&Path>, junit:
         match super::read_report(p) {
             Ok(r) => reports.push((p.clone(), r)),
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::errln!("error: {e}");
                 return exit::INVALID;
             }
         }
@@ -22,15 +22,15 @@ pub fn merge(paths: &[PathBuf], json: Option<&Path>, html: Option<&Path>, junit:
     let merged: Report = match crate::report::merge::merge(reports) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return exit::INVALID;
         }
     };
-    print!("{}", crate::report::summary::render(&merged));
-    println!("merged: {} shards of run {}", merged.merged_from.len(), merged.run_id);
+    crate::out!("{}", crate::report::summary::render(&merged));
+    crate::outln!("merged: {} shards of run {}", merged.merged_from.len(), merged.run_id);
     match &merged.cleanup {
-        Some(c) => println!("cleanup: the shards removed {} keys under `{}`", c.removed, c.prefix),
-        None => println!("cleanup: not run by the shards; remove the run's keys with `redis-test cleanup SCENARIO`"),
+        Some(c) => crate::outln!("cleanup: the shards removed {} keys under `{}`", c.removed, c.prefix),
+        None => crate::outln!("cleanup: not run by the shards; remove the run's keys with `redis-test cleanup SCENARIO`"),
     }
     for (path, what, text) in [
         (json, "report", json.map(|_| serde_json::to_string_pretty(&merged).expect("reports serialize") + "\n")),
@@ -39,10 +39,10 @@ pub fn merge(paths: &[PathBuf], json: Option<&Path>, html: Option<&Path>, junit:
     ] {
         let (Some(path), Some(text)) = (path, text) else { continue };
         if let Err(e) = crate::files::write_atomic(path, text.as_bytes()) {
-            eprintln!("error: cannot write the {what} to {}: {e}", path.display());
+            crate::errln!("error: cannot write the {what} to {}: {e}", path.display());
             return exit::CANNOT_RUN;
         }
-        println!("{what}: {}", path.display());
+        crate::outln!("{what}: {}", path.display());
     }
     merged.exit_code()
 }

@@ -17,7 +17,7 @@ use crate::scenario::{self, Diagnostic, Diagnostics, LoadOptions, Scenario, Vars
 pub fn dispatch(cli: Cli) -> u8 {
     match cli.command {
         Command::Validate { files, inputs } => validate(&files, &inputs),
-        Command::Plan { file, json, time_scale, inputs } => plan(&file, json, time_scale, &inputs),
+        Command::Plan { file, json, time_scale, shard, inputs } => plan(&file, json, time_scale, shard, &inputs),
         Command::Apply(args) => apply::apply(&args),
         Command::Cleanup { file, inputs } => cleanup::cleanup(&file, &inputs),
         Command::Merge { reports, json, html, junit } => merge::merge(&reports, json.as_deref(), html.as_deref(), junit.as_deref()),
@@ -50,25 +50,58 @@ pub fn dispatch(cli: Cli) -> u8 {
             clap_complete::generate(shell, &mut cmd, "redis-test", &mut std::io::stdout());
             exit::OK
         }
-        Command::Man => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
-                Ok(()) => exit::OK,
-                // `redis-test man | head`: the reader stopped reading; nothing went wrong.
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    exit::CANNOT_RUN
-                }
-            }
-        }
+        Command::Man { command, out_dir } => man(command.as_deref(), out_dir.as_deref()),
         Command::Schema { report } => {
             if report {
-                print!("{}", crate::report::schema_text());
+                crate::out!("{}", crate::report::schema_text());
             } else {
-                print!("{}", scenario::editor_schema::schema_text());
+                crate::out!("{}", scenario::editor_schema::schema_text());
             }
             exit::OK
+        }
+    }
+}
+
+/// `redis-test man [SUBCOMMAND]` and `man --out-dir DIR`: the pages clap_mangen renders from the
+/// same definitions `--help` uses, so they cannot drift from the options.
+fn man(command: Option<&str>, out_dir: Option<&Path>) -> u8 {
+    let top = <Cli as clap::CommandFactory>::command();
+    // A subcommand's page carries the binary's name (`redis-test-apply`), as its SEE ALSO entry does.
+    let page_of = |sub: &clap::Command| sub.clone().name(format!("redis-test-{}", sub.get_name())).display_name(format!("redis-test-{}", sub.get_name()));
+    if let Some(dir) = out_dir {
+        let mut pages = vec![("redis-test.1".to_owned(), top.clone())];
+        pages.extend(top.get_subcommands().filter(|c| c.get_name() != "help").map(|c| (format!("redis-test-{}.1", c.get_name()), page_of(c))));
+        for (file, cmd) in pages {
+            let mut text = Vec::new();
+            let path = dir.join(&file);
+            if let Err(e) = clap_mangen::Man::new(cmd).render(&mut text).and_then(|()| crate::files::write_atomic(&path, &text)) {
+                crate::errln!("error: cannot write {}: {e}", path.display());
+                return exit::CANNOT_RUN;
+            }
+            crate::outln!("{}", path.display());
+        }
+        return exit::OK;
+    }
+    let cmd = match command {
+        None => top,
+        Some(name) => match top.find_subcommand(name) {
+            Some(sub) => page_of(sub),
+            None => {
+                let names: Vec<&str> = top.get_subcommands().map(clap::Command::get_name).collect();
+                crate::errln!("error: no subcommand `{name}`; pages exist for: {}", names.join(", "));
+                return exit::INVALID;
+            }
+        },
+    };
+    let mut text = Vec::new();
+    match clap_mangen::Man::new(cmd).render(&mut text) {
+        Ok(()) => {
+            crate::out!("{}", String::from_utf8_lossy(&text));
+            exit::OK
+        }
+        Err(e) => {
+            crate::errln!("error: {e}");
+            exit::CANNOT_RUN
         }
     }
 }
@@ -87,12 +120,12 @@ pub fn load_options(inputs: &ScenarioInputs) -> Result<LoadOptions, Diagnostic> 
 /// Loads one scenario, printing its problems to stderr; `Err` carries the exit code.
 pub fn load_or_report(file: &Path, inputs: &ScenarioInputs) -> Result<Scenario, u8> {
     let opts = load_options(inputs).map_err(|d| {
-        eprintln!("error: {d}");
+        crate::errln!("error: {d}");
         exit::INVALID
     })?;
     scenario::load(file, &opts).map_err(|diags| {
         print_diagnostics(&diags);
-        eprintln!("{}: invalid ({} {})", file.display(), diags.0.len(), plural(diags.0.len(), "error"));
+        crate::errln!("{}: invalid ({} {})", file.display(), diags.0.len(), plural(diags.0.len(), "error"));
         exit::INVALID
     })
 }
@@ -115,12 +148,12 @@ fn validate(args: &[PathBuf], inputs: &ScenarioInputs) -> u8 {
             match scenario::files_in(a) {
                 Ok(found) if found.is_empty() => {
                     // Validating nothing must not look like success.
-                    eprintln!("error: {}: no scenario files (*.yaml, *.yml, *.toml) in this folder", a.display());
+                    crate::errln!("error: {}: no scenario files (*.yaml, *.yml, *.toml) in this folder", a.display());
                     return exit::INVALID;
                 }
                 Ok(found) => files.extend(found),
                 Err(e) => {
-                    eprintln!("error: {}: cannot list folder: {e}", a.display());
+                    crate::errln!("error: {}: cannot list folder: {e}", a.display());
                     return exit::INVALID;
                 }
             }
@@ -131,38 +164,46 @@ fn validate(args: &[PathBuf], inputs: &ScenarioInputs) -> u8 {
     let opts = match load_options(inputs) {
         Ok(o) => o,
         Err(d) => {
-            eprintln!("error: {d}");
+            crate::errln!("error: {d}");
             return exit::INVALID;
         }
     };
     let (mut bad, mut errors) = (0, 0);
     for f in &files {
         match scenario::load(f, &opts) {
-            Ok(_) => println!("ok       {}", f.display()),
+            Ok(_) => crate::outln!("ok       {}", f.display()),
             Err(diags) => {
                 print_diagnostics(&diags);
-                println!("invalid  {} ({} {})", f.display(), diags.0.len(), plural(diags.0.len(), "error"));
+                crate::outln!("invalid  {} ({} {})", f.display(), diags.0.len(), plural(diags.0.len(), "error"));
                 bad += 1;
                 errors += diags.0.len();
             }
         }
     }
     if files.len() > 1 {
-        println!("{} files: {} valid, {bad} invalid ({errors} {})", files.len(), files.len() - bad, plural(errors, "error"));
+        crate::outln!("{} files: {} valid, {bad} invalid ({errors} {})", files.len(), files.len() - bad, plural(errors, "error"));
     }
     if bad == 0 { exit::OK } else { exit::INVALID }
 }
 
-fn plan(file: &Path, json: bool, time_scale: f64, inputs: &ScenarioInputs) -> u8 {
+fn plan(file: &Path, json: bool, time_scale: f64, shard: Option<(u32, u32)>, inputs: &ScenarioInputs) -> u8 {
     let scenario = match load_or_report(file, inputs) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let plan = crate::plan::compile(&scenario, time_scale);
+    let plan = match shard {
+        Some((index, count)) => {
+            let (divided, shard) = crate::shard::divide(&scenario, index, count);
+            let mut plan = crate::plan::compile(&divided, time_scale);
+            plan.shard = Some(shard);
+            plan
+        }
+        None => crate::plan::compile(&scenario, time_scale),
+    };
     if json {
-        println!("{}", serde_json::to_string_pretty(&plan).expect("plans serialize"));
+        crate::outln!("{}", serde_json::to_string_pretty(&plan).expect("plans serialize"));
     } else {
-        print!("{plan}");
+        crate::out!("{plan}");
     }
     exit::OK
 }
@@ -180,17 +221,17 @@ fn render_report(path: &Path, html: Option<&Path>) -> u8 {
     let report = match read_report(path) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return exit::INVALID;
         }
     };
-    print!("{}", crate::report::summary::render(&report));
+    crate::out!("{}", crate::report::summary::render(&report));
     if let Some(out) = html {
         if let Err(e) = crate::files::write_atomic(out, crate::report::html::render(&report).as_bytes()) {
-            eprintln!("error: cannot write {}: {e}", out.display());
+            crate::errln!("error: cannot write {}: {e}", out.display());
             return exit::CANNOT_RUN;
         }
-        println!("html: {}", out.display());
+        crate::outln!("html: {}", out.display());
     }
     exit::OK
 }
@@ -202,13 +243,13 @@ fn compare(reports: &[PathBuf], dir: Option<&Path>, last: usize, t: crate::repor
         match newest_reports(dir, current_path, last) {
             Ok(found) => paths.extend(found),
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::errln!("error: {e}");
                 return exit::INVALID;
             }
         }
     }
     if paths.is_empty() {
-        eprintln!("error: no baseline: give `compare BASELINE... CURRENT` or `--baseline DIR`");
+        crate::errln!("error: no baseline: give `compare BASELINE... CURRENT` or `--baseline DIR`");
         return exit::INVALID;
     }
     let mut baselines = Vec::new();
@@ -216,7 +257,7 @@ fn compare(reports: &[PathBuf], dir: Option<&Path>, last: usize, t: crate::repor
         match read_report(p) {
             Ok(r) => baselines.push(r),
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::errln!("error: {e}");
                 return exit::INVALID;
             }
         }
@@ -224,21 +265,21 @@ fn compare(reports: &[PathBuf], dir: Option<&Path>, last: usize, t: crate::repor
     let current = match read_report(current_path) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return exit::INVALID;
         }
     };
     let result = match crate::report::compare::compare(&baselines, &current, t) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: not comparable: {e}");
+            crate::errln!("error: not comparable: {e}");
             return exit::INVALID;
         }
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&result).expect("comparisons serialize"));
+        crate::outln!("{}", serde_json::to_string_pretty(&result).expect("comparisons serialize"));
     } else {
-        print!("{}", crate::report::compare::render(&result, all));
+        crate::out!("{}", crate::report::compare::render(&result, all));
     }
     if result.passed { exit::OK } else { exit::THRESHOLD_FAILED }
 }

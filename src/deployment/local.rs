@@ -127,6 +127,11 @@ impl LocalServer {
         *self.binary.lock().expect("binary lock") = Some(binary.to_path_buf());
     }
 
+    /// Goes back to `binary` (`None`: redis-server on PATH); returns the one it ran.
+    pub fn replace_binary(&self, binary: Option<PathBuf>) -> Option<PathBuf> {
+        std::mem::replace(&mut *self.binary.lock().expect("binary lock"), binary)
+    }
+
     /// Stops the server (SIGKILL, like a crash), waits `down_for`, and starts it again on the same port.
     pub async fn restart(&self, down_for: Duration) -> Result<(), LocalError> {
         self.kill().await;
@@ -215,7 +220,7 @@ async fn spawn_ready(conf_path: &std::path::Path, kind: NodeKind, wait_for: Opti
         NodeKind::Sentinel => ("redis-sentinel", "redis-sentinel"),
     };
     let mut cmd = Command::new(binary.map_or(std::path::Path::new(program), |b| b));
-    cmd.arg(conf_path).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).kill_on_drop(true);
+    cmd.arg(conf_path).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     // The node dies with redis-test, however redis-test ends (kill -9 included): the kernel sends
     // it SIGKILL when its parent goes. If the parent is already gone, it does not start.
     let parent = std::process::id() as libc::pid_t;
@@ -234,6 +239,21 @@ async fn spawn_ready(conf_path: &std::path::Path, kind: NodeKind, wait_for: Opti
     })?;
     let stdout = child.stdout.take().expect("piped");
     let mut lines = BufReader::new(stdout).lines();
+    // What it says on stderr (a binary that is not redis-server, a bad option) names why it failed.
+    let stderr_tail = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::<String>::new()));
+    let stderr_reader = child.stderr.take().map(|stderr| {
+        let tail = std::sync::Arc::clone(&stderr_tail);
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut t = tail.lock().expect("stderr lock");
+                t.push_back(line);
+                if t.len() > 5 {
+                    t.pop_front();
+                }
+            }
+        })
+    });
     let mut log = Vec::new();
     let ready = tokio::time::timeout(Duration::from_secs(15), async {
         // Sentinels do not announce readiness the way servers do; their ID line comes once they listen.
@@ -253,9 +273,21 @@ async fn spawn_ready(conf_path: &std::path::Path, kind: NodeKind, wait_for: Opti
     })
     .await;
     if ready != Ok(true) {
+        // Why: how it ended (or that it never said it was ready), then its last words.
+        let how = match (ready.is_err(), tokio::time::timeout(Duration::from_secs(1), child.wait()).await) {
+            (true, _) => "not ready after 15s".to_owned(),
+            (false, Ok(Ok(status))) => format!("{} exited ({status}) without saying it was ready", cmd.as_std().get_program().to_string_lossy()),
+            (false, _) => "it closed its output without saying it was ready".to_owned(),
+        };
         let _ = child.kill().await;
-        let tail: Vec<String> = log.iter().rev().take(5).rev().cloned().collect();
-        return Err(LocalError::Failed(if ready.is_err() { format!("not ready after 10s: {}", tail.join(" | ")) } else { tail.join(" | ") }));
+        // Its stderr ends with it: read to the end before quoting it.
+        if let Some(r) = stderr_reader {
+            let _ = tokio::time::timeout(Duration::from_secs(1), r).await;
+        }
+        let mut said: Vec<String> = log.iter().rev().take(5).rev().cloned().collect();
+        said.extend(stderr_tail.lock().expect("stderr lock").iter().cloned());
+        let said = if said.is_empty() { "(no output)".to_owned() } else { said.join(" | ") };
+        return Err(LocalError::Failed(format!("{how}: {said}")));
     }
     // Keep draining its output so a full pipe never blocks the server.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });

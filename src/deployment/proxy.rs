@@ -6,7 +6,8 @@
 //! Faults, set and cleared by the fault driver:
 //! - `latency`: each chunk from the node to the client waits `delay` ± `jitter` (replies arrive
 //!   that much later; requests go straight through, so a round trip gains `delay` once);
-//! - `bandwidth`: both directions paced to `bytes_per_second`;
+//! - `bandwidth`: the node's link paced to `bytes_per_second` each way, shared by all of its
+//!   connections as a network link is (four busy connections get a quarter each);
 //! - `blackhole`: both directions dropped, connections left open, no reset — the half-open case;
 //! - `partition`: blackhole for open connections, and new connections reset at once;
 //! - `reset`: every open connection closed with RST (SO_LINGER 0), once.
@@ -50,11 +51,24 @@ struct Control {
     any_cut: AtomicBool,
     /// Sources whose connections are black-holed and refused.
     cut: RwLock<Vec<IpAddr>>,
+    /// The link under a bandwidth fault, per direction (requests, replies): when it is next free.
+    /// A chunk takes its turn after the bytes already queued on the link, by any connection.
+    link: [std::sync::Mutex<tokio::time::Instant>; 2],
 }
 
 impl Control {
     fn current(&self) -> Option<NetworkFault> {
         if self.kind.load(Ordering::Acquire) == 0 { None } else { *self.fault.read().expect("proxy lock") }
+    }
+
+    /// How long a chunk of `n` bytes going `direction` waits for the shared link at `bytes_per_second`:
+    /// until the bytes queued before it and itself have passed.
+    fn link_wait(&self, direction: Direction, n: usize, bytes_per_second: u64) -> Duration {
+        let now = tokio::time::Instant::now();
+        let mut free = self.link[direction as usize].lock().expect("proxy lock");
+        let start = (*free).max(now);
+        *free = start + Duration::from_secs_f64(n as f64 / bytes_per_second.max(1) as f64);
+        *free - now
     }
 
     fn is_cut(&self, source: Option<IpAddr>) -> bool {
@@ -78,14 +92,25 @@ impl Proxy {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let port = listener.local_addr()?.port();
         let (resets, _) = watch::channel(0);
-        let control =
-            Arc::new(Control { kind: AtomicU8::new(0), fault: RwLock::new(None), resets, any_cut: AtomicBool::new(false), cut: RwLock::new(Vec::new()) });
+        let now = tokio::time::Instant::now();
+        let control = Arc::new(Control {
+            kind: AtomicU8::new(0),
+            fault: RwLock::new(None),
+            resets,
+            any_cut: AtomicBool::new(false),
+            cut: RwLock::new(Vec::new()),
+            link: [std::sync::Mutex::new(now), std::sync::Mutex::new(now)],
+        });
         let acceptor = tokio::spawn(accept(listener, upstream.clone(), Arc::clone(&control)));
         Ok(Proxy { addr: HostPort { host: "127.0.0.1".into(), port }, upstream, control, acceptor })
     }
 
     /// Puts `fault` in force (replacing any other); `None` lifts it.
     pub fn set(&self, fault: Option<NetworkFault>) {
+        // A new fault starts on an idle link.
+        for l in &self.control.link {
+            *l.lock().expect("proxy lock") = tokio::time::Instant::now();
+        }
         *self.control.fault.write().expect("proxy lock") = fault;
         self.control.kind.store(code(fault), Ordering::Release);
     }
@@ -148,9 +173,9 @@ async fn accept(listener: TcpListener, upstream: HostPort, control: Arc<Control>
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Direction {
     /// Client to node.
-    Requests,
+    Requests = 0,
     /// Node to client.
-    Replies,
+    Replies = 1,
 }
 
 /// How often a pump waiting out a latency or bandwidth delay looks whether the fault was lifted.
@@ -197,7 +222,7 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, direction: Direct
                 Some(Duration::from_secs_f64((delay.as_secs_f64() + spread).max(0.0)))
             }
             Some(NetworkFault::Latency { .. }) => None,
-            Some(NetworkFault::Bandwidth { bytes_per_second }) => Some(Duration::from_secs_f64(n as f64 / bytes_per_second.max(1) as f64)),
+            Some(NetworkFault::Bandwidth { bytes_per_second }) => Some(control.link_wait(direction, n, bytes_per_second)),
         };
         if let Some(wait) = wait {
             // In slices, so that lifting the fault also ends a long wait already begun (a 10 s
@@ -252,6 +277,39 @@ mod tests {
         c.read_exact(&mut b).await?;
         assert_eq!(&b, b"ping");
         Ok(t.elapsed())
+    }
+
+    /// regression: verdicts II item 8. `bytes_per_second: 10000` on four connections let ~40 KB/s
+    /// through: the limit is the node's link, which all of its connections share.
+    #[tokio::test]
+    async fn bandwidth_is_the_nodes_link_shared_by_its_connections() {
+        let proxy = Proxy::start(echo_server().await).await.unwrap();
+        proxy.set(Some(NetworkFault::Bandwidth { bytes_per_second: 10_000 }));
+        let started = std::time::Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let port = proxy.addr.port;
+            tasks.push(tokio::spawn(async move {
+                let mut c = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+                let chunk = [7u8; 1000];
+                let mut back = [0u8; 1000];
+                // 2 500 bytes each way per connection: 10 000 bytes each way in all.
+                for _ in 0..2 {
+                    c.write_all(&chunk).await.unwrap();
+                    c.read_exact(&mut back).await.unwrap();
+                }
+                c.write_all(&chunk[..500]).await.unwrap();
+                c.read_exact(&mut back[..500]).await.unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let took = started.elapsed();
+        // 10 000 bytes each way at 10 000 B/s: about a second (requests and replies pipeline), not
+        // the quarter second four separate 10 000 B/s links would take.
+        assert!(took >= Duration::from_millis(900), "four connections shared one 10 000 B/s link in {took:?}");
+        assert!(took < Duration::from_secs(4), "{took:?}");
     }
 
     #[tokio::test]

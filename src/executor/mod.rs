@@ -3,7 +3,6 @@
 //! `stop` turns true (SIGINT/SIGTERM), finishing operations in flight.
 
 pub mod cleanup;
-pub mod faults;
 mod pacer;
 pub mod resilience;
 mod series;
@@ -19,14 +18,15 @@ use tokio::sync::watch;
 use tracing::Instrument as _;
 
 use crate::deployment::Deployment;
+use crate::faults::{self, FaultRun};
 pub use crate::live::{Live, PubsubLive};
-use crate::metrics::{OpKey, OpStats, RunMetrics};
+use crate::metrics::{OpKey, RunMetrics};
+use crate::outcome::{FaultVerdict, GapRecord, MAX_GAPS, PhaseRun, Recovery, RunResult, StepVerdict};
 use crate::plan::Plan;
 use crate::pool::Pools;
 use crate::scenario::model::Scenario;
-use crate::workload::pubsub::{self, SubscriberStats};
+use crate::workload::pubsub;
 use crate::workload::{Weighted, Workload};
-pub use verify::VerifyResult;
 
 /// State every worker reads.
 pub struct Shared {
@@ -52,246 +52,112 @@ pub struct Shared {
     shards: Vec<String>,
 }
 
-/// One second of the run, over all operations.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema, PartialEq)]
-pub struct TimePoint {
-    /// Seconds since the start of the run at the end of this interval.
-    pub t: f64,
-    /// Length of the interval, seconds (1 s; longer after 2 hours, when pairs of points merge).
-    #[serde(default)]
-    pub secs: f64,
-    /// Operations completed in the interval.
-    pub ops: u64,
-    /// Operations per second in the interval.
-    pub ops_per_sec: f64,
-    /// Median latency in the interval, µs.
-    pub p50_us: u64,
-    /// 99th percentile latency in the interval, µs.
-    pub p99_us: u64,
-    /// Failed operations in the interval.
-    pub errors: u64,
-}
-
-/// What actually happened in one phase.
-#[derive(Debug, Clone)]
-pub struct PhaseRun {
-    /// Offset at which it started.
-    pub started: Duration,
-    /// Offset at which it ended (earlier than planned when interrupted).
-    pub ended: Duration,
-    /// Open loop: operations scheduled (tokens released).
-    pub scheduled: Option<u64>,
-    /// Open loop: scheduled operations no worker started before the phase ended.
-    pub backlog: Option<u64>,
-}
-
-/// Everything a run produced.
-pub struct RunResult {
-    /// Wall-clock start.
-    pub started_at: SystemTime,
-    /// Wall-clock end.
-    pub ended_at: SystemTime,
-    /// Whether it was stopped early.
-    pub interrupted: bool,
-    /// Workload names and their operation names, by index.
-    pub workloads: Vec<(String, Vec<&'static str>)>,
-    /// Results by (phase, workload, operation).
-    pub rows: BTreeMap<OpKey, OpStats>,
-    /// Per row, its figures over each time block of its phase (see [`blocks_in`]).
-    pub blocks: BTreeMap<OpKey, Vec<crate::metrics::BlockSample>>,
-    /// Commands the workers sent, per phase and name (resends included).
-    pub commands: BTreeMap<u16, BTreeMap<&'static str, u64>>,
-    /// Per-second series.
-    pub series: Vec<TimePoint>,
-    /// Per-phase timing.
-    pub phases: Vec<PhaseRun>,
-    /// Pub/sub subscribers by workload name.
-    pub pubsub: Vec<(String, Vec<SubscriberStats>)>,
-    /// Acknowledged-write verification by workload.
-    pub verify: Vec<VerifyResult>,
-    /// Connections opened, dropped, failed to open, reopened to replace dropped ones.
-    pub connections: (u64, u64, u64, u64),
-    /// Counters the client kept to itself (see [`crate::metrics::ConnCounters::hidden`]).
-    pub hidden: Vec<&'static str>,
-    /// Cluster redirects followed, by class.
-    pub cluster_redirects: BTreeMap<String, u64>,
-    /// Times the cluster slot map was read again.
-    pub topology_refreshes: u64,
-    /// Faults that ran, with their resilience verdicts.
-    pub faults: Vec<FaultVerdict>,
-    /// Per workload, the longest stretch without a success over the whole run, seconds.
-    pub longest_outage_s: BTreeMap<String, f64>,
-}
-
-impl RunResult {
-    /// Counter `name` as the report shows it: `None` when the client hides it.
-    pub fn shown(&self, name: &str, value: u64) -> Option<u64> {
-        (!self.hidden.contains(&name)).then_some(value)
-    }
-}
-
-/// A fault that ran and what it did to the load.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
-pub struct FaultVerdict {
-    /// Label.
-    pub name: String,
-    /// What it does.
-    pub action: String,
-    /// When it started, seconds since the run's start.
-    pub at_s: f64,
-    /// When its command returned.
-    pub finished_s: f64,
-    /// Whether it did what it should (a failed fault is reported, not fatal).
-    pub ok: bool,
-    /// What it did, or why it failed.
-    pub detail: String,
-    /// Operations in flight when it started.
-    pub in_flight: i64,
-    /// From the fault to the first failed operation, seconds (none failed: absent).
-    pub time_to_first_error_s: Option<f64>,
-    /// Longest time without a successful operation in the fault's window, seconds: over all
-    /// workloads, and for cluster targets over all shards as well.
-    pub outage_s: f64,
-    /// The same per workload.
-    pub outage_by_workload_s: BTreeMap<String, f64>,
-    /// Cluster targets: the longest time without a successful operation on each shard (named by
-    /// its primary at the start of the run), over all workloads. A failed primary stops one shard
-    /// while the others carry on, which the per-workload figure cannot show.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub outage_by_shard_s: BTreeMap<String, f64>,
-    /// From the fault until throughput is back within 10 % of its level before it, seconds;
-    /// absent when it never came back in the window or there was no level to compare with.
-    pub recovery_s: Option<f64>,
-    /// Failed operations in the window by class.
-    pub errors: BTreeMap<String, u64>,
-    /// Connections reopened in the window; `null` where the client hides it (redis-rs on clusters).
-    pub reconnects: Option<u64>,
-    /// End of the window (the next fault or the end of the run), seconds.
-    pub window_end_s: f64,
-    /// Each step of a fault made of several (a rolling upgrade), with its own verdict over its
-    /// own window (until the next step, the last one until the fault's window ends).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub steps: Vec<StepVerdict>,
-    /// The stretches without a success inside the window, per workload and cluster shard (the
-    /// streams `outage_by_workload_s` and `outage_by_shard_s` judge): what `merge` intersects to
-    /// find the outage of the union of several shards' successes. At most [`MAX_GAPS`].
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub gaps: Vec<GapRecord>,
-}
-
-/// Most gaps kept per fault verdict (each is one outage of 100 ms or more).
-pub const MAX_GAPS: usize = 1000;
-
-/// One stretch without a success, seconds since the run's start.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
-pub struct GapRecord {
-    /// The workload or shard, named as in `outage_by_workload_s` / `outage_by_shard_s`.
-    pub stream: String,
-    /// Start, s.
-    pub from_s: f64,
-    /// End, s.
-    pub to_s: f64,
-}
-
-/// One step of a fault made of several, and what it did to the load.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
-pub struct StepVerdict {
-    /// What the step does.
-    pub name: String,
-    /// When it started, seconds since the run's start.
-    pub at_s: f64,
-    /// How long it took, seconds.
-    pub took_s: f64,
-    /// Whether it did what it should.
-    pub ok: bool,
-    /// What it did, or why it failed.
-    pub detail: String,
-    /// Longest outage of any workload or shard in the step's window, seconds.
-    pub outage_s: f64,
-    /// Failed operations in the step's window by class.
-    pub errors: BTreeMap<String, u64>,
-}
-
-/// Judges each fault's window from the tracker.
-fn fault_verdicts(runs: &[faults::FaultRun], shared: &Shared, ended: Duration, reconnects_end: u64) -> Vec<FaultVerdict> {
+/// Judges each fault's window from the tracker: from its start to the next fault's start (or the
+/// run's end). `runs` is in plan order, `None` for a fault the run never reached.
+fn fault_verdicts(runs: &[Option<FaultRun>], shared: &Shared, ended: Duration, reconnects_end: u64) -> Vec<Option<FaultVerdict>> {
     let gaps = shared.tracker.gaps();
     let (slots, slot_ns) = shared.tracker.slots();
     let end_ns = ended.as_nanos() as u64;
-    runs.iter()
+    // Windows follow the actual starts: faults run concurrently, in whatever order they began.
+    let mut starts: Vec<(u64, u64)> = runs.iter().flatten().map(|r| (r.started.as_nanos() as u64, r.reconnects_before)).collect();
+    starts.sort_unstable();
+    let next_after = |from: u64| starts.iter().find(|(s, _)| *s > from).copied();
+    let judge = |r: &FaultRun| -> FaultVerdict {
+        let from = r.started.as_nanos() as u64;
+        let next = next_after(from);
+        let to = next.map_or(end_ns, |n| n.0);
+        let (first_error, errors) = shared.tracker.errors_between(from, to);
+        // Only the workloads the plan runs during the window: an idle one has no verdict.
+        let running = running_workloads(&shared.plan, from, to);
+        let outage_by_workload_s: BTreeMap<String, f64> = shared
+            .workloads
+            .iter()
+            .enumerate()
+            .filter(|(_, wl)| running.contains(&wl.name.as_str()))
+            .map(|(w, wl)| (wl.name.clone(), resilience::longest_outage(&gaps, Some(w as u16), from, to) as f64 / 1e9))
+            .collect();
+        let outage_by_shard_s: BTreeMap<String, f64> = shared
+            .shards
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name.clone(), resilience::longest_outage(&gaps, Some(shared.tracker.shard_stream(i as u16)), from, to) as f64 / 1e9))
+            .collect();
+        let stream_name = |st: u16| -> Option<&String> {
+            let st = st as usize;
+            match st.checked_sub(shared.workloads.len()) {
+                None => shared.workloads.get(st).map(|w| &w.name).filter(|n| outage_by_workload_s.contains_key(*n)),
+                Some(shard) => shared.shards.get(shard),
+            }
+        };
+        let window_gaps: Vec<GapRecord> = gaps
+            .iter()
+            .filter(|g| g.to_ns > from && g.from_ns < to)
+            .filter_map(|g| {
+                Some(GapRecord { stream: stream_name(g.workload)?.clone(), from_s: g.from_ns.max(from) as f64 / 1e9, to_s: g.to_ns.min(to) as f64 / 1e9 })
+            })
+            .take(MAX_GAPS)
+            .collect();
+        let recovered = resilience::recovery(&slots, slot_ns, &gaps, from, to, &shared.plan);
+        let (recovery, recovery_s) = match recovered.outcome {
+            resilience::Outcome::Back(ns) => (Recovery::Recovered, Some(ns as f64 / 1e9)),
+            resilience::Outcome::NotBack => (Recovery::NotRecovered, None),
+            resilience::Outcome::NoLevel => (Recovery::NoLevel, None),
+        };
+        FaultVerdict {
+            gaps: window_gaps,
+            name: r.fault.name.clone(),
+            action: crate::plan::describe_action(&r.fault.action),
+            at_s: r.started.as_secs_f64(),
+            planned_s: Some(r.fault.at.as_secs_f64()),
+            late: r.started > r.fault.at + faults::LATE,
+            finished_s: r.finished.as_secs_f64(),
+            ok: r.ok,
+            required: r.fault.required,
+            detail: r.detail.clone(),
+            in_flight: r.in_flight,
+            time_to_first_error_s: first_error.map(|t| t.saturating_sub(from) as f64 / 1e9),
+            outage_s: outage_by_workload_s.values().chain(outage_by_shard_s.values()).copied().fold(0.0, f64::max),
+            outage_by_workload_s,
+            outage_by_shard_s,
+            recovery_s,
+            recovery: Some(recovery),
+            recovery_level_ops: recovered.level_per_sec.map(|l| (l * 10.0).round() / 10.0),
+            errors,
+            reconnects: (!shared.metrics.conns.is_hidden("reconnects")).then(|| next.map_or(reconnects_end, |n| n.1).saturating_sub(r.reconnects_before)),
+            window_end_s: to as f64 / 1e9,
+            steps: step_verdicts(r, to, shared, &gaps),
+        }
+    };
+    runs.iter().map(|r| r.as_ref().map(judge)).collect()
+}
+
+/// Each step of a multi-step fault over its own window (until the next step; the last one until
+/// the fault's window ends). A step that touched one cluster shard is judged by that shard's
+/// outage, so the steps and the fault's outage by shard tell the same story; other steps by the
+/// workloads running.
+fn step_verdicts(r: &FaultRun, window_end: u64, shared: &Shared, gaps: &[resilience::Gap]) -> Vec<StepVerdict> {
+    r.steps
+        .iter()
         .enumerate()
-        .map(|(i, r)| {
-            let from = r.started.as_nanos() as u64;
-            let to = runs.get(i + 1).map_or(end_ns, |n| n.started.as_nanos() as u64);
-            let (first_error, errors) = shared.tracker.errors_between(from, to);
-            // Only the workloads the plan runs during the window: an idle one has no verdict.
-            let running = running_workloads(&shared.plan, from, to);
-            let outage_by_workload_s: BTreeMap<String, f64> = shared
-                .workloads
-                .iter()
-                .enumerate()
-                .filter(|(_, wl)| running.contains(&wl.name.as_str()))
-                .map(|(w, wl)| (wl.name.clone(), resilience::longest_outage(&gaps, Some(w as u16), from, to) as f64 / 1e9))
-                .collect();
-            let outage_by_shard_s: BTreeMap<String, f64> = shared
-                .shards
-                .iter()
-                .enumerate()
-                .map(|(i, name)| (name.clone(), resilience::longest_outage(&gaps, Some(shared.tracker.shard_stream(i as u16)), from, to) as f64 / 1e9))
-                .collect();
-            let stream_name = |st: u16| -> Option<&String> {
-                let st = st as usize;
-                match st.checked_sub(shared.workloads.len()) {
-                    None => shared.workloads.get(st).map(|w| &w.name).filter(|n| outage_by_workload_s.contains_key(*n)),
-                    Some(shard) => shared.shards.get(shard),
+        .map(|(j, s)| {
+            let from = s.started.as_nanos() as u64;
+            let until = r.steps.get(j + 1).map_or(window_end, |n| n.started.as_nanos() as u64);
+            let streams: Vec<u16> = match s.shard.filter(|i| (*i as usize) < shared.shards.len()) {
+                Some(i) => vec![shared.tracker.shard_stream(i as u16)],
+                None => {
+                    let running = running_workloads(&shared.plan, from, until);
+                    shared.workloads.iter().enumerate().filter(|(_, wl)| running.contains(&wl.name.as_str())).map(|(w, _)| w as u16).collect()
                 }
             };
-            let window_gaps: Vec<GapRecord> = gaps
-                .iter()
-                .filter(|g| g.to_ns > from && g.from_ns < to)
-                .filter_map(|g| {
-                    Some(GapRecord { stream: stream_name(g.workload)?.clone(), from_s: g.from_ns.max(from) as f64 / 1e9, to_s: g.to_ns.min(to) as f64 / 1e9 })
-                })
-                .take(MAX_GAPS)
-                .collect();
-            FaultVerdict {
-                gaps: window_gaps,
-                name: r.fault.name.clone(),
-                action: crate::plan::describe_action(&r.fault.action),
-                at_s: r.started.as_secs_f64(),
-                finished_s: r.finished.as_secs_f64(),
-                ok: r.ok,
-                detail: r.detail.clone(),
-                in_flight: r.in_flight,
-                time_to_first_error_s: first_error.map(|t| t.saturating_sub(from) as f64 / 1e9),
-                outage_s: outage_by_workload_s.values().chain(outage_by_shard_s.values()).copied().fold(0.0, f64::max),
-                outage_by_workload_s,
-                outage_by_shard_s,
-                recovery_s: resilience::recovery(&slots, slot_ns, &gaps, from, to, &shared.plan).map(|ns| ns as f64 / 1e9),
-                errors,
-                reconnects: (!shared.metrics.conns.is_hidden("reconnects"))
-                    .then(|| runs.get(i + 1).map_or(reconnects_end, |n| n.reconnects_before).saturating_sub(r.reconnects_before)),
-                window_end_s: to as f64 / 1e9,
-                steps: r
-                    .steps
-                    .iter()
-                    .enumerate()
-                    .map(|(j, s)| {
-                        let from = s.started.as_nanos() as u64;
-                        let until = r.steps.get(j + 1).map_or(to, |n| n.started.as_nanos() as u64);
-                        let running = running_workloads(&shared.plan, from, until);
-                        let judged = shared.workloads.iter().enumerate().filter(|(_, wl)| running.contains(&wl.name.as_str())).map(|(w, _)| w as u16);
-                        let streams = judged.chain((0..shared.shards.len() as u16).map(|i| shared.tracker.shard_stream(i)));
-                        StepVerdict {
-                            name: s.name.clone(),
-                            at_s: s.started.as_secs_f64(),
-                            took_s: s.finished.saturating_sub(s.started).as_secs_f64(),
-                            ok: s.ok,
-                            detail: s.detail.clone(),
-                            outage_s: streams.map(|st| resilience::longest_outage(&gaps, Some(st), from, until) as f64 / 1e9).fold(0.0, f64::max),
-                            errors: shared.tracker.errors_between(from, until).1,
-                        }
-                    })
-                    .collect(),
+            StepVerdict {
+                name: s.name.clone(),
+                shard: s.shard,
+                at_s: s.started.as_secs_f64(),
+                took_s: s.finished.saturating_sub(s.started).as_secs_f64(),
+                ok: s.ok,
+                detail: s.detail.clone(),
+                outage_s: streams.iter().map(|st| resilience::longest_outage(gaps, Some(*st), from, until) as f64 / 1e9).fold(0.0, f64::max),
+                errors: shared.tracker.errors_between(from, until).1,
             }
         })
         .collect()
@@ -306,11 +172,9 @@ fn running_workloads(plan: &Plan, from: u64, to: u64) -> Vec<&str> {
 impl resilience::Expected for Plan {
     fn rate_at(&self, offset_ns: u64) -> Option<f64> {
         let at = Duration::from_nanos(offset_ns);
-        self.phase_at(at).and_then(|p| p.rate_at(at - p.start))
-    }
-
-    fn phase_start(&self, offset_ns: u64) -> u64 {
-        self.phase_at(Duration::from_nanos(offset_ns)).map_or(0, |p| p.start.as_nanos() as u64)
+        // A shard schedules its stripe of the plan's operations.
+        let share = self.shard.map_or(1.0, |s| f64::from(s.count));
+        self.phase_at(at).and_then(|p| p.rate_at(at - p.start)).map(|r| r / share)
     }
 }
 
@@ -397,8 +261,8 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
 
     if let Some(at) = start_at {
         // Everything is connected and subscribed: only the clock is left to wait for.
-        let wait = at.duration_since(SystemTime::now()).map_err(|late| RunError::StartPassed(crate::report::rfc3339(at), late.duration()))?;
-        tracing::info!(start_at = %crate::report::rfc3339(at), wait_s = wait.as_secs_f64(), "waiting for the agreed start");
+        let wait = at.duration_since(SystemTime::now()).map_err(|late| RunError::StartPassed(crate::units::rfc3339(at), late.duration()))?;
+        tracing::info!(start_at = %crate::units::rfc3339(at), wait_s = wait.as_secs_f64(), "waiting for the agreed start");
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             _ = stop.wait_for(|s| *s) => return Err(RunError::Interrupted),
@@ -456,9 +320,16 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         }
     };
     let client = deployment.spec.client_name.clone();
-    let faults =
-        faults::drive(&plan.faults, plan.shard, t0, plan.total_duration, deployment, &client, &shared.tracker, &metrics.conns.reconnects, stop.clone());
-    let (fault_runs, ()) = tokio::join!(faults, joined);
+    let fault_ctx = faults::Context {
+        deployment,
+        run_client: &client,
+        in_flight: &shared.tracker.in_flight,
+        reconnects: &metrics.conns.reconnects,
+        shard: plan.shard,
+        t0,
+        end: plan.total_duration,
+    };
+    let (fault_runs, ()) = tokio::join!(faults::drive(&plan.faults, &fault_ctx, stop.clone()), joined);
     let interrupted = *stop.borrow_and_update();
     let ended = t0.elapsed();
     shared.tracker.finish(ended.as_nanos() as u64);

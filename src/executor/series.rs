@@ -2,8 +2,8 @@
 //! past that, neighbouring points merge in pairs and new points cover twice as long, so a day-long
 //! run keeps at most [`MAX_POINTS`] points (of 16 s) instead of growing without end.
 
-use super::TimePoint;
 use crate::metrics::IntervalStats;
+use crate::outcome::TimePoint;
 
 /// Most points kept (two hours at one per second).
 pub const MAX_POINTS: usize = 7200;
@@ -57,11 +57,18 @@ pub fn point(t: f64, secs: f64, iv: &IntervalStats) -> TimePoint {
         t: (t * 1000.0).round() / 1000.0,
         secs: (secs * 1000.0).round() / 1000.0,
         ops: iv.ops,
-        ops_per_sec: if secs > 0.0 { (iv.ops as f64 / secs * 10.0).round() / 10.0 } else { 0.0 },
+        ops_per_sec: per_sec(iv.ops, secs),
+        ok: iv.ops - iv.errors,
+        ok_per_sec: per_sec(iv.ops - iv.errors, secs),
         p50_us: q(0.5),
         p99_us: q(0.99),
         errors: iv.errors,
     }
+}
+
+/// `n` over `secs`, to a tenth.
+fn per_sec(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 { (n as f64 / secs * 10.0).round() / 10.0 } else { 0.0 }
 }
 
 /// Two neighbouring points as one: counts add up; the median is their operation-weighted mean and
@@ -75,7 +82,9 @@ fn merge(pair: &[TimePoint]) -> TimePoint {
         t: b.t,
         secs: (secs * 1000.0).round() / 1000.0,
         ops,
-        ops_per_sec: if secs > 0.0 { (ops as f64 / secs * 10.0).round() / 10.0 } else { 0.0 },
+        ops_per_sec: per_sec(ops, secs),
+        ok: a.ok + b.ok,
+        ok_per_sec: per_sec(a.ok + b.ok, secs),
         p50_us: weighted(a.p50_us, b.p50_us),
         p99_us: a.p99_us.max(b.p99_us),
         errors: a.errors + b.errors,

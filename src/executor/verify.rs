@@ -13,6 +13,7 @@ use crate::deployment::cluster;
 use crate::deployment::conn::{Conn, ConnectSpec};
 use crate::deployment::resp::{CommandWriter, Value};
 use crate::keys::{digest, key_into};
+use crate::outcome::VerifyResult;
 use crate::scenario::model::HostPort;
 use crate::workload::Workload;
 use crate::workload::basic::{TOMBSTONE, counter_key};
@@ -20,51 +21,7 @@ use crate::workload::basic::{TOMBSTONE, counter_key};
 /// Keys read back per round trip.
 const BATCH: usize = 256;
 
-/// Verification of one workload's acknowledged writes.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
-pub struct VerifyResult {
-    /// Workload name.
-    pub workload: String,
-    /// Keys whose last acknowledged write was checked.
-    pub checked: u64,
-    /// Acknowledged writes whose key is gone.
-    pub lost: u64,
-    /// Acknowledged writes whose key holds a different value (or exists after an acknowledged DEL).
-    pub changed: u64,
-    /// Keys that could not be read back (errors during verification).
-    pub unreadable: u64,
-    /// Whether more writes were acknowledged than could be remembered (verification is partial).
-    pub truncated: bool,
-    /// Counters checked (INCR keys, HINCRBY fields).
-    #[serde(default)]
-    pub counters: u64,
-    /// Increments acknowledged, over all counters checked.
-    #[serde(default)]
-    pub increments_acknowledged: u64,
-    /// Acknowledged increments missing from the server's values.
-    #[serde(default)]
-    pub increments_lost: u64,
-    /// Increments applied beyond every one sent: a write applied twice (a resend after a lost
-    /// reply, `retry_writes: true`).
-    #[serde(default)]
-    pub increments_duplicated: u64,
-    /// Increments that failed as far as the client knew (a timeout, a lost connection) and were
-    /// applied all the same.
-    #[serde(default)]
-    pub increments_indeterminate: u64,
-}
-
 impl VerifyResult {
-    /// Acknowledged writes that did not survive.
-    pub fn lost_writes(&self) -> u64 {
-        self.lost + self.changed + self.increments_lost
-    }
-
-    /// Writes applied more often than they were sent.
-    pub fn duplicate_writes(&self) -> u64 {
-        self.increments_duplicated
-    }
-
     /// Judges one counter: the server's `value` against what the client knows.
     fn judge_counter(&mut self, value: u64, acked: u64, uncertain: u64) {
         self.counters += 1;

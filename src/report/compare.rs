@@ -155,7 +155,7 @@ struct Figure {
 fn row_figures(
     phase: &PhaseReport,
     row: Option<&OpReport>,
-    series: &[crate::executor::TimePoint],
+    series: &[crate::outcome::TimePoint],
     merged: Option<&super::Percentiles>,
 ) -> Vec<(&'static str, Figure)> {
     let mut out = Vec::new();

@@ -228,7 +228,7 @@ fn nice_step(raw: f64) -> f64 {
     [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(10.0 * mag)
 }
 
-type Pick<'a> = &'a dyn Fn(&crate::executor::TimePoint) -> f64;
+type Pick<'a> = &'a dyn Fn(&crate::outcome::TimePoint) -> f64;
 
 fn series_chart(r: &Report, id: &str, lines: &[(&str, &str, Pick<'_>)], label: &dyn Fn(f64) -> String) -> String {
     let mut s = format!("<svg id=\"{id}\" width=\"{WIDTH}\" height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\">");

@@ -48,17 +48,24 @@ pub fn render(r: &Report) -> String {
     }
     for f in &r.faults {
         let _ = write!(cases, "    <testcase classname=\"{}.faults\" name=\"{}\" time=\"0\">", xml(&r.scenario), xml(&format!("{} ({})", f.name, f.action)));
-        match &f.result {
-            Some(v) if v.ok => {
-                let _ = writeln!(cases, "<system-out>{}; outage {:.3}s</system-out></testcase>", xml(&v.detail), v.outage_s);
-            }
-            Some(v) => {
+        // The same judgement the exit code makes (Report::failures): a shard's faults are judged
+        // by `merge`, a fault that is not required never fails the run.
+        let failure = if r.shard.is_some() { None } else { f.failure(r.interrupted) };
+        match (&f.result, failure) {
+            (_, Some(why)) => {
                 failures += 1;
-                let _ = writeln!(cases, "\n      <failure message=\"{}\" type=\"fault\">{}</failure>\n    </testcase>", xml(&v.detail), xml(&v.detail));
+                let _ = writeln!(cases, "\n      <failure message=\"{}\" type=\"fault\">{}</failure>\n    </testcase>", xml(&why), xml(&why));
             }
-            None => {
-                failures += 1;
-                let _ = writeln!(cases, "\n      <failure message=\"did not run\" type=\"fault\">the run ended before it</failure>\n    </testcase>");
+            (Some(v), None) => {
+                let note = match (v.ok, r.shard.is_some()) {
+                    (true, _) => String::new(),
+                    (false, true) => "FAILED (judged at merge): ".to_owned(),
+                    (false, false) => "FAILED (not required): ".to_owned(),
+                };
+                let _ = writeln!(cases, "<system-out>{}{}; outage {:.3}s</system-out></testcase>", xml(&note), xml(&v.detail), v.outage_s);
+            }
+            (None, None) => {
+                let _ = writeln!(cases, "<system-out>did not run</system-out></testcase>");
             }
         }
     }

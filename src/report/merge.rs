@@ -25,8 +25,8 @@ use hdrhistogram::Histogram;
 use super::{
     ConnectionReport, FaultRecord, OpReport, Percentiles, PhaseReport, Report, Totals, add_histogram, deserialize_histogram, rate, serialize_histogram,
 };
-use crate::executor::{FaultVerdict, GapRecord, TimePoint, VerifyResult};
 use crate::metrics::OpRole;
+use crate::outcome::{FaultVerdict, GapRecord, TimePoint, VerifyResult};
 use crate::scenario::model::Threshold;
 
 /// Merges the shards' reports; an error names the file and what is wrong with it.
@@ -60,6 +60,7 @@ pub fn merge(reports: Vec<(PathBuf, Report)>) -> Result<Report, String> {
         .map(|(p, r)| format!("shard {} ({}): {}", r.shard.map_or(0, |s| s.index), r.instance_id.as_deref().unwrap_or("?"), p.display()))
         .collect();
     let thresholds = rules(base)?;
+    merged.deferred_thresholds = Vec::new();
     merged.thresholds = super::thresholds::evaluate(&thresholds, &merged);
     Ok(merged)
 }
@@ -99,12 +100,22 @@ fn check_shards(reports: Vec<(PathBuf, Report)>) -> Result<Vec<(PathBuf, Report)
     Ok(by_index.into_iter().flatten().collect())
 }
 
-/// The thresholds the shards were judged by, read back from their verdicts.
+/// The thresholds left to the merge: a shard's deferred rules, or (reports of version 1) the rules
+/// the shards judged themselves, read back from their verdicts.
 fn rules(report: &Report) -> Result<Vec<Threshold>, String> {
+    if !report.deferred_thresholds.is_empty() {
+        return report.deferred_thresholds.iter().map(super::thresholds::rule_of).collect();
+    }
     report
         .thresholds
         .iter()
         .map(|t| {
+            if t.expr.contains(" (limit ×") {
+                return Err(format!(
+                    "threshold `{}` was scaled by --time-scale in a report of an older redis-test, which did not record its limit; run the shards again",
+                    t.expr
+                ));
+            }
             let (metric, cmp, limit) = crate::scenario::validate::parse_threshold_expr(&t.expr).map_err(|e| format!("threshold `{}`: {e}", t.expr))?;
             Ok(Threshold { expr: t.expr.clone(), metric, cmp, limit, phase: t.phase.clone(), workload: t.workload.clone(), operation: t.operation.clone() })
         })
@@ -287,9 +298,19 @@ fn merge_series(all: &[&Report], start: f64) -> Vec<TimePoint> {
         let offset = epoch_s(&r.started_at).map_or(0.0, |s| s - start);
         for p in &r.time_series {
             let key = (p.t + offset).round() as i64;
-            let e =
-                by_second.entry(key).or_insert_with(|| TimePoint { t: key as f64, secs: p.secs, ops: 0, ops_per_sec: 0.0, p50_us: 0, p99_us: 0, errors: 0 });
+            let e = by_second.entry(key).or_insert_with(|| TimePoint {
+                t: key as f64,
+                secs: p.secs,
+                ops: 0,
+                ops_per_sec: 0.0,
+                ok: 0,
+                ok_per_sec: 0.0,
+                p50_us: 0,
+                p99_us: 0,
+                errors: 0,
+            });
             e.ops += p.ops;
+            e.ok += p.ok;
             e.errors += p.errors;
             e.secs = e.secs.max(p.secs);
             e.p50_us = e.p50_us.max(p.p50_us);
@@ -300,6 +321,7 @@ fn merge_series(all: &[&Report], start: f64) -> Vec<TimePoint> {
         .into_values()
         .map(|mut p| {
             p.ops_per_sec = if p.secs > 0.0 { (p.ops as f64 / p.secs * 10.0).round() / 10.0 } else { 0.0 };
+            p.ok_per_sec = if p.secs > 0.0 { (p.ok as f64 / p.secs * 10.0).round() / 10.0 } else { 0.0 };
             p
         })
         .collect()

@@ -15,7 +15,6 @@ pub mod summary;
 pub mod thresholds;
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
 
 use base64::Engine as _;
 use hdrhistogram::Histogram;
@@ -23,13 +22,16 @@ use hdrhistogram::serialization::{Serializer as _, V2Serializer};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::executor::{RunResult, TimePoint, VerifyResult};
 use crate::metrics::OpStats;
+use crate::outcome::{RunResult, TimePoint, VerifyResult};
 use crate::plan::{Plan, TargetSummary};
 use crate::workload::pubsub::SubscriberStats;
 
-/// Version of the report format; bumped when a field changes meaning.
-pub const REPORT_VERSION: u32 = 1;
+/// Version of the report format; bumped when a field changes meaning. Version 2 added the
+/// successful operations per second to the time series, fault start offsets as planned, whether a
+/// fault is required, recovery outcomes, rolling-upgrade steps by shard, the plan fingerprint and
+/// thresholds left to `merge`; reports of version 1 are read and upgraded (see [`read`]).
+pub const REPORT_VERSION: u32 = 2;
 
 /// How latency is measured, stated in every report.
 pub const LATENCY_NOTE: &str = "latency_us is measured from each operation's intended start time (the open-loop schedule when the phase has a rate, the actual start otherwise), so a stalled server cannot hide queueing delay (coordinated omission); service_time_us is measured from when the command was sent.";
@@ -74,8 +76,16 @@ pub struct Report {
     pub longest_outage_s: BTreeMap<String, f64>,
     /// One point per second.
     pub time_series: Vec<TimePoint>,
-    /// Threshold verdicts.
+    /// Threshold verdicts (empty for a shard's report: `merge` judges them).
     pub thresholds: Vec<ThresholdResult>,
+    /// A shard's thresholds, left for `merge` to judge on the whole run (a shard's share alone
+    /// cannot meet a whole-run rule such as `ops_per_sec > 800`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deferred_thresholds: Vec<RuleSpec>,
+    /// A digest of the compiled plan (phases, workloads, faults, thresholds, target, client, time
+    /// scale; the shard index left out): `merge` refuses shards whose plans differ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_fingerprint: Option<String>,
     /// Pub/sub delivery per subscriber.
     pub pubsub: Vec<PubsubReport>,
     /// Read-back of acknowledged writes.
@@ -143,8 +153,49 @@ pub struct FaultRecord {
     pub at_s: f64,
     /// What it does.
     pub action: String,
+    /// Whether its failure fails the run.
+    #[serde(default = "yes")]
+    pub required: bool,
     /// What happened when it ran, and the resilience verdict; absent when the run ended first.
-    pub result: Option<crate::executor::FaultVerdict>,
+    pub result: Option<crate::outcome::FaultVerdict>,
+}
+
+impl FaultRecord {
+    /// Why this fault fails the run, if it does: it failed, was cut short, or never ran (and the
+    /// run was not interrupted), and the scenario requires it.
+    pub fn failure(&self, interrupted: bool) -> Option<String> {
+        if !self.required {
+            return None;
+        }
+        match &self.result {
+            Some(v) if !v.ok => Some(v.detail.clone()),
+            None if !interrupted => Some("it did not run: the run ended before its offset".to_owned()),
+            _ => None,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A threshold rule as written, for `merge` to judge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RuleSpec {
+    /// The rule (`p99 < 5ms`; a count scaled by `--time-scale` says so after it).
+    pub expr: String,
+    /// The limit in the metric's base unit (µs for durations, a fraction for ratios), scaled by
+    /// `--time-scale` where counts are.
+    pub limit: f64,
+    /// Phase scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// Workload scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    /// Operation scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
 }
 
 /// One phase.
@@ -333,10 +384,7 @@ pub fn schema_text() -> String {
     s
 }
 
-/// RFC 3339 UTC with milliseconds.
-pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
-}
+pub use crate::units::rfc3339;
 
 fn serialize_histogram(h: &Histogram<u64>) -> Option<String> {
     if h.is_empty() {
@@ -354,16 +402,32 @@ pub fn deserialize_histogram(text: &str) -> Option<Histogram<u64>> {
 }
 
 impl Report {
-    /// The exit code this report's run ends with: interrupted, a threshold failed, or 0 — the same
-    /// for `apply` and for `merge`.
+    /// The exit code this report's run ends with — the same for `apply` and for `merge`:
+    /// interrupted; a shard's report 0 (it ran; `merge` judges); a threshold failed or a required
+    /// fault failed, was cut short or never ran: 1; else 0. The summary and the JUnit file say the
+    /// same from the same report.
     pub fn exit_code(&self) -> u8 {
         if self.interrupted {
             crate::exit::INTERRUPTED
-        } else if self.thresholds.iter().any(|t| !t.passed) {
+        } else if self.shard.is_some() {
+            crate::exit::OK
+        } else if !self.failures().is_empty() {
             crate::exit::THRESHOLD_FAILED
         } else {
             crate::exit::OK
         }
+    }
+
+    /// What fails this run, one line each: failed thresholds and required faults that failed.
+    pub fn failures(&self) -> Vec<String> {
+        let mut out: Vec<String> =
+            self.thresholds.iter().filter(|t| !t.passed).map(|t| format!("threshold `{}`: observed {}", t.expr, t.observed_text)).collect();
+        for f in &self.faults {
+            if let Some(why) = f.failure(self.interrupted) {
+                out.push(format!("fault `{}` ({}) failed: {why}", f.name, f.action));
+            }
+        }
+        out
     }
 }
 
@@ -479,12 +543,15 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
                 name: f.name.clone(),
                 at_s: f.at.as_secs_f64(),
                 action: crate::plan::describe_action(&f.action),
-                result: run.faults.get(i).cloned(),
+                required: f.required,
+                result: run.faults.get(i).cloned().flatten(),
             })
             .collect(),
         longest_outage_s: run.longest_outage_s.clone(),
         time_series: run.series.clone(),
         thresholds: Vec::new(),
+        deferred_thresholds: Vec::new(),
+        plan_fingerprint: Some(plan.fingerprint()),
         pubsub: run.pubsub.iter().map(|(w, subs)| PubsubReport { workload: w.clone(), subscribers: subs.clone() }).collect(),
         verify: run.verify.clone(),
         other_commands: BTreeMap::new(),

@@ -86,7 +86,7 @@ pub async fn show(plan: Plan, mut rx: watch::Receiver<Live>, opts: ProgressOptio
                     b.set_prefix(p.name.clone());
                     bar = Some(b);
                 } else {
-                    eprintln!("redis-test: {}", phase_banner(p));
+                    crate::errln!("redis-test: {}", phase_banner(p));
                 }
             }
             shown_phase = live.phase;
@@ -104,7 +104,7 @@ pub async fn show(plan: Plan, mut rx: watch::Receiver<Live>, opts: ProgressOptio
             // Ticks drift by a few milliseconds; a 5 s interval is 5 ticks, not 6.
             None if pending_secs >= opts.interval.as_secs_f64() * 0.95 => {
                 let pct = 100.0 * live.elapsed.saturating_sub(p.start).as_secs_f64() / p.duration.as_secs_f64().max(1e-9);
-                eprintln!("redis-test: [{:>7.1}s] {} {pct:>3.0}% | {}", live.elapsed.as_secs_f64(), p.name, figures(pending_secs, &pending, &live));
+                crate::errln!("redis-test: [{:>7.1}s] {} {pct:>3.0}% | {}", live.elapsed.as_secs_f64(), p.name, figures(pending_secs, &pending, &live));
                 pending = IntervalStats::default();
                 pending_secs = 0.0;
             }

@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use crate::outcome::Recovery;
+
 use super::thresholds::format_us;
 use super::{Percentiles, Report};
 
@@ -97,20 +99,37 @@ pub fn render(r: &Report) -> String {
     for f in &r.faults {
         match &f.result {
             None => {
-                let _ = writeln!(s, "\nfault {} at {:.1}s: did not run ({})", f.name, f.at_s, f.action);
+                let why = if r.interrupted { "the run was interrupted first" } else { "the run ended first" };
+                let _ = writeln!(s, "\nfault {} planned at {:.2}s: did not run: {why} ({})", f.name, f.at_s, f.action);
             }
             Some(v) => {
                 let ttfe = v.time_to_first_error_s.map_or_else(|| "no errors".to_owned(), |x| format!("first error after {}", format_us(x * 1e6)));
-                let recovery =
-                    v.recovery_s.map_or_else(|| "not back within its window".to_owned(), |x| format!("back within 10% after {}", format_us(x * 1e6)));
+                let recovery = match v.recovery() {
+                    Recovery::Recovered => match v.recovery_s {
+                        Some(x) if x == 0.0 => "never below its level".to_owned(),
+                        Some(x) => format!("back within 10% after {}", format_us(x * 1e6)),
+                        None => "back".to_owned(),
+                    },
+                    Recovery::NotRecovered => "NOT RECOVERED within its window".to_owned(),
+                    Recovery::NoLevel => "no level before it to judge recovery by".to_owned(),
+                };
+                let level = v.recovery_level_ops.map(|l| format!(" (level {l} ops/s)")).unwrap_or_default();
                 let errors: Vec<String> = v.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                let late = match v.planned_s {
+                    Some(p) if v.late => format!(" ({:.3}s late: planned at {p:.2}s)", v.at_s - p),
+                    _ => String::new(),
+                };
+                let status = match (v.ok, v.required) {
+                    (true, _) => "",
+                    (false, true) => "FAILED: ",
+                    (false, false) => "FAILED (not required, the run goes on): ",
+                };
                 let _ = writeln!(
                     s,
-                    "\nfault {} at {:.2}s: {} — {}{}\n  {ttfe}; outage {}; throughput {recovery}; {}; {} in flight; errors: {}",
+                    "\nfault {} at {:.2}s{late}: {} — {status}{}\n  {ttfe}; outage {}; throughput {recovery}{level}; {}; {} in flight; errors: {}",
                     v.name,
                     v.at_s,
                     v.action,
-                    if v.ok { "" } else { "FAILED: " },
                     v.detail,
                     format_us(v.outage_s * 1e6),
                     v.reconnects.map_or_else(|| "reconnects not observable with redis-rs".to_owned(), |n| format!("{n} reconnects")),
@@ -204,7 +223,25 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(s, "  {} {}{scope}: observed {}", if t.passed { "PASS" } else { "FAIL" }, t.expr, t.observed_text);
         }
     }
+    if !r.deferred_thresholds.is_empty() {
+        let _ = writeln!(s, "\nthresholds: {} rules, judged at merge (this report is one shard's share of the run)", r.deferred_thresholds.len());
+    }
+    let _ = writeln!(s, "\n{}", verdict_line(r));
     s
+}
+
+/// The run's verdict in one line, from the same report the exit code and the JUnit file read.
+pub fn verdict_line(r: &Report) -> String {
+    let failures = r.failures();
+    if r.interrupted {
+        "verdict: INTERRUPTED (exit 130): the figures cover the part that ran".to_owned()
+    } else if let Some(s) = r.shard {
+        format!("verdict: shard {} of {} ran (exit 0); thresholds and faults are judged by `redis-test merge`", s.index, s.count)
+    } else if failures.is_empty() {
+        "verdict: PASS".to_owned()
+    } else {
+        format!("verdict: FAIL (exit 1)\n  - {}", failures.join("\n  - "))
+    }
 }
 
 /// What the client did about cluster redirects, when there is anything to say: the counts, or

@@ -6,10 +6,34 @@
 use hdrhistogram::Histogram;
 
 use crate::metrics::OpRole;
-use crate::scenario::model::{Metric, MetricUnit, Threshold};
-use crate::units::format_duration;
+use crate::outcome::Recovery;
+use crate::scenario::model::{Metric, Threshold};
 
 use super::{Report, ThresholdResult};
+
+/// A rule as a report carries it for `merge`.
+pub fn spec_of(t: &Threshold) -> super::RuleSpec {
+    super::RuleSpec { expr: t.expr.clone(), limit: t.limit, phase: t.phase.clone(), workload: t.workload.clone(), operation: t.operation.clone() }
+}
+
+/// A rule read back from a report: its metric and comparison from the expression (the part before
+/// a `--time-scale` note), its limit as given.
+pub fn rule_of(spec: &super::RuleSpec) -> Result<Threshold, String> {
+    let written = spec.expr.split(" (limit ×").next().unwrap_or(&spec.expr);
+    let (metric, cmp, _) = crate::scenario::validate::parse_threshold_expr(written).map_err(|e| format!("threshold `{}`: {e}", spec.expr))?;
+    if !spec.limit.is_finite() || spec.limit < 0.0 {
+        return Err(format!("threshold `{}`: limit {} is not a finite value of zero or more", spec.expr, spec.limit));
+    }
+    Ok(Threshold {
+        expr: spec.expr.clone(),
+        metric,
+        cmp,
+        limit: spec.limit,
+        phase: spec.phase.clone(),
+        workload: spec.workload.clone(),
+        operation: spec.operation.clone(),
+    })
+}
 
 /// Evaluates every threshold against a report.
 pub fn evaluate(thresholds: &[Threshold], report: &Report) -> Vec<ThresholdResult> {
@@ -31,15 +55,22 @@ fn verdict(t: &Threshold, report: &Report) -> ThresholdResult {
         observed_text: match &observed {
             Ok(v) => show(t.metric, *v),
             Err(why) if why.is_empty() => "no data".to_owned(),
-            Err(why) => format!("no data: {why}"),
+            Err(why) => why.clone(),
         },
         passed,
     }
 }
 
-/// Why a rule's figure cannot be trusted although something was measured: a verify that could not
-/// read every acknowledged write back has not shown that none was lost.
+/// Why a rule's figure cannot be trusted although something was measured, as the verdict shows
+/// it: a verify that could not read every acknowledged write back has not shown that none was
+/// lost; a fault after which throughput never came back has no recovery time to compare, and
+/// fails any `recovery_time` rule.
 fn unmeasurable(t: &Threshold, report: &Report) -> Option<String> {
+    if t.metric == Metric::RecoveryTime {
+        let phase = t.phase.as_ref().and_then(|name| report.phases.iter().position(|p| &p.name == name));
+        let not_back: Vec<&str> = faults_in_scope(report, phase).filter(|f| f.recovery() == Recovery::NotRecovered).map(|f| f.name.as_str()).collect();
+        return (!not_back.is_empty()).then(|| format!("not recovered: throughput not back within the window of fault `{}`", not_back.join("`, `")));
+    }
     if !matches!(t.metric, Metric::LostWrites | Metric::DuplicateWrites) {
         return None;
     }
@@ -47,45 +78,21 @@ fn unmeasurable(t: &Threshold, report: &Report) -> Option<String> {
     let unreadable: u64 = in_scope.iter().map(|v| v.unreadable).sum();
     let checked: u64 = in_scope.iter().map(|v| v.checked).sum();
     if unreadable > 0 {
-        return Some(format!("{unreadable} of {checked} acknowledged writes could not be read back"));
+        return Some(format!("no data: {unreadable} of {checked} acknowledged writes could not be read back"));
     }
-    in_scope.iter().any(|v| v.truncated).then(|| "more writes were acknowledged than could be remembered; only some were checked".to_owned())
+    in_scope.iter().any(|v| v.truncated).then(|| "no data: more writes were acknowledged than could be remembered; only some were checked".to_owned())
 }
 
 /// The verify results a rule judges: its workload's, or every verifying workload's.
-fn verify_in_scope<'a>(t: &Threshold, report: &'a Report) -> Vec<&'a crate::executor::VerifyResult> {
+fn verify_in_scope<'a>(t: &Threshold, report: &'a Report) -> Vec<&'a crate::outcome::VerifyResult> {
     report.verify.iter().filter(|v| t.workload.as_ref().is_none_or(|w| *w == v.workload)).collect()
 }
 
+pub use crate::units::format_us;
+
 /// A value in the metric's unit as people read it.
 pub fn show(metric: Metric, v: f64) -> String {
-    match metric.unit() {
-        MetricUnit::Duration => format_us(v),
-        MetricUnit::Ratio => format!("{}%", round_sig(v * 100.0)),
-        MetricUnit::Number => format!("{}", round_sig(v)),
-    }
-}
-
-/// Microseconds as `850us`, `1.25ms`, `2.503s`, `1m30s`.
-pub fn format_us(us: f64) -> String {
-    if us < 1000.0 {
-        format!("{}us", round_sig(us))
-    } else if us < 1_000_000.0 {
-        format!("{}ms", round_sig(us / 1000.0))
-    } else if us < 60e6 {
-        format!("{}s", round_sig(us / 1e6))
-    } else {
-        format_duration(std::time::Duration::from_secs((us / 1e6).round() as u64))
-    }
-}
-
-fn round_sig(x: f64) -> f64 {
-    if x == 0.0 || !x.is_finite() {
-        return x;
-    }
-    let digits = 4 - x.abs().log10().ceil() as i32;
-    let f = 10f64.powi(digits.max(0));
-    (x * f).round() / f
+    metric.show(v)
 }
 
 fn observe(t: &Threshold, report: &Report) -> Option<f64> {
@@ -132,11 +139,9 @@ fn observe(t: &Threshold, report: &Report) -> Option<f64> {
         Metric::ErrorRate => (count > 0).then(|| errors as f64 / count as f64),
         Metric::OpsPerSec => (any && secs > 0.0).then(|| count as f64 / secs),
         Metric::Outage => outage_us(t, report, phase_idx),
-        Metric::RecoveryTime => {
-            // A fault that never recovered within its window counts as the whole window.
-            let v: Vec<f64> = faults_in_scope(report, phase_idx).map(|r| r.recovery_s.unwrap_or(r.window_end_s - r.at_s) * 1e6).collect();
-            v.into_iter().reduce(f64::max)
-        }
+        // Faults not back fail the rule before this (see `unmeasurable`); faults with no level to
+        // compare with measured nothing.
+        Metric::RecoveryTime => faults_in_scope(report, phase_idx).filter_map(|r| r.recovery_s).map(|s| s * 1e6).reduce(f64::max),
         Metric::LostWrites => {
             let v = verify_in_scope(t, report);
             // A verify that read nothing back (no acknowledged write, no counter) has not shown
@@ -152,7 +157,7 @@ fn observe(t: &Threshold, report: &Report) -> Option<f64> {
 }
 
 /// Faults that ran and started inside the phase (all when unscoped).
-fn faults_in_scope(report: &Report, phase: Option<usize>) -> impl Iterator<Item = &crate::executor::FaultVerdict> {
+fn faults_in_scope(report: &Report, phase: Option<usize>) -> impl Iterator<Item = &crate::outcome::FaultVerdict> {
     report.faults.iter().filter_map(|f| f.result.as_ref()).filter(move |r| match phase {
         Some(p) => {
             let ph = &report.phases[p];

@@ -262,6 +262,52 @@ pub struct Fault {
     pub at: Duration,
     /// What to do.
     pub action: FaultAction,
+    /// Whether the run fails when this fault fails or is cut short.
+    pub required: bool,
+}
+
+/// What a fault holds while it runs, so that two that cannot overlap do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exclusive {
+    /// One local node's process (restart, freeze).
+    Node(u32),
+    /// Which node is primary (failover).
+    Failover,
+    /// Every node (a rolling upgrade restarts them all and fails each shard over).
+    Upgrade,
+}
+
+impl FaultAction {
+    /// What this fault holds while it runs, if anything.
+    pub fn holds(&self) -> Option<Exclusive> {
+        match self {
+            FaultAction::Restart { node, .. } | FaultAction::Freeze { node, .. } => Some(Exclusive::Node(*node)),
+            FaultAction::Failover { .. } => Some(Exclusive::Failover),
+            FaultAction::RollingUpgrade { .. } => Some(Exclusive::Upgrade),
+            _ => None,
+        }
+    }
+}
+
+impl Exclusive {
+    /// Whether two faults holding these could not run at once.
+    pub fn conflicts(self, other: Exclusive) -> bool {
+        match (self, other) {
+            (Exclusive::Node(a), Exclusive::Node(b)) => a == b,
+            (Exclusive::Upgrade, _) | (_, Exclusive::Upgrade) => true,
+            (Exclusive::Failover, Exclusive::Failover) => true,
+            _ => false,
+        }
+    }
+
+    /// What it holds, as people read it.
+    pub fn describe(self) -> String {
+        match self {
+            Exclusive::Node(n) => format!("node {n}"),
+            Exclusive::Failover => "the failover".into(),
+            Exclusive::Upgrade => "the deployment".into(),
+        }
+    }
 }
 
 /// What a fault does.
@@ -422,6 +468,17 @@ pub enum MetricUnit {
     Ratio,
     /// A plain number.
     Number,
+}
+
+impl Metric {
+    /// A value in this metric's unit as people read it (`1.2ms`, `0.05%`, `19877`).
+    pub fn show(self, v: f64) -> String {
+        match self.unit() {
+            MetricUnit::Duration => crate::units::format_us(v),
+            MetricUnit::Ratio => format!("{}%", crate::units::round_sig(v * 100.0)),
+            MetricUnit::Number => format!("{}", crate::units::round_sig(v)),
+        }
+    }
 }
 
 impl Metric {

@@ -15,6 +15,10 @@ fn yes() -> bool {
     true
 }
 
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
 /// A load and resilience test of a Redis deployment.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -888,6 +892,26 @@ pub enum RawFault {
     Shell(ShellSpec),
 }
 
+impl RawFault {
+    /// Whether the run fails when this fault fails or is cut short.
+    pub fn required(&self) -> bool {
+        match self {
+            RawFault::ClientKill(s) => s.required,
+            RawFault::ClientPause(s) => s.required,
+            RawFault::DebugSleep(s) => s.required,
+            RawFault::Failover(s) => s.required,
+            RawFault::Restart(s) => s.required,
+            RawFault::Freeze(s) => s.required,
+            RawFault::RollingUpgrade(s) => s.required,
+            RawFault::Latency(s) => s.required,
+            RawFault::Bandwidth(s) => s.required,
+            RawFault::Blackhole(s) | RawFault::Partition(s) => s.required,
+            RawFault::Reset(s) => s.required,
+            RawFault::Shell(s) => s.required,
+        }
+    }
+}
+
 /// Declares a fault's option struct with the fields every fault shares (`at`, `phase`, `name`).
 macro_rules! fault_spec {
     ($(#[$meta:meta])* $name:ident { $($body:tt)* }) => {
@@ -903,6 +927,10 @@ macro_rules! fault_spec {
             /// Count `at` from the start of this phase instead of the start of the run.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub phase: Option<String>,
+            /// Whether the run fails (exit 1) when this fault fails or is cut short; `false` makes
+            /// it informative: reported, never failing the run.
+            #[serde(default = "yes", skip_serializing_if = "is_true")]
+            pub required: bool,
             $($body)*
         }
     };
@@ -1023,9 +1051,9 @@ fault_spec!(
 fault_spec!(
     /// Options of `bandwidth`.
     BandwidthSpec {
-        /// Bytes per second, each direction.
-        #[schemars(range(min = 1))]
-        pub bytes_per_second: u64,
+        /// Bytes per second each way on a node's link, shared by all of its connections (as a
+        /// network link is): a number of bytes or a size (`8KiB`).
+        pub bytes_per_second: ByteSize,
         /// How long the limit lasts.
         pub duration: HumanDuration,
         /// Node (0-based, in start order); every node when absent.

@@ -561,6 +561,7 @@ fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Opt
     let proxied = target.as_ref().is_some_and(|t| t.proxy)
         || raw.faults.iter().any(|f| matches!(fault_parts(f).3, FaultAction::Network { .. } | FaultAction::Reset { .. }));
     let mut out = Vec::new();
+    let mut placed = Vec::new();
     for (i, f) in raw.faults.iter().enumerate() {
         let fp = p("faults").index(i);
         let (name, at, phase, mut action) = fault_parts(f);
@@ -675,10 +676,54 @@ fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Opt
             }
         }
         let label = name.clone().unwrap_or_else(|| default_fault_name(&action, start + at.get()));
-        out.push(Fault { name: label, at: start + at.get(), action });
+        placed.push((i, start + at.get()));
+        out.push(Fault { name: label, at: start + at.get(), action, required: f.required() });
     }
+    refuse_overlaps(c, &out, &placed);
     out.sort_by_key(|f| f.at);
     out
+}
+
+/// Faults run at their offsets, concurrently when they overlap; two that cannot physically overlap
+/// are refused here, each error naming the other fault's line: two restarts or freezes of one node
+/// whose declared windows overlap, and two rolling upgrades (an upgrade's length is not known in
+/// advance, so any two could). `placed` holds each fault's index in the file and its offset.
+fn refuse_overlaps(c: &mut Checker<'_>, faults: &[Fault], placed: &[(usize, Duration)]) {
+    // What each holds and for how long it is known to hold it (`None`: until it is done).
+    let holds = |a: &FaultAction| -> Option<(Exclusive, Option<Duration>)> {
+        match a {
+            FaultAction::Restart { node, down_for, .. } => Some((Exclusive::Node(*node), Some(*down_for))),
+            FaultAction::Freeze { node, duration } => Some((Exclusive::Node(*node), Some(*duration))),
+            FaultAction::RollingUpgrade { .. } => Some((Exclusive::Upgrade, None)),
+            _ => None,
+        }
+    };
+    for (a, fa) in faults.iter().enumerate() {
+        let Some((xa, la)) = holds(&fa.action) else { continue };
+        for (b, fb) in faults.iter().enumerate().skip(a + 1) {
+            let Some((xb, lb)) = holds(&fb.action) else { continue };
+            let same_kind = matches!((xa, xb), (Exclusive::Node(_), Exclusive::Node(_))) || (xa == Exclusive::Upgrade && xb == Exclusive::Upgrade);
+            if !same_kind || !xa.conflicts(xb) {
+                continue;
+            }
+            let ((ia, sa), (ib, sb)) = (placed[a], placed[b]);
+            let overlap = match (la, lb) {
+                (Some(la), Some(lb)) => sa < sb + lb && sb < sa + la,
+                _ => true,
+            };
+            if !overlap {
+                continue;
+            }
+            let line_of = |i: usize| c.root.locate(&p("faults").index(i)).line;
+            let why = match xa {
+                Exclusive::Upgrade => "two rolling upgrades cannot overlap, and an upgrade's length is not known in advance".to_owned(),
+                _ => format!("both act on {} at once ({} and {})", xa.describe(), crate::units::format_duration(sa), crate::units::format_duration(sb)),
+            };
+            let (la_line, lb_line) = (line_of(ia), line_of(ib));
+            c.err(p("faults").index(ib), format!("fault `{}` overlaps fault `{}` (line {la_line}): {why}", fb.name, fa.name));
+            c.err(p("faults").index(ia), format!("fault `{}` overlaps fault `{}` (line {lb_line}): {why}", fa.name, fb.name));
+        }
+    }
 }
 
 /// The kind of a fault as written in files.
@@ -715,7 +760,7 @@ fn fault_parts(f: &RawFault) -> (&Option<String>, crate::units::HumanDuration, &
             &s.name,
             s.at,
             &s.phase,
-            FaultAction::Network { fault: NetworkFault::Bandwidth { bytes_per_second: s.bytes_per_second }, node: s.node, duration: s.duration.get() },
+            FaultAction::Network { fault: NetworkFault::Bandwidth { bytes_per_second: s.bytes_per_second.0 }, node: s.node, duration: s.duration.get() },
         ),
         RawFault::Blackhole(s) => (&s.name, s.at, &s.phase, FaultAction::Network { fault: NetworkFault::Blackhole, node: s.node, duration: s.duration.get() }),
         RawFault::Partition(s) => (&s.name, s.at, &s.phase, FaultAction::Network { fault: NetworkFault::Partition, node: s.node, duration: s.duration.get() }),
