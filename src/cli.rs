@@ -98,19 +98,19 @@ pub enum Command {
         /// Show every row, not only the ones that changed.
         #[arg(long)]
         all: bool,
-        /// Family-wise significance level: the chance that noise flags any row.
-        #[arg(long, default_value = "0.05", value_parser = crate::report::compare::parse_fraction)]
-        alpha: f64,
-        /// Largest throughput drop allowed, e.g. `10%`.
-        #[arg(long, default_value = "10%", value_parser = crate::report::compare::parse_fraction)]
+        /// Largest drop of successful operations per second from the baselines' median, e.g. `5%`
+        /// (doubled with a single baseline).
+        #[arg(long, default_value = "5%", value_parser = crate::report::compare::parse_fraction)]
         max_regression: f64,
-        /// Largest p50/p99/p99.9 rise allowed, e.g. `25%`.
+        /// Largest p50/p99/p99.9 rise from the baselines' median, e.g. `25%` (doubled with a single
+        /// baseline).
         #[arg(long, default_value = "25%", value_parser = crate::report::compare::parse_fraction)]
         max_latency_regression: f64,
         /// Latency rises below this are noise, e.g. `1ms`.
         #[arg(long, default_value = "1ms", value_parser = parse_duration_arg)]
         latency_floor: std::time::Duration,
-        /// Largest error-rate rise allowed, in points of the operations, e.g. `0.1%`.
+        /// Largest error-rate rise, in points of the operations, e.g. `0.1%` (doubled with a single
+        /// baseline).
         #[arg(long, default_value = "0.1%", value_parser = crate::report::compare::parse_fraction)]
         max_error_rate_increase: f64,
         /// Rows with fewer baseline operations are shown but not judged.

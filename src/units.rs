@@ -293,3 +293,14 @@ pub fn round_sig(x: f64) -> f64 {
     let f = 10f64.powi(digits.max(0));
     (x * f).round() / f
 }
+
+/// Text from outside (a report, a scenario) made safe for a terminal: control characters and the
+/// bidirectional overrides that reorder what is shown are printed escaped (`\u{1b}`), so a crafted
+/// name can neither move the cursor, set a title, clear the screen nor disguise itself.
+pub fn escape_control(s: &str) -> String {
+    let hidden = |c: char| c.is_control() || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !s.chars().any(hidden) {
+        return s.to_owned();
+    }
+    s.chars().map(|c| if hidden(c) { c.escape_unicode().to_string() } else { c.to_string() }).collect()
+}

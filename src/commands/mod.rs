@@ -22,26 +22,14 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Cleanup { file, inputs } => cleanup::cleanup(&file, &inputs),
         Command::Merge { reports, json, html, junit } => merge::merge(&reports, json.as_deref(), html.as_deref(), junit.as_deref()),
         Command::Report { report, html } => render_report(&report, html.as_deref()),
-        Command::Compare {
-            reports,
-            baseline,
-            last,
-            all,
-            alpha,
-            max_regression,
-            max_latency_regression,
-            latency_floor,
-            max_error_rate_increase,
-            min_ops,
-            json,
-        } => {
+        Command::Compare { reports, baseline, last, all, max_regression, max_latency_regression, latency_floor, max_error_rate_increase, min_ops, json } => {
             let t = crate::report::compare::Tolerances {
                 max_regression,
                 max_latency_regression,
                 latency_floor_us: latency_floor.as_secs_f64() * 1e6,
                 max_error_rate_increase,
                 min_ops,
-                alpha,
+                ..Default::default()
             };
             compare(&reports, baseline.as_deref(), last as usize, t, all, json)
         }
@@ -208,13 +196,8 @@ fn plan(file: &Path, json: bool, time_scale: f64, shard: Option<(u32, u32)>, inp
     exit::OK
 }
 
-/// Reads a JSON report written by `apply`.
-/// Largest run report read back (a day-long run's report is a few megabytes).
-const MAX_REPORT_BYTES: u64 = 256 * 1024 * 1024;
-
 fn read_report(path: &Path) -> Result<crate::report::Report, String> {
-    let bytes = crate::files::read_bounded(path, MAX_REPORT_BYTES).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("{}:{}:{}: not a redis-test report: {e}", path.display(), e.line(), e.column()))
+    crate::report::read::read(path)
 }
 
 fn render_report(path: &Path, html: Option<&Path>) -> u8 {

@@ -449,9 +449,15 @@ mod tests {
         let r = recovery(&slots, SLOT_NS, &[blackhole], 7_000 * MS, 12_000 * MS, &Steady(400.0));
         assert_eq!(r.outcome, Outcome::Back(0), "{r:?}");
         assert_eq!(r.level_per_sec, Some(400.0), "the plan's rate, not the burst");
-        // The same in closed loop: the median of the clean slots, not the burst after the gap.
-        let r = recovery(&slots, SLOT_NS, &[blackhole], 7_000 * MS, 12_000 * MS, &ClosedLoop);
+        // Closed loop: a pause releases what waited in one burst; the level is the median of the
+        // clean slots before the fault, not the burst.
+        let mut closed = vec![40u64; 120];
+        closed[30..50].iter_mut().for_each(|s| *s = 0);
+        closed[50] = 400;
+        closed[51] = 200;
+        let r = recovery(&closed, SLOT_NS, &[blackhole], 6_000 * MS, 12_000 * MS, &ClosedLoop);
         assert_eq!(r.outcome, Outcome::Back(0), "{r:?}");
+        assert_eq!(r.level_per_sec, Some(400.0));
     }
 
     #[test]

@@ -23,9 +23,12 @@ pub fn render(r: &Report) -> String {
     let mut h = String::with_capacity(64 * 1024);
     let title = format!("redis-test {} — {}", esc(&r.scenario), esc(&r.run_id));
     let _ = write!(h, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\n<style>{}</style></head><body>\n", CSS);
+    // The verdict the exit code gives, from the same report.
     let verdict = if r.interrupted {
         "<span class=\"bad\">INTERRUPTED</span>"
-    } else if r.thresholds.iter().all(|t| t.passed) {
+    } else if r.shard.is_some() {
+        "<span>SHARD (judged at merge)</span>"
+    } else if r.failures().is_empty() {
         "<span class=\"good\">PASSED</span>"
     } else {
         "<span class=\"bad\">FAILED</span>"
@@ -63,9 +66,24 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(h, "<h2>Phase timeline</h2>");
     h.push_str(&timeline(r));
     let _ = writeln!(h, "<h2>Throughput</h2>");
-    h.push_str(&series_chart(r, "throughput", &[("ops/s", "#2563eb", &|p| p.ops_per_sec)], &|v| format!("{v:.0}")));
+    let _ = writeln!(
+        h,
+        "<p class=\"note\">Successful operations per second (blue) and failed ones (red), each second; shaded: fault windows, from each fault's start until it was done.</p>"
+    );
+    let per_sec = |n: u64, p: &crate::outcome::TimePoint| if p.secs > 0.0 { n as f64 / p.secs } else { 0.0 };
+    h.push_str(&series_chart(
+        r,
+        "throughput",
+        &[("ok/s", "#2563eb", &|p| p.ok_per_sec), ("errors/s", "#dc2626", &|p| per_sec(p.errors, p))],
+        &|v| format!("{v:.0}"),
+        Scale::Linear,
+    ));
     let _ = writeln!(h, "<h2>Latency over time</h2>");
-    h.push_str(&series_chart(r, "latency", &[("p50", "#16a34a", &|p| p.p50_us as f64), ("p99", "#dc2626", &|p| p.p99_us as f64)], &format_us));
+    let _ = writeln!(
+        h,
+        "<p class=\"note\">p50 and p99 of successful operations each second, on a logarithmic axis: a 1.5 s stall and a 20 ms fault stay readable side by side.</p>"
+    );
+    h.push_str(&series_chart(r, "latency", &[("p50", "#16a34a", &|p| p.p50_us as f64), ("p99", "#dc2626", &|p| p.p99_us as f64)], &format_us, Scale::Log));
     let _ = writeln!(h, "<h2>Latency distribution per operation</h2>");
     h.push_str(&distributions(r));
     let _ = writeln!(h, "<h2>Errors by class</h2>");
@@ -116,7 +134,20 @@ fn faults_table(h: &mut String, r: &Report) {
         let cells = match &f.result {
             None => vec!["did not run".to_owned(), "-".into(), "-".into(), "-".into(), "-".into(), "-".into()],
             Some(v) => vec![
-                format!("<span class=\"{}\">{}</span> {}", if v.ok { "good" } else { "bad" }, if v.ok { "ok" } else { "FAILED" }, esc(&v.detail)),
+                format!(
+                    "<span class=\"{}\">{}</span> {}{}",
+                    if v.ok { "good" } else { "bad" },
+                    match (v.ok, v.required) {
+                        (true, _) => "ok",
+                        (false, true) => "FAILED",
+                        (false, false) => "FAILED (not required)",
+                    },
+                    esc(&v.detail),
+                    match v.planned_s {
+                        Some(p) if v.late => format!(" <span class=\"bad\">started {:.3}s late</span>", v.at_s - p),
+                        _ => String::new(),
+                    }
+                ),
                 v.time_to_first_error_s.map_or("none".into(), |x| format_us(x * 1e6)),
                 if v.outage_by_shard_s.is_empty() {
                     format_us(v.outage_s * 1e6)
@@ -124,13 +155,22 @@ fn faults_table(h: &mut String, r: &Report) {
                     let shards: Vec<String> = v.outage_by_shard_s.iter().map(|(k, o)| format!("{k}: {}", format_us(o * 1e6))).collect();
                     format!("{}<br><small>{}</small>", format_us(v.outage_s * 1e6), esc(&shards.join(", ")))
                 },
-                v.recovery_s.map_or("not back".into(), |x| format_us(x * 1e6)),
+                match v.recovery() {
+                    crate::outcome::Recovery::Recovered => v.recovery_s.map_or("back".into(), |x| if x == 0.0 { "no dip".into() } else { format_us(x * 1e6) }),
+                    crate::outcome::Recovery::NotRecovered => "<span class=\"bad\">not recovered</span>".into(),
+                    crate::outcome::Recovery::NoLevel => "no level to judge by".into(),
+                },
                 if v.errors.is_empty() { "none".into() } else { esc(&v.errors.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")) },
                 super::count_or_hidden(v.reconnects),
             ],
         };
-        let _ =
-            write!(h, "<tr><td style=\"text-align:left\">{}</td><td>{:.2}s</td><td style=\"text-align:left\">{}</td>", esc(&f.name), f.at_s, esc(&f.action));
+        let _ = write!(
+            h,
+            "<tr><td style=\"text-align:left\">{}</td><td>{:.2}s</td><td style=\"text-align:left\">{}</td>",
+            esc(&f.name),
+            f.result.as_ref().map_or(f.at_s, |v| v.at_s),
+            esc(&f.action)
+        );
         for c in cells {
             let _ = write!(h, "<td style=\"text-align:left\">{c}</td>");
         }
@@ -174,15 +214,22 @@ fn backdrop(r: &Report, height: f64) -> String {
         let _ = write!(s, "<line x1=\"{x0:.1}\" x2=\"{x0:.1}\" y1=\"{PAD_T}\" y2=\"{:.1}\" stroke=\"#999\" stroke-dasharray=\"3,3\"/>", height - PAD_B);
         let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\">{}</text>", x0 + 3.0, PAD_T + 11.0, esc(&p.name));
     }
-    for f in &r.faults {
-        let x = x_of(f.at_s, span);
+    for (i, f) in r.faults.iter().enumerate() {
+        // Shaded from the fault's start until it was done (at least 2 px for an instant one).
+        let (from, to) = f.result.as_ref().map_or((f.at_s, f.at_s), |v| (v.at_s, v.finished_s.max(v.at_s)));
+        let (x0, x1) = (x_of(from, span), x_of(to, span));
         let _ = write!(
             s,
-            "<line class=\"fault\" x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{PAD_T}\" y2=\"{:.1}\" stroke=\"#b91c1c\" stroke-width=\"2\"><title>{}</title></line>",
-            height - PAD_B,
-            esc(&f.name)
+            "<rect class=\"fault\" x=\"{x0:.1}\" y=\"{PAD_T}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#b91c1c\" fill-opacity=\"0.18\" stroke=\"#b91c1c\" stroke-width=\"1\"><title>{} ({}): {:.2}s – {:.2}s</title></rect>",
+            (x1 - x0).max(2.0),
+            height - PAD_T - PAD_B,
+            esc(&f.name),
+            esc(&f.action),
+            from,
+            to
         );
-        let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#b91c1c\">⚡ {}</text>", x + 3.0, PAD_T + 24.0, esc(&f.name));
+        // Labels stagger so that faults close together stay legible.
+        let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#b91c1c\">⚡ {}</text>", x0 + 3.0, PAD_T + 24.0 + 12.0 * (i % 3) as f64, esc(&f.name));
     }
     s
 }
@@ -230,13 +277,52 @@ fn nice_step(raw: f64) -> f64 {
 
 type Pick<'a> = &'a dyn Fn(&crate::outcome::TimePoint) -> f64;
 
-fn series_chart(r: &Report, id: &str, lines: &[(&str, &str, Pick<'_>)], label: &dyn Fn(f64) -> String) -> String {
+/// How a chart's values map to height.
+#[derive(Clone, Copy, PartialEq)]
+enum Scale {
+    Linear,
+    /// Logarithmic from 1 (µs): a long stall beside a short fault keeps both readable.
+    Log,
+}
+
+/// Most points drawn per line: a long run's series is drawn as each bucket's lowest and highest
+/// value, so dips and spikes stay visible and the page stays small.
+const MAX_DRAWN: usize = 1000;
+
+/// The points of one line as drawn: every point, or per bucket its lowest and highest.
+fn drawn(points: &[crate::outcome::TimePoint], f: Pick<'_>) -> Vec<(f64, f64)> {
+    if points.len() <= MAX_DRAWN {
+        return points.iter().map(|p| (p.t, f(p))).collect();
+    }
+    let per = points.len().div_ceil(MAX_DRAWN / 2);
+    let mut out = Vec::with_capacity(MAX_DRAWN + 2);
+    for chunk in points.chunks(per) {
+        let (lo, hi) = chunk.iter().fold((None::<&crate::outcome::TimePoint>, None::<&crate::outcome::TimePoint>), |(lo, hi), p| {
+            (if lo.is_none_or(|l| f(p) < f(l)) { Some(p) } else { lo }, if hi.is_none_or(|h| f(p) > f(h)) { Some(p) } else { hi })
+        });
+        let mut pair: Vec<&crate::outcome::TimePoint> = lo.into_iter().chain(hi).collect();
+        pair.sort_by(|a, b| a.t.total_cmp(&b.t));
+        pair.dedup_by(|a, b| a.t == b.t);
+        out.extend(pair.into_iter().map(|p| (p.t, f(p))));
+    }
+    out
+}
+
+fn series_chart(r: &Report, id: &str, lines: &[(&str, &str, Pick<'_>)], label: &dyn Fn(f64) -> String, scale: Scale) -> String {
     let mut s = format!("<svg id=\"{id}\" width=\"{WIDTH}\" height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\">");
     s.push_str(&backdrop(r, HEIGHT));
-    let max = r.time_series.iter().flat_map(|p| lines.iter().map(move |(_, _, f)| f(p))).fold(0.0f64, f64::max).max(1.0);
-    let y_of = |v: f64| HEIGHT - PAD_B - (HEIGHT - PAD_B - PAD_T - 14.0) * (v / max);
-    for frac in [0.0, 0.5, 1.0] {
-        let v = max * frac;
+    let max = r.time_series.iter().flat_map(|p| lines.iter().map(move |(_, _, f)| f(p))).filter(|v| v.is_finite()).fold(0.0f64, f64::max).max(1.0);
+    let top = HEIGHT - PAD_B - PAD_T - 14.0;
+    let frac = |v: f64| match scale {
+        Scale::Linear => v / max,
+        Scale::Log => (v.max(1.0)).log10() / max.log10().max(1.0),
+    };
+    let y_of = |v: f64| HEIGHT - PAD_B - top * frac(v).clamp(0.0, 1.0);
+    let ticks: Vec<f64> = match scale {
+        Scale::Linear => vec![0.0, max / 2.0, max],
+        Scale::Log => (0..=max.log10().ceil() as i32).map(|e| 10f64.powi(e)).filter(|v| *v <= max * 1.0001).collect(),
+    };
+    for v in ticks {
         let y = y_of(v);
         let _ = write!(
             s,
@@ -246,15 +332,18 @@ fn series_chart(r: &Report, id: &str, lines: &[(&str, &str, Pick<'_>)], label: &
             esc(&label(v))
         );
     }
+    if scale == Scale::Log {
+        let _ = write!(s, "<text x=\"4\" y=\"{:.1}\">log scale</text>", PAD_T + 8.0);
+    }
     for (i, (name, color, f)) in lines.iter().enumerate() {
-        let pts: Vec<String> = r.time_series.iter().map(|p| format!("{:.1},{:.1}", x_of(p.t, r.duration_s), y_of(f(p)))).collect();
+        let pts: Vec<String> = drawn(&r.time_series, *f).iter().map(|(t, v)| format!("{:.1},{:.1}", x_of(*t, r.duration_s), y_of(*v))).collect();
         let _ = write!(
             s,
             "<polyline class=\"series\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.8\" points=\"{}\"><title>{}</title></polyline>",
             pts.join(" "),
             esc(name)
         );
-        let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"{color}\">— {}</text>", WIDTH - 70.0, PAD_T + 40.0 + 14.0 * i as f64, esc(name));
+        let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"{color}\">— {}</text>", WIDTH - 80.0, PAD_T + 40.0 + 14.0 * i as f64, esc(name));
     }
     axis_x(&mut s, r.duration_s, HEIGHT);
     s.push_str("</svg>\n");

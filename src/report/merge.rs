@@ -62,7 +62,26 @@ pub fn merge(reports: Vec<(PathBuf, Report)>) -> Result<Report, String> {
     let thresholds = rules(base)?;
     merged.deferred_thresholds = Vec::new();
     merged.thresholds = super::thresholds::evaluate(&thresholds, &merged);
+    impossible(&merged)?;
     Ok(merged)
+}
+
+/// Refuses a merged report whose figures cannot be true: a sum that reached its type's largest
+/// value (the shards' counts overflowed), or counts that contradict each other.
+fn impossible(merged: &Report) -> Result<(), String> {
+    fn saturated(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Number(n) => n.as_u64().is_some_and(|x| x == u64::MAX || x == u64::from(u32::MAX)) || n.as_i64() == Some(i64::MAX),
+            serde_json::Value::Array(a) => a.iter().any(saturated),
+            serde_json::Value::Object(o) => o.values().any(saturated),
+            _ => false,
+        }
+    }
+    let value = serde_json::to_value(merged).map_err(|e| e.to_string())?;
+    if saturated(&value) {
+        return Err("the shards' figures add up past what a count can hold: they cannot be true (a report was edited or corrupted)".into());
+    }
+    super::read::check(merged).map_err(|e| format!("the merged figures cannot be true: {e}"))
 }
 
 /// Every report is a shard of the same run of the same scenario; each shard once, none missing.
@@ -72,10 +91,48 @@ fn check_shards(reports: Vec<(PathBuf, Report)>) -> Result<Vec<(PathBuf, Report)
     let Some(first_shard) = first.shard else {
         return Err(format!("{}: not a shard's report (run with `apply --shard I/N` or `--shards N`)", first_path.display()));
     };
+    // Shard numbers come from files: the bounds `apply` applies (the reader checked each report).
+    if first_shard.count == 0 || first_shard.count > super::read::MAX_SHARDS {
+        return Err(format!("{}: shard count {} is not between 1 and {}", first_path.display(), first_shard.count, super::read::MAX_SHARDS));
+    }
     let count = first_shard.count as usize;
+    if reports.len() > count {
+        return Err(format!("{} reports given for a run of {count} shards", reports.len()));
+    }
     let mut by_index: Vec<Option<(PathBuf, Report)>> = vec![None; count];
     for (path, r) in &reports {
         let Some(s) = r.shard else { return Err(format!("{}: not a shard's report (run with `apply --shard I/N` or `--shards N`)", path.display())) };
+        if s.index >= s.count {
+            return Err(format!("{}: shard {} of {} cannot be", path.display(), s.index, s.count));
+        }
+        if r.interrupted {
+            return Err(format!(
+                "{}: shard {} was interrupted: its figures cover part of the run, and a merge would judge a run that did not happen (run it again)",
+                path.display(),
+                s.index
+            ));
+        }
+        // The whole plan: phases, rates, workloads, faults, thresholds, target, client, time scale.
+        match (&r.plan_fingerprint, &first.plan_fingerprint) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(format!(
+                    "{}: its plan differs from {}'s (plan fingerprint {a} vs {b}): not shards of one run of one scenario",
+                    path.display(),
+                    first_path.display()
+                ));
+            }
+            _ => {}
+        }
+        for (what, a, b) in [
+            ("time scale", r.time_scale.to_string(), first.time_scale.to_string()),
+            ("client", r.client.clone(), first.client.clone()),
+            ("target", r.target.address.clone(), first.target.address.clone()),
+            ("mode", r.target.mode.clone(), first.target.mode.clone()),
+        ] {
+            if a != b {
+                return Err(format!("{}: {what} `{a}`, but {} ran with `{b}`: not shards of one run", path.display(), first_path.display()));
+            }
+        }
         if r.scenario != first.scenario {
             return Err(format!("{}: scenario `{}`, but {} ran `{}`", path.display(), r.scenario, first_path.display(), first.scenario));
         }
@@ -93,9 +150,14 @@ fn check_shards(reports: Vec<(PathBuf, Report)>) -> Result<Vec<(PathBuf, Report)
             None => by_index[s.index as usize] = Some((path.clone(), r.clone())),
         }
     }
-    let missing: Vec<String> = by_index.iter().enumerate().filter(|(_, r)| r.is_none()).map(|(i, _)| i.to_string()).collect();
+    let missing: Vec<usize> = by_index.iter().enumerate().filter(|(_, r)| r.is_none()).map(|(i, _)| i).collect();
     if !missing.is_empty() {
-        return Err(format!("run `{}` had {count} shards; missing: shard {}", first.run_id, missing.join(", shard ")));
+        // A few named; a count for the rest (a report claiming millions of shards must not make a
+        // message of megabytes).
+        const NAMED: usize = 5;
+        let named: Vec<String> = missing.iter().take(NAMED).map(|i| format!("shard {i}")).collect();
+        let more = if missing.len() > NAMED { format!(" and {} more", missing.len() - NAMED) } else { String::new() };
+        return Err(format!("run `{}` had {count} shards; missing: {}{more}", first.run_id, named.join(", ")));
     }
     Ok(by_index.into_iter().flatten().collect())
 }
@@ -130,7 +192,8 @@ fn sum_maps<'a>(maps: impl Iterator<Item = &'a BTreeMap<String, u64>>) -> BTreeM
     let mut out = BTreeMap::new();
     for m in maps {
         for (k, v) in m {
-            *out.entry(k.clone()).or_default() += v;
+            let e: &mut u64 = out.entry(k.clone()).or_default();
+            *e = e.saturating_add(*v);
         }
     }
     out
@@ -146,8 +209,14 @@ fn min_by_key<'a>(maps: impl Iterator<Item = &'a BTreeMap<String, f64>>) -> BTre
     out
 }
 
-fn sum_options(values: impl Iterator<Item = Option<u64>>) -> Option<u64> {
-    values.sum()
+fn sum_options(mut values: impl Iterator<Item = Option<u64>>) -> Option<u64> {
+    values.try_fold(0u64, |a, b| b.map(|b| a.saturating_add(b)))
+}
+
+/// Sums without wrapping: a sum that reaches the type's largest value is refused afterwards
+/// ([`impossible`]), never wrapped into a small, plausible figure.
+fn sat_sum(values: impl Iterator<Item = u64>) -> u64 {
+    values.fold(0, u64::saturating_add)
 }
 
 fn merge_phase(shards: &[&PhaseReport]) -> PhaseReport {
@@ -163,8 +232,8 @@ fn merge_phase(shards: &[&PhaseReport]) -> PhaseReport {
                         match r.blocks.get_mut(i) {
                             Some(m) => {
                                 m.secs = m.secs.max(b.secs);
-                                m.count += b.count;
-                                m.errors += b.errors;
+                                m.count = m.count.saturating_add(b.count);
+                                m.errors = m.errors.saturating_add(b.errors);
                                 m.p50_us = m.p50_us.max(b.p50_us);
                                 m.p99_us = m.p99_us.max(b.p99_us);
                                 m.p999_us = m.p999_us.max(b.p999_us);
@@ -172,12 +241,13 @@ fn merge_phase(shards: &[&PhaseReport]) -> PhaseReport {
                             None => r.blocks.push(b.clone()),
                         }
                     }
-                    r.count += op.count;
-                    r.ok += op.ok;
-                    r.miss += op.miss;
-                    r.retries += op.retries;
+                    r.count = r.count.saturating_add(op.count);
+                    r.ok = r.ok.saturating_add(op.ok);
+                    r.miss = r.miss.saturating_add(op.miss);
+                    r.retries = r.retries.saturating_add(op.retries);
                     for (k, v) in &op.errors {
-                        *r.errors.entry(k.clone()).or_default() += v;
+                        let e = r.errors.entry(k.clone()).or_default();
+                        *e = e.saturating_add(*v);
                     }
                     if let Some(h) = h {
                         add_histogram(hist, h);
@@ -205,20 +275,20 @@ fn merge_phase(shards: &[&PhaseReport]) -> PhaseReport {
             r
         })
         .collect();
-    let count = shards.iter().map(|p| p.count).sum();
+    let count = sat_sum(shards.iter().map(|p| p.count));
     PhaseReport {
         name: base.name.clone(),
         kind: base.kind.clone(),
         start_s: shards.iter().map(|p| p.start_s).fold(f64::INFINITY, f64::min),
         duration_s,
-        workers: [shards.iter().map(|p| p.workers[0]).sum(), shards.iter().map(|p| p.workers[1]).sum()],
+        workers: [shards.iter().map(|p| p.workers[0]).fold(0, u32::saturating_add), shards.iter().map(|p| p.workers[1]).fold(0, u32::saturating_add)],
         target_rate: base.target_rate,
         scheduled: sum_options(shards.iter().map(|p| p.scheduled)),
         backlog: sum_options(shards.iter().map(|p| p.backlog)),
         count,
-        errors: shards.iter().map(|p| p.errors).sum(),
+        errors: sat_sum(shards.iter().map(|p| p.errors)),
         ops_per_sec: rate(count, duration_s),
-        deliveries: shards.iter().map(|p| p.deliveries).sum(),
+        deliveries: sat_sum(shards.iter().map(|p| p.deliveries)),
         commands: sum_maps(shards.iter().map(|p| &p.commands)),
         operations,
     }
@@ -226,10 +296,10 @@ fn merge_phase(shards: &[&PhaseReport]) -> PhaseReport {
 
 fn totals(phases: &[PhaseReport], duration_s: f64) -> Totals {
     let mut latency = None;
-    let (mut count, mut errors) = (0, 0);
+    let (mut count, mut errors) = (0u64, 0u64);
     for op in phases.iter().flat_map(|p| &p.operations).filter(|o| o.unit == OpRole::RoundTrip) {
-        count += op.count;
-        errors += op.errors.values().sum::<u64>();
+        count = count.saturating_add(op.count);
+        errors = errors.saturating_add(op.errors.values().fold(0u64, |a, b| a.saturating_add(*b)));
         if let Some(h) = op.histogram.as_deref().and_then(deserialize_histogram) {
             add_histogram(&mut latency, h);
         }
@@ -243,19 +313,36 @@ fn totals(phases: &[PhaseReport], duration_s: f64) -> Totals {
     }
 }
 
-/// Stretches inside every one of `sets` (each a shard's gaps of one stream).
+/// Sorts stretches and merges those that overlap or touch: a shard's gaps as a set of time.
+fn normalise(mut set: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
+    set.retain(|(a, b)| a.is_finite() && b.is_finite() && b > a);
+    set.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let mut out: Vec<(f64, f64)> = Vec::with_capacity(set.len());
+    for (a, b) in set {
+        match out.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+/// Stretches inside every one of `sets` (each a shard's gaps of one stream): each set normalised
+/// first, then intersected in one sweep, so the result never holds more stretches than the inputs
+/// together — three shards with 300 identical gaps give 300, not 27 million.
 fn intersect(sets: &[Vec<(f64, f64)>]) -> Vec<(f64, f64)> {
     let Some((first, rest)) = sets.split_first() else { return Vec::new() };
-    let mut acc = first.clone();
+    let mut acc = normalise(first.clone());
     for set in rest {
+        let set = normalise(set.clone());
+        let (mut i, mut j) = (0, 0);
         let mut next = Vec::new();
-        for &(a0, a1) in &acc {
-            for &(b0, b1) in set {
-                let (from, to) = (a0.max(b0), a1.min(b1));
-                if to > from {
-                    next.push((from, to));
-                }
+        while i < acc.len() && j < set.len() {
+            let (from, to) = (acc[i].0.max(set[j].0), acc[i].1.min(set[j].1));
+            if to > from {
+                next.push((from, to));
             }
+            if acc[i].1 < set[j].1 { i += 1 } else { j += 1 }
         }
         acc = next;
     }
@@ -282,7 +369,7 @@ fn merge_fault(shards: &[&FaultRecord]) -> FaultRecord {
     verdict.outage_s = outage_by_workload_s.values().chain(outage_by_shard_s.values()).copied().fold(0.0, f64::max);
     verdict.outage_by_workload_s = outage_by_workload_s;
     verdict.outage_by_shard_s = outage_by_shard_s;
-    verdict.in_flight = verdicts.iter().map(|v| v.in_flight).sum();
+    verdict.in_flight = verdicts.iter().map(|v| v.in_flight).fold(0, i64::saturating_add);
     verdict.time_to_first_error_s = verdicts.iter().filter_map(|v| v.time_to_first_error_s).reduce(f64::min);
     // Back to normal when the last shard is: a shard that never recovered keeps the run unrecovered.
     verdict.recovery_s = verdicts.iter().map(|v| v.recovery_s).collect::<Option<Vec<f64>>>().and_then(|v| v.into_iter().reduce(f64::max));
@@ -309,9 +396,9 @@ fn merge_series(all: &[&Report], start: f64) -> Vec<TimePoint> {
                 p99_us: 0,
                 errors: 0,
             });
-            e.ops += p.ops;
-            e.ok += p.ok;
-            e.errors += p.errors;
+            e.ops = e.ops.saturating_add(p.ops);
+            e.ok = e.ok.saturating_add(p.ok);
+            e.errors = e.errors.saturating_add(p.errors);
             e.secs = e.secs.max(p.secs);
             e.p50_us = e.p50_us.max(p.p50_us);
             e.p99_us = e.p99_us.max(p.p99_us);
@@ -346,16 +433,16 @@ fn merge_verify(all: &[&Report]) -> Vec<VerifyResult> {
         for v in &r.verify {
             match out.iter_mut().find(|x| x.workload == v.workload) {
                 Some(x) => {
-                    x.checked += v.checked;
-                    x.lost += v.lost;
-                    x.changed += v.changed;
-                    x.unreadable += v.unreadable;
+                    x.checked = x.checked.saturating_add(v.checked);
+                    x.lost = x.lost.saturating_add(v.lost);
+                    x.changed = x.changed.saturating_add(v.changed);
+                    x.unreadable = x.unreadable.saturating_add(v.unreadable);
                     x.truncated |= v.truncated;
-                    x.counters += v.counters;
-                    x.increments_acknowledged += v.increments_acknowledged;
-                    x.increments_lost += v.increments_lost;
-                    x.increments_duplicated += v.increments_duplicated;
-                    x.increments_indeterminate += v.increments_indeterminate;
+                    x.counters = x.counters.saturating_add(v.counters);
+                    x.increments_acknowledged = x.increments_acknowledged.saturating_add(v.increments_acknowledged);
+                    x.increments_lost = x.increments_lost.saturating_add(v.increments_lost);
+                    x.increments_duplicated = x.increments_duplicated.saturating_add(v.increments_duplicated);
+                    x.increments_indeterminate = x.increments_indeterminate.saturating_add(v.increments_indeterminate);
                 }
                 None => out.push(v.clone()),
             }
@@ -367,7 +454,7 @@ fn merge_verify(all: &[&Report]) -> Vec<VerifyResult> {
 fn merge_connections(all: &[&Report]) -> ConnectionReport {
     let c = |f: fn(&ConnectionReport) -> Option<u64>| sum_options(all.iter().map(|r| f(&r.connections)));
     ConnectionReport {
-        opened: all.iter().map(|r| r.connections.opened).sum(),
+        opened: sat_sum(all.iter().map(|r| r.connections.opened)),
         dropped: c(|x| x.dropped),
         connect_errors: c(|x| x.connect_errors),
         reconnects: c(|x| x.reconnects),
@@ -379,7 +466,11 @@ fn merge_connections(all: &[&Report]) -> ConnectionReport {
 fn merge_cleanup(all: &[&Report]) -> Option<super::CleanupReport> {
     let ran: Vec<&super::CleanupReport> = all.iter().filter_map(|r| r.cleanup.as_ref()).collect();
     let first = ran.first()?;
-    Some(super::CleanupReport { prefix: first.prefix.clone(), removed: ran.iter().map(|c| c.removed).sum(), error: ran.iter().find_map(|c| c.error.clone()) })
+    Some(super::CleanupReport {
+        prefix: first.prefix.clone(),
+        removed: sat_sum(ran.iter().map(|c| c.removed)),
+        error: ran.iter().find_map(|c| c.error.clone()),
+    })
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ pub mod otlp;
 pub mod progress;
 pub mod prometheus;
 pub mod pushgateway;
-pub mod stats;
+pub mod read;
 pub mod summary;
 pub mod thresholds;
 
@@ -395,10 +395,44 @@ fn serialize_histogram(h: &Histogram<u64>) -> Option<String> {
     Some(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
-/// Decodes a histogram written by [`Report`] (for merging and comparing reports).
+/// Decodes a histogram written by [`Report`] (for merging and comparing reports). Reports are
+/// input from other machines: the header is checked before anything is allocated (see
+/// [`check_histogram`]), so a few bytes claiming gigabytes decode to nothing.
 pub fn deserialize_histogram(text: &str) -> Option<Histogram<u64>> {
     let bytes = base64::engine::general_purpose::STANDARD.decode(text).ok()?;
+    check_histogram(&bytes).ok()?;
     hdrhistogram::serialization::Deserializer::new().deserialize(&mut bytes.as_slice()).ok()
+}
+
+/// The cookies of an uncompressed V2 HdrHistogram (the only form reports hold): the format's base
+/// cookie, and with the word-size bits the Rust serializer sets.
+const V2_COOKIES: [u64; 2] = [0x1c84_9303, 0x1c84_9313];
+/// Largest value a report's histogram may track, µs (about 12 days): merged histograms grow past
+/// the recorder's 60 s, never this far.
+pub const MAX_HISTOGRAM_US: u64 = 1 << 40;
+/// Size of the V2 header: cookie, payload length, normalizing offset, digits, lowest, highest,
+/// conversion ratio.
+const V2_HEADER: usize = 40;
+
+/// Checks a serialized histogram's header against the bytes present: the V2 form, a payload no
+/// longer than what follows the header, at most 3 significant digits and a range within
+/// [`MAX_HISTOGRAM_US`] (which bounds the buckets it spans, and so what decoding allocates).
+pub fn check_histogram(bytes: &[u8]) -> Result<(), String> {
+    let field = |at: usize, n: usize| bytes.get(at..at + n).map(|b| b.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x)));
+    let (Some(cookie), Some(payload), Some(digits), Some(low), Some(high)) = (field(0, 4), field(4, 4), field(12, 4), field(16, 8), field(24, 8)) else {
+        return Err(format!("a histogram of {} bytes is shorter than its header", bytes.len()));
+    };
+    if !V2_COOKIES.contains(&cookie) {
+        return Err(format!("a histogram has cookie {cookie:#x}, not the V2 form reports hold"));
+    }
+    let present = bytes.len() - V2_HEADER.min(bytes.len());
+    if payload > present as u64 {
+        return Err(format!("a histogram claims {payload} bytes of counts and holds {present}"));
+    }
+    if digits > 3 || low == 0 || high > MAX_HISTOGRAM_US || high < low.saturating_mul(2) {
+        return Err(format!("a histogram's bounds cannot be ours: {digits} digits, values {low}..{high}"));
+    }
+    Ok(())
 }
 
 impl Report {
