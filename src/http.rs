@@ -18,6 +18,52 @@ pub struct Endpoint {
     /// Path prefix without the trailing slash (`""` or `/otlp`).
     base: String,
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// `Basic …` from `user:password@` in the URL (a secret: never shown).
+    authorization: Option<String>,
+}
+
+/// The URL as it may be shown: `user:password@` becomes `***@`.
+pub fn redact(url: &str) -> String {
+    match split_credentials(url) {
+        (bare, Some(_)) => match bare.split_once("://") {
+            Some((scheme, rest)) => format!("{scheme}://***@{rest}"),
+            None => bare,
+        },
+        (bare, None) => bare,
+    }
+}
+
+/// Splits `user:password@` off an `http(s)://` URL: the URL without it, and the value of an
+/// `Authorization: Basic …` header carrying them (percent-decoded, as RFC 3986 writes them).
+pub fn split_credentials(url: &str) -> (String, Option<String>) {
+    let Some((scheme, rest)) = url.split_once("://") else { return (url.to_owned(), None) };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else { return (url.to_owned(), None) };
+    let userinfo = percent_decode(&rest[..at]);
+    use base64::Engine as _;
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(userinfo.as_bytes()));
+    (format!("{scheme}://{}", &rest[at + 1..]), Some(basic))
+}
+
+/// `%XX` sequences decoded (invalid ones left as they are); the rest unchanged.
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What a request got back.
@@ -55,6 +101,8 @@ impl Endpoint {
     /// Parses `http://` or `https://` URLs; `https` verifies the server against `ca` (a PEM file)
     /// when given, else the system's roots.
     pub fn parse(url: &str, ca: Option<&std::path::Path>) -> Result<Endpoint, String> {
+        let (bare, authorization) = split_credentials(url);
+        let url = bare.as_str();
         let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
             (true, r)
         } else if let Some(r) = url.strip_prefix("http://") {
@@ -73,7 +121,7 @@ impl Endpoint {
             return Err(format!("`{url}`: no host"));
         }
         let tls = if tls { Some(Arc::new(client_config(ca)?)) } else { None };
-        Ok(Endpoint { host, port, base, tls })
+        Ok(Endpoint { host, port, base, tls, authorization })
     }
 
     /// Sends `body`, retrying retryable failures with backoff (100 ms, doubling) within the timeout.
@@ -136,6 +184,10 @@ impl Endpoint {
         }
         for (k, v) in how.headers {
             req = req.header(k.as_str(), v.as_str());
+        }
+        // Credentials in the URL go as Basic auth, unless a header says otherwise.
+        if let Some(auth) = self.authorization.as_ref().filter(|_| !how.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization"))) {
+            req = req.header("authorization", auth.as_str());
         }
         let req = req.body(Full::new(body)).map_err(|e| format!("request: {e}"))?;
         let result = async {

@@ -298,7 +298,18 @@ pub fn round_sig(x: f64) -> f64 {
 /// bidirectional overrides that reorder what is shown are printed escaped (`\u{1b}`), so a crafted
 /// name can neither move the cursor, set a title, clear the screen nor disguise itself.
 pub fn escape_control(s: &str) -> String {
-    let hidden = |c: char| c.is_control() || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    escape_except(s, &[])
+}
+
+/// [`escape_control`] for text of many lines: line breaks kept.
+pub fn escape_terminal(s: &str) -> String {
+    escape_except(s, &['\n'])
+}
+
+fn escape_except(s: &str, keep: &[char]) -> String {
+    let hidden = |c: char| {
+        !keep.contains(&c) && (c.is_control() || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+    };
     if !s.chars().any(hidden) {
         return s.to_owned();
     }

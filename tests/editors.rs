@@ -183,7 +183,7 @@ fn yaml_language_server_completes_each_place_and_points_at_real_mistakes_only() 
 
     // Diagnostics: the misspelt key and the unit-less duration, nothing for documented ${VAR}s.
     let doc = format!(
-        "{}name: x\ntarget: {{url: redis://h}}\nworkloads:\n  w:\n    kind: list\n    read_ration: 2\n    weight: \"${{W:-2}}\"\n  p:\n    kind: pipeline\n    depth: \"${{D:-5}}\"\n    transaction: \"${{TX:-true}}\"\nphases:\n  - name: p\n    duration: 30\n    workers: \"${{WORKERS:-2}}\"\n",
+        "{}name: x\ntarget: {{url: redis://h}}\nworkloads:\n  w:\n    kind: list\n    read_ration: 2\n    weight: \"${{W:-2}}\"\n  p:\n    kind: pipeline\n    depth: \"${{D:-5}}\"\n    transaction: \"${{TX:-true}}\"\nphases:\n  - name: p\n    duration: 30\n    workers: \"${{WORKERS:-2}}\"\n  - name: q\n    duration: \"${{D:-5s}}\"\n    workers: 1\n",
         modeline()
     );
     let (_, diags) = lsp.open("diagnose.yaml", &doc);

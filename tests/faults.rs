@@ -120,12 +120,12 @@ fn a_frozen_node_gives_timeouts_then_recovery_with_either_client() {
 }
 
 #[test]
-fn shell_faults_report_success_failure_and_timeout_without_failing_the_run() {
+fn shell_faults_report_success_failure_and_timeout_and_failures_fail_the_run() {
     let server = RedisServer::start(&[]);
     let dir = scratch("shell");
     let body = "name: shell\ntarget: {url: redis://x}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 2s, workers: 2, rate: 100}]\nfaults:\n  - {action: shell, at: 100ms, command: \"echo target=$REDIS_TEST_TARGET\"}\n  - {action: shell, at: 500ms, command: \"echo broken >&2; exit 3\"}\n  - {action: shell, at: 1s, command: \"sleep 30\", timeout: 200ms}\n";
     let (out, report) = apply(&dir, "shell.yaml", body, &["--target", &server.url()]);
-    assert_eq!(out.code, Some(0), "a failed fault is reported, not fatal: {}", out.all());
+    assert_eq!(out.code, Some(1), "a failed fault fails the run: {}", out.all());
     assert_eq!(verdict(&report, 0)["ok"], true);
     assert_eq!(verdict(&report, 0)["detail"], format!("exit 0: target=127.0.0.1:{}", server.port));
     assert_eq!(verdict(&report, 1)["ok"], false);

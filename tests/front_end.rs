@@ -97,7 +97,8 @@ fn time_scale_shrinks_phases_and_fault_offsets() {
     assert_eq!(out.code, Some(0), "{}", out.all());
     let plan: Plan = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(plan.total_duration, Duration::from_secs(18));
-    assert_eq!(plan.faults[0].at, Duration::from_secs(5));
+    let kill = plan.faults.iter().find(|f| f.name == "drop-our-connections").unwrap();
+    assert_eq!(kill.at, Duration::from_secs(5), "50 s into the run, scaled by 0.1");
     let bad = run(&["plan", "scenarios/nightly.yaml", "--time-scale", "0"]);
     assert_eq!(bad.code, Some(2), "{}", bad.all());
 }

@@ -314,7 +314,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, f
         (&junit_path, "JUnit XML", "junit", junit_path.as_ref().map(|_| report::junit::render(&report))),
     ] {
         let (Some(path), Some(text)) = (path, text) else { continue };
-        if let Err(e) = crate::files::write_atomic(path, text.as_bytes()) {
+        if let Err(e) = crate::files::write_output(path, text.as_bytes()) {
             crate::errln!("error: cannot write the {what} to {}: {e} (the previous file there, if any, is unchanged)", path.display());
             return exit::CANNOT_RUN;
         }
@@ -353,7 +353,7 @@ fn common_labels(scenario: &Scenario, run_id: &str, shard: Option<crate::shard::
     }
 }
 
-/// SIGINT and SIGTERM, counted from the moment this is made to the end of `apply` (before that,
+/// SIGINT, SIGTERM and SIGHUP, counted from the moment this is made to the end of `apply` (before that,
 /// either kills the process outright, which would leave a local deployment's processes behind).
 /// Each signal ends the stage that is running (the run, then cleanup, then `--linger`); the third
 /// exits at once, with exit code 130.
@@ -366,6 +366,8 @@ impl SignalCount {
         let (tx, rx) = watch::channel(0u32);
         let mut int = signal(SignalKind::interrupt()).ok();
         let mut term = signal(SignalKind::terminate()).ok();
+        // An SSH session that drops sends SIGHUP: the run ends as on SIGTERM, with its report.
+        let mut hup = signal(SignalKind::hangup()).ok();
         tokio::spawn(async move {
             async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
                 match s {
@@ -380,6 +382,7 @@ impl SignalCount {
                 tokio::select! {
                     () = one(&mut int) => {}
                     () = one(&mut term) => {}
+                    () = one(&mut hup) => {}
                 }
                 n += 1;
                 if n >= 3 {

@@ -22,14 +22,14 @@ pub fn merge(paths: &[PathBuf], json: Option<&Path>, html: Option<&Path>, junit:
     let merged: Report = match crate::report::merge::merge(reports) {
         Ok(r) => r,
         Err(e) => {
-            crate::errln!("error: {e}");
+            crate::errln!("error: {}", crate::units::escape_terminal(&e));
             return exit::INVALID;
         }
     };
     crate::out!("{}", crate::report::summary::render(&merged));
-    crate::outln!("merged: {} shards of run {}", merged.merged_from.len(), merged.run_id);
+    crate::outln!("merged: {} shards of run {}", merged.merged_from.len(), crate::units::escape_control(&merged.run_id));
     match &merged.cleanup {
-        Some(c) => crate::outln!("cleanup: the shards removed {} keys under `{}`", c.removed, c.prefix),
+        Some(c) => crate::outln!("cleanup: the shards removed {} keys under `{}`", c.removed, crate::units::escape_control(&c.prefix)),
         None => crate::outln!("cleanup: not run by the shards; remove the run's keys with `redis-test cleanup SCENARIO`"),
     }
     for (path, what, text) in [
@@ -38,7 +38,7 @@ pub fn merge(paths: &[PathBuf], json: Option<&Path>, html: Option<&Path>, junit:
         (junit, "JUnit XML", junit.map(|_| crate::report::junit::render(&merged))),
     ] {
         let (Some(path), Some(text)) = (path, text) else { continue };
-        if let Err(e) = crate::files::write_atomic(path, text.as_bytes()) {
+        if let Err(e) = crate::files::write_output(path, text.as_bytes()) {
             crate::errln!("error: cannot write the {what} to {}: {e}", path.display());
             return exit::CANNOT_RUN;
         }

@@ -210,7 +210,7 @@ fn render_report(path: &Path, html: Option<&Path>) -> u8 {
     };
     crate::out!("{}", crate::report::summary::render(&report));
     if let Some(out) = html {
-        if let Err(e) = crate::files::write_atomic(out, crate::report::html::render(&report).as_bytes()) {
+        if let Err(e) = crate::files::write_output(out, crate::report::html::render(&report).as_bytes()) {
             crate::errln!("error: cannot write {}: {e}", out.display());
             return exit::CANNOT_RUN;
         }

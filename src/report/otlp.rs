@@ -52,8 +52,15 @@ pub struct OtlpConfig {
     pub certificate: Option<std::path::PathBuf>,
 }
 
+/// `k1=v1,k2=v2` as the OpenTelemetry environment variables write lists: keys and values are
+/// percent-decoded (`Authorization=Basic%20…`).
 fn pairs(text: &str) -> Vec<(String, String)> {
-    text.split(',').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).filter(|(k, _)| !k.is_empty()).collect()
+    use crate::http::percent_decode;
+    text.split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (percent_decode(k.trim()), percent_decode(v.trim())))
+        .filter(|(k, _)| !k.is_empty())
+        .collect()
 }
 
 impl OtlpConfig {
@@ -74,8 +81,11 @@ impl OtlpConfig {
         let default = if protocol == OtlpProtocol::Grpc { "http://localhost:4317" } else { "http://localhost:4318" };
         let endpoint = env_endpoint.or_else(|| file.and_then(|o| o.endpoint.clone())).unwrap_or_else(|| default.to_owned());
         if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
-            return Some(Err(format!("OTLP endpoint `{endpoint}`: an `http://` or `https://` URL")));
+            return Some(Err(format!("OTLP endpoint `{}`: an `http://` or `https://` URL", crate::http::redact(&endpoint))));
         }
+        // `user:password@` in the endpoint is Basic auth, sent as a header and shown nowhere: the
+        // endpoint kept (printed, logged) has no credentials left in it.
+        let (endpoint, basic) = crate::http::split_credentials(&endpoint);
         let gzip = match env("OTEL_EXPORTER_OTLP_COMPRESSION").as_deref() {
             Some("gzip") => true,
             Some("none") => false,
@@ -93,6 +103,9 @@ impl OtlpConfig {
         for (k, v) in pairs(&env("OTEL_EXPORTER_OTLP_HEADERS").unwrap_or_default()) {
             headers.retain(|(hk, _)| !hk.eq_ignore_ascii_case(&k));
             headers.push((k, Secret::new(v)));
+        }
+        if let Some(basic) = basic.filter(|_| !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization"))) {
+            headers.push(("authorization".to_owned(), Secret::new(basic)));
         }
         let mut resource = vec![
             ("service.name".to_owned(), env("OTEL_SERVICE_NAME").unwrap_or_else(|| scenario.metrics.app_name.clone())),

@@ -58,18 +58,7 @@ pub async fn push(url: &str, src: &Source, timeout: std::time::Duration) -> Push
     }
 }
 
-/// The URL without `user:password@`.
-fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((_, host)) if !rest.split('/').next().unwrap_or("").is_empty() && rest.find('@') < rest.find('/').or(Some(usize::MAX)) => {
-                format!("{scheme}://***@{host}")
-            }
-            _ => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
-}
+use crate::http::redact;
 
 #[cfg(test)]
 mod tests {
@@ -79,6 +68,7 @@ mod tests {
     fn groups_are_base64_and_credentials_are_not_shown() {
         assert_eq!(group_path("r-1", "host/a"), "/metrics/job/redis-test/run_id@base64/ci0x/instance_id@base64/aG9zdC9h");
         assert_eq!(redact("http://u:secret@gw:9091"), "http://***@gw:9091");
+        assert_eq!(crate::http::split_credentials("http://u:p%40ss@gw:9091/x").0, "http://gw:9091/x");
         assert_eq!(redact("http://gw:9091/x@y"), "http://gw:9091/x@y");
     }
 }

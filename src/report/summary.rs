@@ -227,7 +227,9 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(s, "\nthresholds: {} rules, judged at merge (this report is one shard's share of the run)", r.deferred_thresholds.len());
     }
     let _ = writeln!(s, "\n{}", verdict_line(r));
-    s
+    // Names and details come from files (a saved report, a scenario): nothing in them may drive
+    // the terminal.
+    crate::units::escape_terminal(&s)
 }
 
 /// The run's verdict in one line, from the same report the exit code and the JUnit file read.

@@ -29,7 +29,7 @@ pub fn editor_schema() -> Value {
             );
         }
         if let Some(Value::Object(d)) = defs.get_mut("duration") {
-            let msg = "a duration is text with a unit: `250ms`, `30s`, `5m`, `1h` or `1m30s` (a bare number has no unit)";
+            let msg = "a duration is text with a unit: `250ms`, `30s`, `5m`, `1h` or `1m30s` (a bare number has no unit), or `${VAR:-30s}`";
             d.insert("errorMessage".into(), Value::String(msg.into()));
             d.insert("patternErrorMessage".into(), Value::String(msg.into()));
         }
@@ -53,14 +53,21 @@ fn allow_interpolation(node: &mut Value) {
                 allow_interpolation(v);
             }
             let scalar = |t: &Value| matches!(t.as_str(), Some("integer" | "number" | "boolean"));
-            // Durations and sizes are text of a fixed shape, which `${D:-5s}` is not yet.
-            let unit_text = map.get("pattern").and_then(Value::as_str).is_some_and(|p| p == crate::units::DURATION_PATTERN || p == crate::units::SIZE_PATTERN);
-            let wants_scalar = unit_text
-                || match map.get("type") {
-                    Some(Value::Array(types)) => types.iter().any(scalar),
-                    Some(t) => scalar(t),
-                    None => false,
-                };
+            // Durations and sizes are text of a fixed shape, which `${D:-5s}` is not yet: their
+            // pattern takes interpolation too (one schema, so an editor's message for a bare
+            // number stays the duration's own).
+            if let Some(Value::String(pattern)) = map.get_mut("pattern")
+                && (pattern == crate::units::DURATION_PATTERN || pattern == crate::units::SIZE_PATTERN)
+            {
+                let shape = pattern.trim_start_matches('^').trim_end_matches('$').to_owned();
+                *pattern = format!("^(?:{shape}|.*{INTERPOLATION_PATTERN}.*)$");
+                return;
+            }
+            let wants_scalar = match map.get("type") {
+                Some(Value::Array(types)) => types.iter().any(scalar),
+                Some(t) => scalar(t),
+                None => false,
+            };
             if !wants_scalar || map.contains_key("const") || map.contains_key("enum") {
                 return;
             }

@@ -689,39 +689,50 @@ fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Opt
 /// whose declared windows overlap, and two rolling upgrades (an upgrade's length is not known in
 /// advance, so any two could). `placed` holds each fault's index in the file and its offset.
 fn refuse_overlaps(c: &mut Checker<'_>, faults: &[Fault], placed: &[(usize, Duration)]) {
-    // What each holds and for how long it is known to hold it (`None`: until it is done).
-    let holds = |a: &FaultAction| -> Option<(Exclusive, Option<Duration>)> {
-        match a {
-            FaultAction::Restart { node, down_for, .. } => Some((Exclusive::Node(*node), Some(*down_for))),
-            FaultAction::Freeze { node, duration } => Some((Exclusive::Node(*node), Some(*duration))),
-            FaultAction::RollingUpgrade { .. } => Some((Exclusive::Upgrade, None)),
-            _ => None,
+    let line_of = |c: &Checker<'_>, i: usize| c.root.locate(&p("faults").index(i)).line;
+    // Per node: its restarts and freezes by start, each checked against the one before that holds
+    // longest (a sweep: one error per fault at most, however many the file holds).
+    let mut on_node: std::collections::BTreeMap<u32, Vec<(Duration, Duration, usize)>> = std::collections::BTreeMap::new();
+    let mut upgrades = Vec::new();
+    for (k, f) in faults.iter().enumerate() {
+        let (i, at) = placed[k];
+        match f.action {
+            FaultAction::Restart { node, down_for, .. } => on_node.entry(node).or_default().push((at, at + down_for, k)),
+            FaultAction::Freeze { node, duration } => on_node.entry(node).or_default().push((at, at + duration, k)),
+            FaultAction::RollingUpgrade { .. } => upgrades.push((i, k)),
+            _ => {}
         }
-    };
-    for (a, fa) in faults.iter().enumerate() {
-        let Some((xa, la)) = holds(&fa.action) else { continue };
-        for (b, fb) in faults.iter().enumerate().skip(a + 1) {
-            let Some((xb, lb)) = holds(&fb.action) else { continue };
-            let same_kind = matches!((xa, xb), (Exclusive::Node(_), Exclusive::Node(_))) || (xa == Exclusive::Upgrade && xb == Exclusive::Upgrade);
-            if !same_kind || !xa.conflicts(xb) {
-                continue;
+    }
+    for (node, mut held) in on_node {
+        held.sort_by_key(|h| (h.0, h.1));
+        let mut longest: Option<(Duration, usize)> = None;
+        for (from, to, k) in held {
+            if let Some((until, other)) = longest.filter(|(until, _)| from < *until) {
+                let (ia, ib) = (placed[other].0, placed[k].0);
+                let why = format!(
+                    "both act on node {node} at once ({} and {}, until {})",
+                    crate::units::format_duration(placed[other].1),
+                    crate::units::format_duration(from),
+                    crate::units::format_duration(until)
+                );
+                let (la, lb) = (line_of(c, ia), line_of(c, ib));
+                c.err(p("faults").index(ib), format!("fault `{}` overlaps fault `{}` (line {la}): {why}", faults[k].name, faults[other].name));
+                c.err(p("faults").index(ia), format!("fault `{}` overlaps fault `{}` (line {lb}): {why}", faults[other].name, faults[k].name));
             }
-            let ((ia, sa), (ib, sb)) = (placed[a], placed[b]);
-            let overlap = match (la, lb) {
-                (Some(la), Some(lb)) => sa < sb + lb && sb < sa + la,
-                _ => true,
-            };
-            if !overlap {
-                continue;
+            if longest.is_none_or(|(until, _)| to > until) {
+                longest = Some((to, k));
             }
-            let line_of = |i: usize| c.root.locate(&p("faults").index(i)).line;
-            let why = match xa {
-                Exclusive::Upgrade => "two rolling upgrades cannot overlap, and an upgrade's length is not known in advance".to_owned(),
-                _ => format!("both act on {} at once ({} and {})", xa.describe(), crate::units::format_duration(sa), crate::units::format_duration(sb)),
-            };
-            let (la_line, lb_line) = (line_of(ia), line_of(ib));
-            c.err(p("faults").index(ib), format!("fault `{}` overlaps fault `{}` (line {la_line}): {why}", fb.name, fa.name));
-            c.err(p("faults").index(ia), format!("fault `{}` overlaps fault `{}` (line {lb_line}): {why}", fa.name, fb.name));
+        }
+    }
+    // An upgrade's length is not known in advance: any two could overlap. Each later one names the first.
+    if let Some(((first_i, first_k), rest)) = upgrades.split_first() {
+        let why = "two rolling upgrades cannot overlap, and an upgrade's length is not known in advance";
+        for (i, k) in rest {
+            let (la, lb) = (line_of(c, *first_i), line_of(c, *i));
+            c.err(p("faults").index(*i), format!("fault `{}` overlaps fault `{}` (line {la}): {why}", faults[*k].name, faults[*first_k].name));
+            if rest.len() == 1 {
+                c.err(p("faults").index(*first_i), format!("fault `{}` overlaps fault `{}` (line {lb}): {why}", faults[*first_k].name, faults[*k].name));
+            }
         }
     }
 }
