@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{RedisServer, assert_report_valid, op_count, read_report, repo, run_in, scratch};
+use common::{RedisServer, assert_report_valid, op_count, read_report, run_in, scratch};
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -16,22 +16,6 @@ fn apply(dir: &Path, args: &[&str]) -> common::Outcome {
     let mut all = vec!["apply"];
     all.extend_from_slice(args);
     run_in(dir, &all, &[], DEADLINE)
-}
-
-#[test]
-fn every_shipped_scenario_runs_and_reports_every_operation_it_mixes() {
-    let server = RedisServer::start(&[]);
-    let dir = scratch("shipped");
-    for file in redis_test::scenario::files_in(&repo().join("scenarios")).unwrap() {
-        // Topology scenarios need the deployment they start themselves (tests/sentinel.rs and
-        // tests/cluster.rs run them).
-        if common::starts_a_topology(&file) {
-            continue;
-        }
-        common::run_shipped(&file, &dir, &["--target", &server.url()]);
-        // The scenario's keys are gone afterwards (cleanup is on in every shipped scenario).
-        assert_eq!(server.cli(&["DBSIZE"]), "(integer) 0", "{} left keys behind", file.display());
-    }
 }
 
 fn scenario(dir: &Path, name: &str, body: &str) -> String {

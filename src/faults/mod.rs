@@ -32,6 +32,10 @@ use crate::scenario::model::{Exclusive, Fault, FaultAction};
 
 /// A fault that started this much after its offset says so in the report.
 pub const LATE: Duration = Duration::from_millis(100);
+/// A fault of declared length that ends with the plan (`validate` allows it to end exactly then)
+/// gets this long past its declared end before it is cut short: finishing a sleep or restarting a
+/// node takes a moment beyond the figure.
+const DECLARED_GRACE: Duration = Duration::from_secs(2);
 
 /// What happened when a fault ran.
 #[derive(Debug, Clone)]
@@ -176,7 +180,11 @@ async fn at_offset(f: &Fault, ctx: &Context<'_>, spec: &ConnectSpec, shared: &Sh
     if matches!(f.action, FaultAction::ClientPause { .. }) {
         prepare_unpause(f, ctx, spec, shared).await;
     }
-    let deadline = tokio::time::Instant::from_std(ctx.t0 + ctx.end);
+    let until = match f.action.declared_length() {
+        Some(length) => ctx.end.max(f.at + length + DECLARED_GRACE),
+        None => ctx.end,
+    };
+    let deadline = tokio::time::Instant::from_std(ctx.t0 + until);
     let mut steps = Vec::new();
     let result = tokio::select! {
         r = run_one(&f.action, spec, ctx, shared, &mut steps) => r,

@@ -278,6 +278,19 @@ pub enum Exclusive {
 }
 
 impl FaultAction {
+    /// How long the scenario says this fault lasts, when it says: a pause, a sleep, a freeze, a
+    /// network fault, a restart's downtime.
+    pub fn declared_length(&self) -> Option<Duration> {
+        match self {
+            FaultAction::ClientPause { duration, .. }
+            | FaultAction::DebugSleep { duration }
+            | FaultAction::Freeze { duration, .. }
+            | FaultAction::Network { duration, .. } => Some(*duration),
+            FaultAction::Restart { down_for, .. } => Some(*down_for),
+            _ => None,
+        }
+    }
+
     /// What this fault holds while it runs, if anything.
     pub fn holds(&self) -> Option<Exclusive> {
         match self {
