@@ -172,9 +172,14 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub shards: Option<u32>,
     /// Begin phase 0 at this wall-clock time (RFC 3339, e.g. `2026-11-26T10:00:00Z`), so shards
-    /// start together; a start already past once the target is ready exits 3.
+    /// start together; a start already past once the target is ready exits 3; a start further
+    /// ahead than `--start-at-max` is refused (exit 2).
     #[arg(long, value_name = "TIME", value_parser = parse_start_at)]
     pub start_at: Option<std::time::SystemTime>,
+    /// The furthest ahead `--start-at` may be (default 24h): a start years away is a typo, not a
+    /// reason to wait.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration_arg)]
+    pub start_at_max: std::time::Duration,
     /// Seed for key and operation choices (default: random); the same seed repeats the same choices.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -218,8 +223,17 @@ pub struct ScenarioInputs {
     #[arg(long = "set", value_name = "PATH=VALUE")]
     pub sets: Vec<String>,
     /// Run against this URL instead of the scenario's target (replaces `target.url` and `target.local`).
-    #[arg(long, value_name = "URL")]
+    /// A URL with a password is visible to every user of the machine in `ps`: prefer
+    /// `--target-env` or `--target-file`.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["target_env", "target_file"])]
     pub target: Option<String>,
+    /// As `--target`, the URL read from this environment variable (a Kubernetes Secret, a CI secret):
+    /// it never appears on a command line.
+    #[arg(long, value_name = "VAR", conflicts_with = "target_file")]
+    pub target_env: Option<String>,
+    /// As `--target`, the URL read from the first line of this file (a mounted Secret).
+    #[arg(long, value_name = "PATH")]
+    pub target_file: Option<PathBuf>,
     /// The client library that sends the commands (overrides `connections.client`): `native`
     /// (redis-test's own engine) or `redis-rs` (the `redis` crate, the client under test).
     #[arg(long, value_name = "CLIENT", value_parser = ["native", "redis-rs"])]

@@ -27,8 +27,26 @@ fn yaml(path: &std::path::Path) -> Value {
 #[test]
 fn the_compose_stack_and_its_configs_pass_their_own_tools() {
     let docker = repo().join("docker");
-    ok(Command::new("docker-compose").arg("-f").arg(docker.join("compose.yaml")).args(["config", "-q"]));
+    // docker-compose checks the stack as a user would run it: with compose.env made from its
+    // example (the real one is not committed).
+    let stack = common::scratch("compose-stack");
+    std::fs::copy(docker.join("compose.yaml"), stack.join("compose.yaml")).unwrap();
+    std::fs::copy(docker.join("compose.env.example"), stack.join("compose.env")).unwrap();
+    let resolved = ok(Command::new("docker-compose").arg("-f").arg(stack.join("compose.yaml")).args(["config"]));
     let compose = yaml(&docker.join("compose.yaml"));
+    // regression: hardening II item 12. Published on every interface, Redis without a password,
+    // Grafana's default admin.
+    for (name, service) in compose["services"].as_object().unwrap() {
+        for port in service["ports"].as_array().into_iter().flatten() {
+            assert!(port.as_str().unwrap().starts_with("127.0.0.1:"), "{name} publishes {port} beyond this machine");
+        }
+    }
+    let redis_command = compose["services"]["redis"]["command"].to_string();
+    assert!(redis_command.contains("--requirepass") && redis_command.contains("REDIS_PASSWORD"), "{redis_command}");
+    assert!(resolved.contains("GF_SECURITY_ADMIN_PASSWORD: change-me-too"), "Grafana's admin password comes from compose.env: {resolved}");
+    assert!(resolved.contains("REDIS_PASSWORD: change-me"), "redis-test and Redis read the password from compose.env: {resolved}");
+    let ignored = std::fs::read_to_string(repo().join(".gitignore")).unwrap();
+    assert!(ignored.lines().any(|l| l.trim() == "/docker/compose.env"), "the real env file is never committed");
     for service in ["redis", "redis-test", "otel-collector", "prometheus", "grafana", "jaeger"] {
         assert!(compose["services"][service].is_object(), "service {service} missing");
     }
@@ -117,4 +135,15 @@ fn the_nightly_recipes_pass_actionlint_and_the_kubernetes_schemas() {
     let cronjob = repo().join("examples/ci/kubernetes-cronjob.yaml");
     let text = ok(Command::new("kubernetes-validate").args(["--strict", "--kubernetes-version", "1.30.0"]).arg(&cronjob));
     assert!(text.contains("passed") && !text.contains("WARN"), "{text}");
+
+    // regression: hardening II item 12. The secret URL went on the command line (visible in `ps`).
+    let flow = std::fs::read_to_string(&workflow).unwrap();
+    assert!(flow.contains("--target-env REDIS_TARGET") && flow.contains("REDIS_TARGET: ${{ secrets.REDIS_TEST_TARGET }}"), "{flow}");
+    assert!(!flow.contains("--target \"$"), "no secret on the command line: {flow}");
+    let cron = yaml(&cronjob);
+    let container = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+    let env = container["env"].as_array().unwrap();
+    assert!(env.iter().any(|e| e["name"] == "REDIS_TARGET" && e["valueFrom"]["secretKeyRef"]["key"] == "url"), "{env:?}");
+    let script = container["args"][0].as_str().unwrap();
+    assert!(script.contains("--target-env REDIS_TARGET") && !script.contains("redis://"), "{script}");
 }

@@ -151,7 +151,7 @@ fn faults_end_with_the_run_and_leave_nothing_behind() {
     .unwrap();
     let started = Instant::now();
     let out = common::run_in(&dir, &["apply", "shell.yaml", "--json", "r.json", "--quiet"], &[], Duration::from_secs(30));
-    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert_eq!(out.code, Some(1), "a fault cut short fails the run: {}", out.all());
     assert!(started.elapsed() < Duration::from_secs(6), "the run waited on its own fault: {:?}", started.elapsed());
     let r = read_report(&dir.join("r.json"));
     let v = &r["faults"][0]["result"];

@@ -99,4 +99,17 @@ fn the_manifests_render_and_validate_against_the_kubernetes_schemas() {
     let merge_docs = documents(&merge);
     let script = merge_docs[0]["spec"]["template"]["spec"]["containers"][0]["args"][0].as_str().unwrap();
     assert!(script.contains("redis-test merge /reports/$RUN_ID/shard-*.json") && script.contains("redis-test cleanup /scenario/scenario.yaml"), "{script}");
+
+    // regression: hardening II item 12. The password lived in the ConfigMap'd scenario or the
+    // args: both Jobs take it from a Secret, and the scenario reads it from the environment.
+    for container in [container, &merge_docs[0]["spec"]["template"]["spec"]["containers"][0]] {
+        let env = container["env"].as_array().unwrap();
+        assert!(
+            env.iter().any(|e| e["name"] == "REDIS_PASSWORD" && e["valueFrom"]["secretKeyRef"]["name"] == "redis-test-redis"),
+            "the password comes from the Secret: {env:?}"
+        );
+        assert!(!container["args"].to_string().contains("password"), "{}", container["args"]);
+    }
+    let scenario = std::fs::read_to_string(base.join("scenario.yaml")).unwrap();
+    assert!(scenario.contains("password: ${REDIS_PASSWORD:-}"), "{scenario}");
 }

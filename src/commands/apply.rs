@@ -66,6 +66,16 @@ pub fn apply(args: &ApplyArgs) -> u8 {
         },
     };
     if let Some(at) = args.start_at
+        && at.duration_since(SystemTime::now()).is_ok_and(|ahead| ahead > args.start_at_max)
+    {
+        crate::errln!(
+            "error: the start time {} is more than {} ahead (--start-at-max); is it a typo? Raise --start-at-max to wait that long",
+            report::rfc3339(at),
+            crate::units::format_duration(args.start_at_max)
+        );
+        return exit::INVALID;
+    }
+    if let Some(at) = args.start_at
         && at < SystemTime::now()
     {
         crate::errln!("error: the start time {} has already passed; a shard does not run out of phase with the others", report::rfc3339(at));

@@ -102,7 +102,27 @@ pub fn load_options(inputs: &ScenarioInputs) -> Result<LoadOptions, Diagnostic> 
     };
     // `--client` is a `--set` that comes first: an explicit `--set connections.client=` still wins.
     let sets = inputs.client.iter().map(|c| format!("connections.client={c}")).chain(inputs.sets.iter().cloned()).collect();
-    Ok(LoadOptions { vars, target: inputs.target.clone(), sets })
+    Ok(LoadOptions { vars, target: target_url(inputs)?, sets })
+}
+
+/// The target URL from `--target`, `--target-env VAR` or `--target-file PATH`.
+fn target_url(inputs: &ScenarioInputs) -> Result<Option<String>, Diagnostic> {
+    if let Some(var) = &inputs.target_env {
+        return match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_owned())),
+            _ => Err(Diagnostic::file("--target-env", format!("the environment variable `{var}` is not set or empty"))),
+        };
+    }
+    if let Some(path) = &inputs.target_file {
+        let bytes = crate::files::read_bounded(path, 64 * 1024).map_err(|e| Diagnostic::file(path.display().to_string(), format!("--target-file: {e}")))?;
+        let text = String::from_utf8_lossy(&bytes);
+        let url = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+        if url.is_empty() {
+            return Err(Diagnostic::file(path.display().to_string(), "--target-file: the file holds no URL"));
+        }
+        return Ok(Some(url.to_owned()));
+    }
+    Ok(inputs.target.clone())
 }
 
 /// Loads one scenario, printing its problems to stderr; `Err` carries the exit code.

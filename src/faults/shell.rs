@@ -51,7 +51,7 @@ fn watchdog(pgid: i32) -> Option<OwnedFd> {
     let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let spawned = std::process::Command::new("sh")
         .arg("-c")
-        .arg("while read -r _; do :; done; kill -KILL -- \"-$0\" 2>/dev/null")
+        .arg("while read -r _; do :; done; kill -9 -\"$0\" 2>/dev/null")
         .arg(pgid.to_string())
         .stdin(Stdio::from(read))
         .stdout(Stdio::null())

@@ -61,8 +61,8 @@ pub fn merge(reports: Vec<(PathBuf, Report)>) -> Result<Report, String> {
         .collect();
     let thresholds = rules(base)?;
     merged.deferred_thresholds = Vec::new();
-    merged.thresholds = super::thresholds::evaluate(&thresholds, &merged);
     impossible(&merged)?;
+    merged.thresholds = super::thresholds::evaluate(&thresholds, &merged);
     Ok(merged)
 }
 

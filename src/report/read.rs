@@ -126,6 +126,61 @@ pub fn check(r: &Report) -> Result<(), String> {
             return Err(format!("time_series[{i}]: {} operations cannot hold {} successes and {} errors", p.ops, p.ok, p.errors));
         }
     }
+    // Every figure a reader adds up fits once summed over the whole report, so no subset of it
+    // (a class of errors over all rows, a phase's commands) can overflow either.
+    let total = |what: &str, values: &mut dyn Iterator<Item = u64>| -> Result<(), String> {
+        let mut sum = 0u64;
+        for v in values {
+            sum = sum.checked_add(v).ok_or_else(|| format!("{what} add up past what a count can hold: they cannot be true"))?;
+        }
+        Ok(())
+    };
+    let rows = || r.phases.iter().flat_map(|p| &p.operations);
+    total("the operations of every row", &mut rows().map(|o| o.count))?;
+    total("the retries of every row", &mut rows().map(|o| o.retries))?;
+    total("the phases' operations", &mut r.phases.iter().map(|p| p.count))?;
+    total("the phases' deliveries", &mut r.phases.iter().map(|p| p.deliveries))?;
+    total("the phases' scheduled operations", &mut r.phases.iter().filter_map(|p| p.scheduled))?;
+    total("the commands sent", &mut r.phases.iter().flat_map(|p| p.commands.values().copied()).chain(r.other_commands.values().copied()))?;
+    total("the time series' operations", &mut r.time_series.iter().map(|p| p.ops))?;
+    total(
+        "the faults' errors",
+        &mut r
+            .faults
+            .iter()
+            .filter_map(|f| f.result.as_ref())
+            .flat_map(|v| v.errors.values().copied().chain(v.steps.iter().flat_map(|s| s.errors.values().copied()))),
+    )?;
+    total(
+        "the verified writes",
+        &mut r.verify.iter().flat_map(|v| {
+            [
+                v.checked,
+                v.lost,
+                v.changed,
+                v.unreadable,
+                v.counters,
+                v.increments_acknowledged,
+                v.increments_lost,
+                v.increments_duplicated,
+                v.increments_indeterminate,
+            ]
+        }),
+    )?;
+    total(
+        "the subscribers' figures",
+        &mut r.pubsub.iter().flat_map(|p| &p.subscribers).flat_map(|s| [s.received, s.lost, s.duplicates, s.out_of_order, s.reconnects]),
+    )?;
+    let c = &r.connections;
+    total(
+        "the connection counters",
+        &mut [c.opened, c.dropped.unwrap_or(0), c.connect_errors.unwrap_or(0), c.reconnects.unwrap_or(0), c.topology_refreshes.unwrap_or(0)]
+            .into_iter()
+            .chain(c.cluster_redirects.iter().flat_map(|m| m.values().copied())),
+    )?;
+    if let Some(o) = &r.otlp {
+        total("the OTLP export counts", &mut std::iter::once(o.exports).chain(o.failures.values().copied()))?;
+    }
     Ok(())
 }
 

@@ -113,8 +113,9 @@ fn observe(t: &Threshold, report: &Report) -> Option<f64> {
                 continue;
             }
             any = true;
-            count += row.count;
-            errors += row.errors.values().sum::<u64>();
+            // Reports are input: sums saturate rather than overflow (merge refuses saturated ones).
+            count = count.saturating_add(row.count);
+            errors = errors.saturating_add(row.errors.values().fold(0u64, |a, b| a.saturating_add(*b)));
             if let Some(h) = row.histogram.as_deref().and_then(super::deserialize_histogram) {
                 super::add_histogram(&mut latency, h);
             }
