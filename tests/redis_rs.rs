@@ -85,6 +85,12 @@ fn every_shipped_scenario_runs_through_redis_rs() {
     let dir = scratch("rs-shipped");
     for file in redis_test::scenario::files_in(&repo().join("scenarios")).unwrap() {
         if common::starts_a_topology(&file) {
+            // A rolling upgrade takes the seconds it takes: shortened to a 2 s run it is cut short,
+            // which fails the run. tests/upgrade.rs runs both shipped upgrades with both clients at
+            // a time scale they complete in.
+            if std::fs::read_to_string(&file).unwrap().contains("action: rolling_upgrade") {
+                continue;
+            }
             let _turn = turn();
             // network-faults: redis-rs does not recover from a blackhole or partition within the
             // run (README, "surprising redis-rs behaviour"); its thresholds say so.

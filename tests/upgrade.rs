@@ -70,6 +70,21 @@ fn a_cluster_rolling_upgrade_onto_a_new_binary_completes_shard_by_shard_without_
     assert_eq!(report["verify"][0]["lost"], 0, "{}", report["verify"]);
     assert_eq!(report["verify"][0]["changed"], 0, "{}", report["verify"]);
     assert!(out.stdout.contains("step shard 2: restart old primary"), "{}", out.stdout);
+    // regression: verdicts II item 7. 1.5 s of CLUSTERDOWN was shown under step "shard 2: restart
+    // old primary" while the fault's outage by shard put it on shard 1: a step's outage is that of
+    // the shard it touched, so no step claims more than its shard's outage.
+    let by_shard = report["faults"][0]["result"]["outage_by_shard_s"].as_object().unwrap().clone();
+    for s in &steps {
+        let shard = s["shard"].as_u64().unwrap_or_else(|| panic!("a cluster step names its shard: {s}"));
+        let (_, shard_outage) = by_shard.iter().find(|(k, _)| k.starts_with(&format!("shard {shard} "))).unwrap();
+        assert!(
+            s["outage_s"].as_f64().unwrap() <= shard_outage.as_f64().unwrap() + 1e-9,
+            "step {} shows {} s of outage, its shard {} s over the whole fault",
+            s["name"],
+            s["outage_s"],
+            shard_outage
+        );
+    }
 
     // redis-rs through the same upgrade (on the binary on PATH).
     let (_, report) = upgrade(&dir, "rolling-upgrade.yaml", "redis-rs", &[]);

@@ -328,8 +328,19 @@ cleanup: false
     let out = apply(&dir, &f, &[]);
     assert_eq!(out.code, Some(0), "{}", out.all());
     let report = read_report(&dir.join("r.json"));
-    // Two pooled connections and three subscribers.
-    assert_eq!(report["connections"]["opened"], 5, "{}", report["connections"]);
+    // Three subscribers, and the pooled connections the two workers needed: pools open them lazily,
+    // so two workers whose operations never overlapped share one (seen on a loaded machine).
+    let opened = report["connections"]["opened"].as_u64().unwrap();
+    assert!((4..=5).contains(&opened), "{}", report["connections"]);
+    let clients_seen: u64 = server
+        .cli(&["--raw", "info", "stats"])
+        .lines()
+        .find_map(|l| l.strip_prefix("total_connections_received:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    // The server saw every connection the report counts, plus the tool's own (the pre-run check,
+    // redis-cli here).
+    assert!(clients_seen >= opened, "the server saw {clients_seen} connections, the report counts {opened}");
     for k in 0..3 {
         let len: u64 = server.cli(&["--raw", "HLEN", &format!("small:x:{k}")]).parse().unwrap();
         assert!((1..=10).contains(&len), "hash {k} holds {len} fields");

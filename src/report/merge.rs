@@ -96,9 +96,6 @@ fn check_shards(reports: Vec<(PathBuf, Report)>) -> Result<Vec<(PathBuf, Report)
         return Err(format!("{}: shard count {} is not between 1 and {}", first_path.display(), first_shard.count, super::read::MAX_SHARDS));
     }
     let count = first_shard.count as usize;
-    if reports.len() > count {
-        return Err(format!("{} reports given for a run of {count} shards", reports.len()));
-    }
     let mut by_index: Vec<Option<(PathBuf, Report)>> = vec![None; count];
     for (path, r) in &reports {
         let Some(s) = r.shard else { return Err(format!("{}: not a shard's report (run with `apply --shard I/N` or `--shards N`)", path.display())) };

@@ -1,0 +1,126 @@
+//! The documentation cannot drift from the code: `examples/annotated.yaml` ("every option") holds
+//! every key of the scenario schema and every fault action and workload kind; the README's command
+//! table names every subcommand; every local link in the README and docs/ leads to a file.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::repo;
+use serde_json::Value;
+
+/// Every property name anywhere in the schema, and every value a `const` or `enum` offers for the
+/// keys `action` and `kind`.
+fn schema_names(v: &Value, keys: &mut BTreeSet<String>, choices: &mut BTreeSet<String>) {
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::Object(props)) = map.get("properties") {
+                for (k, p) in props {
+                    // The editor's modeline, not an option.
+                    if k != "$schema" {
+                        keys.insert(k.clone());
+                    }
+                    if k == "action" || k == "kind" {
+                        for c in p.get("const").into_iter().chain(p.get("enum").and_then(Value::as_array).into_iter().flatten()) {
+                            if let Some(c) = c.as_str() {
+                                choices.insert(c.to_owned());
+                            }
+                        }
+                    }
+                }
+            }
+            for child in map.values() {
+                schema_names(child, keys, choices);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| schema_names(i, keys, choices)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_annotated_example_shows_every_option_of_the_schema() {
+    // regression: verdicts II item 10. It "shows every option" but lacked `target.proxy`,
+    // `connections.client` and seven fault actions.
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(repo().join("schemas/scenario.schema.json")).unwrap()).unwrap();
+    let (mut keys, mut choices) = (BTreeSet::new(), BTreeSet::new());
+    schema_names(&schema, &mut keys, &mut choices);
+    assert!(keys.len() > 50 && choices.contains("rolling_upgrade") && choices.contains("pubsub"), "{keys:?} {choices:?}");
+    let text = std::fs::read_to_string(repo().join("examples/annotated.yaml")).unwrap();
+    // Keys as written, commented out or not (`# key:` documents an alternative).
+    let written: BTreeSet<String> = text
+        .lines()
+        .flat_map(|l| {
+            let l = l.trim_start().trim_start_matches('#').trim_start().trim_start_matches("- ").trim_start_matches('{').trim_start();
+            let mut found = Vec::new();
+            // `a: 1, b: 2` and `{ a: 1 }` in flow style too.
+            for part in l.split([',', '{']) {
+                if let Some((k, _)) = part.trim().split_once(':') {
+                    let k = k.trim();
+                    if !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+                        found.push(k.to_owned());
+                    }
+                }
+            }
+            found
+        })
+        .collect();
+    let missing: Vec<&String> = keys.iter().filter(|k| !written.contains(*k)).collect();
+    assert!(missing.is_empty(), "examples/annotated.yaml lacks these options: {missing:?}");
+    let missing: Vec<&String> = choices.iter().filter(|c| !text.contains(&format!("action: {c}")) && !text.contains(&format!("kind: {c}"))).collect();
+    assert!(missing.is_empty(), "examples/annotated.yaml lacks these fault actions or workload kinds: {missing:?}");
+    // And it is a valid scenario.
+    let out = common::run(&["validate", "examples/annotated.yaml"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+}
+
+#[test]
+fn the_readme_names_every_command_and_every_local_link_leads_somewhere() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let cli = <redis_test::cli::Cli as clap::CommandFactory>::command();
+    for sub in cli.get_subcommands().filter(|c| c.get_name() != "help") {
+        assert!(readme.contains(&format!("`redis-test {}", sub.get_name())), "the README's command table lacks `{}`", sub.get_name());
+    }
+    // The apply row says what it writes: nothing unless asked.
+    let apply = readme.lines().find(|l| l.starts_with("| `redis-test apply FILE [")).unwrap();
+    assert!(apply.contains("none by default"), "{apply}");
+    // Two commands in the Quick start.
+    let quick = readme.split("## Quick start").nth(1).unwrap().split("```").nth(1).unwrap();
+    let commands: Vec<&str> = quick.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("sh")).collect();
+    assert_eq!(commands.len(), 2, "{commands:?}");
+    let mut files = vec![repo().join("README.md")];
+    files.extend(std::fs::read_dir(repo().join("docs")).unwrap().map(|e| e.unwrap().path()));
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for link in text.split("](").skip(1).map(|rest| rest.split(')').next().unwrap()) {
+            if link.starts_with("http") || link.starts_with('#') {
+                continue;
+            }
+            let path = link.split('#').next().unwrap();
+            let target = f.parent().unwrap().join(path);
+            assert!(target.exists(), "{}: the link `{link}` leads nowhere", f.display());
+        }
+    }
+}
+
+#[test]
+fn every_subcommand_has_its_manual_page() {
+    // regression: verdicts II item 10. `redis-test man` pointed to redis-test-apply(1) and the
+    // other pages, which did not exist.
+    let dir = common::scratch("man-pages");
+    let out = common::run(&["man", "--out-dir", dir.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let cli = <redis_test::cli::Cli as clap::CommandFactory>::command();
+    for sub in cli.get_subcommands().filter(|c| c.get_name() != "help") {
+        let page = std::fs::read_to_string(dir.join(format!("redis-test-{}.1", sub.get_name()))).unwrap();
+        assert!(page.contains(".TH redis-test-"), "{}", sub.get_name());
+        for arg in sub.get_arguments().filter_map(|a| a.get_long()) {
+            assert!(page.contains(&arg.replace('-', "\\-")), "redis-test-{}(1) lacks --{arg}", sub.get_name());
+        }
+    }
+    let apply = common::run(&["man", "apply"]);
+    assert_eq!(apply.code, Some(0), "{}", apply.all());
+    assert!(apply.stdout.contains("redis\\-test\\-apply") && apply.stdout.contains("\\-\\-time\\-scale"), "{}", apply.stdout);
+    let unknown = common::run(&["man", "aply"]);
+    assert_eq!(unknown.code, Some(2), "{}", unknown.all());
+}
