@@ -4,7 +4,7 @@
 //! command also says which operation it belongs to, so replies are judged the same way whichever
 //! client carried them, and every command sent can be counted by name.
 
-use crate::deployment::resp::{CommandWriter, Value};
+use crate::resp::{CommandWriter, Value};
 
 /// Every command a workload sends, by id (the index in [`Command::ALL`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -326,9 +326,9 @@ mod tests {
     #[test]
     fn names_are_read_as_commandstats_names_them() {
         let mut buf = Vec::new();
-        crate::deployment::resp::command(&mut buf, &[b"client", b"setname", b"x"]);
-        crate::deployment::resp::command(&mut buf, &[b"GET", b"k"]);
-        crate::deployment::resp::command(&mut buf, &[b"CLUSTER", b"SLOTS"]);
+        crate::resp::command(&mut buf, &[b"client", b"setname", b"x"]);
+        crate::resp::command(&mut buf, &[b"GET", b"k"]);
+        crate::resp::command(&mut buf, &[b"CLUSTER", b"SLOTS"]);
         assert_eq!(names_in(&buf), vec!["CLIENT|SETNAME", "GET", "CLUSTER|SLOTS"]);
         assert!(names_in(b"*2\r\n$3\r\nGET").is_empty(), "a truncated command is not counted");
     }

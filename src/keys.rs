@@ -73,7 +73,7 @@ pub fn key_into(out: &mut Vec<u8>, prefix: &[u8], index: u64) {
     push_decimal(out, index);
 }
 
-pub use crate::deployment::resp::push_decimal;
+pub use crate::resp::push_decimal;
 
 /// Produces values of the configured size; each value starts with a unique stamp so that
 /// a later read can tell which write it sees.

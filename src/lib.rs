@@ -4,11 +4,12 @@
 //! - [`scenario`] reads a YAML or TOML file, applies `${VAR}`, `.env` and `--set`, checks it against
 //!   the JSON Schema and the semantic rules, and yields a checked [`scenario::Scenario`];
 //! - [`plan`] compiles it into a [`plan::Plan`], plain data with no I/O;
-//! - [`deployment`] reaches the deployment (or starts a local one), [`pool`] keeps bb8 pools of
-//!   [`deployment::conn`] connections (the native client; [`redis_rs`] is the client under test,
-//!   sending the same commands through the `redis` crate), [`workload`] writes operations as [`command`]s,
-//!   [`executor`] runs the phases, [`metrics`] measures them and [`live`] carries what a run
-//!   publishes while it runs;
+//! - [`deployment`] is what is under test (the target, local deployments, the fault proxy);
+//!   [`client`] is what talks to it (the native engine: RESP, connections, bb8 pools, cluster and
+//!   sentinel; and redis-rs as the client under test), [`workload`] writes operations as
+//!   [`command`]s, [`executor`] runs the phases, [`faults`] injects faults at their offsets,
+//!   [`metrics`] measures them and [`live`] carries what a run publishes while it runs;
+//! - [`outcome`] is what a run produced, plain data below both the executor and the report;
 //! - [`report`] turns the results into a summary, a JSON report and threshold verdicts;
 //! - [`commands`] implements each subcommand on top of those; [`files`] reads what users name
 //!   (bounded) and writes reports (atomically).
@@ -17,6 +18,7 @@
 //! 3 could not run, 130 interrupted.
 
 pub mod cli;
+pub mod client;
 pub mod command;
 pub mod commands;
 pub mod console;
@@ -32,11 +34,11 @@ pub mod logging;
 pub mod metrics;
 pub mod outcome;
 pub mod plan;
-pub mod pool;
-pub mod redis_rs;
 pub mod report;
+pub mod resp;
 pub mod scenario;
 pub mod shard;
+pub mod slots;
 pub mod units;
 pub mod workload;
 

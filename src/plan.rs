@@ -604,7 +604,7 @@ fn native() -> String {
 pub fn client_label(client: crate::scenario::raw::Client) -> String {
     match client {
         crate::scenario::raw::Client::Native => native(),
-        crate::scenario::raw::Client::RedisRs => format!("redis-rs {}", crate::redis_rs::VERSION),
+        crate::scenario::raw::Client::RedisRs => format!("redis-rs {}", crate::client::redis_rs::VERSION),
     }
 }
 

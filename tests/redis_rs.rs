@@ -297,7 +297,7 @@ async fn a_multiplexed_connection_after_requests_were_lost_on_the_way() {
     // The server answered all three (and the first): the replies reached redis-rs, which handed
     // each to the request before it — the one lost on the way, long given up.
     let echoes = common::commandstats(&server).get("ECHO").copied();
-    println!("redis-rs {} after one lost request: {after:?}; the server answered {echoes:?} ECHOs", redis_test::redis_rs::VERSION);
+    println!("redis-rs {} after one lost request: {after:?}; the server answered {echoes:?} ECHOs", redis_test::client::redis_rs::VERSION);
     assert_eq!(echoes, Some(4), "the path was back: the server saw every ECHO after the blackhole");
     // A new connection over the same proxy works at once.
     let mut fresh = client.get_multiplexed_async_connection_with_config(&config).await.unwrap();
@@ -320,7 +320,7 @@ async fn a_multiplexed_connection_after_requests_were_lost_on_the_way() {
     proxy.set(None);
     let next = echo(&d, "next").await;
     let lost = lost.await.unwrap();
-    println!("redis-rs {}: ECHO lost (never reached the server) → {lost:?}; ECHO next → {next:?}", redis_test::redis_rs::VERSION);
+    println!("redis-rs {}: ECHO lost (never reached the server) → {lost:?}; ECHO next → {next:?}", redis_test::client::redis_rs::VERSION);
     assert_eq!(lost, Ok("next".to_owned()), "the lost ECHO got the next one's reply");
     let _ = &mut d;
 }

@@ -185,7 +185,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, f
     tracing::info!(address = %deployment.spec.addr, local = deployment.local.is_some(), "target ready");
     let redis_rs = match scenario.connections.client {
         crate::scenario::raw::Client::Native => None,
-        crate::scenario::raw::Client::RedisRs => match crate::redis_rs::RedisRs::connect(&deployment, scenario, &metrics).await {
+        crate::scenario::raw::Client::RedisRs => match crate::client::redis_rs::RedisRs::connect(deployment.reach(), scenario, &metrics).await {
             Ok(c) => Some(c),
             Err(e) => {
                 tracing::info!(error = %e, "target unusable");

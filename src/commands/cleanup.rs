@@ -37,7 +37,7 @@ pub fn cleanup(file: &std::path::Path, inputs: &ScenarioInputs) -> u8 {
         let progress = std::sync::atomic::AtomicU64::new(0);
         let result = tokio::select! {
             r = crate::executor::cleanup::remove_prefix_everywhere(&deployment, &scenario.key_prefix, scenario.connections.command_timeout, &progress) => r,
-            _ = tokio::signal::ctrl_c() => Err(crate::deployment::conn::ConnError::Io("stopped by a signal".into())),
+            _ = tokio::signal::ctrl_c() => Err(crate::client::native::conn::ConnError::Io("stopped by a signal".into())),
         };
         deployment.shutdown().await;
         match result {

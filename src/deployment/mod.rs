@@ -1,16 +1,14 @@
-//! Reaching the deployment under test: connection specs from the scenario's target, local
-//! deployments started for a run, and the RESP connection itself.
+//! The deployment under test: connection specs from the scenario's target, the local deployments
+//! redis-test starts for a run (standalone, cluster, sentinel), and the fault proxies in front of
+//! them. How the clients talk to it is [`crate::client`]'s business.
 
 pub mod cluster;
-pub mod conn;
 pub mod local;
 pub mod proxy;
-pub mod resp;
-pub mod sentinel;
-pub mod tls;
 
+use crate::client::native::conn::{Conn, ConnError, ConnectSpec};
+use crate::client::native::{sentinel, tls};
 use crate::scenario::model::{Connections, Endpoint, HostPort, LocalTopology, Mode, Target};
-use conn::{Conn, ConnError, ConnectSpec};
 use local::{LocalError, LocalServer};
 
 /// Why the target cannot be used; every variant means exit code 3.
@@ -100,7 +98,7 @@ pub struct Deployment {
     /// How to reach the sentinels (sentinel targets).
     pub sentinels: Option<sentinel::Sentinels>,
     /// The slot map when the run started (cluster targets).
-    pub cluster: Option<cluster::Topology>,
+    pub cluster: Option<crate::client::native::cluster::Topology>,
     /// Cluster nodes to ask for the slot map when the known ones do not answer.
     pub seeds: Vec<HostPort>,
     /// Fault proxies in front of the nodes (`target.proxy`), by node index; `spec.addr` is then
@@ -116,6 +114,11 @@ pub struct Deployment {
 }
 
 impl Deployment {
+    /// What a client needs to know to connect to it.
+    pub fn reach(&self) -> crate::client::redis_rs::Reach<'_> {
+        crate::client::redis_rs::Reach { spec: &self.spec, cluster: self.cluster.as_ref(), sentinels: self.sentinels.as_ref(), seeds: &self.seeds }
+    }
+
     /// Opens one connection; used to prove the target is reachable before the run starts.
     pub async fn probe(&self) -> Result<Conn, TargetError> {
         let addr = self.spec.addr.to_string();
@@ -127,9 +130,9 @@ impl Deployment {
     }
 
     /// The cluster's slot map now, asked of the nodes known at the start and the seeds.
-    pub async fn current_topology(&self, spec: &ConnectSpec) -> Result<cluster::Topology, String> {
+    pub async fn current_topology(&self, spec: &ConnectSpec) -> Result<crate::client::native::cluster::Topology, String> {
         let start = self.cluster.as_ref().ok_or("not a cluster target")?;
-        cluster::Topology::fetch(&spec.direct(), &start.candidates(&self.seeds), std::time::Duration::from_secs(5))
+        crate::client::native::cluster::Topology::fetch(&spec.direct(), &start.candidates(&self.seeds), std::time::Duration::from_secs(5))
             .await
             .map_err(|e| format!("cluster slot map: {e}"))
     }
@@ -284,7 +287,7 @@ pub async fn prepare(
         };
         let found = s.discover().await.map_err(|e| TargetError::Unreachable { addr: "the sentinels".into(), err: ConnError::Io(e) })?;
         tracing::info!(master = %found, name = %s.master_name, "master found through the sentinels");
-        let master = std::sync::Arc::new(sentinel::Master::new(found.clone()));
+        let master = std::sync::Arc::new(crate::client::native::master::Master::new(found.clone()));
         if target.read_from_replicas {
             let replicas = s.replicas().await.map_err(|e| TargetError::Unreachable { addr: "the sentinels".into(), err: ConnError::Io(e) })?;
             if replicas.is_empty() {
@@ -300,7 +303,7 @@ pub async fn prepare(
     let mut topology = None;
     if target.mode == Mode::Cluster {
         // Probe the seeds one by one: the first that answers gives the slot map.
-        let topo = cluster::Topology::fetch(&spec, &seeds, connections.command_timeout).await.map_err(|msg| {
+        let topo = crate::client::native::cluster::Topology::fetch(&spec, &seeds, connections.command_timeout).await.map_err(|msg| {
             if msg.contains("cluster support disabled") {
                 TargetError::Unsupported(format!("the target is not a cluster ({msg}); use `mode: standalone`"))
             } else {

@@ -4,8 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::deployment::conn::{Conn, ConnError, ConnectSpec};
-use crate::deployment::resp::{self, Value};
+use crate::client::native::conn::{Conn, ConnError, ConnectSpec};
+use crate::resp::{self, Value};
 
 /// Keys asked for per SCAN call.
 const SCAN_COUNT: &[u8] = b"1000";

@@ -17,13 +17,14 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 use tracing::Instrument as _;
 
+use crate::client::native::pool::Pools;
+use crate::client::{Client, native::Native};
 use crate::deployment::Deployment;
 use crate::faults::{self, FaultRun};
 pub use crate::live::{Live, PubsubLive};
 use crate::metrics::{OpKey, RunMetrics};
 use crate::outcome::{FaultVerdict, GapRecord, MAX_GAPS, PhaseRun, Recovery, RunResult, StepVerdict};
 use crate::plan::Plan;
-use crate::pool::Pools;
 use crate::scenario::model::Scenario;
 use crate::workload::pubsub;
 use crate::workload::{Weighted, Workload};
@@ -36,11 +37,9 @@ pub struct Shared {
     workloads: Vec<Workload>,
     mixes: Vec<Weighted>,
     tokens: Vec<Option<Arc<pacer::Tokens>>>,
-    pools: Pools,
-    /// The client under test when the scenario asks for redis-rs; the native pools otherwise.
-    redis_rs: Option<crate::redis_rs::RedisRs>,
+    /// What the round trips go through: the native engine or redis-rs.
+    client: crate::client::Client,
     metrics: Arc<RunMetrics>,
-    command_timeout: Duration,
     writers: usize,
     spans: Option<(f64, tokio::sync::mpsc::Sender<crate::live::SpanRecord>)>,
     tracker: resilience::Tracker,
@@ -206,7 +205,7 @@ pub struct RunInputs {
     /// Sampled spans: the fraction of operations to sample and where to send them (never blocks).
     pub spans: Option<(f64, tokio::sync::mpsc::Sender<crate::live::SpanRecord>)>,
     /// The redis-rs client, already connected, when the scenario runs through redis-rs.
-    pub redis_rs: Option<crate::redis_rs::RedisRs>,
+    pub redis_rs: Option<crate::client::redis_rs::RedisRs>,
     /// Begin phase 0 at this wall-clock instant (`--start-at`: shards start together).
     pub start_at: Option<SystemTime>,
 }
@@ -282,15 +281,21 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         workloads,
         mixes,
         tokens,
-        pools: Pools::new(
-            &deployment.spec,
-            &scenario.connections,
-            &metrics,
-            deployment.cluster.as_ref().map(|t| (t, deployment.seeds.as_slice(), scenario.target.read_from_replicas)),
-        ),
-        redis_rs,
+        client: match redis_rs {
+            Some(c) => Client::RedisRs(c),
+            None => Client::Native(Native {
+                pools: Pools::new(
+                    &deployment.spec,
+                    &scenario.connections,
+                    &metrics,
+                    deployment.cluster.as_ref().map(|t| (t, deployment.seeds.as_slice(), scenario.target.read_from_replicas)),
+                ),
+                metrics: Arc::clone(&metrics),
+                command_timeout: scenario.connections.command_timeout,
+                retry: scenario.connections.retry.clone(),
+            }),
+        },
         metrics: Arc::clone(&metrics),
-        command_timeout: scenario.connections.command_timeout,
         writers: max_workers.max(1),
         spans,
         tracker: resilience::Tracker::new(scenario.workloads.len(), shards.len(), max_workers, plan.total_duration),
@@ -477,7 +482,7 @@ async fn collect_series(
             total_ops: ops,
             total_errors: errors,
             workers: phase.map_or(0, |p| p.workers_at(elapsed - p.start)),
-            connections: shared.redis_rs.as_ref().map_or_else(|| shared.pools.open_connections(), |c| c.open_connections()),
+            connections: shared.client.open_connections(),
             target_rate: phase.and_then(|p| p.rate_at(elapsed - p.start)),
         }
     };

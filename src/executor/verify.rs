@@ -8,12 +8,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::worker::Counters;
+use crate::client::native::cluster;
+use crate::client::native::conn::{Conn, ConnectSpec};
 use crate::deployment::Deployment;
-use crate::deployment::cluster;
-use crate::deployment::conn::{Conn, ConnectSpec};
-use crate::deployment::resp::{CommandWriter, Value};
 use crate::keys::{digest, key_into};
 use crate::outcome::VerifyResult;
+use crate::resp::{CommandWriter, Value};
 use crate::scenario::model::HostPort;
 use crate::workload::Workload;
 use crate::workload::basic::{TOMBSTONE, counter_key};
@@ -126,7 +126,7 @@ impl Reader<'_> {
         let mut by_node: HashMap<Option<HostPort>, Vec<Tagged<T>>> = HashMap::new();
         for (args, tag) in commands {
             let node = match (&self.topology, self.deployment.cluster.is_some()) {
-                (Some(t), _) => t.owner.get(cluster::slot(&args[1]) as usize).and_then(|s| t.shards.get(*s as usize)).map(|s| s.master.clone()),
+                (Some(t), _) => t.owner.get(crate::slots::slot(&args[1]) as usize).and_then(|s| t.shards.get(*s as usize)).map(|s| s.master.clone()),
                 (None, true) => None,
                 (None, false) => Some(self.deployment.spec.addr.clone()),
             };

@@ -11,11 +11,9 @@ use tokio::sync::watch;
 use tokio::time::{Instant as TokioInstant, sleep_until};
 
 use super::Shared;
-use crate::deployment::conn::ConnError;
-use crate::deployment::resp::Value;
 use crate::keys::{Rng, worker_rng};
 use crate::metrics::{ErrorClass, OpRole, Outcome, Sends, Trip};
-use crate::pool::Route;
+use crate::resp::Value;
 use crate::workload::{RoundTrip, WorkerState};
 
 /// Acknowledged writes of `verify` workloads: (workload, key index) → value digest.
@@ -100,24 +98,24 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
             replies.clear();
             let now_nanos = shared.t0.elapsed().as_nanos() as u64;
             let prepared = workload.prepare(st, &mut rng, &mut rt, now_nanos);
-            let slot = if shared.pools.is_cluster() { crate::deployment::cluster::first_key_slot(rt.bytes()) } else { None };
+            let slot = if shared.shard_of_slot.is_empty() { None } else { crate::slots::first_key_slot(rt.bytes()) };
             let shard = slot.and_then(|s| shared.shard_of_slot.get(s as usize).copied());
             let intended_ns = intended.saturating_duration_since(shared.t0).as_nanos() as u64;
             shared.tracker.begin(id, wi as u16, shard, intended_ns);
             // Only asked when it matters (replica reads, or a resend after a connection error).
             let replica_read = shared.read_from_replicas && rt.only_reads();
             let mut sends = Sends::default();
-            let (mut outcome, mut service_start) = routed_round_trip(&shared, id, slot, &rt, replica_read, &mut replies, &mut rng, &mut sends).await;
+            let (mut outcome, mut service_start) = shared.client.round_trip(id, slot, &rt, replica_read, &mut replies, &mut rng, &mut sends).await;
             // Resend after a connection error only where that is safe: reads, or writes when the
             // scenario allows it. Timeouts are not resent: the first send may have been applied.
             let mut retries = 0;
             // redis-rs on a cluster resends by its own policy (mapped from the same settings).
-            let resends = shared.redis_rs.as_ref().is_none_or(|c| !c.retries_itself());
+            let resends = !shared.client.resends_itself();
             while resends && outcome == Err(ErrorClass::Connection) && retries + 1 < shared.retry.attempts && (shared.retry.retry_writes || rt.only_reads()) {
                 tokio::time::sleep(backoff(&shared.retry, retries, &mut rng)).await;
                 retries += 1;
                 replies.clear();
-                (outcome, service_start) = routed_round_trip(&shared, id, slot, &rt, replica_read, &mut replies, &mut rng, &mut sends).await;
+                (outcome, service_start) = shared.client.round_trip(id, slot, &rt, replica_read, &mut replies, &mut rng, &mut sends).await;
             }
             if retries > 0 {
                 shared.metrics.record_retries(crate::metrics::OpKey { phase: pi as u16, workload: wi as u16, op: prepared.op }, u64::from(retries));
@@ -187,158 +185,4 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
 /// The wait before resend number `n + 1`: the retry policy's backoff with this worker's jitter.
 fn backoff(r: &crate::scenario::model::Retry, n: u32, rng: &mut Rng) -> std::time::Duration {
     r.backoff(n, rand::RngExt::random::<f64>(rng))
-}
-
-/// Most cluster redirects (MOVED, ASK, TRYAGAIN, CLUSTERDOWN) followed for one round trip.
-const MAX_REDIRECTS: u32 = 5;
-
-/// Sends a round trip where it belongs. Outside a cluster that is one send. In a cluster it goes to
-/// the node serving its slot (a replica for reads when the scenario asks for that), and when every
-/// reply says the operation was not applied there — MOVED, ASK, TRYAGAIN, CLUSTERDOWN, or a
-/// transaction aborted by one of them — it is sent again where the reply points, after a backoff
-/// for TRYAGAIN and CLUSTERDOWN, at most [`MAX_REDIRECTS`] times. Each such reply is counted by
-/// class; MOVED, CLUSTERDOWN and connection errors ask for the slot map to be read again. Every
-/// send is counted in `sends`.
-#[allow(clippy::too_many_arguments)]
-async fn routed_round_trip(
-    shared: &Shared,
-    worker: usize,
-    slot: Option<u16>,
-    rt: &RoundTrip,
-    replica_read: bool,
-    replies: &mut Vec<Value>,
-    rng: &mut Rng,
-    sends: &mut Sends,
-) -> (Result<(), ErrorClass>, Instant) {
-    let expect = rt.replies();
-    if let Some(client) = &shared.redis_rs {
-        // Routing, redirects and replica reads are redis-rs's own business.
-        return client.round_trip(worker, rt, replies, &mut sends.times).await;
-    }
-    if !shared.pools.is_cluster() {
-        let route = if replica_read { Route::Replica } else { Route::Any };
-        return round_trip(shared, worker, &route, rt.bytes(), expect, replies, &mut sends.times).await;
-    }
-    let is_read = |i: usize| !rt.is_transaction() && rt.commands().get(i).is_some_and(|c| c.command.is_read());
-    let mut route = match slot {
-        Some(slot) => Route::Slot { slot, replica: replica_read },
-        None => Route::Any,
-    };
-    let mut asking: Vec<u8> = Vec::new();
-    let mut redirects = 0;
-    loop {
-        let (outcome, sent) = if asking.is_empty() {
-            round_trip(shared, worker, &route, rt.bytes(), expect, replies, &mut sends.times).await
-        } else {
-            let before = sends.times;
-            let r = round_trip(shared, worker, &route, &asking, expect + 1, replies, &mut sends.times).await;
-            sends.asking += sends.times - before;
-            if r.0.is_ok() && !replies.is_empty() {
-                replies.remove(0);
-            }
-            r
-        };
-        if outcome.is_err() {
-            // The node may be gone or stalled: a failover will change the slot map.
-            shared.pools.request_refresh();
-            return (outcome, sent);
-        }
-        let Some(class) = not_applied(replies, &is_read) else { return (outcome, sent) };
-        shared.metrics.conns.cluster_reply(class);
-        if redirects >= MAX_REDIRECTS {
-            return (outcome, sent);
-        }
-        redirects += 1;
-        let first = replies.iter().find_map(|v| match v {
-            Value::Error(e) if e.starts_with(class) => Some(e.clone()),
-            _ => None,
-        });
-        asking.clear();
-        match class {
-            "MOVED" | "ASK" => {
-                let Some(r) = first.and_then(|e| crate::deployment::cluster::Redirect::parse(&e, "127.0.0.1")) else { return (outcome, sent) };
-                if r.ask {
-                    crate::deployment::resp::command(&mut asking, &[b"ASKING"]);
-                    asking.extend_from_slice(rt.bytes());
-                } else {
-                    shared.pools.request_refresh();
-                }
-                route = Route::Node(r.to);
-            }
-            _ => {
-                if class == "CLUSTERDOWN" {
-                    shared.pools.request_refresh();
-                }
-                tokio::time::sleep(backoff(&shared.retry, redirects - 1, rng)).await;
-            }
-        }
-        replies.clear();
-    }
-}
-
-/// The cluster reply class when a round trip's replies show that no write was applied: every reply
-/// is a MOVED/ASK/TRYAGAIN/CLUSTERDOWN error or the reply of a read (`is_read(i)` for reply `i`;
-/// reading twice changes nothing), or EXEC was aborted because a queued command got one. Only then
-/// may the whole round trip be sent again. A batch whose reads ran on a primary that was paused for
-/// writes during a failover, and whose writes then got MOVED, is such a round trip.
-fn not_applied(replies: &[Value], is_read: &dyn Fn(usize) -> bool) -> Option<&'static str> {
-    const CLASSES: [&str; 4] = ["MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"];
-    let class_of = |v: &Value| v.error_class().and_then(|c| CLASSES.iter().copied().find(|k| *k == c));
-    let first = replies.iter().find_map(class_of)?;
-    let aborted = replies.last().is_some_and(|v| v.error_class() == Some("EXECABORT"));
-    (aborted || replies.iter().enumerate().all(|(i, v)| class_of(v).is_some() || is_read(i))).then_some(first)
-}
-
-/// Checks out a connection on `route`, sends the bytes and reads `expect` replies; counts the send
-/// in `sends` once a connection was had. Returns the outcome and when the command was actually
-/// sent (for service time).
-async fn round_trip(
-    shared: &Shared,
-    worker: usize,
-    route: &Route,
-    buf: &[u8],
-    expect: usize,
-    replies: &mut Vec<Value>,
-    sends: &mut u64,
-) -> (Result<(), ErrorClass>, Instant) {
-    let mut conn = match shared.pools.get(worker, route).await {
-        Ok(c) => c,
-        Err(class) => return (Err(class), Instant::now()),
-    };
-    let sent = Instant::now();
-    *sends += 1;
-    let r = match tokio::time::timeout(shared.command_timeout, conn.send_round_trip(buf, expect, replies)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(ConnError::Timeout)) => Err(ErrorClass::Timeout),
-        Ok(Err(ConnError::Protocol(_))) => Err(ErrorClass::Protocol),
-        Ok(Err(_)) => Err(ErrorClass::Connection),
-        Err(_) => {
-            // A late reply would answer the next command on this connection: drop it.
-            conn.mark_broken();
-            Err(ErrorClass::Timeout)
-        }
-    };
-    (r, sent)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::not_applied;
-    use crate::deployment::resp::Value;
-
-    #[test]
-    fn redirects_are_followed_only_when_nothing_was_applied() {
-        let moved = || Value::Error("MOVED 1 127.0.0.1:7000".into());
-        let writes = |_: usize| false;
-        assert_eq!(not_applied(&[moved(), moved()], &writes), Some("MOVED"));
-        assert_eq!(not_applied(&[Value::Error("TRYAGAIN later".into())], &writes), Some("TRYAGAIN"));
-        // One write of the batch was applied: resending would apply it twice.
-        assert_eq!(not_applied(&[Value::Status("OK".into()), Value::Error("ASK 1 127.0.0.1:7000".into())], &writes), None);
-        // The reply that got through was a read's: reading again is harmless.
-        assert_eq!(not_applied(&[Value::Bulk(b"v".to_vec()), moved()], &|i| i == 0), Some("MOVED"));
-        // MULTI, a queued command redirected, EXEC aborted: nothing applied.
-        assert_eq!(not_applied(&[Value::Status("OK".into()), moved(), Value::Error("EXECABORT Transaction discarded".into())], &writes), Some("MOVED"));
-        assert_eq!(not_applied(&[Value::Status("OK".into())], &writes), None);
-        assert_eq!(not_applied(&[Value::Error("WRONGTYPE x".into())], &writes), None);
-    }
 }

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::deployment::conn::{Conn, ConnectSpec};
-use crate::deployment::resp::Value;
+use crate::client::native::conn::{Conn, ConnectSpec};
+use crate::resp::Value;
 use crate::scenario::model::HostPort;
 
 /// Longest a restarted node may take to be in sync again, or a promoted one to say it is primary.

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::client::native::conn::{Conn, ConnectSpec};
 use crate::deployment::Deployment;
-use crate::deployment::conn::{Conn, ConnectSpec};
 use crate::plan::describe_action;
 use crate::scenario::model::{Exclusive, Fault, FaultAction};
 

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::control::{node_control, text_reply};
+use crate::client::native::conn::ConnectSpec;
 use crate::deployment::Deployment;
-use crate::deployment::conn::ConnectSpec;
 use crate::deployment::proxy::Proxy;
 use crate::scenario::model::NetworkFault;
 

@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant};
 
 use super::control::{STEP_TIMEOUT, control, node_control, on_each, on_nodes, poll_value, reply, show, text_reply};
+use crate::client::native::conn::{Conn, ConnectSpec};
 use crate::deployment::Deployment;
-use crate::deployment::conn::{Conn, ConnectSpec};
-use crate::deployment::resp::Value;
+use crate::resp::Value;
 use crate::scenario::model::{HostPort, KillClients, PauseMode};
 
 /// Timeout of one control command.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt as _;
 
-use crate::deployment::conn::ConnectSpec;
+use crate::client::native::conn::ConnectSpec;
 
 /// Most output kept per stream (the tail is what a detail shows).
 const KEEP: usize = 4096;

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::StepRun;
 use super::control::{STEP_TIMEOUT, ms, node_control, reply, wait_bus_healthy, wait_for_role, wait_replica_in_sync, wait_until_primary};
+use crate::client::native::conn::ConnectSpec;
 use crate::deployment::Deployment;
-use crate::deployment::conn::ConnectSpec;
 use crate::scenario::model::HostPort;
 
 /// Per shard (the one primary of a sentinel deployment): restart each replica, with `binary`

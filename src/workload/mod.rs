@@ -16,9 +16,9 @@ use std::sync::Arc;
 use rand::RngExt;
 
 pub use crate::command::{Command, RoundTrip};
-use crate::deployment::resp::Value;
 use crate::keys::{KeyPicker, Rng, ValueMaker};
 use crate::metrics::{ErrorClass, Outcome};
+use crate::resp::Value;
 use crate::scenario::model::{Keyspace, OpRole, Workload as WorkloadSpec, WorkloadKind};
 
 /// Per-worker, per-workload state: key picker and scratch buffers (no allocation per operation).
@@ -362,13 +362,7 @@ mod tests {
             assert!(other < 10_000);
             env.batch_key(&mut a, b"", first);
             env.batch_key(&mut b, b"h:", other);
-            assert_eq!(
-                crate::deployment::cluster::slot(&a),
-                crate::deployment::cluster::slot(&b),
-                "{:?} {:?}",
-                String::from_utf8_lossy(&a),
-                String::from_utf8_lossy(&b)
-            );
+            assert_eq!(crate::slots::slot(&a), crate::slots::slot(&b), "{:?} {:?}", String::from_utf8_lossy(&a), String::from_utf8_lossy(&b));
         }
         env.batch_key(&mut a, b"h:", 9_999);
         assert_eq!(a, b"rt:{999}h:9999");

@@ -12,10 +12,10 @@ use rand::RngExt;
 use tokio::sync::{Notify, watch};
 
 use super::{Command, Prepared, RoundTrip, WorkerState};
-use crate::deployment::conn::{Conn, ConnectSpec};
-use crate::deployment::resp::{self, Value};
+use crate::client::native::conn::{Conn, ConnectSpec};
 use crate::keys::{Rng, push_decimal};
 use crate::metrics::{ErrorClass, OpKey, Outcome, RunMetrics};
+use crate::resp::{self, Value};
 use crate::scenario::raw::PubsubSpec;
 
 /// Operation id of deliveries (after PUBLISH).
@@ -186,7 +186,7 @@ pub enum SubscribeVia {
     /// Our own connection (its address replaced by the subscriber's node on clusters).
     Native(ConnectSpec),
     /// redis-rs's `aio::PubSub`.
-    RedisRs(crate::redis_rs::PubsubSource),
+    RedisRs(crate::client::redis_rs::PubsubSource),
 }
 
 /// An open subscription.

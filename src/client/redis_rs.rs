@@ -29,9 +29,8 @@ use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo, RedisError};
 
 use crate::command::RoundTrip;
-use crate::deployment::Deployment;
-use crate::deployment::resp::Value;
 use crate::metrics::{ErrorClass, RunMetrics};
+use crate::resp::Value;
 use crate::scenario::model::{HostPort, Protocol, Scenario, Tls};
 
 /// The redis crate's version (from Cargo.lock, by build.rs), for plans and reports.
@@ -138,13 +137,26 @@ pub struct SetupError {
     message: String,
 }
 
+/// What redis-rs needs to know of the deployment it connects to (the deployment module prepares
+/// it; the client does not reach into it).
+pub struct Reach<'a> {
+    /// Settings of the target's connections (address, credentials, the fault proxies' map).
+    pub spec: &'a crate::client::native::conn::ConnectSpec,
+    /// Cluster targets: the slot map at the start.
+    pub cluster: Option<&'a crate::client::native::cluster::Topology>,
+    /// Sentinel targets: how to reach the sentinels.
+    pub sentinels: Option<&'a crate::client::native::sentinel::Sentinels>,
+    /// Extra cluster seed nodes.
+    pub seeds: &'a [HostPort],
+}
+
 impl RedisRs {
     /// Builds the pools for the deployment and opens one connection to prove the target answers
     /// redis-rs (credentials, certificates) before the run starts.
-    pub async fn connect(deployment: &Deployment, scenario: &Scenario, metrics: &Arc<RunMetrics>) -> Result<RedisRs, SetupError> {
+    pub async fn connect(deployment: Reach<'_>, scenario: &Scenario, metrics: &Arc<RunMetrics>) -> Result<RedisRs, SetupError> {
         let c = &scenario.connections;
         let t = &scenario.target;
-        let target = match (&deployment.cluster, &deployment.sentinels) {
+        let target = match (deployment.cluster, deployment.sentinels) {
             (Some(_), _) => "the cluster".to_owned(),
             (None, Some(s)) => format!("master `{}` through the sentinels", s.master_name),
             (None, None) => deployment.spec.addr.to_string(),
@@ -158,7 +170,7 @@ impl RedisRs {
         let redis_info = redis_info(t);
         let config = AsyncConnectionConfig::new().set_connection_timeout(Some(c.connect_timeout)).set_response_timeout(Some(c.command_timeout));
         let mut node_clients = Vec::new();
-        let source = if let Some(topology) = &deployment.cluster {
+        let source = if let Some(topology) = deployment.cluster {
             // Subscribers connect to single nodes (cluster pub/sub reaches every node).
             for a in topology.nodes() {
                 let a = deployment.spec.via.as_ref().and_then(|m| m.get(&a).cloned()).unwrap_or(a);
@@ -210,7 +222,7 @@ impl RedisRs {
                 );
             }
             Source::Cluster(b.build().map_err(|e| fail(e.to_string()))?)
-        } else if let Some(s) = &deployment.sentinels {
+        } else if let Some(s) = deployment.sentinels {
             let addrs = s.nodes.iter().map(|a| address(a, t.tls.as_ref()));
             let mut b = redis::sentinel::SentinelClientBuilder::new(addrs, s.master_name.clone(), redis::sentinel::SentinelServerType::Master)
                 .map_err(|e| fail(e.to_string()))?

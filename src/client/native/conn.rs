@@ -9,8 +9,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use super::resp::{self, CommandWriter, Value};
 use super::tls::{self, TlsSettings};
+use crate::resp::{self, CommandWriter, Value};
 use crate::scenario::model::{HostPort, Protocol, Secret};
 
 /// A plain or TLS byte stream.
@@ -108,7 +108,7 @@ pub struct ConnectSpec {
     /// TLS, when on.
     pub tls: Option<TlsSettings>,
     /// For sentinel targets: the master's current address, which replaces `addr` when connecting.
-    pub follow: Option<std::sync::Arc<super::sentinel::Master>>,
+    pub follow: Option<std::sync::Arc<super::master::Master>>,
     /// Send READONLY after connecting (cluster replica reads).
     pub readonly: bool,
     /// Counts the commands sent outside the workers' round trips (which count their own per

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use bb8::{ManageConnection, Pool, PooledConnection, RunError};
 
-use crate::deployment::cluster::Topology;
-use crate::deployment::conn::{Conn, ConnError, ConnectSpec};
+use crate::client::native::cluster::Topology;
+use crate::client::native::conn::{Conn, ConnError, ConnectSpec};
 use crate::metrics::{ConnCounters, ErrorClass, RunMetrics};
 use crate::scenario::model::Connections;
 use crate::scenario::model::HostPort;
@@ -61,7 +61,7 @@ impl ManageConnection for Manager {
 
     async fn is_valid(&self, conn: &mut Conn) -> Result<(), ConnError> {
         match conn.command(&[b"PING"], self.ping_timeout).await? {
-            crate::deployment::resp::Value::Error(e) => Err(ConnError::Rejected(e)),
+            crate::resp::Value::Error(e) => Err(ConnError::Rejected(e)),
             _ => Ok(()),
         }
     }
@@ -196,7 +196,7 @@ pub struct Pools {
     nodes: Arc<NodeSet>,
     cluster: Option<Arc<ClusterRouter>>,
     refresher: Option<tokio::task::JoinHandle<()>>,
-    follow: Option<Arc<crate::deployment::sentinel::Master>>,
+    follow: Option<Arc<crate::client::native::master::Master>>,
     per_pool: u32,
     acquire_timeout: Duration,
     health_interval: Duration,

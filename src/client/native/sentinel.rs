@@ -3,71 +3,14 @@
 //! subscription, asks again once a second; every move bumps a generation so that pooled
 //! connections to the old master are dropped instead of reused.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::conn::{Conn, ConnectSpec};
-use super::resp::{self, Value};
+use super::master::Master;
+
+use crate::resp::{self, Value};
 use crate::scenario::model::HostPort;
-
-/// The master's current address, shared by everything that connects.
-#[derive(Debug)]
-pub struct Master {
-    addr: RwLock<HostPort>,
-    generation: AtomicU64,
-    moves: std::sync::Mutex<Vec<(std::time::SystemTime, HostPort, HostPort)>>,
-    replicas: RwLock<Vec<HostPort>>,
-}
-
-impl Master {
-    /// Starts at `addr`, generation 0.
-    pub fn new(addr: HostPort) -> Master {
-        Master { addr: RwLock::new(addr), generation: AtomicU64::new(0), moves: std::sync::Mutex::new(Vec::new()), replicas: RwLock::new(Vec::new()) }
-    }
-
-    /// The healthy replicas the sentinels last reported (for replica reads).
-    pub fn replicas(&self) -> Vec<HostPort> {
-        self.replicas.read().expect("replicas lock").clone()
-    }
-
-    /// Replaces the replica list.
-    pub fn set_replicas(&self, replicas: Vec<HostPort>) {
-        let mut cur = self.replicas.write().expect("replicas lock");
-        if *cur != replicas {
-            tracing::info!(replicas = %replicas.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "), "replicas for reads");
-            *cur = replicas;
-        }
-    }
-
-    /// Where the master is now.
-    pub fn addr(&self) -> HostPort {
-        self.addr.read().expect("master lock").clone()
-    }
-
-    /// How many times it has moved.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
-    /// Every move seen: when, from where, to where.
-    pub fn moves(&self) -> Vec<(std::time::SystemTime, HostPort, HostPort)> {
-        self.moves.lock().expect("moves lock").clone()
-    }
-
-    /// Records a move; returns whether the address changed.
-    pub fn moved_to(&self, addr: HostPort) -> bool {
-        let mut cur = self.addr.write().expect("master lock");
-        if *cur == addr {
-            return false;
-        }
-        tracing::info!(from = %*cur, to = %addr, "master moved; following it");
-        self.moves.lock().expect("moves lock").push((std::time::SystemTime::now(), cur.clone(), addr.clone()));
-        *cur = addr;
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        true
-    }
-}
 
 /// How to talk to the sentinels.
 #[derive(Debug, Clone)]
