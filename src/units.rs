@@ -224,49 +224,6 @@ pub mod serde_duration {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_and_format_exactly() {
-        let cases = [
-            ("250ms", 250_000_000u128),
-            ("30s", 30_000_000_000),
-            ("5m", 300_000_000_000),
-            ("1h", 3_600_000_000_000),
-            ("1m30s", 90_000_000_000),
-            ("1.5s", 1_500_000_000),
-            ("100us", 100_000),
-        ];
-        for (text, nanos) in cases {
-            let d = parse_duration(text).unwrap();
-            assert_eq!(d.as_nanos(), nanos, "{text}");
-            assert_eq!(parse_duration(&format_duration(d)).unwrap(), d, "{text} round trip");
-        }
-        assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
-        assert_eq!(format_duration(Duration::from_millis(1500)), "1s500ms");
-        assert_eq!(format_duration(Duration::from_secs(3600)), "1h");
-    }
-
-    #[test]
-    fn bad_durations_say_why() {
-        assert!(parse_duration("30").unwrap_err().contains("no unit"));
-        assert!(parse_duration("30 parsecs").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("99999999999999999999999h").unwrap_err().contains("too large"));
-        assert!(parse_duration("").is_err());
-    }
-
-    #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_size("64B").unwrap(), 64);
-        assert_eq!(parse_size("4KiB").unwrap(), 4096);
-        assert_eq!(parse_size("1MB").unwrap(), 1_000_000);
-        assert!(parse_size("4kb").is_err());
-        assert_eq!(ByteSize(4096).to_string(), "4KiB");
-    }
-}
-
 /// RFC 3339 UTC with milliseconds.
 pub fn rfc3339(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
@@ -314,4 +271,47 @@ fn escape_except(s: &str, keep: &[char]) -> String {
         return s.to_owned();
     }
     s.chars().map(|c| if hidden(c) { c.escape_unicode().to_string() } else { c.to_string() }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_format_exactly() {
+        let cases = [
+            ("250ms", 250_000_000u128),
+            ("30s", 30_000_000_000),
+            ("5m", 300_000_000_000),
+            ("1h", 3_600_000_000_000),
+            ("1m30s", 90_000_000_000),
+            ("1.5s", 1_500_000_000),
+            ("100us", 100_000),
+        ];
+        for (text, nanos) in cases {
+            let d = parse_duration(text).unwrap();
+            assert_eq!(d.as_nanos(), nanos, "{text}");
+            assert_eq!(parse_duration(&format_duration(d)).unwrap(), d, "{text} round trip");
+        }
+        assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1s500ms");
+        assert_eq!(format_duration(Duration::from_secs(3600)), "1h");
+    }
+
+    #[test]
+    fn bad_durations_say_why() {
+        assert!(parse_duration("30").unwrap_err().contains("no unit"));
+        assert!(parse_duration("30 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("99999999999999999999999h").unwrap_err().contains("too large"));
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("64B").unwrap(), 64);
+        assert_eq!(parse_size("4KiB").unwrap(), 4096);
+        assert_eq!(parse_size("1MB").unwrap(), 1_000_000);
+        assert!(parse_size("4kb").is_err());
+        assert_eq!(ByteSize(4096).to_string(), "4KiB");
+    }
 }

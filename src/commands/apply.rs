@@ -131,121 +131,45 @@ struct Outputs {
     junit: Option<PathBuf>,
 }
 
+/// A run, as a page of steps: configure the exporters, prepare the target, connect the client
+/// under test, start the exporters, execute the plan, clean up, judge, publish, linger. Each step
+/// returns the exit code it ends the run with when it cannot go on.
 async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, fingerprint: &str, outputs: Outputs) -> u8 {
-    let Outputs { json: json_path, html: html_path, junit: junit_path } = outputs;
-    let client_name = format!("redis-test:{run_id}");
-    let otlp_config = match report::otlp::OtlpConfig::resolve(
-        scenario,
-        &|k| std::env::var(k).ok().filter(|v| !v.is_empty()),
-        run_id,
-        &common_labels(scenario, run_id, plan.shard).instance_id,
-    ) {
-        Some(Ok(c)) => Some(c),
-        Some(Err(e)) => {
-            crate::errln!("error: {e}");
-            return exit::INVALID;
-        }
-        None => None,
-    };
-    let prometheus_addr = args.prometheus.or(scenario.metrics.prometheus);
-    let listener = match prometheus_addr {
-        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => Some(l),
-            Err(e) => {
-                crate::errln!("error: cannot serve Prometheus metrics on {addr}: {e}");
-                return exit::CANNOT_RUN;
-            }
-        },
-        None => None,
+    let labels = common_labels(scenario, run_id, plan.shard);
+    let exporters = match configure_exporters(args, scenario, run_id, &labels).await {
+        Ok(e) => e,
+        Err(code) => return code,
     };
     let signals = SignalCount::start();
-    if !args.quiet {
-        crate::errln!("redis-test: run {run_id}: {} for {} against {}", scenario.name, crate::units::format_duration(plan.total_duration), plan.target.address);
-    }
-    tracing::info!(scenario = %scenario.name, target = %plan.target.address, duration = %crate::units::format_duration(plan.total_duration), "run starting");
-    // Starting a local cluster takes seconds: a signal then drops the half-built deployment, whose
-    // processes are killed on drop, instead of leaving them behind.
+    announce(args, scenario, plan, run_id);
     let metrics = std::sync::Arc::new(crate::metrics::RunMetrics::new());
-    let prepared = tokio::select! {
-        d = deployment::prepare(&scenario.target, &scenario.connections, &client_name, Some(std::sync::Arc::clone(&metrics.tally))) => d,
-        () = signals.next(0) => {
-            crate::errln!("redis-test: interrupted while preparing the target; nothing ran, no report written");
-            return exit::INTERRUPTED;
-        }
-    };
-    let deployment = match prepared {
+    let deployment = match prepare_target(scenario, run_id, &metrics, &signals).await {
         Ok(d) => d,
-        Err(e) => {
-            // Logged for log files; the console gets the one `error:` line below.
-            tracing::info!(error = %e, "target unusable");
-            crate::errln!("error: {e}");
-            return exit::CANNOT_RUN;
+        Err(code) => return code,
+    };
+    let redis_rs = match connect_client_under_test(scenario, &deployment, &metrics).await {
+        Ok(c) => c,
+        Err(code) => {
+            deployment.shutdown().await;
+            return code;
         }
     };
-    tracing::info!(address = %deployment.spec.addr, local = deployment.local.is_some(), "target ready");
-    let redis_rs = match scenario.connections.client {
-        crate::scenario::raw::Client::Native => None,
-        crate::scenario::raw::Client::RedisRs => match crate::client::redis_rs::RedisRs::connect(deployment.reach(), scenario, &metrics).await {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::info!(error = %e, "target unusable");
-                crate::errln!("error: {e}");
-                deployment.shutdown().await;
-                return exit::CANNOT_RUN;
-            }
-        },
-    };
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopper = {
-        let signals = signals.clone();
-        tokio::spawn(async move {
-            signals.next(0).await;
-            crate::errln!(
-                "redis-test: interrupted; finishing operations in flight and writing the report (a second signal also skips cleanup, a third exits at once)"
-            );
-            let _ = stop_tx.send(true);
-        })
-    };
-    let seed = args.seed.unwrap_or_else(|| SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
-    // Shards given one `--seed` still choose differently from one another.
-    let seed = plan.shard.map_or(seed, |s| seed ^ u64::from(s.index).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let (live_tx, live_rx) = watch::channel(executor::Live::default());
-    let progress = (!args.quiet).then(|| tokio::spawn(report::progress::show(plan.clone(), live_rx, report::progress::ProgressOptions::detect(args.interval))));
-    let (exporters_stop_tx, exporters_stop) = watch::channel(false);
-    let labels = common_labels(scenario, run_id, plan.shard);
-    let source = std::sync::Arc::new(report::families::Source {
-        plan: plan.clone(),
-        metrics: std::sync::Arc::clone(&metrics),
-        live: live_tx.subscribe(),
-        labels: labels.clone(),
-    });
-    let endpoint = listener.map(|l| {
-        if !args.quiet {
-            crate::errln!("redis-test: Prometheus metrics on http://{}/metrics", l.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()));
-        }
-        tokio::spawn(report::prometheus::serve(l, std::sync::Arc::clone(&source), exporters_stop.clone()))
-    });
-    let mut spans = None;
-    let (otlp_stop_tx, otlp_stop) = watch::channel(false);
-    let otlp = match otlp_config {
-        Some(cfg) => {
-            if !args.quiet {
-                crate::errln!("redis-test: OTLP export to {} ({:?}) every {}", cfg.endpoint, cfg.protocol, crate::units::format_duration(cfg.interval));
-            }
-            let rx = cfg.traces.map(|ratio| {
-                let (tx, rx) = tokio::sync::mpsc::channel(10_000);
-                spans = Some((ratio, tx));
-                rx
-            });
-            let server = (deployment.spec.addr.host.clone(), deployment.spec.addr.port);
-            Some(tokio::spawn(report::otlp::run(cfg, std::sync::Arc::clone(&source), rx, server, otlp_stop)))
-        }
-        None => None,
-    };
+    let source =
+        std::sync::Arc::new(report::families::Source { plan: plan.clone(), metrics: std::sync::Arc::clone(&metrics), live: live_tx.subscribe(), labels });
+    let mut running = exporters.start(args, &source, &deployment);
     let tally = std::sync::Arc::clone(&metrics.tally);
-    let inputs = executor::RunInputs { stop: stop_rx, seed, live: live_tx, metrics, spans, redis_rs, start_at: args.start_at };
+    let progress = (!args.quiet).then(|| tokio::spawn(report::progress::show(plan.clone(), live_rx, report::progress::ProgressOptions::detect(args.interval))));
+    let inputs = executor::RunInputs {
+        stop: stop_on_signal(&signals),
+        seed: seed_of(args, plan),
+        live: live_tx,
+        metrics,
+        spans: running.spans.take(),
+        redis_rs,
+        start_at: args.start_at,
+    };
     let result = executor::run(plan, scenario, &deployment, inputs).await;
-    stopper.abort();
     if let Some(p) = progress {
         let _ = p.await;
     }
@@ -257,80 +181,110 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, f
             return if matches!(e, executor::RunError::Interrupted) { exit::INTERRUPTED } else { exit::CANNOT_RUN };
         }
     };
-    // A local server is thrown away with its keys; a shared one gets exactly ours removed. A new
-    // signal ends cleanup at once (how far it got is reported).
-    let cleanup = if scenario.cleanup && matches!(scenario.target.endpoint, Endpoint::Remote(_)) {
-        let seen = signals.count();
-        if !args.quiet {
-            crate::errln!("redis-test: removing the run's keys under `{}` (a signal stops it)", scenario.key_prefix);
-        }
-        let progress = std::sync::atomic::AtomicU64::new(0);
-        let removing = executor::cleanup::remove_prefix_everywhere(&deployment, &scenario.key_prefix, scenario.connections.command_timeout, &progress);
-        let (removed, error) = tokio::select! {
-            r = removing => match r {
-                Ok(n) => (n, None),
-                Err(e) => (progress.load(std::sync::atomic::Ordering::Relaxed), Some(e.to_string())),
-            },
-            () = signals.next(seen) => {
-                let n = progress.load(std::sync::atomic::Ordering::Relaxed);
-                crate::errln!("redis-test: cleanup stopped by a signal after removing {n} keys; run again or remove `{}*` yourself", scenario.key_prefix);
-                (n, Some("stopped by a signal".to_owned()))
-            }
-        };
-        Some(CleanupReport { prefix: scenario.key_prefix.clone(), removed, error })
-    } else {
-        None
-    };
+    let cleanup = clean_up(args, scenario, &deployment, &signals).await;
     let moves = deployment.spec.follow.as_ref().map(|m| m.moves()).unwrap_or_default();
     deployment.shutdown().await;
     let mut report: Report = report::build(run_id, plan, &result, cleanup);
     report.plan_fingerprint = Some(fingerprint.to_owned());
-    report.instance_id = Some(labels.instance_id.clone());
+    report.instance_id = Some(source.labels.instance_id.clone());
     report.other_commands = tally.snapshot();
     report.master_moves =
         moves.into_iter().map(|(t, from, to)| report::MasterMove { at: report::rfc3339(t), from: from.to_string(), to: to.to_string() }).collect();
-    if let Some(url) = args.pushgateway.as_ref().or(scenario.metrics.pushgateway.as_ref()) {
-        // Bounded: a Pushgateway that does not answer costs the run 5 s at most, never its verdict.
-        report.pushgateway = Some(report::pushgateway::push(url, &source, std::time::Duration::from_secs(5)).await);
+    running.finish_exports(args, scenario, &source, &mut report).await;
+    judge(plan, &mut report);
+    if let Err(code) = publish(&report, &outputs) {
+        return code;
     }
-    if let Some(task) = otlp {
-        // The final flush: the exporter sends once more when told to stop, bounded by its timeout.
-        let _ = otlp_stop_tx.send(true);
-        report.otlp = task.await.ok();
+    running.linger(args, &signals).await;
+    report.exit_code()
+}
+
+/// The Prometheus listener (bound now, so a taken port fails before the run) and the OTLP settings.
+struct Exporters {
+    listener: Option<tokio::net::TcpListener>,
+    otlp: Option<report::otlp::OtlpConfig>,
+}
+
+/// Exporters while the run goes on: the /metrics server, the OTLP task, the span channel.
+struct RunningExporters {
+    endpoint: Option<tokio::task::JoinHandle<()>>,
+    endpoint_stop: watch::Sender<bool>,
+    otlp: Option<tokio::task::JoinHandle<report::otlp::ExportStats>>,
+    otlp_stop: watch::Sender<bool>,
+    spans: Option<(f64, tokio::sync::mpsc::Sender<crate::live::SpanRecord>)>,
+}
+
+/// Resolves the OTLP settings and binds the Prometheus listener; a mistake in either ends the run
+/// before it starts (2 for settings, 3 for a port that cannot be had).
+async fn configure_exporters(args: &ApplyArgs, scenario: &Scenario, run_id: &str, labels: &report::families::CommonLabels) -> Result<Exporters, u8> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let otlp = match report::otlp::OtlpConfig::resolve(scenario, &env, run_id, &labels.instance_id) {
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => {
+            crate::errln!("error: {e}");
+            return Err(exit::INVALID);
+        }
+        None => None,
+    };
+    let listener = match args.prometheus.or(scenario.metrics.prometheus) {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                crate::errln!("error: cannot serve Prometheus metrics on {addr}: {e}");
+                return Err(exit::CANNOT_RUN);
+            }
+        },
+        None => None,
+    };
+    Ok(Exporters { listener, otlp })
+}
+
+impl Exporters {
+    /// Serves /metrics and starts the OTLP exporter (with its span channel when tracing).
+    fn start(self, args: &ApplyArgs, source: &std::sync::Arc<report::families::Source>, deployment: &deployment::Deployment) -> RunningExporters {
+        let (endpoint_stop, endpoint_stopped) = watch::channel(false);
+        let endpoint = self.listener.map(|l| {
+            if !args.quiet {
+                crate::errln!("redis-test: Prometheus metrics on http://{}/metrics", l.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()));
+            }
+            tokio::spawn(report::prometheus::serve(l, std::sync::Arc::clone(source), endpoint_stopped))
+        });
+        let mut spans = None;
+        let (otlp_stop, otlp_stopped) = watch::channel(false);
+        let otlp = self.otlp.map(|cfg| {
+            if !args.quiet {
+                crate::errln!("redis-test: OTLP export to {} ({:?}) every {}", cfg.endpoint, cfg.protocol, crate::units::format_duration(cfg.interval));
+            }
+            let rx = cfg.traces.map(|ratio| {
+                let (tx, rx) = tokio::sync::mpsc::channel(10_000);
+                spans = Some((ratio, tx));
+                rx
+            });
+            let server = (deployment.spec.addr.host.clone(), deployment.spec.addr.port);
+            tokio::spawn(report::otlp::run(cfg, std::sync::Arc::clone(source), rx, server, otlp_stopped))
+        });
+        RunningExporters { endpoint, endpoint_stop, otlp, otlp_stop, spans }
     }
-    if plan.shard.is_some() {
-        // A shard's share cannot meet whole-run rules: `merge` judges them on the whole run.
-        report.deferred_thresholds = plan.thresholds.iter().map(report::thresholds::spec_of).collect();
-    } else {
-        report.thresholds = report::thresholds::evaluate(&plan.thresholds, &report);
-    }
-    for t in &report.thresholds {
-        if t.passed {
-            tracing::info!(rule = %t.expr, observed = %t.observed_text, "threshold held");
-        } else {
-            // The summary states every verdict; the log line is for log files, not a second warning.
-            tracing::info!(rule = %t.expr, observed = %t.observed_text, "threshold failed");
+}
+
+impl RunningExporters {
+    /// Pushes the final metrics to a Pushgateway and flushes OTLP once more, each bounded in time
+    /// and recorded in the report; neither changes the verdict.
+    async fn finish_exports(&mut self, args: &ApplyArgs, scenario: &Scenario, source: &report::families::Source, report: &mut Report) {
+        if let Some(url) = args.pushgateway.as_ref().or(scenario.metrics.pushgateway.as_ref()) {
+            // Bounded: a Pushgateway that does not answer costs the run 5 s at most, never its verdict.
+            report.pushgateway = Some(report::pushgateway::push(url, source, std::time::Duration::from_secs(5)).await);
+        }
+        if let Some(task) = self.otlp.take() {
+            // The final flush: the exporter sends once more when told to stop, bounded by its timeout.
+            let _ = self.otlp_stop.send(true);
+            report.otlp = task.await.ok();
         }
     }
-    if let Some(c) = &report.cleanup {
-        tracing::info!(prefix = %c.prefix, removed = c.removed, error = ?c.error, "cleanup");
-    }
-    crate::out!("{}", report::summary::render(&report));
-    // Atomically: the path holds the previous report or the complete new one, never a torn one.
-    let json_text = json_path.as_ref().map(|_| serde_json::to_string_pretty(&report).expect("reports serialize") + "\n");
-    for (path, what, label, text) in [
-        (&json_path, "report", "report", json_text),
-        (&html_path, "HTML report", "html", html_path.as_ref().map(|_| report::html::render(&report))),
-        (&junit_path, "JUnit XML", "junit", junit_path.as_ref().map(|_| report::junit::render(&report))),
-    ] {
-        let (Some(path), Some(text)) = (path, text) else { continue };
-        if let Err(e) = crate::files::write_output(path, text.as_bytes()) {
-            crate::errln!("error: cannot write the {what} to {}: {e} (the previous file there, if any, is unchanged)", path.display());
-            return exit::CANNOT_RUN;
-        }
-        crate::outln!("{label}: {}", path.display());
-    }
-    if let Some(endpoint) = endpoint {
+
+    /// Keeps /metrics up for `--linger` (a signal ends it), then stops it.
+    async fn linger(self, args: &ApplyArgs, signals: &SignalCount) {
+        let Some(endpoint) = self.endpoint else { return };
         if let Some(linger) = args.linger {
             if !args.quiet {
                 crate::errln!("redis-test: keeping /metrics up for {} (a signal ends it)", crate::units::format_duration(linger));
@@ -341,10 +295,150 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, f
                 () = signals.next(seen) => {}
             }
         }
-        let _ = exporters_stop_tx.send(true);
+        let _ = self.endpoint_stop.send(true);
         let _ = endpoint.await;
     }
-    report.exit_code()
+}
+
+/// The run's first line on stderr, and its log line.
+fn announce(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str) {
+    if !args.quiet {
+        crate::errln!("redis-test: run {run_id}: {} for {} against {}", scenario.name, crate::units::format_duration(plan.total_duration), plan.target.address);
+    }
+    tracing::info!(scenario = %scenario.name, target = %plan.target.address, duration = %crate::units::format_duration(plan.total_duration), "run starting");
+}
+
+/// Reaches the target, or starts the local deployment. Starting a local cluster takes seconds: a
+/// signal then drops the half-built deployment, whose processes are killed on drop, instead of
+/// leaving them behind.
+async fn prepare_target(
+    scenario: &Scenario,
+    run_id: &str,
+    metrics: &std::sync::Arc<crate::metrics::RunMetrics>,
+    signals: &SignalCount,
+) -> Result<deployment::Deployment, u8> {
+    let client_name = format!("redis-test:{run_id}");
+    let prepared = tokio::select! {
+        d = deployment::prepare(&scenario.target, &scenario.connections, &client_name, Some(std::sync::Arc::clone(&metrics.tally))) => d,
+        () = signals.next(0) => {
+            crate::errln!("redis-test: interrupted while preparing the target; nothing ran, no report written");
+            return Err(exit::INTERRUPTED);
+        }
+    };
+    match prepared {
+        Ok(d) => {
+            tracing::info!(address = %d.spec.addr, local = d.local.is_some(), "target ready");
+            Ok(d)
+        }
+        Err(e) => {
+            // Logged for log files; the console gets the one `error:` line below.
+            tracing::info!(error = %e, "target unusable");
+            crate::errln!("error: {e}");
+            Err(exit::CANNOT_RUN)
+        }
+    }
+}
+
+/// Connects redis-rs when the scenario runs through it (proving credentials and certificates
+/// before the run starts); `None` for the native engine.
+async fn connect_client_under_test(
+    scenario: &Scenario,
+    deployment: &deployment::Deployment,
+    metrics: &std::sync::Arc<crate::metrics::RunMetrics>,
+) -> Result<Option<crate::client::redis_rs::RedisRs>, u8> {
+    match scenario.connections.client {
+        crate::scenario::raw::Client::Native => Ok(None),
+        crate::scenario::raw::Client::RedisRs => match crate::client::redis_rs::RedisRs::connect(deployment.reach(), scenario, metrics).await {
+            Ok(c) => Ok(Some(c)),
+            Err(e) => {
+                tracing::info!(error = %e, "target unusable");
+                crate::errln!("error: {e}");
+                Err(exit::CANNOT_RUN)
+            }
+        },
+    }
+}
+
+/// A stop signal for the executor that turns true at the first SIGINT/SIGTERM/SIGHUP.
+fn stop_on_signal(signals: &SignalCount) -> watch::Receiver<bool> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let signals = signals.clone();
+    tokio::spawn(async move {
+        signals.next(0).await;
+        crate::errln!(
+            "redis-test: interrupted; finishing operations in flight and writing the report (a second signal also skips cleanup, a third exits at once)"
+        );
+        let _ = stop_tx.send(true);
+    });
+    stop_rx
+}
+
+/// `--seed`, or the clock; shards given one `--seed` still choose differently from one another.
+fn seed_of(args: &ApplyArgs, plan: &Plan) -> u64 {
+    let seed = args.seed.unwrap_or_else(|| SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+    plan.shard.map_or(seed, |s| seed ^ u64::from(s.index).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// Removes exactly the run's keys from a shared target (a local one is thrown away with its keys).
+/// A new signal ends cleanup at once; how far it got is reported.
+async fn clean_up(args: &ApplyArgs, scenario: &Scenario, deployment: &deployment::Deployment, signals: &SignalCount) -> Option<CleanupReport> {
+    if !scenario.cleanup || !matches!(scenario.target.endpoint, Endpoint::Remote(_)) {
+        return None;
+    }
+    let seen = signals.count();
+    if !args.quiet {
+        crate::errln!("redis-test: removing the run's keys under `{}` (a signal stops it)", scenario.key_prefix);
+    }
+    let progress = std::sync::atomic::AtomicU64::new(0);
+    let removing = executor::cleanup::remove_prefix_everywhere(deployment, &scenario.key_prefix, scenario.connections.command_timeout, &progress);
+    let (removed, error) = tokio::select! {
+        r = removing => match r {
+            Ok(n) => (n, None),
+            Err(e) => (progress.load(std::sync::atomic::Ordering::Relaxed), Some(e.to_string())),
+        },
+        () = signals.next(seen) => {
+            let n = progress.load(std::sync::atomic::Ordering::Relaxed);
+            crate::errln!("redis-test: cleanup stopped by a signal after removing {n} keys; run again or remove `{}*` yourself", scenario.key_prefix);
+            (n, Some("stopped by a signal".to_owned()))
+        }
+    };
+    let cleanup = CleanupReport { prefix: scenario.key_prefix.clone(), removed, error };
+    tracing::info!(prefix = %cleanup.prefix, removed = cleanup.removed, error = ?cleanup.error, "cleanup");
+    Some(cleanup)
+}
+
+/// Judges the thresholds (a shard leaves them to `merge`: its share cannot meet whole-run rules)
+/// and logs each verdict (the summary states them; the log line is for log files).
+fn judge(plan: &Plan, report: &mut Report) {
+    if plan.shard.is_some() {
+        report.deferred_thresholds = plan.thresholds.iter().map(report::thresholds::spec_of).collect();
+        return;
+    }
+    report.thresholds = report::thresholds::evaluate(&plan.thresholds, report);
+    for t in &report.thresholds {
+        let verdict = if t.passed { "threshold held" } else { "threshold failed" };
+        tracing::info!(rule = %t.expr, observed = %t.observed_text, "{verdict}");
+    }
+}
+
+/// Prints the summary and writes the reports asked for: atomically onto files (the path holds the
+/// previous report or the complete new one, never a torn one), as streams into FIFOs and devices.
+fn publish(report: &Report, outputs: &Outputs) -> Result<(), u8> {
+    crate::out!("{}", report::summary::render(report));
+    for (path, what, label) in [(&outputs.json, "report", "report"), (&outputs.html, "HTML report", "html"), (&outputs.junit, "JUnit XML", "junit")] {
+        let Some(path) = path else { continue };
+        let text = match label {
+            "report" => serde_json::to_string_pretty(report).expect("reports serialize") + "\n",
+            "html" => report::html::render(report),
+            _ => report::junit::render(report),
+        };
+        if let Err(e) = crate::files::write_output(path, text.as_bytes()) {
+            crate::errln!("error: cannot write the {what} to {}: {e} (the previous file there, if any, is unchanged)", path.display());
+            return Err(exit::CANNOT_RUN);
+        }
+        crate::outln!("{label}: {}", path.display());
+    }
+    Ok(())
 }
 
 /// The labels on every exported metric: the scenario's, else the host name, the run id and our

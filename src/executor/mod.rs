@@ -210,174 +210,48 @@ pub struct RunInputs {
     pub start_at: Option<SystemTime>,
 }
 
-/// Runs the plan against a prepared deployment.
+/// Runs the plan against a prepared deployment, as a page of steps: subscribe, wait for the agreed
+/// start, start the pacer, the collector and the workers, inject the faults at their offsets while
+/// the workers run, judge the faults, stop, drain the subscribers, read back what was written.
 pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inputs: RunInputs) -> Result<RunResult, RunError> {
     let RunInputs { mut stop, seed, live, metrics, spans, redis_rs, start_at } = inputs;
-    let max_workers = plan.max_workers() as usize;
     let workloads: Vec<Workload> = scenario.workloads.iter().enumerate().map(|(i, w)| Workload::new(w, i, deployment.cluster.is_some())).collect();
-    let mixes =
-        plan.phases.iter().map(|p| Weighted::new(workloads.iter().map(|w| p.mix.iter().find(|m| m.name == w.name).map_or(0.0, |m| m.percent)))).collect();
-
-    // Subscribers first, so that no published message goes unseen.
-    let (sub_stop_tx, sub_stop) = watch::channel(false);
     let t0_cell: Arc<std::sync::OnceLock<Instant>> = Arc::new(std::sync::OnceLock::new());
-    let phase_ends: Vec<Duration> = plan.phases.iter().map(|p| p.end()).collect();
-    let mut subscribers = Vec::new();
-    let cluster_nodes = deployment.cluster.as_ref().map(|t| t.nodes()).unwrap_or_default();
-    for w in &workloads {
-        let Some(ps) = w.pubsub() else { continue };
-        for id in 0..ps.subscribers {
-            let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-            let clock = {
-                let t0_cell = Arc::clone(&t0_cell);
-                let ends = phase_ends.clone();
-                Arc::new(move || {
-                    let t0 = *t0_cell.get_or_init(Instant::now);
-                    let now = t0.elapsed();
-                    let phase = ends.iter().position(|e| now < *e).unwrap_or(ends.len().saturating_sub(1));
-                    (now.as_nanos() as u64, phase as u16)
-                }) as Arc<dyn Fn() -> (u64, u16) + Send + Sync>
-            };
-            let ctx = pubsub::SubscriberCtx {
-                metrics: Arc::clone(&metrics),
-                clock,
-                stop: sub_stop.clone(),
-                retry: scenario.connections.retry.clone(),
-                nodes: cluster_nodes.clone(),
-            };
-            let via = match &redis_rs {
-                Some(c) => pubsub::SubscribeVia::RedisRs(c.pubsub_source()),
-                None => pubsub::SubscribeVia::Native(deployment.spec.clone()),
-            };
-            subscribers.push(tokio::spawn(pubsub::subscriber(Arc::clone(ps), id, via, ctx, ready_tx).in_current_span()));
-            match ready_rx.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(RunError::Subscribe(w.name.clone(), e)),
-                Err(_) => return Err(RunError::Subscribe(w.name.clone(), "subscriber ended".into())),
-            }
-        }
-    }
-
-    if let Some(at) = start_at {
-        // Everything is connected and subscribed: only the clock is left to wait for.
-        let wait = at.duration_since(SystemTime::now()).map_err(|late| RunError::StartPassed(crate::units::rfc3339(at), late.duration()))?;
-        tracing::info!(start_at = %crate::units::rfc3339(at), wait_s = wait.as_secs_f64(), "waiting for the agreed start");
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            _ = stop.wait_for(|s| *s) => return Err(RunError::Interrupted),
-        }
-    }
+    let subscribers = subscribe(plan, scenario, deployment, &workloads, redis_rs.as_ref(), &metrics, &t0_cell).await?;
+    wait_for_start(start_at, &mut stop).await?;
     let t0 = Instant::now();
     let _ = t0_cell.set(t0);
     let started_at = SystemTime::now();
-    let shards: Vec<String> =
-        deployment.cluster.as_ref().map(|t| t.shards.iter().enumerate().map(|(i, s)| format!("shard {i} ({})", s.master)).collect()).unwrap_or_default();
     let pacer_stop = Arc::new(AtomicBool::new(false));
     let (tokens, pacer) = pacer::start(&plan.phases, plan.shard, t0, Arc::clone(&pacer_stop));
-    let shared = Arc::new(Shared {
-        plan: plan.clone(),
-        t0,
-        seed,
-        workloads,
-        mixes,
-        tokens,
-        client: match redis_rs {
-            Some(c) => Client::RedisRs(c),
-            None => Client::Native(Native {
-                pools: Pools::new(
-                    &deployment.spec,
-                    &scenario.connections,
-                    &metrics,
-                    deployment.cluster.as_ref().map(|t| (t, deployment.seeds.as_slice(), scenario.target.read_from_replicas)),
-                ),
-                metrics: Arc::clone(&metrics),
-                command_timeout: scenario.connections.command_timeout,
-                retry: scenario.connections.retry.clone(),
-            }),
-        },
-        metrics: Arc::clone(&metrics),
-        writers: max_workers.max(1),
-        spans,
-        tracker: resilience::Tracker::new(scenario.workloads.len(), shards.len(), max_workers, plan.total_duration),
-        retry: scenario.connections.retry.clone(),
-        read_from_replicas: scenario.target.read_from_replicas,
-        shard_of_slot: deployment.cluster.as_ref().map(|t| t.owner.clone()).unwrap_or_default(),
-        shards,
-    });
-
+    let client = client_for(scenario, deployment, redis_rs, &metrics);
+    let shared = Arc::new(Shared::new(plan, scenario, deployment, workloads, tokens, client, &metrics, seed, spans, t0));
     let (collector_stop_tx, collector_stop) = watch::channel(false);
     let collector = tokio::spawn(collect_series(Arc::clone(&shared), collector_stop, live).in_current_span());
-    let workers: Vec<_> = (0..max_workers).map(|id| tokio::spawn(worker::run(id, Arc::clone(&shared), stop.clone()).in_current_span())).collect();
-    let mut acks = HashMap::new();
-    let mut acks_truncated = false;
-    let mut counters: worker::Counters = HashMap::new();
-    let joined = async {
-        for w in workers {
-            if let Ok(r) = w.await {
-                acks_truncated |= r.acks_truncated;
-                acks.extend(r.acks);
-                for (id, t) in r.counters {
-                    let sum = counters.entry(id).or_default();
-                    sum.acked += t.acked;
-                    sum.uncertain += t.uncertain;
-                }
-            }
-        }
-    };
-    let client = deployment.spec.client_name.clone();
+    let workers: Vec<_> =
+        (0..plan.max_workers() as usize).map(|id| tokio::spawn(worker::run(id, Arc::clone(&shared), stop.clone()).in_current_span())).collect();
+    let run_client = deployment.spec.client_name.clone();
     let fault_ctx = faults::Context {
         deployment,
-        run_client: &client,
+        run_client: &run_client,
         in_flight: &shared.tracker.in_flight,
         reconnects: &metrics.conns.reconnects,
         shard: plan.shard,
         t0,
         end: plan.total_duration,
     };
-    let (fault_runs, ()) = tokio::join!(faults::drive(&plan.faults, &fault_ctx, stop.clone()), joined);
+    let (fault_runs, written) = tokio::join!(faults::drive(&plan.faults, &fault_ctx, stop.clone()), join_workers(workers));
     let interrupted = *stop.borrow_and_update();
     let ended = t0.elapsed();
     shared.tracker.finish(ended.as_nanos() as u64);
     let verdicts = fault_verdicts(&fault_runs, &shared, ended, metrics.conns.reconnects.load(Ordering::Relaxed));
     pacer_stop.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || pacer.join()).await;
-
-    // Let subscribers catch up with what was published, then stop them.
-    for w in &shared.workloads {
-        if let Some(ps) = w.pubsub() {
-            ps.drain(Duration::from_secs(2)).await;
-        }
-    }
-    let _ = sub_stop_tx.send(true);
-    for s in subscribers {
-        let _ = s.await;
-    }
+    subscribers.drain_and_stop(&shared.workloads).await;
     let _ = collector_stop_tx.send(true);
-    let (mut series, since, mut blocks) = collector.await.unwrap_or_default();
-    // Operations that finished after the last block boundary belong to their phase's last block.
-    let last_block_secs = plan.phases.last().map_or(1.0, |p| p.duration.as_secs_f64() / blocks_in(p) as f64);
-    add_blocks(&mut blocks, metrics.take_blocks(last_block_secs), None);
-    let last = metrics.take_interval();
-    let t_end = ended.as_secs_f64();
-    if last.ops > 0 {
-        series.add(t_end, t_end - since, &last);
-    }
-    let series = series.finish(t_end);
-
-    let phases = plan
-        .phases
-        .iter()
-        .zip(&shared.tokens)
-        .map(|(p, t)| {
-            let started = p.start.min(ended);
-            let finished = p.end().min(ended);
-            let scheduled = t.as_ref().map(|t| t.released.load(Ordering::Relaxed));
-            let backlog = t.as_ref().map(|t| t.released.load(Ordering::Relaxed).saturating_sub(t.taken.load(Ordering::Relaxed)));
-            PhaseRun { started, ended: finished, scheduled, backlog }
-        })
-        .collect();
-    let verify = verify::check(deployment, &shared.workloads, &acks, &counters, acks_truncated, scenario.connections.command_timeout).await;
-    let c = &metrics.conns;
+    let (series, blocks) = finish_series(plan, &metrics, collector.await.unwrap_or_default(), ended);
+    let verify =
+        verify::check(deployment, &shared.workloads, &written.acks, &written.counters, written.acks_truncated, scenario.connections.command_timeout).await;
     Ok(RunResult {
         started_at,
         ended_at: SystemTime::now(),
@@ -387,32 +261,238 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         blocks,
         commands: metrics.phase_commands(),
         series,
-        phases,
+        phases: phase_runs(plan, &shared.tokens, ended),
         pubsub: shared.workloads.iter().filter_map(|w| Some((w.name.clone(), w.pubsub()?.results()))).collect(),
         verify,
-        connections: (
-            c.opened.load(Ordering::Relaxed),
-            c.dropped.load(Ordering::Relaxed),
-            c.connect_errors.load(Ordering::Relaxed),
-            c.reconnects.load(Ordering::Relaxed),
-        ),
-        hidden: c.hidden.get().cloned().unwrap_or_default(),
-        cluster_redirects: c.cluster_reply_counts(),
-        topology_refreshes: c.topology_refreshes.load(Ordering::Relaxed),
-        faults: verdicts,
-        longest_outage_s: {
-            let gaps = shared.tracker.gaps();
-            let end = ended.as_nanos() as u64;
-            let running = running_workloads(&shared.plan, 0, end);
-            shared
-                .workloads
-                .iter()
-                .enumerate()
-                .filter(|(_, wl)| running.contains(&wl.name.as_str()))
-                .map(|(w, wl)| (wl.name.clone(), resilience::longest_outage(&gaps, Some(w as u16), 0, ended.as_nanos() as u64) as f64 / 1e9))
-                .collect()
+        connections: {
+            let c = &metrics.conns;
+            (
+                c.opened.load(Ordering::Relaxed),
+                c.dropped.load(Ordering::Relaxed),
+                c.connect_errors.load(Ordering::Relaxed),
+                c.reconnects.load(Ordering::Relaxed),
+            )
         },
+        hidden: metrics.conns.hidden.get().cloned().unwrap_or_default(),
+        cluster_redirects: metrics.conns.cluster_reply_counts(),
+        topology_refreshes: metrics.conns.topology_refreshes.load(Ordering::Relaxed),
+        faults: verdicts,
+        longest_outage_s: longest_outages(&shared, ended),
     })
+}
+
+/// The pub/sub subscriber tasks of a run, and how to stop them.
+struct Subscribers {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Subscribers {
+    /// Lets subscribers catch up with what was published, then stops them.
+    async fn drain_and_stop(self, workloads: &[Workload]) {
+        for w in workloads {
+            if let Some(ps) = w.pubsub() {
+                ps.drain(Duration::from_secs(2)).await;
+            }
+        }
+        let _ = self.stop.send(true);
+        for s in self.tasks {
+            let _ = s.await;
+        }
+    }
+}
+
+/// Starts every pub/sub subscriber and waits until each has subscribed, before anything is
+/// published: no message goes unseen. Their clock starts with the run (`t0_cell`).
+async fn subscribe(
+    plan: &Plan,
+    scenario: &Scenario,
+    deployment: &Deployment,
+    workloads: &[Workload],
+    redis_rs: Option<&crate::client::redis_rs::RedisRs>,
+    metrics: &Arc<RunMetrics>,
+    t0_cell: &Arc<std::sync::OnceLock<Instant>>,
+) -> Result<Subscribers, RunError> {
+    let (stop, stopped) = watch::channel(false);
+    let phase_ends: Vec<Duration> = plan.phases.iter().map(|p| p.end()).collect();
+    let mut tasks = Vec::new();
+    let cluster_nodes = deployment.cluster.as_ref().map(|t| t.nodes()).unwrap_or_default();
+    for w in workloads {
+        let Some(ps) = w.pubsub() else { continue };
+        for id in 0..ps.subscribers {
+            let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+            let clock = {
+                let t0_cell = Arc::clone(t0_cell);
+                let ends = phase_ends.clone();
+                Arc::new(move || {
+                    let t0 = *t0_cell.get_or_init(Instant::now);
+                    let now = t0.elapsed();
+                    let phase = ends.iter().position(|e| now < *e).unwrap_or(ends.len().saturating_sub(1));
+                    (now.as_nanos() as u64, phase as u16)
+                }) as Arc<dyn Fn() -> (u64, u16) + Send + Sync>
+            };
+            let ctx = pubsub::SubscriberCtx {
+                metrics: Arc::clone(metrics),
+                clock,
+                stop: stopped.clone(),
+                retry: scenario.connections.retry.clone(),
+                nodes: cluster_nodes.clone(),
+            };
+            let via = match redis_rs {
+                Some(c) => pubsub::SubscribeVia::RedisRs(c.pubsub_source()),
+                None => pubsub::SubscribeVia::Native(deployment.spec.clone()),
+            };
+            tasks.push(tokio::spawn(pubsub::subscriber(Arc::clone(ps), id, via, ctx, ready_tx).in_current_span()));
+            match ready_rx.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(RunError::Subscribe(w.name.clone(), e)),
+                Err(_) => return Err(RunError::Subscribe(w.name.clone(), "subscriber ended".into())),
+            }
+        }
+    }
+    Ok(Subscribers { tasks, stop })
+}
+
+/// Waits for `--start-at`: everything is connected and subscribed, only the clock is left.
+async fn wait_for_start(start_at: Option<SystemTime>, stop: &mut watch::Receiver<bool>) -> Result<(), RunError> {
+    let Some(at) = start_at else { return Ok(()) };
+    let wait = at.duration_since(SystemTime::now()).map_err(|late| RunError::StartPassed(crate::units::rfc3339(at), late.duration()))?;
+    tracing::info!(start_at = %crate::units::rfc3339(at), wait_s = wait.as_secs_f64(), "waiting for the agreed start");
+    tokio::select! {
+        () = tokio::time::sleep(wait) => Ok(()),
+        _ = stop.wait_for(|s| *s) => Err(RunError::Interrupted),
+    }
+}
+
+/// The client the round trips go through: redis-rs when the scenario asks for it, else the native
+/// engine's pools.
+fn client_for(scenario: &Scenario, deployment: &Deployment, redis_rs: Option<crate::client::redis_rs::RedisRs>, metrics: &Arc<RunMetrics>) -> Client {
+    match redis_rs {
+        Some(c) => Client::RedisRs(c),
+        None => Client::Native(Native {
+            pools: Pools::new(
+                &deployment.spec,
+                &scenario.connections,
+                metrics,
+                deployment.cluster.as_ref().map(|t| (t, deployment.seeds.as_slice(), scenario.target.read_from_replicas)),
+            ),
+            metrics: Arc::clone(metrics),
+            command_timeout: scenario.connections.command_timeout,
+            retry: scenario.connections.retry.clone(),
+        }),
+    }
+}
+
+impl Shared {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        plan: &Plan,
+        scenario: &Scenario,
+        deployment: &Deployment,
+        workloads: Vec<Workload>,
+        tokens: Vec<Option<Arc<pacer::Tokens>>>,
+        client: Client,
+        metrics: &Arc<RunMetrics>,
+        seed: u64,
+        spans: Option<(f64, tokio::sync::mpsc::Sender<crate::live::SpanRecord>)>,
+        t0: Instant,
+    ) -> Shared {
+        let max_workers = plan.max_workers() as usize;
+        let mixes =
+            plan.phases.iter().map(|p| Weighted::new(workloads.iter().map(|w| p.mix.iter().find(|m| m.name == w.name).map_or(0.0, |m| m.percent)))).collect();
+        let shards: Vec<String> =
+            deployment.cluster.as_ref().map(|t| t.shards.iter().enumerate().map(|(i, s)| format!("shard {i} ({})", s.master)).collect()).unwrap_or_default();
+        Shared {
+            plan: plan.clone(),
+            t0,
+            seed,
+            mixes,
+            tokens,
+            client,
+            metrics: Arc::clone(metrics),
+            writers: max_workers.max(1),
+            spans,
+            tracker: resilience::Tracker::new(workloads.len(), shards.len(), max_workers, plan.total_duration),
+            workloads,
+            retry: scenario.connections.retry.clone(),
+            read_from_replicas: scenario.target.read_from_replicas,
+            shard_of_slot: deployment.cluster.as_ref().map(|t| t.owner.clone()).unwrap_or_default(),
+            shards,
+        }
+    }
+}
+
+/// What the workers acknowledged, for verification.
+#[derive(Default)]
+struct Written {
+    acks: HashMap<(u16, u64), u64>,
+    acks_truncated: bool,
+    counters: worker::Counters,
+}
+
+/// Waits for every worker and gathers what they acknowledged.
+async fn join_workers(workers: Vec<tokio::task::JoinHandle<worker::WorkerResult>>) -> Written {
+    let mut out = Written::default();
+    for w in workers {
+        if let Ok(r) = w.await {
+            out.acks_truncated |= r.acks_truncated;
+            out.acks.extend(r.acks);
+            for (id, t) in r.counters {
+                let sum = out.counters.entry(id).or_default();
+                sum.acked += t.acked;
+                sum.uncertain += t.uncertain;
+            }
+        }
+    }
+    out
+}
+
+/// The time series and the rows' blocks once the collector stopped: operations that finished
+/// after the last block boundary join their phase's last block, and the last partial second is a
+/// point of its own.
+fn finish_series(
+    plan: &Plan,
+    metrics: &RunMetrics,
+    collected: (series::Series, f64, BTreeMap<OpKey, Vec<crate::metrics::BlockSample>>),
+    ended: Duration,
+) -> (Vec<crate::outcome::TimePoint>, BTreeMap<OpKey, Vec<crate::metrics::BlockSample>>) {
+    let (mut series, since, mut blocks) = collected;
+    let last_block_secs = plan.phases.last().map_or(1.0, |p| p.duration.as_secs_f64() / blocks_in(p) as f64);
+    add_blocks(&mut blocks, metrics.take_blocks(last_block_secs), None);
+    let last = metrics.take_interval();
+    let t_end = ended.as_secs_f64();
+    if last.ops > 0 {
+        series.add(t_end, t_end - since, &last);
+    }
+    (series.finish(t_end), blocks)
+}
+
+/// Each phase as it ran: its span (cut at `ended` when interrupted) and, in open loop, what the
+/// schedule released and what no worker started.
+fn phase_runs(plan: &Plan, tokens: &[Option<Arc<pacer::Tokens>>], ended: Duration) -> Vec<PhaseRun> {
+    plan.phases
+        .iter()
+        .zip(tokens)
+        .map(|(p, t)| {
+            let scheduled = t.as_ref().map(|t| t.released.load(Ordering::Relaxed));
+            let backlog = t.as_ref().map(|t| t.released.load(Ordering::Relaxed).saturating_sub(t.taken.load(Ordering::Relaxed)));
+            PhaseRun { started: p.start.min(ended), ended: p.end().min(ended), scheduled, backlog }
+        })
+        .collect()
+}
+
+/// Per workload the plan runs, the longest stretch without a success over the whole run, seconds.
+fn longest_outages(shared: &Shared, ended: Duration) -> BTreeMap<String, f64> {
+    let gaps = shared.tracker.gaps();
+    let end = ended.as_nanos() as u64;
+    let running = running_workloads(&shared.plan, 0, end);
+    shared
+        .workloads
+        .iter()
+        .enumerate()
+        .filter(|(_, wl)| running.contains(&wl.name.as_str()))
+        .map(|(w, wl)| (wl.name.clone(), resilience::longest_outage(&gaps, Some(w as u16), 0, end) as f64 / 1e9))
+        .collect()
 }
 
 /// How many equal time blocks a phase is cut into for judging changes between runs: one per

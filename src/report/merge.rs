@@ -235,7 +235,7 @@ fn merge_phase(shards: &[&PhaseReport]) -> PhaseReport {
                                 m.p99_us = m.p99_us.max(b.p99_us);
                                 m.p999_us = m.p999_us.max(b.p999_us);
                             }
-                            None => r.blocks.push(b.clone()),
+                            None => r.blocks.push(*b),
                         }
                     }
                     r.count = r.count.saturating_add(op.count);
@@ -546,6 +546,6 @@ mod tests {
         let b = vec![(2.0, 4.0)];
         assert_eq!(intersect(&[a.clone(), b]), vec![(2.0, 3.0)]);
         assert_eq!(intersect(&[a.clone(), vec![]]), vec![], "a shard that kept succeeding means no outage");
-        assert_eq!(intersect(&[a.clone()]), a);
+        assert_eq!(intersect(std::slice::from_ref(&a)), a);
     }
 }

@@ -106,7 +106,7 @@ pub fn render(r: &Report) -> String {
                 let ttfe = v.time_to_first_error_s.map_or_else(|| "no errors".to_owned(), |x| format!("first error after {}", format_us(x * 1e6)));
                 let recovery = match v.recovery() {
                     Recovery::Recovered => match v.recovery_s {
-                        Some(x) if x == 0.0 => "never below its level".to_owned(),
+                        Some(x) if x <= 0.0 => "never below its level".to_owned(),
                         Some(x) => format!("back within 10% after {}", format_us(x * 1e6)),
                         None => "back".to_owned(),
                     },
