@@ -45,10 +45,13 @@ pub enum Command {
     Exec,
     Publish,
     Asking,
+    /// A command of a `custom` workload: its name is its first argument, and [`Cmd::custom`] says
+    /// which one it is for counting.
+    Custom,
 }
 
 /// Number of [`Command`]s.
-pub const COMMAND_COUNT: usize = 34;
+pub const COMMAND_COUNT: usize = 35;
 
 impl Command {
     /// Every command, in id order.
@@ -87,6 +90,7 @@ impl Command {
         Command::Exec,
         Command::Publish,
         Command::Asking,
+        Command::Custom,
     ];
 
     /// The name sent on the wire (and shown in reports).
@@ -126,6 +130,7 @@ impl Command {
             Command::Exec => "EXEC",
             Command::Publish => "PUBLISH",
             Command::Asking => "ASKING",
+            Command::Custom => "CUSTOM",
         }
     }
 
@@ -166,6 +171,13 @@ impl Command {
                 Value::Array(items) => items.iter().all(|v| matches!(v, Value::Nil)),
                 _ => false,
             },
+            // Your own command: a nil or an empty aggregate is a miss.
+            Command::Custom => match reply {
+                Value::Nil => true,
+                Value::Array(items) => items.is_empty(),
+                Value::Map(pairs) => pairs.is_empty(),
+                _ => false,
+            },
             _ => false,
         }
     }
@@ -181,6 +193,8 @@ pub struct Cmd {
     /// A follow-up whose reply belongs to the operation before it (the LTRIM after an LPUSH, the
     /// PEXPIRE after a write), or framing (MULTI, EXEC): not counted as an operation of its own.
     pub aux: bool,
+    /// For [`Command::Custom`]: which command it is ([`custom_name`]).
+    pub custom: u16,
     /// Where its encoding starts in the round trip's bytes.
     start: u32,
 }
@@ -190,6 +204,9 @@ pub struct Cmd {
 pub struct RoundTrip {
     resp: Vec<u8>,
     cmds: Vec<Cmd>,
+    /// The cluster slot, when the workload knows it (custom commands, whose first argument need
+    /// not be a key); otherwise the first key's.
+    slot: Option<Option<u16>>,
 }
 
 impl RoundTrip {
@@ -203,6 +220,25 @@ impl RoundTrip {
     pub fn clear(&mut self) {
         self.resp.clear();
         self.cmds.clear();
+        self.slot = None;
+    }
+
+    /// Says which slot the round trip belongs to (`None`: it has no key, any node serves it).
+    pub fn set_slot(&mut self, slot: Option<u16>) {
+        self.slot = Some(slot);
+    }
+
+    /// The cluster slot that routes the round trip: the one the workload set, else its first
+    /// key's.
+    pub fn slot(&self) -> Option<u16> {
+        self.slot.unwrap_or_else(|| crate::slots::first_key_slot(&self.resp))
+    }
+
+    /// Starts a command of a custom workload: `argc` arguments, the name first; write them all
+    /// with the returned writer.
+    pub fn push_custom(&mut self, custom: u16, op: u16, argc: usize) -> CommandWriter<'_> {
+        self.cmds.push(Cmd { command: Command::Custom, op, aux: false, custom, start: self.resp.len() as u32 });
+        CommandWriter::new(&mut self.resp, argc)
     }
 
     /// Starts command `command`, counted under operation `op`, with `argc` arguments besides its
@@ -217,7 +253,7 @@ impl RoundTrip {
     }
 
     fn push_cmd(&mut self, command: Command, op: u16, aux: bool, argc: usize) -> CommandWriter<'_> {
-        self.cmds.push(Cmd { command, op, aux, start: self.resp.len() as u32 });
+        self.cmds.push(Cmd { command, op, aux, custom: 0, start: self.resp.len() as u32 });
         CommandWriter::new(&mut self.resp, argc + 1).arg(command.name().as_bytes())
     }
 
@@ -254,6 +290,25 @@ impl RoundTrip {
         split_command(&self.resp[start..end]).map(|(args, _)| args).unwrap_or_default()
     }
 }
+
+/// Registers a custom command by its INFO commandstats name (`HSET`, `XINFO|GROUPS`) and returns
+/// its id; the same name always gets the same id. Called when workloads are built, never per
+/// operation.
+pub fn custom_id(stats_name: &str) -> u16 {
+    let mut names = CUSTOM_NAMES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(i) = names.iter().position(|n| *n == stats_name) {
+        return i as u16;
+    }
+    names.push(crate::scenario::template::intern(stats_name));
+    (names.len() - 1) as u16
+}
+
+/// The commandstats name of custom command `id`.
+pub fn custom_name(id: u16) -> &'static str {
+    CUSTOM_NAMES.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(id as usize).copied().unwrap_or("CUSTOM")
+}
+
+static CUSTOM_NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
 
 /// Commands that group subcommands: the server counts `CLIENT SETNAME` as `client|setname` in
 /// INFO commandstats, and so do we.
@@ -343,6 +398,7 @@ mod tests {
         assert!(Command::Hmget.found_nothing(&Value::Array(vec![Value::Nil, Value::Nil])));
         assert!(!Command::Hmget.found_nothing(&Value::Array(vec![Value::Nil, Value::Bulk(b"x".to_vec())])));
         assert!(!Command::Set.found_nothing(&Value::Nil), "writes never miss");
+        assert!(Command::Custom.found_nothing(&Value::Array(vec![])) && !Command::Custom.found_nothing(&Value::Int(0)));
         let reads = Command::ALL.iter().filter(|c| c.is_read()).count();
         assert_eq!(reads, 13);
     }

@@ -263,6 +263,8 @@ struct ThreadRecorder {
     interval: IntervalStats,
     /// Commands sent by the workers, per phase, by [`Command`] id.
     commands: Vec<[u64; COMMAND_COUNT]>,
+    /// Custom workloads' commands sent, per phase, by custom id ([`crate::command::custom_name`]).
+    custom: Vec<Vec<u64>>,
 }
 
 impl ThreadRecorder {
@@ -641,6 +643,21 @@ impl RunMetrics {
                 counts[c.command as usize] += sends.times;
             }
             counts[Command::Asking as usize] += sends.asking;
+            if counts[Command::Custom as usize] > 0 {
+                // An array index per custom command, as for the built-in ones.
+                let p = phase as usize;
+                if rec.custom.len() <= p {
+                    rec.custom.resize(p + 1, Vec::new());
+                }
+                let custom = &mut rec.custom[p];
+                for c in cmds.iter().filter(|c| c.command == Command::Custom) {
+                    let i = c.custom as usize;
+                    if custom.len() <= i {
+                        custom.resize(i + 1, 0);
+                    }
+                    custom[i] += sends.times;
+                }
+            }
         });
     }
 
@@ -675,8 +692,13 @@ impl RunMetrics {
         for t in self.threads.lock().expect("metrics lock").iter() {
             let rec = t.lock().expect("recorder lock");
             for (p, counts) in rec.commands.iter().enumerate() {
-                for (c, n) in Command::ALL.iter().zip(counts).filter(|(_, n)| **n > 0) {
+                for (c, n) in Command::ALL.iter().zip(counts).filter(|(c, n)| **n > 0 && **c != Command::Custom) {
                     *out.entry(p as u16).or_default().entry(c.name()).or_default() += n;
+                }
+            }
+            for (p, counts) in rec.custom.iter().enumerate() {
+                for (id, n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
+                    *out.entry(p as u16).or_default().entry(crate::command::custom_name(id as u16)).or_default() += n;
                 }
             }
         }

@@ -300,7 +300,7 @@ pub fn compile(s: &Scenario, time_scale: f64) -> Plan {
         .map(|w| PlannedWorkload {
             name: w.name.clone(),
             kind: w.kind.kind_name().to_owned(),
-            prefix: w.keyspace.prefix.clone(),
+            prefix: w.custom.as_ref().map_or_else(|| w.keyspace.prefix.clone(), |c| c.key_prefix.clone()),
             keys: w.keyspace.keys,
             distribution: describe_distribution(&w.keyspace.distribution),
             value_size: match w.keyspace.value_size {
@@ -388,6 +388,32 @@ fn kind_options(k: &crate::scenario::model::WorkloadKind) -> serde_json::Map<Str
     };
     for drop in ["kind", "weight", "keyspace"] {
         m.remove(drop);
+    }
+    if let crate::scenario::model::WorkloadKind::Custom(c) = k {
+        // A template reads best as it is written: its line (or arguments), then what is set.
+        let shown = c.commands.iter().map(|t| {
+            let mut s = match (&t.command, &t.args) {
+                (Some(line), _) => line.clone(),
+                (None, Some(args)) => serde_json::to_string(args).unwrap_or_default(),
+                (None, None) => String::new(),
+            };
+            let mut extra = Vec::new();
+            if let Some(w) = t.weight {
+                extra.push(format!("weight {w}"));
+            }
+            if let Some(n) = &t.name {
+                extra.push(format!("name {n}"));
+            }
+            if let Some(k) = &t.keys {
+                extra.push(format!("keys {k:?}"));
+            }
+            if !extra.is_empty() {
+                s.push_str(&format!(" ({})", extra.join(", ")));
+            }
+            serde_json::Value::String(s)
+        });
+        m.insert("commands".into(), serde_json::Value::Array(shown.collect()));
+        m.insert("scripts".into(), serde_json::Value::Array(c.scripts.keys().map(|k| serde_json::Value::String(k.clone())).collect()));
     }
     m
 }

@@ -6,6 +6,7 @@ pub mod cleanup;
 mod pacer;
 pub mod resilience;
 mod series;
+mod templates;
 mod verify;
 mod worker;
 
@@ -187,6 +188,10 @@ pub enum RunError {
     /// with the other shards.
     #[error("the agreed start time {0} passed {late:.3} s before this shard was ready; it does not run out of phase with the others (pick a start further ahead)", late = .1.as_secs_f64())]
     StartPassed(String, Duration),
+    /// A custom workload's templates cannot run on this server (unknown command, keys it cannot
+    /// locate, keys in different cluster slots, a script that does not load).
+    #[error("{0}")]
+    Templates(String),
     /// A signal arrived before the run began.
     #[error("interrupted before the agreed start; nothing ran")]
     Interrupted,
@@ -215,7 +220,8 @@ pub struct RunInputs {
 /// the workers run, judge the faults, stop, drain the subscribers, read back what was written.
 pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inputs: RunInputs) -> Result<RunResult, RunError> {
     let RunInputs { mut stop, seed, live, metrics, spans, redis_rs, start_at } = inputs;
-    let workloads: Vec<Workload> = scenario.workloads.iter().enumerate().map(|(i, w)| Workload::new(w, i, deployment.cluster.is_some())).collect();
+    let mut workloads: Vec<Workload> = scenario.workloads.iter().enumerate().map(|(i, w)| Workload::new(w, i, deployment.cluster.is_some())).collect();
+    templates::prepare(deployment, &scenario.workloads, &mut workloads, seed).await.map_err(RunError::Templates)?;
     let t0_cell: Arc<std::sync::OnceLock<Instant>> = Arc::new(std::sync::OnceLock::new());
     let subscribers = subscribe(plan, scenario, deployment, &workloads, redis_rs.as_ref(), &metrics, &t0_cell).await?;
     wait_for_start(start_at, &mut stop).await?;

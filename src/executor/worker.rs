@@ -98,7 +98,7 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
             replies.clear();
             let now_nanos = shared.t0.elapsed().as_nanos() as u64;
             let prepared = workload.prepare(st, &mut rng, &mut rt, now_nanos);
-            let slot = if shared.shard_of_slot.is_empty() { None } else { crate::slots::first_key_slot(rt.bytes()) };
+            let slot = if shared.shard_of_slot.is_empty() { None } else { rt.slot() };
             let shard = slot.and_then(|s| shared.shard_of_slot.get(s as usize).copied());
             let intended_ns = intended.saturating_duration_since(shared.t0).as_nanos() as u64;
             shared.tracker.begin(id, wi as u16, shard, intended_ns);

@@ -11,6 +11,7 @@ pub mod node;
 pub mod overrides;
 pub mod raw;
 pub mod schema;
+pub mod template;
 mod toml;
 pub mod validate;
 mod yaml;

@@ -218,6 +218,26 @@ pub struct Workload {
     pub keyspace: Keyspace,
     /// Kind and kind-specific options.
     pub kind: WorkloadKind,
+    /// The checked templates of a `custom` workload.
+    pub custom: Option<std::sync::Arc<CustomCommands>>,
+}
+
+/// A `custom` workload's commands, checked.
+#[derive(Debug, Clone)]
+pub struct CustomCommands {
+    /// The templates, in file order (an operation's id is its index).
+    pub templates: Vec<super::template::Template>,
+    /// Scripts by name, with their bodies.
+    pub scripts: Vec<(String, String)>,
+    /// Every template in order, in one round trip.
+    pub sequence: bool,
+    /// Each round trip in MULTI/EXEC.
+    pub transaction: bool,
+    /// Templates (or sequences) per round trip.
+    pub depth: u32,
+    /// Prepended to every key argument: the workload's own prefix when the file sets one, else
+    /// the scenario's.
+    pub key_prefix: String,
 }
 
 /// Effective keyspace of a workload.
@@ -660,6 +680,7 @@ impl WorkloadKind {
             WorkloadKind::Hash(_) => "hash",
             WorkloadKind::Pipeline(_) => "pipeline",
             WorkloadKind::Pubsub(_) => "pubsub",
+            WorkloadKind::Custom(_) => "custom",
         }
     }
 
@@ -688,6 +709,18 @@ impl WorkloadKind {
                 ops
             }
             WorkloadKind::Pubsub(_) => vec![trip("PUBLISH", 1.0), OpDef { name: "RECEIVE", weight: 0.0, role: OpRole::Delivery, aggregate: true }],
+            WorkloadKind::Custom(c) => {
+                let names = c.commands.iter().map(super::template::op_name);
+                let weights = c.commands.iter().map(|t| if c.sequence { 1.0 } else { t.weight.unwrap_or(1.0) });
+                match c.batch_name() {
+                    None => names.zip(weights).map(|(n, w)| trip(n, w)).collect(),
+                    Some(b) => {
+                        let mut ops: Vec<OpDef> = names.zip(weights).map(|(n, w)| command(n, w)).collect();
+                        ops.push(batch(b));
+                        ops
+                    }
+                }
+            }
         }
     }
 

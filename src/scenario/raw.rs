@@ -478,6 +478,8 @@ pub enum RawWorkload {
     Pipeline(PipelineSpec),
     /// PUBLISH through the pool to subscribers on dedicated connections; end-to-end delivery checks.
     Pubsub(PubsubSpec),
+    /// Your own commands: templates with placeholders, drawn by weight or sent as a sequence.
+    Custom(CustomSpec),
 }
 
 /// Declares a workload's option struct with the fields every workload shares (`weight`, `keyspace`).
@@ -780,6 +782,75 @@ workload_spec!(
         pub message_size: ByteSize,
     }
 );
+
+workload_spec!(
+    /// Options of the `custom` workload: your own commands as templates. Every key argument (as
+    /// the server locates it with COMMAND GETKEYS, or as `keys` names it) is sent under the
+    /// key prefix, so cleanup finds whatever the run wrote. `verify` is not available for custom
+    /// workloads: the tool cannot know what your commands should leave behind.
+    CustomSpec {
+        /// Lua scripts by name, loaded once per node (SCRIPT LOAD) before the first phase;
+        /// `{script:NAME}` in a template is the script's SHA1 (for EVALSHA).
+        #[serde(default)]
+        pub scripts: std::collections::BTreeMap<String, String>,
+        /// The command templates.
+        #[schemars(length(min = 1, max = 64))]
+        pub commands: Vec<CommandTemplate>,
+        /// Send every command, in order, as one round trip (instead of one drawn by weight).
+        #[serde(default)]
+        pub sequence: bool,
+        /// Wrap each round trip in MULTI/EXEC.
+        #[serde(default)]
+        pub transaction: bool,
+        /// Commands per round trip, each drawn by weight (with `sequence`: the sequence repeated).
+        #[serde(default = "one")]
+        #[schemars(range(min = 1, max = 10000))]
+        pub depth: u32,
+    }
+);
+
+impl CustomSpec {
+    /// The operation a round trip is counted under when it carries more than one command:
+    /// `EXEC` for transactions, `SEQUENCE`, `PIPELINE` for depth above 1; `None` when each round
+    /// trip is one command, counted as itself.
+    pub fn batch_name(&self) -> Option<&'static str> {
+        if self.transaction {
+            Some("EXEC")
+        } else if self.sequence {
+            Some("SEQUENCE")
+        } else if self.depth > 1 {
+            Some("PIPELINE")
+        } else {
+            None
+        }
+    }
+}
+
+/// One command template: either a command line (redis-cli quoting rules) or its arguments.
+/// Placeholders: `{key}`, `{tag}`, `{data}`, `{data:N}`, `{rand:N}`, `{seq:N}`, `{range:N:W}`,
+/// `{now_us}`, `{script:NAME}` (memtier's `__key__`, `__data__` and redis-benchmark's
+/// `__rand_int__` too); `{{` is a literal `{`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandTemplate {
+    /// The command as a line: `HSET cart:{key} item:{rand:50} {data:48}`.
+    #[serde(default)]
+    pub command: Option<String>,
+    /// The command as arguments, the name first (binary-safe: no quoting rules).
+    #[serde(default)]
+    pub args: Option<Vec<String>>,
+    /// Relative share among the workload's commands (not with `sequence`).
+    #[serde(default)]
+    #[schemars(range(min = 0.0))]
+    pub weight: Option<f64>,
+    /// The operation's name in reports (default: the command's name); unique in the workload.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Argument positions that are keys (1 = the first argument after the name), for commands
+    /// whose keys the server cannot locate.
+    #[serde(default)]
+    pub keys: Option<Vec<u32>>,
+}
 
 impl PubsubSpec {
     fn default_channels() -> u32 {

@@ -397,6 +397,7 @@ fn common(w: &RawWorkload) -> (f64, &RawKeyspaceOverride) {
         RawWorkload::Hash(s) => (s.weight, &s.keyspace),
         RawWorkload::Pipeline(s) => (s.weight, &s.keyspace),
         RawWorkload::Pubsub(s) => (s.weight, &s.keyspace),
+        RawWorkload::Custom(s) => (s.weight, &s.keyspace),
     }
 }
 
@@ -443,9 +444,84 @@ fn workloads(c: &mut Checker<'_>, raw: &RawScenario) -> Vec<Workload> {
                 c.err(wp.key("commands"), "at least one command needs a weight above zero");
             }
         }
-        out.push(Workload { name: name.clone(), weight, keyspace, kind: w.clone() });
+        let custom = match w {
+            RawWorkload::Custom(spec) => custom_commands(c, spec, &wp, if ks.prefix.is_some() { &keyspace.prefix } else { &raw.keyspace.prefix }),
+            _ => None,
+        };
+        out.push(Workload { name: name.clone(), weight, keyspace, kind: w.clone(), custom });
     }
     out
+}
+
+/// Reads a `custom` workload's scripts and templates; every mistake located at its value.
+fn custom_commands(c: &mut Checker<'_>, spec: &CustomSpec, wp: &DocPath, key_prefix: &str) -> Option<std::sync::Arc<CustomCommands>> {
+    let before = c.diags.0.len();
+    for (name, body) in &spec.scripts {
+        if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-')) {
+            c.err_key(wp.key("scripts"), name, format!("script name `{name}` may only use letters, digits, `_` and `-`"));
+        }
+        if body.trim().is_empty() {
+            c.err(wp.key("scripts").key(name), "a script needs a body");
+        }
+    }
+    let script_names: Vec<&str> = spec.scripts.keys().map(String::as_str).collect();
+    let mut templates: Vec<super::template::Template> = Vec::new();
+    for (i, t) in spec.commands.iter().enumerate() {
+        let tp = wp.key("commands").index(i);
+        let at = c.root.locate(&tp).to_string();
+        let (args, arg_path): (Vec<Vec<u8>>, Box<dyn Fn(usize) -> DocPath>) = match (&t.command, &t.args) {
+            (Some(line), None) => match super::template::split_command_line(line) {
+                Ok(a) => {
+                    let p = tp.key("command");
+                    (a, Box::new(move |_| p.clone()))
+                }
+                Err(e) => {
+                    c.err(tp.key("command"), format!("cannot split the command line: {e}"));
+                    continue;
+                }
+            },
+            (None, Some(a)) => {
+                let p = tp.key("args");
+                (a.iter().map(|s| s.as_bytes().to_vec()).collect(), Box::new(move |j| p.index(j)))
+            }
+            _ => {
+                c.err(tp.clone(), "give the command either as `command` (a line) or as `args` (a list), not both or neither");
+                continue;
+            }
+        };
+        if t.weight.is_some() && spec.sequence {
+            c.err(tp.key("weight"), "a sequence sends every command once per round trip; weights mean nothing there");
+        }
+        match super::template::parse(&args, t.name.as_deref(), t.weight, t.keys.clone(), &script_names, at) {
+            Ok(tpl) => {
+                if let Some(other) = templates.iter().position(|o| o.name == tpl.name) {
+                    c.err(tp.clone(), format!("commands {other} and {i} both count as operation `{}`: give one a `name` of its own", tpl.name));
+                } else if spec.batch_name() == Some(tpl.name.as_str()) {
+                    c.err(tp.clone(), format!("`{}` is the name of this workload's round trips; give the command another `name`", tpl.name));
+                }
+                templates.push(tpl);
+            }
+            Err(e) => match e.arg {
+                Some(j) if t.command.is_none() => c.err(arg_path(j), e.message),
+                _ if e.message.starts_with("operation name") => c.err(tp.key("name"), e.message),
+                _ if e.message.starts_with("key position") => c.err(tp.key("keys"), e.message),
+                _ => c.err(arg_path(0), e.message),
+            },
+        }
+    }
+    if !spec.sequence && spec.commands.iter().all(|t| t.weight.unwrap_or(1.0) <= 0.0) {
+        c.err(wp.key("commands"), "at least one command needs a weight above zero");
+    }
+    (c.diags.0.len() == before).then(|| {
+        std::sync::Arc::new(CustomCommands {
+            templates,
+            scripts: spec.scripts.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            sequence: spec.sequence,
+            transaction: spec.transaction,
+            depth: spec.depth,
+            key_prefix: key_prefix.to_owned(),
+        })
+    })
 }
 
 fn keyspace(c: &mut Checker<'_>, base: &RawKeyspace, o: &RawKeyspaceOverride, name: &str, kp: &DocPath) -> Keyspace {

@@ -3,6 +3,7 @@
 //! executor does the I/O, so a ninth workload is one file and one match arm here.
 
 pub mod basic;
+pub mod custom;
 pub mod hash;
 mod high_throughput;
 mod list;
@@ -33,6 +34,8 @@ pub struct WorkerState {
     pub member: Vec<u8>,
     /// This worker's write counter (stamps values; pub/sub sequence numbers).
     pub seq: u64,
+    /// This worker's turn in custom templates' `{seq:N}` sequences.
+    pub seq_custom: u64,
     /// Worker id.
     pub worker: usize,
     /// Number of workers that may write (for verify partitioning).
@@ -117,6 +120,7 @@ enum Kind {
     Hash(hash::Hash),
     Pipeline(pipeline::Pipeline),
     Pubsub(Arc<pubsub::PubSub>),
+    Custom(custom::Custom),
 }
 
 impl Workload {
@@ -133,6 +137,10 @@ impl Workload {
             WorkloadKind::Hash(h) => (Kind::Hash(hash::Hash::new(h)), h.verify),
             WorkloadKind::Pipeline(p) => (Kind::Pipeline(pipeline::Pipeline::new(p)), false),
             WorkloadKind::Pubsub(p) => (Kind::Pubsub(Arc::new(pubsub::PubSub::new(p, &spec.keyspace.prefix, index))), false),
+            WorkloadKind::Custom(_) => {
+                let commands = spec.custom.as_deref().expect("validation reads a custom workload's templates into the model");
+                (Kind::Custom(custom::Custom::new(commands)), false)
+            }
         };
         Workload {
             name: spec.name.clone(),
@@ -156,6 +164,7 @@ impl Workload {
             value: Vec::new(),
             member: Vec::new(),
             seq: 0,
+            seq_custom: 0,
             worker,
             writers,
             shard: (0, 1),
@@ -179,14 +188,7 @@ impl Workload {
     /// Writes the next round trip's commands into `rt` (cleared first).
     pub fn prepare(&self, st: &mut WorkerState, rng: &mut Rng, rt: &mut RoundTrip, now_nanos: u64) -> Prepared {
         rt.clear();
-        let env = Env {
-            prefix: &self.prefix,
-            values: &self.values,
-            ttl_ms: self.ttl_ms,
-            verify: self.verify,
-            tag_block: self.tag_block,
-            keys: self.keyspace.keys.max(1),
-        };
+        let env = self.env();
         match &self.kind {
             Kind::Basic(b) => b.prepare(&env, st, rng, rt),
             Kind::HighThroughput(h) => h.prepare(&env, st, rng, rt),
@@ -196,7 +198,39 @@ impl Workload {
             Kind::Hash(h) => h.prepare(&env, st, rng, rt),
             Kind::Pipeline(p) => p.prepare(&env, st, rng, rt),
             Kind::Pubsub(p) => p.prepare(st, rng, rt, now_nanos),
+            Kind::Custom(c) => c.prepare(&env, st, rng, rt),
         }
+    }
+
+    /// The custom side of a `custom` workload, to resolve its keys and scripts before the run.
+    pub fn custom_mut(&mut self) -> Option<&mut custom::Custom> {
+        match &mut self.kind {
+            Kind::Custom(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Renders each template of a `custom` workload once, unresolved (see [`custom::Custom::sample`]).
+    pub fn custom_samples(&self, rng: &mut Rng) -> Vec<Vec<Vec<u8>>> {
+        let Kind::Custom(c) = &self.kind else { return Vec::new() };
+        let mut st = self.worker_state(0, 1);
+        c.sample(&self.env(), &mut st, rng)
+    }
+
+    /// Renders `n` whole round trips (keys resolved), for checks of where they go.
+    pub fn sample_round_trips(&self, rng: &mut Rng, n: usize) -> Vec<RoundTrip> {
+        let mut st = self.worker_state(0, 1);
+        (0..n)
+            .map(|_| {
+                let mut rt = RoundTrip::new();
+                self.prepare(&mut st, rng, &mut rt, 0);
+                rt
+            })
+            .collect()
+    }
+
+    fn env(&self) -> Env<'_> {
+        Env { prefix: &self.prefix, values: &self.values, ttl_ms: self.ttl_ms, verify: self.verify, tag_block: self.tag_block, keys: self.keyspace.keys.max(1) }
     }
 
     /// Reports each operation's outcome from the replies through `sink(op, outcome)`: every
@@ -374,7 +408,7 @@ mod tests {
 
     fn spec(yaml_kind: WorkloadKind, ttl: Option<std::time::Duration>) -> WorkloadSpec {
         let keyspace = Keyspace { prefix: "t:".into(), keys: 50, distribution: Default::default(), value_size: (8, 8), ttl };
-        WorkloadSpec { name: "w".into(), weight: 1.0, keyspace, kind: yaml_kind }
+        WorkloadSpec { name: "w".into(), weight: 1.0, keyspace, kind: yaml_kind, custom: None }
     }
 
     fn kind(yaml: &str) -> WorkloadKind {
