@@ -363,6 +363,7 @@ mod tests {
             value: vec![],
             member: vec![],
             seq: 0,
+            seq_custom: 0,
             worker: 3,
             writers: 4,
             shard: (0, 1),
