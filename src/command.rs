@@ -45,13 +45,17 @@ pub enum Command {
     Exec,
     Publish,
     Asking,
+    Xadd,
+    Xreadgroup,
+    Xack,
+    Xautoclaim,
     /// A command of a `custom` workload: its name is its first argument, and [`Cmd::custom`] says
     /// which one it is for counting.
     Custom,
 }
 
 /// Number of [`Command`]s.
-pub const COMMAND_COUNT: usize = 35;
+pub const COMMAND_COUNT: usize = 39;
 
 impl Command {
     /// Every command, in id order.
@@ -90,6 +94,10 @@ impl Command {
         Command::Exec,
         Command::Publish,
         Command::Asking,
+        Command::Xadd,
+        Command::Xreadgroup,
+        Command::Xack,
+        Command::Xautoclaim,
         Command::Custom,
     ];
 
@@ -130,6 +138,10 @@ impl Command {
             Command::Exec => "EXEC",
             Command::Publish => "PUBLISH",
             Command::Asking => "ASKING",
+            Command::Xadd => "XADD",
+            Command::Xreadgroup => "XREADGROUP",
+            Command::Xack => "XACK",
+            Command::Xautoclaim => "XAUTOCLAIM",
             Command::Custom => "CUSTOM",
         }
     }

@@ -77,6 +77,8 @@ pub struct RunResult {
     pub phases: Vec<PhaseRun>,
     /// Pub/sub subscribers by workload name.
     pub pubsub: Vec<(String, Vec<SubscriberStats>)>,
+    /// Stream workloads: what happened to each stream's entries.
+    pub streams: Vec<crate::workload::stream::StreamStats>,
     /// Acknowledged-write verification by workload.
     pub verify: Vec<VerifyResult>,
     /// Connections opened, dropped, failed to open, reopened to replace dropped ones.

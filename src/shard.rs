@@ -88,6 +88,11 @@ pub fn divide(scenario: &Scenario, index: u32, count: u32) -> (Scenario, Shard) 
             spec.subscribers = share(spec.subscribers, index, count);
             w.keyspace.prefix.push_str(&format!("s{index}:"));
         }
+        // Each shard its own streams and consumers: every entry is booked by the shard that
+        // produced it, and merge adds the streams' figures.
+        if let WorkloadKind::Stream(_) = &w.kind {
+            w.keyspace.prefix.push_str(&format!("s{index}:"));
+        }
     }
     s.cleanup = false;
     (s, Shard { index, count, writers_each: busiest.div_ceil(count).max(1) })

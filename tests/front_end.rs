@@ -14,7 +14,7 @@ fn shipped_files() -> Vec<std::path::PathBuf> {
     let mut files = redis_test::scenario::files_in(&repo().join("scenarios")).unwrap();
     files.extend(redis_test::scenario::files_in(&repo().join("examples")).unwrap());
     files.extend(redis_test::scenario::files_in(&repo().join("benches")).unwrap());
-    assert!(files.len() >= 18, "expected 15 scenarios, 2 examples and 1 benchmark, found {files:?}");
+    assert!(files.len() >= 19, "expected 15 scenarios, 2 examples and 2 benchmarks, found {files:?}");
     files
 }
 
@@ -22,7 +22,7 @@ fn shipped_files() -> Vec<std::path::PathBuf> {
 fn every_shipped_scenario_and_example_validates() {
     let out = run(&["validate", "scenarios", "examples", "benches"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
-    assert!(out.stdout.contains("18 files: 18 valid, 0 invalid"), "{}", out.all());
+    assert!(out.stdout.contains("19 files: 19 valid, 0 invalid"), "{}", out.all());
 }
 
 #[test]
@@ -245,8 +245,8 @@ fn semantic_rules_are_enforced() {
         ("faults: [{action: failover, at: 0s}]", "`failover` needs a cluster or sentinel target"),
         ("faults: [{action: restart, at: 0s}]", "`restart` needs a local target"),
         ("thresholds: [{expr: p99 < 1ms, operation: ZADD}]", "thresholds.0.operation: no workload in scope performs `ZADD`"),
-        ("thresholds: [lost_writes == 0]", "`lost_writes` needs a `basic` or `hash` workload with `verify: true`"),
-        ("thresholds: [duplicate_writes == 0]", "`duplicate_writes` needs a `basic` or `hash` workload with `verify: true`"),
+        ("thresholds: [lost_writes == 0]", "`lost_writes` needs a `basic` or `hash` workload with `verify: true`, or a `stream` workload"),
+        ("thresholds: [duplicate_writes == 0]", "`duplicate_writes` needs a `basic` or `hash` workload with `verify: true`, or a `stream` workload"),
         ("faults: [{action: freeze, at: 0s, duration: 500ms}]", "`freeze` needs a local target"),
         (
             "target: {local: standalone}\nfaults: [{action: restart, at: 0s, new_port: true}]",

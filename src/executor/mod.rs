@@ -6,6 +6,7 @@ pub mod cleanup;
 mod pacer;
 pub mod resilience;
 mod series;
+mod streams;
 mod templates;
 mod verify;
 mod worker;
@@ -220,20 +221,27 @@ pub struct RunInputs {
 /// the workers run, judge the faults, stop, drain the subscribers, read back what was written.
 pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inputs: RunInputs) -> Result<RunResult, RunError> {
     let RunInputs { mut stop, seed, live, metrics, spans, redis_rs, start_at } = inputs;
-    let mut workloads: Vec<Workload> = scenario.workloads.iter().enumerate().map(|(i, w)| Workload::new(w, i, deployment.cluster.is_some())).collect();
+    let mut workloads: Vec<Workload> =
+        scenario.workloads.iter().enumerate().map(|(i, w)| Workload::new(w, i, deployment.cluster.is_some(), &deployment.spec.client_name)).collect();
     templates::prepare(deployment, &scenario.workloads, &mut workloads, seed).await.map_err(RunError::Templates)?;
     let t0_cell: Arc<std::sync::OnceLock<Instant>> = Arc::new(std::sync::OnceLock::new());
-    let subscribers = subscribe(plan, scenario, deployment, &workloads, redis_rs.as_ref(), &metrics, &t0_cell).await?;
+    let client = client_for(scenario, deployment, redis_rs, &metrics);
+    let redis_rs = match &client {
+        crate::client::Client::RedisRs(c) => Some(c),
+        crate::client::Client::Native(_) => None,
+    };
+    let subscribers = subscribe(plan, scenario, deployment, &workloads, redis_rs, &metrics, &t0_cell).await?;
+    streams::create_groups(&client, &workloads, &metrics, seed).await.map_err(RunError::Templates)?;
     wait_for_start(start_at, &mut stop).await?;
     let t0 = Instant::now();
     let _ = t0_cell.set(t0);
     let started_at = SystemTime::now();
     let pacer_stop = Arc::new(AtomicBool::new(false));
     let (tokens, pacer) = pacer::start(&plan.phases, plan.shard, t0, Arc::clone(&pacer_stop));
-    let client = client_for(scenario, deployment, redis_rs, &metrics);
     let shared = Arc::new(Shared::new(plan, scenario, deployment, workloads, tokens, client, &metrics, seed, spans, t0));
     let (collector_stop_tx, collector_stop) = watch::channel(false);
     let collector = tokio::spawn(collect_series(Arc::clone(&shared), collector_stop, live).in_current_span());
+    let consumers = streams::start(&shared);
     let workers: Vec<_> =
         (0..plan.max_workers() as usize).map(|id| tokio::spawn(worker::run(id, Arc::clone(&shared), stop.clone()).in_current_span())).collect();
     let run_client = deployment.spec.client_name.clone();
@@ -254,6 +262,7 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
     pacer_stop.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || pacer.join()).await;
     subscribers.drain_and_stop(&shared.workloads).await;
+    let streams = consumers.drain_and_stop(&shared).await;
     let _ = collector_stop_tx.send(true);
     let (series, blocks) = finish_series(plan, &metrics, collector.await.unwrap_or_default(), ended);
     let verify =
@@ -269,6 +278,7 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         series,
         phases: phase_runs(plan, &shared.tokens, ended),
         pubsub: shared.workloads.iter().filter_map(|w| Some((w.name.clone(), w.pubsub()?.results()))).collect(),
+        streams,
         verify,
         connections: {
             let c = &metrics.conns;

@@ -46,6 +46,7 @@ pub fn merge(reports: Vec<(PathBuf, Report)>) -> Result<Report, String> {
     merged.longest_outage_s = min_by_key(all.iter().map(|r| &r.longest_outage_s));
     merged.time_series = merge_series(&all, start);
     merged.pubsub = merge_pubsub(&all);
+    merged.streams = merge_streams(&all);
     merged.verify = merge_verify(&all);
     merged.other_commands = sum_maps(all.iter().map(|r| &r.other_commands));
     merged.connections = merge_connections(&all);
@@ -418,6 +419,38 @@ fn merge_pubsub(all: &[&Report]) -> Vec<super::PubsubReport> {
             match out.iter_mut().find(|x| x.workload == p.workload) {
                 Some(x) => x.subscribers.extend(p.subscribers.iter().cloned()),
                 None => out.push(p.clone()),
+            }
+        }
+    }
+    out
+}
+
+/// Each shard has streams of its own (their keys carry the shard); the same stream in two
+/// reports is added up.
+fn merge_streams(all: &[&Report]) -> Vec<crate::workload::stream::StreamStats> {
+    let mut out: Vec<crate::workload::stream::StreamStats> = Vec::new();
+    for r in all {
+        for s in &r.streams {
+            match out.iter_mut().find(|x| x.workload == s.workload && x.stream == s.stream) {
+                Some(x) => {
+                    for (a, b) in [
+                        (&mut x.produced, s.produced),
+                        (&mut x.add_failed, s.add_failed),
+                        (&mut x.delivered, s.delivered),
+                        (&mut x.acked, s.acked),
+                        (&mut x.claimed, s.claimed),
+                        (&mut x.duplicated, s.duplicated),
+                        (&mut x.lost, s.lost),
+                        (&mut x.trimmed, s.trimmed),
+                        (&mut x.corrupted, s.corrupted),
+                        (&mut x.pending, s.pending),
+                        (&mut x.lag, s.lag),
+                    ] {
+                        *a = a.saturating_add(b);
+                    }
+                    x.unchecked |= s.unchecked;
+                }
+                None => out.push(s.clone()),
             }
         }
     }

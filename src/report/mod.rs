@@ -88,6 +88,10 @@ pub struct Report {
     pub plan_fingerprint: Option<String>,
     /// Pub/sub delivery per subscriber.
     pub pubsub: Vec<PubsubReport>,
+    /// Stream workloads: what happened to each stream's entries (produced, delivered, claimed,
+    /// duplicated, lost, trimmed, pending and lag at the end).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<crate::workload::stream::StreamStats>,
     /// Read-back of acknowledged writes.
     pub verify: Vec<VerifyResult>,
     /// Commands sent to the data nodes outside the phases' round trips, by name: connection
@@ -587,6 +591,7 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
         deferred_thresholds: Vec::new(),
         plan_fingerprint: Some(plan.fingerprint()),
         pubsub: run.pubsub.iter().map(|(w, subs)| PubsubReport { workload: w.clone(), subscribers: subs.clone() }).collect(),
+        streams: run.streams.clone(),
         verify: run.verify.clone(),
         other_commands: BTreeMap::new(),
         connections: ConnectionReport {

@@ -70,6 +70,7 @@ pub fn check(r: &Report) -> Result<(), String> {
     bound("phases", r.phases.len(), MAX_PHASES)?;
     bound("operation rows", r.phases.iter().map(|p| p.operations.len()).sum(), MAX_ROWS)?;
     bound("faults", r.faults.len(), MAX_FAULTS)?;
+    bound("streams", r.streams.len(), MAX_ROWS)?;
     bound("time-series points", r.time_series.len(), MAX_POINTS)?;
     if let Some(s) = r.shard {
         if s.count == 0 || s.count > MAX_SHARDS || s.index >= s.count {
@@ -170,6 +171,13 @@ pub fn check(r: &Report) -> Result<(), String> {
     total(
         "the subscribers' figures",
         &mut r.pubsub.iter().flat_map(|p| &p.subscribers).flat_map(|s| [s.received, s.lost, s.duplicates, s.out_of_order, s.reconnects]),
+    )?;
+    total(
+        "the streams' figures",
+        &mut r
+            .streams
+            .iter()
+            .flat_map(|s| [s.produced, s.add_failed, s.delivered, s.acked, s.claimed, s.duplicated, s.lost, s.trimmed, s.corrupted, s.pending, s.lag]),
     )?;
     let c = &r.connections;
     total(

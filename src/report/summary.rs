@@ -80,7 +80,7 @@ pub fn render(r: &Report) -> String {
     if !r.phases.is_empty() {
         let _ = writeln!(
             s,
-            "\n  ops = round trips (what `rate` schedules and `ops_per_sec` judges); unit: trip = one round trip, cmd = a command inside a batch (counted, not timed), msg = a pub/sub delivery (timed from its publication). Latencies are from the intended start, over successful operations only."
+            "\n  ops = round trips (what `rate` schedules and `ops_per_sec` judges); unit: trip = one round trip, cmd = a command inside a batch (counted, not timed), msg = a pub/sub or stream delivery (timed from its publication). Latencies are from the intended start, over successful operations only."
         );
     }
     if !r.other_commands.is_empty() {
@@ -95,6 +95,26 @@ pub fn render(r: &Report) -> String {
                 ps.workload, sub.subscriber, sub.received, sub.lost, sub.duplicates, sub.out_of_order, sub.reconnects
             );
         }
+    }
+    for st in &r.streams {
+        let _ = writeln!(
+            s,
+            "\nstream {} {}: produced {}, delivered {}, acknowledged {}, claimed {}, duplicated {}, lost {}, trimmed {}, corrupted {}; at the end pending {}, lag {}{}{}",
+            st.workload,
+            crate::units::escape_control(&st.stream),
+            st.produced,
+            st.delivered,
+            st.acked,
+            st.claimed,
+            st.duplicated,
+            st.lost,
+            st.trimmed,
+            st.corrupted,
+            st.pending,
+            st.lag,
+            if st.add_failed > 0 { format!("; {} XADDs failed", st.add_failed) } else { String::new() },
+            if st.unchecked { "; more entries than could be remembered: some unchecked" } else { "" },
+        );
     }
     for f in &r.faults {
         match &f.result {

@@ -80,7 +80,15 @@ fn unmeasurable(t: &Threshold, report: &Report) -> Option<String> {
     if unreadable > 0 {
         return Some(format!("no data: {unreadable} of {checked} acknowledged writes could not be read back"));
     }
-    in_scope.iter().any(|v| v.truncated).then(|| "no data: more writes were acknowledged than could be remembered; only some were checked".to_owned())
+    if in_scope.iter().any(|v| v.truncated) || streams_in_scope(t, report).any(|s| s.unchecked) {
+        return Some("no data: more writes were acknowledged than could be remembered; only some were checked".to_owned());
+    }
+    None
+}
+
+/// The streams a rule judges: its workload's, or every stream workload's.
+fn streams_in_scope<'a>(t: &'a Threshold, report: &'a Report) -> impl Iterator<Item = &'a crate::workload::stream::StreamStats> {
+    report.streams.iter().filter(|s| t.workload.as_ref().is_none_or(|w| *w == s.workload))
 }
 
 /// The verify results a rule judges: its workload's, or every verifying workload's.
@@ -146,13 +154,22 @@ fn observe(t: &Threshold, report: &Report) -> Option<f64> {
         Metric::LostWrites => {
             let v = verify_in_scope(t, report);
             // A verify that read nothing back (no acknowledged write, no counter) has not shown
-            // that none was lost.
-            (v.iter().any(|v| v.checked > 0 || v.counters > 0)).then(|| v.iter().map(|v| v.lost_writes() as f64).sum())
+            // that none was lost; neither has a stream nothing was added to. A stream entry is
+            // lost when it was never delivered (and not trimmed), or delivered corrupted.
+            let streams: Vec<_> = streams_in_scope(t, report).collect();
+            (v.iter().any(|v| v.checked > 0 || v.counters > 0) || streams.iter().any(|s| s.produced > 0))
+                .then(|| v.iter().map(|v| v.lost_writes() as f64).sum::<f64>() + streams.iter().map(|s| (s.lost + s.corrupted) as f64).sum::<f64>())
+        }
+        Metric::Lag => {
+            let streams: Vec<_> = streams_in_scope(t, report).collect();
+            (!streams.is_empty()).then(|| streams.iter().map(|s| s.lag as f64).sum())
         }
         Metric::DuplicateWrites => {
             let v = verify_in_scope(t, report);
-            // Nothing to judge unless counters were checked.
-            (v.iter().any(|v| v.counters > 0)).then(|| v.iter().map(|v| v.duplicate_writes() as f64).sum())
+            // Nothing to judge unless counters were checked or entries delivered.
+            let streams: Vec<_> = streams_in_scope(t, report).collect();
+            (v.iter().any(|v| v.counters > 0) || streams.iter().any(|s| s.delivered > 0))
+                .then(|| v.iter().map(|v| v.duplicate_writes() as f64).sum::<f64>() + streams.iter().map(|s| s.duplicated as f64).sum::<f64>())
         }
     }
 }

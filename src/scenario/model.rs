@@ -486,10 +486,14 @@ pub enum Metric {
     /// Time until throughput is back within 10% of its pre-fault level.
     RecoveryTime,
     /// Acknowledged writes lost or changed, and acknowledged increments lost (workloads with
-    /// `verify: true`).
+    /// `verify: true`); stream entries never delivered (not trimmed) or delivered corrupted.
     LostWrites,
-    /// Increments applied more often than they were sent (workloads with `verify: true`).
+    /// Increments applied more often than they were sent (workloads with `verify: true`), and
+    /// stream entries delivered more than once.
     DuplicateWrites,
+    /// Stream entries not yet delivered to the group at the end of the run (XINFO GROUPS `lag`,
+    /// summed over the streams in scope).
+    Lag,
 }
 
 /// How a metric's value is written.
@@ -516,7 +520,7 @@ impl Metric {
 
 impl Metric {
     /// Every metric with its name.
-    pub const ALL: [(&'static str, Metric); 15] = [
+    pub const ALL: [(&'static str, Metric); 16] = [
         ("p50", Metric::P50),
         ("p90", Metric::P90),
         ("p95", Metric::P95),
@@ -532,6 +536,7 @@ impl Metric {
         ("recovery_time", Metric::RecoveryTime),
         ("lost_writes", Metric::LostWrites),
         ("duplicate_writes", Metric::DuplicateWrites),
+        ("lag", Metric::Lag),
     ];
 
     /// Looks a metric up by name.
@@ -550,7 +555,7 @@ impl Metric {
             Metric::P50 | Metric::P90 | Metric::P95 | Metric::P99 | Metric::P999 | Metric::Max | Metric::Mean => MetricUnit::Duration,
             Metric::Outage | Metric::RecoveryTime => MetricUnit::Duration,
             Metric::ErrorRate => MetricUnit::Ratio,
-            Metric::OpsPerSec | Metric::Ops | Metric::Errors | Metric::LostWrites | Metric::DuplicateWrites => MetricUnit::Number,
+            Metric::OpsPerSec | Metric::Ops | Metric::Errors | Metric::LostWrites | Metric::DuplicateWrites | Metric::Lag => MetricUnit::Number,
         }
     }
 }
@@ -681,6 +686,7 @@ impl WorkloadKind {
             WorkloadKind::Pipeline(_) => "pipeline",
             WorkloadKind::Pubsub(_) => "pubsub",
             WorkloadKind::Custom(_) => "custom",
+            WorkloadKind::Stream(_) => "stream",
         }
     }
 
@@ -709,6 +715,7 @@ impl WorkloadKind {
                 ops
             }
             WorkloadKind::Pubsub(_) => vec![trip("PUBLISH", 1.0), OpDef { name: "RECEIVE", weight: 0.0, role: OpRole::Delivery, aggregate: true }],
+            WorkloadKind::Stream(_) => vec![trip("XADD", 1.0), OpDef { name: "RECEIVE", weight: 0.0, role: OpRole::Delivery, aggregate: true }],
             WorkloadKind::Custom(c) => {
                 let names = c.commands.iter().map(super::template::op_name);
                 let weights = c.commands.iter().map(|t| if c.sequence { 1.0 } else { t.weight.unwrap_or(1.0) });
@@ -764,7 +771,8 @@ pub enum OpRole {
     /// A command carried inside a batch round trip (pipeline, pipelined high_throughput): counted,
     /// not timed on its own (its batch is).
     Command,
-    /// A pub/sub message delivered to a subscriber, timed from its publication.
+    /// A pub/sub message delivered to a subscriber, or a stream entry to a consumer, timed from
+    /// its publication.
     Delivery,
 }
 

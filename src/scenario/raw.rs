@@ -480,6 +480,9 @@ pub enum RawWorkload {
     Pubsub(PubsubSpec),
     /// Your own commands: templates with placeholders, drawn by weight or sent as a sequence.
     Custom(CustomSpec),
+    /// XADD producers (the phase's workers) and a consumer group reading, acknowledging and
+    /// claiming; every entry checked end to end.
+    Stream(StreamSpec),
 }
 
 /// Declares a workload's option struct with the fields every workload shares (`weight`, `keyspace`).
@@ -850,6 +853,62 @@ pub struct CommandTemplate {
     /// whose keys the server cannot locate.
     #[serde(default)]
     pub keys: Option<Vec<u32>>,
+}
+
+workload_spec!(
+    /// Options of the `stream` workload. Producers are the phase's workers: each operation is one
+    /// XADD through the pool. Consumers of one group read (XREADGROUP), acknowledge (XACK) and
+    /// claim what others left pending (XAUTOCLAIM) for the whole run; every entry carries its
+    /// producer, sequence number, send time and a checksum, so each is accounted for at the end.
+    StreamSpec {
+        /// Stream keys under the key prefix (`stream:0`, `stream:1`, …).
+        #[serde(default = "one")]
+        #[schemars(range(min = 1, max = 1000))]
+        pub streams: u32,
+        /// XADD … MAXLEN ~ this (none by default: streams grow).
+        #[serde(default)]
+        #[schemars(range(min = 1))]
+        pub maxlen: Option<u64>,
+        /// The consumer group, created (MKSTREAM) before the first phase.
+        #[serde(default = "StreamSpec::default_group")]
+        pub group: String,
+        /// Consumer tasks per process; consumer N reads stream N modulo `streams`.
+        #[serde(default = "one")]
+        #[schemars(range(min = 1, max = 1000))]
+        pub consumers: u32,
+        /// Entries per XREADGROUP and XAUTOCLAIM.
+        #[serde(default = "StreamSpec::default_count")]
+        #[schemars(range(min = 1, max = 10000))]
+        pub count: u32,
+        /// How long an XREADGROUP waits for entries (shorter than `connections.command_timeout`).
+        #[serde(default = "StreamSpec::default_block")]
+        pub block: HumanDuration,
+        /// Entries pending longer than this are claimed (XAUTOCLAIM): the work of consumers that
+        /// read and never acknowledged.
+        #[serde(default = "StreamSpec::default_claim_after")]
+        pub claim_after: HumanDuration,
+        /// Size of each entry's payload, including its header (producer, sequence, send time).
+        #[serde(default = "StreamSpec::default_message_size")]
+        pub message_size: ByteSize,
+    }
+);
+
+impl StreamSpec {
+    fn default_group() -> String {
+        "redis-test".into()
+    }
+    fn default_count() -> u32 {
+        10
+    }
+    fn default_block() -> HumanDuration {
+        HumanDuration(std::time::Duration::from_millis(100))
+    }
+    fn default_claim_after() -> HumanDuration {
+        HumanDuration(std::time::Duration::from_secs(1))
+    }
+    fn default_message_size() -> ByteSize {
+        ByteSize(64)
+    }
 }
 
 impl PubsubSpec {

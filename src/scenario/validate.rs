@@ -398,6 +398,7 @@ fn common(w: &RawWorkload) -> (f64, &RawKeyspaceOverride) {
         RawWorkload::Pipeline(s) => (s.weight, &s.keyspace),
         RawWorkload::Pubsub(s) => (s.weight, &s.keyspace),
         RawWorkload::Custom(s) => (s.weight, &s.keyspace),
+        RawWorkload::Stream(s) => (s.weight, &s.keyspace),
     }
 }
 
@@ -436,6 +437,7 @@ fn workloads(c: &mut Checker<'_>, raw: &RawScenario) -> Vec<Workload> {
             RawWorkload::Pubsub(ps) if ps.message_size.0 > MAX_VALUE_SIZE => {
                 c.err(wp.key("message_size"), format!("must be at most {}", crate::units::ByteSize(MAX_VALUE_SIZE)));
             }
+            RawWorkload::Stream(st) => stream_options(c, st, &wp, raw),
             _ => {}
         }
         if matches!(w, RawWorkload::List(_) | RawWorkload::Set(_) | RawWorkload::SortedSet(_) | RawWorkload::Hash(_) | RawWorkload::Pipeline(_)) {
@@ -451,6 +453,37 @@ fn workloads(c: &mut Checker<'_>, raw: &RawScenario) -> Vec<Workload> {
         out.push(Workload { name: name.clone(), weight, keyspace, kind: w.clone(), custom });
     }
     out
+}
+
+/// A `stream` workload's options that a schema cannot check.
+fn stream_options(c: &mut Checker<'_>, st: &StreamSpec, wp: &DocPath, raw: &RawScenario) {
+    if st.message_size.0 < MIN_MESSAGE_SIZE {
+        c.err(wp.key("message_size"), format!("must be at least {MIN_MESSAGE_SIZE}B: each entry carries a header"));
+    } else if st.message_size.0 > MAX_VALUE_SIZE {
+        c.err(wp.key("message_size"), format!("must be at most {}", crate::units::ByteSize(MAX_VALUE_SIZE)));
+    }
+    if st.consumers < st.streams {
+        c.err(
+            wp.key("consumers"),
+            format!("{} consumers for {} streams would leave streams unread: consumer N reads stream N modulo `streams`", st.consumers, st.streams),
+        );
+    }
+    if st.group.is_empty() || st.group.chars().any(|ch| ch.is_control() || ch.is_whitespace()) {
+        c.err(wp.key("group"), "a group name needs at least one character and no spaces or control characters");
+    }
+    let timeout = raw.connections.command_timeout.get();
+    if st.block.get() >= timeout {
+        c.err(
+            wp.key("block"),
+            format!(
+                "must be shorter than `connections.command_timeout` ({}): a blocked read that outlasts it fails as a timeout",
+                crate::units::format_duration(timeout)
+            ),
+        );
+    }
+    if st.claim_after.get() < std::time::Duration::from_millis(10) {
+        c.err(wp.key("claim_after"), "must be at least 10ms: a shorter wait claims entries other consumers are still working on");
+    }
 }
 
 /// Reads a `custom` workload's scripts and templates; every mistake located at its value.
@@ -955,10 +988,25 @@ fn thresholds(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], workload
             }
         }
         if let Ok((metric, cmp, limit)) = parsed {
-            let verifies =
-                |w: &&Workload| matches!(&w.kind, RawWorkload::Basic(BasicSpec { verify: true, .. }) | RawWorkload::Hash(HashSpec { verify: true, .. }));
+            let verifies = |w: &&Workload| {
+                matches!(
+                    &w.kind,
+                    RawWorkload::Basic(BasicSpec { verify: true, .. }) | RawWorkload::Hash(HashSpec { verify: true, .. }) | RawWorkload::Stream(_)
+                )
+            };
             if matches!(metric, Metric::LostWrites | Metric::DuplicateWrites) && !in_scope.iter().any(verifies) {
-                c.err(expr_path_or(&tp, t), format!("`{}` needs a `basic` or `hash` workload with `verify: true` in scope", metric.name()));
+                c.err(
+                    expr_path_or(&tp, t),
+                    format!("`{}` needs a `basic` or `hash` workload with `verify: true`, or a `stream` workload, in scope", metric.name()),
+                );
+            }
+            if metric == Metric::Lag {
+                if !in_scope.iter().any(|w| matches!(w.kind, RawWorkload::Stream(_))) {
+                    c.err(expr_path_or(&tp, t), "`lag` needs a `stream` workload in scope");
+                }
+                if scoped_phase.is_some() {
+                    c.err(tp.key("phase"), "`lag` is read once, at the end of the run: it takes no `phase`");
+                }
             }
             if metric == Metric::RecoveryTime {
                 let window = scoped_phase.map(|pi| {

@@ -27,7 +27,7 @@ impl Basic {
         if env.verify && (op == 1 || op == 2) {
             k = owned_key(k, st.picker.keys(), st.worker, st.writers);
         }
-        let mut p = Prepared { op, ack: None, counter: None, tag: 0 };
+        let mut p = Prepared { op, ack: None, counter: None, tag: 0, seq: 0 };
         match op {
             0 => {
                 key_into(&mut st.key, env.prefix, k);

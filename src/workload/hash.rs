@@ -90,7 +90,7 @@ impl Hash {
                 rt.push(Command::Hdel, op, 2).arg(&st.key).arg(&st.member);
             }
         }
-        Prepared { op, ack: None, counter, tag: 0 }
+        Prepared { op, ack: None, counter, tag: 0, seq: 0 }
     }
 
     /// The counter field `field` of hash key `k` (what HINCRBY adds to), for verification.

@@ -41,6 +41,6 @@ impl HighThroughput {
                 };
             }
         }
-        Prepared { op: if self.depth > 1 { BATCH } else { single }, ack: None, counter: None, tag: 0 }
+        Prepared { op: if self.depth > 1 { BATCH } else { single }, ack: None, counter: None, tag: 0, seq: 0 }
     }
 }

@@ -48,6 +48,6 @@ impl List {
                 rt.push(Command::Ltrim, op, 3).arg(&st.key).int(0).int(self.max_len - 1);
             }
         }
-        Prepared { op, ack: None, counter: None, tag: 0 }
+        Prepared { op, ack: None, counter: None, tag: 0, seq: 0 }
     }
 }

@@ -11,6 +11,7 @@ mod pipeline;
 pub mod pubsub;
 mod set;
 mod sorted_set;
+pub mod stream;
 
 use std::sync::Arc;
 
@@ -55,8 +56,10 @@ pub struct Prepared {
     pub ack: Option<(u64, u64)>,
     /// For `verify`: the counter an INCR or HINCRBY adds 1 to (key index, counter field index).
     pub counter: Option<(u64, u32)>,
-    /// Workload-specific detail (pub/sub: the channel index).
+    /// Workload-specific detail (pub/sub: the channel index; stream: the stream index).
     pub tag: u32,
+    /// Stream: the entry's producer and sequence number.
+    pub seq: u64,
 }
 
 /// A weighted choice among operations.
@@ -121,12 +124,14 @@ enum Kind {
     Pipeline(pipeline::Pipeline),
     Pubsub(Arc<pubsub::PubSub>),
     Custom(custom::Custom),
+    Stream(Arc<stream::Stream>),
 }
 
 impl Workload {
     /// Builds the runtime form of a scenario workload. `index` is its position in the scenario;
-    /// `cluster` makes batches slot-safe.
-    pub fn new(spec: &WorkloadSpec, index: usize, cluster: bool) -> Workload {
+    /// `cluster` makes batches slot-safe; `run_name` (the same in every shard of a run) tells the
+    /// run's stream entries from others'.
+    pub fn new(spec: &WorkloadSpec, index: usize, cluster: bool, run_name: &str) -> Workload {
         let defs = spec.kind.operations();
         let (kind, verify) = match &spec.kind {
             WorkloadKind::Basic(b) => (Kind::Basic(basic::Basic::new(b)), b.verify),
@@ -137,6 +142,11 @@ impl Workload {
             WorkloadKind::Hash(h) => (Kind::Hash(hash::Hash::new(h)), h.verify),
             WorkloadKind::Pipeline(p) => (Kind::Pipeline(pipeline::Pipeline::new(p)), false),
             WorkloadKind::Pubsub(p) => (Kind::Pubsub(Arc::new(pubsub::PubSub::new(p, &spec.keyspace.prefix, index))), false),
+            WorkloadKind::Stream(x) => {
+                // One nonce per run, shared by its shards: the run's client name carries the run id.
+                let nonce = crate::keys::digest(run_name.as_bytes());
+                (Kind::Stream(Arc::new(stream::Stream::new(x, &spec.keyspace.prefix, index, &spec.name, nonce))), false)
+            }
             WorkloadKind::Custom(_) => {
                 let commands = spec.custom.as_deref().expect("validation reads a custom workload's templates into the model");
                 (Kind::Custom(custom::Custom::new(commands)), false)
@@ -199,6 +209,15 @@ impl Workload {
             Kind::Pipeline(p) => p.prepare(&env, st, rng, rt),
             Kind::Pubsub(p) => p.prepare(st, rng, rt, now_nanos),
             Kind::Custom(c) => c.prepare(&env, st, rng, rt),
+            Kind::Stream(s) => s.prepare(st, rng, rt, now_nanos),
+        }
+    }
+
+    /// The stream side of a `stream` workload (consumers, bookkeeping).
+    pub fn stream(&self) -> Option<&Arc<stream::Stream>> {
+        match &self.kind {
+            Kind::Stream(s) => Some(s),
+            _ => None,
         }
     }
 
@@ -261,6 +280,9 @@ impl Workload {
         if let Kind::Pubsub(ps) = &self.kind {
             ps.published(p.tag as usize, trip == Outcome::Ok);
         }
+        if let Kind::Stream(s) = &self.kind {
+            s.added(p, replies.first().filter(|_| trip == Outcome::Ok));
+        }
         if is_batch(p, rt) {
             sink(p.op, trip);
         }
@@ -275,6 +297,9 @@ impl Workload {
         }
         if let Kind::Pubsub(ps) = &self.kind {
             ps.published(p.tag as usize, false);
+        }
+        if let Kind::Stream(s) = &self.kind {
+            s.added(p, None);
         }
         if is_batch(p, rt) {
             sink(p.op, outcome);
@@ -450,14 +475,14 @@ mod tests {
             (r#"{"kind": "pipeline", "depth": 1, "commands": {"incr": 1}}"#, Command::Incr),
         ];
         for (k, write) in cases {
-            let w = Workload::new(&spec(kind(k), ttl), 0, false);
+            let w = Workload::new(&spec(kind(k), ttl), 0, false, "t");
             let (_, rt) = round_trip_with(&w, write);
             let names: Vec<&str> = rt.commands().iter().map(|c| c.command.name()).collect();
             assert_eq!(names.last(), Some(&"PEXPIRE"), "{k}: {names:?}");
             assert_eq!(rt.args(rt.replies() - 1)[2], b"60000", "{k}");
         }
         for k in [r#"{"kind": "pipeline", "depth": 1, "commands": {"set": 1}}"#, r#"{"kind": "high_throughput", "read_ratio": 0}"#] {
-            let w = Workload::new(&spec(kind(k), ttl), 0, false);
+            let w = Workload::new(&spec(kind(k), ttl), 0, false, "t");
             let (_, rt) = round_trip_with(&w, Command::Set);
             assert_eq!(&rt.args(0)[3..], [&b"PX"[..], b"60000"], "{k}");
         }
@@ -465,7 +490,7 @@ mod tests {
 
     #[test]
     fn a_pipelined_batch_is_one_round_trip_and_its_commands_are_counted_apart() {
-        let w = Workload::new(&spec(kind(r#"{"kind": "high_throughput", "pipeline": 4}"#), None), 0, false);
+        let w = Workload::new(&spec(kind(r#"{"kind": "high_throughput", "pipeline": 4}"#), None), 0, false, "t");
         assert_eq!(w.ops, ["GET", "SET", "PIPELINE"]);
         assert_eq!(w.roles, [OpRole::Command, OpRole::Command, OpRole::RoundTrip]);
         let (p, rt) = round_trip_with(&w, Command::Get);
@@ -475,13 +500,13 @@ mod tests {
         assert_eq!(out.len(), 5, "four commands and the batch: {out:?}");
         assert_eq!(out.last(), Some(&("PIPELINE", Outcome::Ok)));
         assert!(out.iter().any(|(n, o)| *n == "GET" && *o == Outcome::Miss));
-        let unpipelined = Workload::new(&spec(kind(r#"{"kind": "high_throughput"}"#), None), 0, false);
+        let unpipelined = Workload::new(&spec(kind(r#"{"kind": "high_throughput"}"#), None), 0, false, "t");
         assert_eq!(unpipelined.roles, [OpRole::RoundTrip, OpRole::RoundTrip]);
     }
 
     #[test]
     fn an_aborted_transaction_fails_every_command_with_its_cause() {
-        let w = Workload::new(&spec(kind(r#"{"kind": "pipeline", "depth": 2, "transaction": true, "commands": {"set": 1, "get": 0}}"#), None), 0, false);
+        let w = Workload::new(&spec(kind(r#"{"kind": "pipeline", "depth": 2, "transaction": true, "commands": {"set": 1, "get": 0}}"#), None), 0, false, "t");
         let (p, rt) = round_trip_with(&w, Command::Set);
         let names: Vec<&str> = rt.commands().iter().map(|c| c.command.name()).collect();
         assert_eq!(names, ["MULTI", "SET", "SET", "EXEC"]);
@@ -506,7 +531,7 @@ mod tests {
             (r#"{"kind": "hash", "commands": {"hgetall": 1}}"#, Command::Hgetall, Value::Map(vec![])),
             (r#"{"kind": "sorted_set", "commands": {"zscore": 1}}"#, Command::Zscore, Value::Nil),
         ] {
-            let w = Workload::new(&spec(kind(k), None), 0, false);
+            let w = Workload::new(&spec(kind(k), None), 0, false, "t");
             let (p, rt) = round_trip_with(&w, read);
             assert_eq!(outcomes(&w, &p, &rt, &[empty]), [(read.name(), Outcome::Miss)], "{k}");
         }

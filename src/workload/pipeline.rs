@@ -96,6 +96,6 @@ impl Pipeline {
         if self.transaction {
             rt.push_aux(Command::Exec, batch, 0);
         }
-        Prepared { op: batch, ack: None, counter: None, tag: 0 }
+        Prepared { op: batch, ack: None, counter: None, tag: 0, seq: 0 }
     }
 }

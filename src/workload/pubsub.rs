@@ -94,7 +94,7 @@ impl PubSub {
             payload.push(b'x');
         }
         rt.push(Command::Publish, 0, 2).arg(ch).arg(payload);
-        Prepared { op: 0, ack: None, counter: None, tag: channel as u32 }
+        Prepared { op: 0, ack: None, counter: None, tag: channel as u32, seq: 0 }
     }
 
     /// Counts a PUBLISH on `channel`, acknowledged or failed.

@@ -42,6 +42,6 @@ impl Set {
                 rt.push(Command::Scard, op, 1).arg(&st.key);
             }
         }
-        Prepared { op, ack: None, counter: None, tag: 0 }
+        Prepared { op, ack: None, counter: None, tag: 0, seq: 0 }
     }
 }

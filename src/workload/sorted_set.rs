@@ -54,6 +54,6 @@ impl SortedSet {
                 rt.push(Command::Zrem, op, 2).arg(&st.key).arg(&st.member);
             }
         }
-        Prepared { op, ack: None, counter: None, tag: 0 }
+        Prepared { op, ack: None, counter: None, tag: 0, seq: 0 }
     }
 }
