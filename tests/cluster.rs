@@ -7,16 +7,9 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{RedisServer, TestCluster, assert_report_valid, op_count, read_report, repo, run_in, scratch};
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn scenario(dir: &std::path::Path, name: &str, text: &str) -> String {
     let path = dir.join(format!("{name}.yaml"));
@@ -55,7 +48,7 @@ phases: [{name: p, duration: 3s, workers: 8, rate: 3000}]
 
 #[test]
 fn every_workload_runs_on_a_cluster_slot_safe_and_cleanup_leaves_only_foreign_keys() {
-    let _turn = turn();
+    let _turn = common::one_at_a_time();
     let cluster = TestCluster::start(5000);
     // Neighbours' keys, spread over the shards by redis-cli's own redirect following: cleanup
     // must leave them alone.
@@ -151,7 +144,7 @@ fn ask(port: u16, command: &str) -> Option<String> {
 
 #[test]
 fn a_primary_killed_mid_run_fails_over_and_the_outage_matches_what_an_observer_sees() {
-    let _turn = turn();
+    let _turn = common::one_at_a_time();
     let cluster = TestCluster::start(2000);
     let (primary, replica) = cluster.shard_zero();
     let (primary_port, replica_port, pid) = (primary.port, replica.port, primary.pid());
@@ -232,7 +225,7 @@ faults: [{{name: kill-shard-0, action: shell, command: "kill -9 {pid}", at: 3s}}
 
 #[test]
 fn the_shipped_cluster_failover_scenario_follows_the_new_primary() {
-    let _turn = turn();
+    let _turn = common::one_at_a_time();
     let dir = scratch("cluster-shipped");
     let started = Instant::now();
     let scenario = repo().join("scenarios/cluster-failover.yaml");
@@ -264,7 +257,7 @@ fn the_shipped_cluster_failover_scenario_follows_the_new_primary() {
 
 #[test]
 fn resharding_under_load_is_followed_without_errors_or_lost_writes() {
-    let _turn = turn();
+    let _turn = common::one_at_a_time();
     let cluster = TestCluster::start(5000);
     let (from, _) = cluster.shard_zero();
     let id_of = |n: &RedisServer| n.cli(&["--raw", "cluster", "myid"]);
@@ -312,7 +305,7 @@ fn local_ports(log: &str) -> Vec<u16> {
 
 #[test]
 fn sigint_while_the_local_cluster_starts_or_runs_leaves_no_node_behind() {
-    let _turn = turn();
+    let _turn = common::one_at_a_time();
     let dir = scratch("cluster-sigint");
     let scenario = repo().join("scenarios/cluster-failover.yaml");
     for (case, wait_for) in [("setup", "against local cluster"), ("run", "phase warmup started")] {
@@ -354,7 +347,7 @@ fn sigint_while_the_local_cluster_starts_or_runs_leaves_no_node_behind() {
 
 #[test]
 fn a_tls_only_cluster_is_discovered_and_driven_over_tls() {
-    let _turn = turn();
+    let _turn = common::one_at_a_time();
     let certs = common::Certs::new("certs-cluster");
     let mut conf = certs.server_config(false);
     // Nodes authenticate each other on the cluster bus with client certificates.
@@ -396,7 +389,7 @@ fn replicas_missing_from_the_first_slot_map_are_picked_up_for_replica_reads() {
     // names a replica only once gossip says its offset moved). The run starts with primaries only;
     // while a shard lacks a replica the slot map is read again every second, so the replicas that
     // appear once writes flow are used — before, reads stayed on the primaries for the whole run.
-    let _turn = turn();
+    let _turn = common::one_at_a_time();
     let cluster = TestCluster::start(5000);
     let dir = scratch("cluster-late-replicas");
     let before: Vec<u64> = cluster.replicas().iter().map(|r| r.calls("get")).collect();

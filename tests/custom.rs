@@ -6,26 +6,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{RedisServer, assert_report_valid, read_report, run_in, scratch};
 
 const DEADLINE: Duration = Duration::from_secs(120);
 const CLIENTS: [&str; 2] = ["native", "redis-rs"];
-
-/// One test at a time: the cluster test starts six nodes, the others count commands.
-static TURN: Mutex<()> = Mutex::new(());
-
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    TURN.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn write(dir: &Path, name: &str, body: &str) -> String {
-    std::fs::write(dir.join(name), body).unwrap();
-    name.to_owned()
-}
 
 fn micros_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
@@ -45,7 +31,7 @@ fn all_keys(server: &RedisServer) -> Vec<String> {
 
 #[test]
 fn every_placeholder_renders_under_the_prefix_and_every_command_is_counted_as_the_server_counts_it() {
-    let _turn = turn();
+    let _turn = common::one_at_a_time();
     let server = RedisServer::start(&[]);
     let dir = scratch("custom-placeholders");
     for client in CLIENTS {
@@ -53,7 +39,7 @@ fn every_placeholder_renders_under_the_prefix_and_every_command_is_counted_as_th
         // Keys that are not the run's: a literal `board` in a template must not touch this one.
         server.cli(&["SET", "board", "theirs"]);
         server.cli(&["SET", "outside", "theirs"]);
-        let f = write(
+        let f = common::write_file(
             &dir,
             "placeholders.yaml",
             r#"name: placeholders
@@ -165,7 +151,7 @@ phases:
 
 #[test]
 fn templates_that_cannot_run_are_refused_with_their_line() {
-    let _turn = turn();
+    let _turn = common::one_at_a_time();
     let server = RedisServer::start(&[]);
     let dir = scratch("custom-refused");
     let scenario = |commands: &str| {
@@ -176,7 +162,7 @@ fn templates_that_cannot_run_are_refused_with_their_line() {
     };
     // Found in the file: a misspelt placeholder, a command that leaves the prefix, two
     // templates counted under one name, an unknown script. Each located, exit 2.
-    let f = write(
+    let f = common::write_file(
         &dir,
         "file.yaml",
         &scenario(
@@ -188,12 +174,16 @@ fn templates_that_cannot_run_are_refused_with_their_line() {
     for (line, says) in
         [(8, "`{kye}` is not a placeholder"), (9, "FLUSHALL cannot be a custom command"), (11, "both count as operation `GET`"), (12, "no script named `nope`")]
     {
-        assert!(out.stderr.lines().any(|l| l.starts_with(&format!("error: file.yaml:{line}:")) && l.contains(says)), "line {line}: {says}\n{}", out.stderr);
+        assert!(
+            out.stderr.lines().any(|l| l.starts_with("error: ") && l.contains(&format!("file.yaml:{line}:")) && l.contains(says)),
+            "line {line}: {says}\n{}",
+            out.stderr
+        );
     }
 
     // Found by asking the server: a command it does not know. Refused before the first phase,
     // with the template's line, exit 3; nothing was sent in a phase.
-    let f = write(&dir, "server.yaml", &scenario("      - {command: \"GET k:{key}\"}\n      - {command: \"HSTE k:{key} f v\"}\n"));
+    let f = common::write_file(&dir, "server.yaml", &scenario("      - {command: \"GET k:{key}\"}\n      - {command: \"HSTE k:{key} f v\"}\n"));
     let out = run_in(&dir, &["apply", &f, "--json", "r.json", "--quiet"], &[], DEADLINE);
     assert_eq!(out.code, Some(3), "{}", out.all());
     assert!(out.stderr.contains("server.yaml:9:9") && out.stderr.contains("does not know"), "{}", out.stderr);
@@ -203,7 +193,7 @@ fn templates_that_cannot_run_are_refused_with_their_line() {
 
 #[test]
 fn on_a_cluster_a_round_trip_keeps_its_keys_in_one_slot() {
-    let _turn = turn();
+    let _turn = common::one_at_a_time();
     let dir = scratch("custom-cluster");
     let scenario = |key_a: &str, key_b: &str| {
         format!(
@@ -225,19 +215,19 @@ phases:
         )
     };
     // `cart:{key}` and `hits:{key}` hash apart: refused, naming both lines.
-    let f = write(&dir, "apart.yaml", &scenario("cart:{key}", "hits:{key}"));
+    let f = common::write_file(&dir, "apart.yaml", &scenario("cart:{key}", "hits:{key}"));
     let out = run_in(&dir, &["apply", &f, "--quiet"], &[], DEADLINE);
     assert_eq!(out.code, Some(3), "{}", out.all());
     assert!(out.stderr.contains("must share a slot") && out.stderr.contains("apart.yaml:1"), "{}", out.stderr);
 
     // With `{tag}` the two keys share a slot, but the literal `board` does not: still refused.
-    let f = write(&dir, "board.yaml", &scenario("cart:{tag}", "hits:{tag}"));
+    let f = common::write_file(&dir, "board.yaml", &scenario("cart:{tag}", "hits:{tag}"));
     let out = run_in(&dir, &["apply", &f, "--quiet"], &[], DEADLINE);
     assert_eq!(out.code, Some(3), "{}", out.all());
     assert!(out.stderr.contains("`cs:board`"), "{}", out.stderr);
 
     // Tagged and without the literal key: every transaction runs on both clients.
-    let f = write(&dir, "together.yaml", &scenario("cart:{tag}", "hits:{tag}").replace("      - {command: \"ZINCRBY board 1 m\"}\n", ""));
+    let f = common::write_file(&dir, "together.yaml", &scenario("cart:{tag}", "hits:{tag}").replace("      - {command: \"ZINCRBY board 1 m\"}\n", ""));
     for client in CLIENTS {
         let out = run_in(&dir, &["apply", &f, "--client", client, "--json", "r.json", "--quiet"], &[], DEADLINE);
         assert_eq!(out.code, Some(0), "{client}: {}", out.all());

@@ -17,7 +17,6 @@ const STEADY: &str = "name: steady\ntarget: {url: redis://x}\nworkloads: {w: {ki
 const JUDGED: &str = "name: steady\ntarget: {url: redis://x}\nworkloads: {w: {kind: basic, read_ratio: 0.5}}\nphases:\n  - {name: warm, duration: 4s, workers: 4, rate: 500}\n  - {name: steady, duration: 6s, workers: 8, rate: 1000}\n";
 
 /// The tests here measure latency: they take turns instead of competing for the two cores.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn apply(dir: &Path, server: &RedisServer, json: &str, extra: &[&str]) -> common::Outcome {
     let url = server.url();
@@ -28,7 +27,7 @@ fn apply(dir: &Path, server: &RedisServer, json: &str, extra: &[&str]) -> common
 
 #[test]
 fn the_html_report_is_self_contained_and_holds_every_chart() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = common::one_at_a_time();
     let server = RedisServer::start(&[]);
     let dir = scratch("html");
     std::fs::write(dir.join("steady.yaml"), format!("{STEADY}faults:\n  - {{action: client_pause, at: 2s, duration: 100ms, name: short-pause}}\n")).unwrap();
@@ -80,7 +79,7 @@ fn apply_slowed(dir: &Path, server: &RedisServer, json: &str, phase: &str, secs:
 
 #[test]
 fn compare_passes_like_runs_and_flags_sustained_regressions() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = common::one_at_a_time();
     let server = RedisServer::start(&["enable-debug-command yes"]);
     let dir = scratch("compare");
     std::fs::write(dir.join("steady.yaml"), JUDGED).unwrap();
@@ -146,7 +145,7 @@ fn compare_passes_like_runs_and_flags_sustained_regressions() {
 fn a_report_of_the_previous_format_is_a_baseline() {
     // A nightly's history spans upgrades of redis-test: tests/fixtures/report-v1.json was written
     // by redis-test at 3d169e4 (report version 1) from tests/fixtures/report-v1.yaml.
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = common::one_at_a_time();
     let server = RedisServer::start(&[]);
     let dir = scratch("compare-v1");
     let fixtures = common::repo().join("tests/fixtures");

@@ -7,24 +7,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use common::{Certs, RedisServer, TestCluster, assert_report_valid, op_count, read_report, repo, run_in, scratch};
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 const RS: [&str; 2] = ["--client", "redis-rs"];
-
-fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path.to_string_lossy().into_owned()
-}
 
 fn apply(dir: &std::path::Path, args: &[&str]) -> common::Outcome {
     let mut all = vec!["apply"];
@@ -91,7 +78,7 @@ fn every_shipped_scenario_runs_through_redis_rs() {
             if std::fs::read_to_string(&file).unwrap().contains("action: rolling_upgrade") {
                 continue;
             }
-            let _turn = turn();
+            let _turn = common::one_at_a_time();
             // network-faults: redis-rs does not recover from a blackhole or partition within the
             // run (README, "surprising redis-rs behaviour"); its thresholds say so.
             let report = common::run_shipped_judged(&file, &dir, &RS, file.ends_with("network-faults.yaml"));
@@ -108,8 +95,11 @@ fn every_shipped_scenario_runs_through_redis_rs() {
 fn every_workload_on_a_standalone_server_and_every_command_is_what_the_server_counted() {
     let server = RedisServer::start(&[]);
     let dir = scratch("rs-standalone");
-    let f =
-        write(&dir, "every.yaml", &format!("name: every\ntarget: {{url: \"{}\"}}\nkeyspace: {{prefix: \"rs:\", keys: 500}}\n{EVERY_WORKLOAD}", server.url()));
+    let f = common::write_file(
+        &dir,
+        "every.yaml",
+        &format!("name: every\ntarget: {{url: \"{}\"}}\nkeyspace: {{prefix: \"rs:\", keys: 500}}\n{EVERY_WORKLOAD}", server.url()),
+    );
     server.cli(&["CONFIG", "RESETSTAT"]);
     let out = apply(&dir, &[&f, "--json", "r.json", "--quiet"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
@@ -131,12 +121,16 @@ fn every_workload_on_a_standalone_server_and_every_command_is_what_the_server_co
 
 #[test]
 fn every_workload_on_a_cluster_made_by_redis_cli_and_hidden_counters_are_not_zero_but_null() {
-    let _turn = turn();
+    let _turn = common::one_at_a_time();
     let cluster = TestCluster::start(5000);
     let dir = scratch("rs-cluster");
     let nodes: Vec<String> = cluster.nodes[1..].iter().map(|n| format!("\"127.0.0.1:{}\"", n.port)).collect();
     let target = format!("target: {{url: \"{}\", mode: cluster, nodes: [{}]}}", cluster.nodes[0].url(), nodes.join(", "));
-    let f = write(&dir, "every.yaml", &format!("name: every\n{target}\ncleanup: false\nkeyspace: {{prefix: \"rs-cluster:\", keys: 3000}}\n{EVERY_WORKLOAD}"));
+    let f = common::write_file(
+        &dir,
+        "every.yaml",
+        &format!("name: every\n{target}\ncleanup: false\nkeyspace: {{prefix: \"rs-cluster:\", keys: 3000}}\n{EVERY_WORKLOAD}"),
+    );
     let out = apply(&dir, &[&f, "--json", "r.json", "--prometheus", "0", "--linger", "100ms"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
     let report = read_report(&dir.join("r.json"));
@@ -155,10 +149,13 @@ fn every_workload_on_a_cluster_made_by_redis_cli_and_hidden_counters_are_not_zer
 
 #[test]
 fn every_workload_on_a_local_sentinel_deployment() {
-    let _turn = turn();
+    let _turn = common::one_at_a_time();
     let dir = scratch("rs-sentinel");
-    let f =
-        write(&dir, "every.yaml", &format!("name: every\ntarget: {{local: sentinel}}\nkeyspace: {{prefix: \"rs-sentinel:\", keys: 500}}\n{EVERY_WORKLOAD}"));
+    let f = common::write_file(
+        &dir,
+        "every.yaml",
+        &format!("name: every\ntarget: {{local: sentinel}}\nkeyspace: {{prefix: \"rs-sentinel:\", keys: 500}}\n{EVERY_WORKLOAD}"),
+    );
     let out = apply(&dir, &[&f, "--json", "r.json", "--quiet"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
     assert_every_workload_clean(&read_report(&dir.join("r.json")), "sentinel");
@@ -178,7 +175,7 @@ fn failover_at_half_time(dir: &std::path::Path, scenario: &str) -> (common::Outc
 
 #[test]
 fn a_cluster_failover_mid_run_with_redis_rs_completes_and_reports_its_outage() {
-    let _turn = turn();
+    let _turn = common::one_at_a_time();
     let (out, report) = failover_at_half_time(&scratch("rs-cluster-failover"), "cluster-failover");
     let fault = &report["faults"][0]["result"];
     assert!(fault["detail"].as_str().unwrap().contains("took over shard 0"), "{fault}");
@@ -194,7 +191,7 @@ fn a_cluster_failover_mid_run_with_redis_rs_completes_and_reports_its_outage() {
 
 #[test]
 fn a_sentinel_failover_mid_run_with_redis_rs_completes_and_reports_its_outage() {
-    let _turn = turn();
+    let _turn = common::one_at_a_time();
     let (out, report) = failover_at_half_time(&scratch("rs-sentinel-failover"), "sentinel-failover");
     let fault = &report["faults"][0]["result"];
     assert!(fault["outage_s"].as_f64().is_some(), "{fault}");
@@ -210,7 +207,7 @@ fn a_sentinel_failover_mid_run_with_redis_rs_completes_and_reports_its_outage() 
 fn a_wrong_password_and_an_untrusted_certificate_exit_3_in_redis_rs_words() {
     let server = RedisServer::start(&["requirepass right-one"]);
     let dir = scratch("rs-refused");
-    let f = write(
+    let f = common::write_file(
         &dir,
         "p.yaml",
         "name: p\ntarget: {url: redis://x, password: wrong-one}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\n",
@@ -225,12 +222,16 @@ fn a_wrong_password_and_an_untrusted_certificate_exit_3_in_redis_rs_words() {
     let conf = certs.server_config(false);
     let tls = RedisServer::start(&conf.iter().map(String::as_str).collect::<Vec<_>>());
     // No CA: the test CA is not among the system roots.
-    let f = write(&dir, "t.yaml", "name: t\ntarget: {url: redis://x, tls: {}}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\n");
+    let f = common::write_file(
+        &dir,
+        "t.yaml",
+        "name: t\ntarget: {url: redis://x, tls: {}}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\n",
+    );
     let out = apply(&dir, &[&f, "--target", &format!("rediss://127.0.0.1:{}", tls.port)]);
     assert_eq!(out.code, Some(3), "{}", out.all());
     assert!(out.stderr.contains("redis-rs could not connect") && out.stderr.to_lowercase().contains("certificate"), "{}", out.all());
     // With the CA it runs.
-    let f = write(
+    let f = common::write_file(
         &dir,
         "t.yaml",
         &format!(
@@ -246,7 +247,7 @@ fn a_wrong_password_and_an_untrusted_certificate_exit_3_in_redis_rs_words() {
 #[test]
 fn settings_redis_rs_has_no_equivalent_for_are_refused_where_they_are_written() {
     let dir = scratch("rs-refuse-settings");
-    let f = write(
+    let f = common::write_file(
         &dir,
         "s.yaml",
         "name: s\ntarget:\n  url: rediss://127.0.0.1:6380\n  tls:\n    server_name: cache.internal\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\n",
@@ -260,7 +261,7 @@ fn settings_redis_rs_has_no_equivalent_for_are_refused_where_they_are_written() 
     // The plan names the client and what it does instead of health checks.
     let out = run_in(&dir, &["plan", &f, "--client", "native"], &[], Duration::from_secs(20));
     assert!(out.stdout.contains("client    native"), "{}", out.stdout);
-    let f = write(
+    let f = common::write_file(
         &dir,
         "ok.yaml",
         "name: ok\ntarget: {url: redis://127.0.0.1:6379}\nconnections: {client: redis-rs}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\n",

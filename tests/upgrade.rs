@@ -7,17 +7,10 @@
 
 mod common;
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use common::{assert_report_valid, read_report, repo, run_in, scratch};
 use serde_json::Value;
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn upgrade(dir: &std::path::Path, scenario: &str, client: &str, extra: &[&str]) -> (common::Outcome, Value) {
     let file = repo().join("scenarios").join(scenario);
@@ -44,7 +37,7 @@ fn judged_steps(report: &Value, client: &str) -> Vec<Value> {
 
 #[test]
 fn a_cluster_rolling_upgrade_onto_a_new_binary_completes_shard_by_shard_without_losing_writes() {
-    let _turn = turn();
+    let _turn = common::one_at_a_time();
     let dir = scratch("upgrade-cluster");
     // The "new version": redis-server behind a wrapper that notes every start.
     let wrapper = dir.join("redis-server-new");
@@ -94,7 +87,7 @@ fn a_cluster_rolling_upgrade_onto_a_new_binary_completes_shard_by_shard_without_
 
 #[test]
 fn a_sentinel_rolling_upgrade_moves_the_primary_and_judges_each_step() {
-    let _turn = turn();
+    let _turn = common::one_at_a_time();
     let dir = scratch("upgrade-sentinel");
     for client in ["native", "redis-rs"] {
         let (_, report) = upgrade(&dir, "rolling-upgrade-sentinel.yaml", client, &[]);
@@ -133,7 +126,7 @@ fn errors_before(report: &Value, from_s: f64, end_s: f64) -> u64 {
 fn a_cluster_primary_restarted_on_a_new_port_is_followed_by_the_peers_and_the_clients() {
     // Down 500 ms (less than the 2 s node timeout): no failover, the node comes back a primary
     // elsewhere; the peers learn its address from its gossip, the clients from the slot map.
-    let _turn = turn();
+    let _turn = common::one_at_a_time();
     let dir = scratch("restart-new-port-cluster");
     let body = "name: np\ntarget: {local: cluster}\nconnections: {command_timeout: 500ms, connect_timeout: 500ms, acquire_timeout: 1s, retry: {max_backoff: 200ms}}\nkeyspace: {keys: 3000}\nworkloads: {w: {kind: basic, read_ratio: 0.5}}\nphases: [{name: p, duration: 8s, workers: 64, rate: 600}]\nfaults: [{action: restart, node: 0, new_port: true, at: 2s, down_for: 500ms}]\n";
     for client in ["native", "redis-rs"] {
@@ -157,7 +150,7 @@ fn a_sentinel_master_restarted_on_a_new_port_comes_back_a_replica_the_sentinels_
     // The old master returns elsewhere as a replica of the one the sentinels promoted; once they
     // list it (they read the master's replica list every 10 s), a failover makes it the master
     // again and the clients follow it there.
-    let _turn = turn();
+    let _turn = common::one_at_a_time();
     let dir = scratch("restart-new-port-sentinel");
     let body = "name: nps\ntarget: {local: sentinel}\nconnections: {command_timeout: 500ms, connect_timeout: 500ms, acquire_timeout: 1s, retry: {max_backoff: 200ms}}\nworkloads: {w: {kind: basic, read_ratio: 0.5}}\nphases: [{name: p, duration: 18s, workers: 16, rate: 400}]\nfaults: [{action: restart, node: 0, new_port: true, at: 1s, down_for: 500ms}, {action: failover, at: 14s}]\n";
     let report = apply_body(&dir, body, "native");

@@ -13,15 +13,9 @@ use common::{RedisServer, assert_report_valid, op_count, read_report, run_in, sc
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
-fn write(dir: &Path, name: &str, body: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, body).unwrap();
-    path.to_string_lossy().into_owned()
-}
-
 /// Writes scenario `name` against `server`: the `name` and `target` lines, then `body`.
 fn against(server: &RedisServer, dir: &Path, name: &str, body: &str) -> String {
-    write(dir, &format!("{name}.yaml"), &format!("name: {name}\ntarget: {{url: \"{}\"}}\n{body}", server.url()))
+    common::write_file(dir, &format!("{name}.yaml"), &format!("name: {name}\ntarget: {{url: \"{}\"}}\n{body}", server.url()))
 }
 
 fn apply(dir: &Path, file: &str, extra: &[&str]) -> common::Outcome {
@@ -119,7 +113,7 @@ fn every_command_sent_is_in_the_report_for_every_workload_kind() {
         "{kind: pubsub, channels: 2, subscribers: 2}",
     ];
     for (i, kind) in kinds.iter().enumerate() {
-        let f = write(
+        let f = common::write_file(
             &dir,
             &format!("k{i}.yaml"),
             &format!(
@@ -219,7 +213,7 @@ fn a_run_whose_every_operation_failed_has_no_latency_and_fails_its_latency_rules
     let server = RedisServer::start(&["user default on nopass ~* +@all", "user noperm on >pw ~* +@connection"]);
     let dir = scratch("verdict-all-failed");
     let url = format!("redis://noperm:pw@127.0.0.1:{}", server.port);
-    let f = write(
+    let f = common::write_file(
         &dir,
         "noperm.yaml",
         &format!(
@@ -240,7 +234,7 @@ fn a_run_whose_every_operation_failed_has_no_latency_and_fails_its_latency_rules
 fn target_url_credentials_replace_the_files() {
     let server = RedisServer::start(&["user default off", "user limited on >pw ~* +@all"]);
     let dir = scratch("verdict-target-creds");
-    let f = write(
+    let f = common::write_file(
         &dir,
         "creds.yaml",
         "name: creds\ntarget: {url: redis://127.0.0.1:1, username: loadtester, password: wrong}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 300ms, workers: 1, rate: 100}]\n",
@@ -257,7 +251,7 @@ fn workers_sharing_few_connections_are_served_in_order() {
     // about 8 round trips; bb8 alone let returning workers take their connection straight back.
     let server = RedisServer::start(&[]);
     let dir = scratch("verdict-fair-pool");
-    let f = write(
+    let f = common::write_file(
         &dir,
         "starve.yaml",
         &format!(
@@ -350,7 +344,7 @@ cleanup: false
 #[test]
 fn errors_are_printed_once_and_verdicts_only_in_the_summary() {
     let dir = scratch("verdict-output");
-    let f = write(
+    let f = common::write_file(
         &dir,
         "down.yaml",
         "name: down\ntarget: {url: redis://127.0.0.1:1}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\n",
@@ -359,7 +353,7 @@ fn errors_are_printed_once_and_verdicts_only_in_the_summary() {
     assert_eq!(out.code, Some(3), "{}", out.all());
     assert_eq!(out.stderr.matches("Connection refused").count(), 1, "the connection error once: {}", out.stderr);
     let server = RedisServer::start(&[]);
-    let f = write(
+    let f = common::write_file(
         &dir,
         "fail.yaml",
         &format!(

@@ -502,7 +502,9 @@ fn custom_commands(c: &mut Checker<'_>, spec: &CustomSpec, wp: &DocPath, key_pre
     for (i, t) in spec.commands.iter().enumerate() {
         let tp = wp.key("commands").index(i);
         let at = c.root.locate(&tp).to_string();
-        let (args, arg_path): (Vec<Vec<u8>>, Box<dyn Fn(usize) -> DocPath>) = match (&t.command, &t.args) {
+        // The arguments, and where argument j is written (one line, or an element of `args`).
+        type ArgPath = Box<dyn Fn(usize) -> DocPath>;
+        let (args, arg_path): (Vec<Vec<u8>>, ArgPath) = match (&t.command, &t.args) {
             (Some(line), None) => match super::template::split_command_line(line) {
                 Ok(a) => {
                     let p = tp.key("command");

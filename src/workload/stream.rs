@@ -32,6 +32,9 @@ const MAX_UNDELIVERED: usize = 2_000_000;
 /// A stream entry id, `ms-seq`.
 pub type EntryId = (u64, u64);
 
+/// An entry as a consumer received it: its id, its payload (`d`) and its checksum (`s`).
+pub type Entry = (Vec<u8>, Vec<u8>, Vec<u8>);
+
 /// What happened to one stream's entries.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct StreamStats {
@@ -239,7 +242,7 @@ impl Stream {
     /// Books what a consumer received: each entry of this run is delivered once, again (a
     /// duplicate) or corrupted; returns each delivery's latency from its send time (`now_nanos`
     /// on the run clock) and the ids to acknowledge. `deleted` are ids XAUTOCLAIM found trimmed.
-    pub fn received(&self, stream: usize, entries: &[(Vec<u8>, Vec<u8>, Vec<u8>)], claimed: bool, deleted: &[Vec<u8>], now_nanos: u64) -> Vec<u64> {
+    pub fn received(&self, stream: usize, entries: &[Entry], claimed: bool, deleted: &[Vec<u8>], now_nanos: u64) -> Vec<u64> {
         let Some(book) = self.books.get(stream) else { return Vec::new() };
         let mut b = book.lock().expect("stream book");
         let mut latencies = Vec::with_capacity(entries.len());
@@ -345,9 +348,9 @@ pub fn parse_id(b: &[u8]) -> Option<EntryId> {
 
 /// The entries of an XREADGROUP reply (RESP2 array or RESP3 map) or of XAUTOCLAIM's second
 /// element: (id, payload `d`, checksum `s`). Entries without fields (deleted) are left out.
-pub fn entries(v: &Value) -> Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+pub fn entries(v: &Value) -> Vec<Entry> {
     let mut out = Vec::new();
-    let list = |items: &[Value], out: &mut Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>| {
+    let list = |items: &[Value], out: &mut Vec<Entry>| {
         for e in items {
             let Value::Array(pair) = e else { continue };
             let (Some(id), Some(Value::Array(fields))) = (pair.first().and_then(Value::as_bytes), pair.get(1)) else { continue };
@@ -382,7 +385,7 @@ pub fn entries(v: &Value) -> Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> {
 }
 
 /// XAUTOCLAIM's reply: the next start, the claimed entries, and the ids found deleted.
-pub fn claimed(v: &Value) -> Option<(Vec<u8>, Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>, Vec<Vec<u8>>)> {
+pub fn claimed(v: &Value) -> Option<(Vec<u8>, Vec<Entry>, Vec<Vec<u8>>)> {
     let Value::Array(parts) = v else { return None };
     let next = parts.first()?.as_bytes()?.to_vec();
     let mut got = Vec::new();
@@ -433,6 +436,7 @@ mod tests {
         let mut rt = RoundTrip::new();
         let mut sent = Vec::new();
         for i in 0..4u64 {
+            rt.clear();
             let p = s.prepare(&mut st, &mut rng, &mut rt, 1_000_000);
             let args = rt.args(0);
             assert_eq!(&args[..4], [&b"XADD"[..], &s.keys[p.tag as usize], b"MAXLEN", b"~"]);
@@ -441,6 +445,7 @@ mod tests {
             s.added(&p, Some(&Value::Bulk(id.clone().into_bytes())));
             sent.push((p.tag as usize, id.into_bytes(), args[7].to_vec(), args[9].to_vec()));
         }
+        rt.clear();
         let failed = s.prepare(&mut st, &mut rng, &mut rt, 0);
         s.added(&failed, None);
         // The first delivered twice, the second corrupted, the third trimmed, the fourth never seen.
@@ -451,7 +456,7 @@ mod tests {
         let (stream1, id1, payload1, _) = &sent[1];
         s.received(*stream1, &[(id1.clone(), payload1.clone(), b"0000000000000000".to_vec())], false, &[], 0);
         let (stream2, id2, _, _) = &sent[2];
-        s.received(*stream2, &[], true, &[id2.clone()], 0);
+        s.received(*stream2, &[], true, std::slice::from_ref(id2), 0);
         let foreign = Stream::new(&spec(), "p:", 0, "w", 8);
         assert!(foreign.header(payload).is_none(), "another run's entry is not this run's");
         let r = s.results(&[(0, 0), (0, 0)]);
