@@ -30,6 +30,29 @@ pub struct Live {
     pub workloads: Arc<Vec<(String, Vec<&'static str>)>>,
     /// Pub/sub counters per workload.
     pub pubsub: Vec<PubsubLive>,
+    /// Stream figures per stream.
+    pub streams: Vec<StreamLive>,
+}
+
+/// Live figures of one stream.
+#[derive(Debug, Clone, Default)]
+pub struct StreamLive {
+    /// Workload name.
+    pub workload: String,
+    /// The stream's key.
+    pub stream: String,
+    /// Entries added, delivered, claimed and delivered again so far.
+    pub produced: u64,
+    /// Distinct entries delivered.
+    pub delivered: u64,
+    /// Entries claimed.
+    pub claimed: u64,
+    /// Deliveries of entries already delivered.
+    pub duplicated: u64,
+    /// The group's pending entries at the last sample.
+    pub pending: u64,
+    /// The group's lag at the last sample.
+    pub lag: u64,
 }
 
 /// Live pub/sub counters of one workload.

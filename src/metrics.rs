@@ -468,7 +468,7 @@ pub const COMMON_LABELS: [&str; 4] = ["app_name", "instance_id", "run_id", "vers
 pub const BUCKETS_S: [f64; 17] = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// Every exported metric.
-pub const METRICS: [MetricDef; 16] = [
+pub const METRICS: [MetricDef; 19] = [
     MetricDef {
         name: "redis_operations_total",
         help: "Operations by outcome (status success or error; misses count as success)",
@@ -503,6 +503,27 @@ pub const METRICS: [MetricDef; 16] = [
         kind: MetricKind::Counter,
         unit: "{message}",
         labels: &["workload", "channel", "operation_type", "subscriber_id", "status", "error_type"],
+    },
+    MetricDef {
+        name: "redis_stream_entries_total",
+        help: "Stream entries by what happened to them (state produced, delivered, claimed, duplicated)",
+        kind: MetricKind::Counter,
+        unit: "{entry}",
+        labels: &["workload", "stream", "state"],
+    },
+    MetricDef {
+        name: "redis_stream_pending",
+        help: "Entries the consumer group has read and not acknowledged (XINFO GROUPS pending), sampled each second",
+        kind: MetricKind::Gauge,
+        unit: "{entry}",
+        labels: &["workload", "stream"],
+    },
+    MetricDef {
+        name: "redis_stream_lag",
+        help: "Entries not yet delivered to the consumer group (XINFO GROUPS lag), sampled each second",
+        kind: MetricKind::Gauge,
+        unit: "{entry}",
+        labels: &["workload", "stream"],
     },
     MetricDef { name: "redis_connections_active", help: "Open pooled connections", kind: MetricKind::Gauge, unit: "{connection}", labels: &[] },
     MetricDef { name: "redis_connections_opened_total", help: "Connections opened", kind: MetricKind::Counter, unit: "{connection}", labels: &[] },

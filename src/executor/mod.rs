@@ -571,6 +571,7 @@ async fn collect_series(
                     Some(PubsubLive { workload: w.name.clone(), channels: ps.channel_counts(), received: ps.received_counts() })
                 })
                 .collect(),
+            streams: shared.workloads.iter().filter_map(|w| w.stream()).flat_map(|s| s.live()).collect(),
             elapsed,
             phase: shared.plan.phases.iter().position(|p| elapsed >= p.start && elapsed < p.end()),
             interval,
@@ -614,7 +615,16 @@ async fn collect_series(
                 let _ = live.send(now);
                 prev = t;
             }
-            _ = stop.changed() => return (series, prev, blocks),
+            _ = stop.changed() => {
+                // The last word for exporters that outlive the run (`--linger`): stream and
+                // pub/sub figures as they ended, after the drain.
+                live.send_modify(|l| {
+                    let end = status(t0.elapsed(), None, 0.0, total_ops, total_errors);
+                    l.streams = end.streams;
+                    l.pubsub = end.pubsub;
+                });
+                return (series, prev, blocks);
+            }
         }
     }
 }

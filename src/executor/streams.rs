@@ -58,7 +58,7 @@ pub struct Consumers {
     stop: watch::Sender<bool>,
 }
 
-/// Starts every stream workload's consumers.
+/// Starts every stream workload's consumers, and the sampler of the groups' pending and lag.
 pub fn start(shared: &Arc<Shared>) -> Consumers {
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -68,7 +68,30 @@ pub fn start(shared: &Arc<Shared>) -> Consumers {
             tasks.push(tokio::spawn(consumer(Arc::clone(shared), wi, Arc::clone(s), c, stopped.clone()).in_current_span()));
         }
     }
+    if !tasks.is_empty() {
+        tasks.push(tokio::spawn(sample(Arc::clone(shared), stopped).in_current_span()));
+    }
     Consumers { tasks, stop }
+}
+
+/// Each second of the run, every stream's group as the server sees it (XINFO GROUPS): its
+/// pending entries and its lag, for the time series and the exporters.
+async fn sample(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::from_std(shared.t0 + Duration::from_secs(1)), Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rng = crate::keys::worker_rng(shared.seed, usize::MAX - 3);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        for s in shared.workloads.iter().filter_map(Workload::stream) {
+            for (i, key) in s.keys.iter().enumerate() {
+                let (pending, lag) = group_info(&shared, s, key, &mut rng).await;
+                s.sampled(i, shared.t0.elapsed().as_secs_f64(), pending, lag);
+            }
+        }
+    }
 }
 
 impl Consumers {
@@ -111,7 +134,10 @@ impl Consumers {
                 if let Some((first, last)) = bounds(shared, key, &mut rng).await {
                     s.trimmed_before(i, first, last);
                 }
-                ends.push(group_info(shared, s, key, &mut rng).await);
+                let (pending, lag) = group_info(shared, s, key, &mut rng).await;
+                // The series ends with the group as it ended.
+                s.sampled(i, shared.t0.elapsed().as_secs_f64(), pending, lag);
+                ends.push((pending, lag));
             }
             out.extend(s.results(&ends));
         }
@@ -224,6 +250,11 @@ async fn consumer(shared: Arc<Shared>, wi: usize, s: Arc<Stream>, c: usize, mut 
             continue;
         }
         let ids: Vec<Vec<u8>> = got.into_iter().map(|(id, _, _)| id).collect();
+        if !s.process_time.is_zero() {
+            // The consumer's work on the batch; a connection lost meanwhile fails the XACK and
+            // leaves the entries pending, as a consumer that died would.
+            tokio::time::sleep(s.process_time).await;
+        }
         s.ack(&mut ack_rt, stream, &ids);
         let mut ack_replies = Vec::new();
         // An acknowledgement that fails leaves the entries pending: a claim delivers them again.

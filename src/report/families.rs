@@ -167,6 +167,17 @@ pub fn snapshot(src: &Source) -> Vec<Family> {
             pubsub.push(number(labels("*", "RECEIVE", &id.to_string(), "success", ""), *n as f64));
         }
     }
+    let (mut entries, mut pending, mut lag) = (Vec::new(), Vec::new(), Vec::new());
+    for st in &live.streams {
+        let labels = || vec![("workload", st.workload.clone()), ("stream", st.stream.clone())];
+        for (state, n) in [("produced", st.produced), ("delivered", st.delivered), ("claimed", st.claimed), ("duplicated", st.duplicated)] {
+            let mut l = labels();
+            l.push(("state", state.to_owned()));
+            entries.push(number(l, n as f64));
+        }
+        pending.push(number(labels(), st.pending as f64));
+        lag.push(number(labels(), st.lag as f64));
+    }
     let achieved = live.interval.as_ref().map_or(0.0, |iv| if live.interval_secs > 0.0 { iv.ops as f64 / live.interval_secs } else { 0.0 });
     let hist = |h: &std::sync::Mutex<Histogram<u64>>| vec![Point { labels: vec![], value: Value::Histogram(Buckets::of(&h.lock().expect("conn lock"))) }];
     vec![
@@ -175,6 +186,9 @@ pub fn snapshot(src: &Source) -> Vec<Family> {
         family("redis_operation_duration", durations),
         family("redis_client_init_duration", hist(&conns.connect_time)),
         family("redis_pubsub_operations_total", pubsub),
+        family("redis_stream_entries_total", entries),
+        family("redis_stream_pending", pending),
+        family("redis_stream_lag", lag),
         family("redis_connections_active", vec![number(vec![], f64::from(live.connections))]),
         family("redis_connections_opened_total", vec![number(vec![], load(&conns.opened) as f64)]),
         family("redis_connection_drops_total", vec![number(vec![], load(&conns.dropped) as f64)]),

@@ -71,6 +71,7 @@ pub fn check(r: &Report) -> Result<(), String> {
     bound("operation rows", r.phases.iter().map(|p| p.operations.len()).sum(), MAX_ROWS)?;
     bound("faults", r.faults.len(), MAX_FAULTS)?;
     bound("streams", r.streams.len(), MAX_ROWS)?;
+    bound("stream samples", r.streams.iter().map(|s| s.series.len()).sum(), MAX_POINTS)?;
     bound("time-series points", r.time_series.len(), MAX_POINTS)?;
     if let Some(s) = r.shard {
         if s.count == 0 || s.count > MAX_SHARDS || s.index >= s.count {

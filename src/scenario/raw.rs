@@ -887,6 +887,10 @@ workload_spec!(
         /// read and never acknowledged.
         #[serde(default = "StreamSpec::default_claim_after")]
         pub claim_after: HumanDuration,
+        /// Time a consumer works on what it read before acknowledging it (none by default): the
+        /// window in which a lost connection leaves the entries pending for a claim.
+        #[serde(default)]
+        pub process_time: Option<HumanDuration>,
         /// Size of each entry's payload, including its header (producer, sequence, send time).
         #[serde(default = "StreamSpec::default_message_size")]
         pub message_size: ByteSize,

@@ -481,6 +481,15 @@ fn stream_options(c: &mut Checker<'_>, st: &StreamSpec, wp: &DocPath, raw: &RawS
             ),
         );
     }
+    if st.process_time.is_some_and(|w| w.get() >= st.claim_after.get()) {
+        c.err(
+            wp.key("process_time"),
+            format!(
+                "must be shorter than `claim_after` ({}): entries would be claimed while their consumer still works on them",
+                crate::units::format_duration(st.claim_after.get())
+            ),
+        );
+    }
     if st.claim_after.get() < std::time::Duration::from_millis(10) {
         c.err(wp.key("claim_after"), "must be at least 10ms: a shorter wait claims entries other consumers are still working on");
     }

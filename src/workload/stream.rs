@@ -68,7 +68,24 @@ pub struct StreamStats {
     /// `lost` covers only those that were.
     #[serde(default)]
     pub unchecked: bool,
+    /// The group's `pending` and `lag` each second of the run (XINFO GROUPS).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<StreamPoint>,
 }
+
+/// One sample of a stream's consumer group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct StreamPoint {
+    /// Seconds since the start of the run.
+    pub t: f64,
+    /// Entries read and not acknowledged.
+    pub pending: u64,
+    /// Entries not yet delivered to the group.
+    pub lag: u64,
+}
+
+/// Most samples kept per stream (a day at one a second); later ones are not kept.
+const MAX_SAMPLES: usize = 86_400;
 
 #[derive(Default)]
 struct Book {
@@ -118,12 +135,16 @@ pub struct Stream {
     block: Duration,
     /// How long an entry stays pending before it is claimed.
     pub claim_after: Duration,
+    /// How long a consumer works on a batch before acknowledging it.
+    pub process_time: Duration,
     workload: u16,
     name: String,
     nonce: Vec<u8>,
     books: Vec<Mutex<Book>>,
     /// Consumer round trips that failed, by stream.
     read_errors: Vec<AtomicU64>,
+    /// Per stream: the last sample's (pending, lag), and every sample.
+    samples: Vec<Mutex<(u64, u64, Vec<StreamPoint>)>>,
 }
 
 impl Stream {
@@ -139,11 +160,13 @@ impl Stream {
             count: spec.count,
             block: spec.block.get(),
             claim_after: spec.claim_after.get(),
+            process_time: spec.process_time.map(|d| d.get()).unwrap_or_default(),
             workload: workload as u16,
             name: name.to_owned(),
             nonce: format!("{nonce:016x}").into_bytes(),
             books: (0..spec.streams).map(|_| Mutex::new(Book::default())).collect(),
             read_errors: (0..spec.streams).map(|_| AtomicU64::new(0)).collect(),
+            samples: (0..spec.streams).map(|_| Mutex::new((0, 0, Vec::new()))).collect(),
         }
     }
 
@@ -288,6 +311,41 @@ impl Stream {
         }
     }
 
+    /// Records a sample of stream `stream`'s group at `t` seconds into the run.
+    pub fn sampled(&self, stream: usize, t: f64, pending: u64, lag: u64) {
+        if let Some(m) = self.samples.get(stream) {
+            let mut m = m.lock().expect("stream samples");
+            m.0 = pending;
+            m.1 = lag;
+            if m.2.len() < MAX_SAMPLES {
+                m.2.push(StreamPoint { t: (t * 1000.0).round() / 1000.0, pending, lag });
+            }
+        }
+    }
+
+    /// Every stream's figures now, for exporters.
+    pub fn live(&self) -> Vec<crate::live::StreamLive> {
+        self.books
+            .iter()
+            .zip(&self.samples)
+            .enumerate()
+            .map(|(i, (b, m))| {
+                let st = b.lock().expect("stream book").stats.clone();
+                let (pending, lag, _) = *m.lock().expect("stream samples");
+                crate::live::StreamLive {
+                    workload: self.name.clone(),
+                    stream: String::from_utf8_lossy(&self.keys[i]).into_owned(),
+                    produced: st.produced,
+                    delivered: st.delivered,
+                    claimed: st.claimed,
+                    duplicated: st.duplicated,
+                    pending,
+                    lag,
+                }
+            })
+            .collect()
+    }
+
     /// Entries acknowledged by the server and not yet delivered or trimmed, over every stream.
     pub fn outstanding(&self) -> usize {
         self.books.iter().map(|b| b.lock().expect("stream book").undelivered.len()).sum()
@@ -317,6 +375,7 @@ impl Stream {
                 s.stream = String::from_utf8_lossy(&self.keys[i]).into_owned();
                 s.lost = b.undelivered.len() as u64;
                 (s.pending, s.lag) = ends.get(i).copied().unwrap_or_default();
+                s.series = self.samples.get(i).map(|m| m.lock().expect("stream samples").2.clone()).unwrap_or_default();
                 s
             })
             .collect()
