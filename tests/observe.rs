@@ -16,7 +16,8 @@ const STEADY: &str = "name: steady\ntarget: {url: redis://x}\nworkloads: {w: {ki
 /// many behind it).
 const JUDGED: &str = "name: steady\ntarget: {url: redis://x}\nworkloads: {w: {kind: basic, read_ratio: 0.5}}\nphases:\n  - {name: warm, duration: 4s, workers: 4, rate: 500}\n  - {name: steady, duration: 6s, workers: 8, rate: 1000}\n";
 
-/// The tests here measure latency: they take turns instead of competing for the two cores.
+// The tests here measure latency: they take turns (`common::one_at_a_time`) instead of competing
+// for the two cores.
 
 fn apply(dir: &Path, server: &RedisServer, json: &str, extra: &[&str]) -> common::Outcome {
     let url = server.url();

@@ -166,8 +166,11 @@ fn the_metrics_endpoint_does_not_spin_when_file_descriptors_run_out() {
     assert_eq!(status.code(), Some(0), "the run itself is unharmed");
 }
 
+/// (where it is used, the PromQL query) pairs.
+type Queries = Vec<(String, String)>;
+
 /// Every query of the shipped dashboard (panels and variables), with the variables filled in.
-fn dashboard_queries(run_id: &str) -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn dashboard_queries(run_id: &str) -> (Queries, Queries) {
     let text = std::fs::read_to_string(common::repo().join("docker/grafana/dashboards/redis-test.json")).unwrap();
     let dash: serde_json::Value = serde_json::from_str(&text).unwrap();
     let fill = |q: &str| {

@@ -223,13 +223,13 @@ async fn consumer(shared: Arc<Shared>, wi: usize, s: Arc<Stream>, c: usize, mut 
         failures = 0;
         let (got, deleted) = if claiming {
             match stream::claimed(reply) {
-                Some((next, got, deleted)) => {
+                Some(c) => {
                     // A whole pass over the pending entries ends where it began.
-                    if next == b"0-0" {
+                    if c.next == b"0-0" {
                         last_claim = Instant::now();
                     }
-                    claim_from = next;
-                    (got, deleted)
+                    claim_from = c.next;
+                    (c.entries, c.deleted)
                 }
                 None => {
                     last_claim = Instant::now();

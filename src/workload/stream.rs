@@ -443,8 +443,18 @@ pub fn entries(v: &Value) -> Vec<Entry> {
     out
 }
 
+/// What one XAUTOCLAIM returned.
+pub struct Claimed {
+    /// Where the next pass starts (`0-0`: the pass is complete).
+    pub next: Vec<u8>,
+    /// The entries now this consumer's.
+    pub entries: Vec<Entry>,
+    /// Ids pending but gone from the stream (trimmed).
+    pub deleted: Vec<Vec<u8>>,
+}
+
 /// XAUTOCLAIM's reply: the next start, the claimed entries, and the ids found deleted.
-pub fn claimed(v: &Value) -> Option<(Vec<u8>, Vec<Entry>, Vec<Vec<u8>>)> {
+pub fn claimed(v: &Value) -> Option<Claimed> {
     let Value::Array(parts) = v else { return None };
     let next = parts.first()?.as_bytes()?.to_vec();
     let mut got = Vec::new();
@@ -456,7 +466,7 @@ pub fn claimed(v: &Value) -> Option<(Vec<u8>, Vec<Entry>, Vec<Vec<u8>>)> {
         Some(Value::Array(ids)) => ids.iter().filter_map(|i| i.as_bytes().map(<[u8]>::to_vec)).collect(),
         _ => Vec::new(),
     };
-    Some((next, got, deleted))
+    Some(Claimed { next, entries: got, deleted })
 }
 
 /// A field of an XINFO reply (RESP2 flat array or RESP3 map).
@@ -544,8 +554,8 @@ mod tests {
         assert_eq!(entries(&resp3), vec![(b"1-0".to_vec(), b"x".to_vec(), b"y".to_vec())]);
         assert!(entries(&Value::Nil).is_empty());
         let auto = Value::Array(vec![Value::Bulk(b"0-0".to_vec()), Value::Array(vec![entry("3-1")]), Value::Array(vec![Value::Bulk(b"4-0".to_vec())])]);
-        let (next, got, deleted) = claimed(&auto).unwrap();
-        assert_eq!((next.as_slice(), got.len(), deleted), (&b"0-0"[..], 1, vec![b"4-0".to_vec()]));
+        let c = claimed(&auto).unwrap();
+        assert_eq!((c.next.as_slice(), c.entries.len(), c.deleted), (&b"0-0"[..], 1, vec![b"4-0".to_vec()]));
         assert_eq!(parse_id(b"1700000000000-12"), Some((1_700_000_000_000, 12)));
         let info = Value::Array(vec![Value::Bulk(b"lag".to_vec()), Value::Int(3)]);
         assert_eq!(info_field(&info, "lag"), Some(&Value::Int(3)));
