@@ -1,7 +1,9 @@
 //! Redis Streams (issue 22, part 2): every acknowledged XADD is accounted for — delivered to the
 //! group, trimmed by MAXLEN, or lost — on both clients and on a cluster; acknowledgements that
 //! fail leave entries pending that a claim delivers again (lost 0, claimed > 0); the
-//! report's commands are INFO commandstats'; the stream's own length agrees with what was produced.
+//! report's commands are INFO commandstats'; the stream's own length agrees with what was produced;
+//! the group's pending and lag reach the report's series and /metrics; shards keep streams of
+//! their own and merge adds them; custom and stream workloads run on a sentinel target too.
 
 mod common;
 
@@ -281,4 +283,83 @@ fn the_groups_pending_and_lag_are_sampled_each_second_and_exported() {
         let _ = value(line("redis_stream_lag{", ""));
     }
     assert!(body.contains("# TYPE redis_stream_pending gauge") && body.contains("# TYPE redis_stream_entries_total counter"), "{body}");
+}
+
+#[test]
+fn shards_keep_streams_of_their_own_and_merge_adds_them() {
+    let _turn = common::one_at_a_time();
+    let server = RedisServer::start(&[]);
+    let dir = scratch("streams-shards");
+    common::write_file(
+        &dir,
+        "s.yaml",
+        &format!(
+            "name: sharded\ntarget: {{url: \"{}\"}}\nkeyspace: {{prefix: \"sh:\"}}\nworkloads:\n  events: {{kind: stream, streams: 2, consumers: 2}}\nphases:\n  - {{name: p, duration: 1500ms, workers: 4, rate: 1000}}\nthresholds:\n  - lost_writes == 0\n",
+            server.url()
+        ),
+    );
+    let start_at = humantime::format_rfc3339_millis(std::time::SystemTime::now() + Duration::from_secs(4)).to_string();
+    let shards: Vec<_> = (0..2)
+        .map(|i| {
+            let (dir, start_at) = (dir.clone(), start_at.clone());
+            std::thread::spawn(move || {
+                let (shard, json) = (format!("{i}/2"), format!("s{i}.json"));
+                run_in(&dir, &["apply", "s.yaml", "--shard", &shard, "--run-id", "st-1", "--start-at", &start_at, "--json", &json, "--quiet"], &[], DEADLINE)
+            })
+        })
+        .collect();
+    for (i, t) in shards.into_iter().enumerate() {
+        let out = t.join().unwrap();
+        assert_eq!(out.code, Some(0), "shard {i}: {}", out.all());
+    }
+    let parts: Vec<serde_json::Value> = (0..2).map(|i| read_report(&dir.join(format!("s{i}.json")))).collect();
+    // Each shard produced and consumed on streams of its own.
+    for (i, r) in parts.iter().enumerate() {
+        for s in r["streams"].as_array().unwrap() {
+            assert!(s["stream"].as_str().unwrap().starts_with(&format!("sh:events:s{i}:stream:")), "shard {i}: {s}");
+            assert_eq!(s["lost"], 0, "shard {i}: {s}");
+            assert_eq!(s["delivered"], s["produced"], "shard {i}: {s}");
+        }
+    }
+    let out = run_in(&dir, &["merge", "s0.json", "s1.json", "--json", "m.json"], &[], DEADLINE);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let merged = read_report(&dir.join("m.json"));
+    assert_eq!(merged["streams"].as_array().unwrap().len(), 4);
+    assert_eq!(sum(&merged, "produced"), sum(&parts[0], "produced") + sum(&parts[1], "produced"));
+    assert!(sum(&merged, "produced") >= 1400, "the two shards together ran the plan: {}", merged["streams"]);
+    assert_eq!(threshold(&merged, "lost_writes")["passed"], true, "{}", merged["thresholds"]);
+}
+
+#[test]
+fn custom_and_stream_workloads_run_on_a_sentinel_target_with_both_clients() {
+    let _turn = common::one_at_a_time();
+    let dir = scratch("streams-sentinel");
+    let f = common::write_file(
+        &dir,
+        "sentinel.yaml",
+        r#"name: sentinel-kinds
+target: {local: sentinel}
+keyspace: {prefix: "ss:"}
+workloads:
+  events: {kind: stream, consumers: 2}
+  carts:
+    kind: custom
+    commands:
+      - {command: "HSET cart:{key} item {data:16}"}
+      - {command: "HGETALL cart:{key}", name: read}
+phases:
+  - {name: p, duration: 1s, workers: 4, rate: 600}
+thresholds:
+  - lost_writes == 0
+  - error_rate == 0
+"#,
+    );
+    for client in CLIENTS {
+        let out = run_in(&dir, &["apply", &f, "--client", client, "--json", "r.json", "--quiet"], &[], DEADLINE);
+        assert_eq!(out.code, Some(0), "{client}: {}", out.all());
+        let report = read_report(&dir.join("r.json"));
+        assert!(sum(&report, "delivered") > 0 && sum(&report, "lost") == 0, "{client}: {}", report["streams"]);
+        assert!(common::op_count(&report, "p", "carts", "HSET") > 0 && common::op_count(&report, "p", "carts", "read") > 0, "{client}");
+        assert_eq!(common::total_errors(&report), 0, "{client}: {}", out.stdout);
+    }
 }
