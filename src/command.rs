@@ -311,7 +311,7 @@ pub fn custom_id(stats_name: &str) -> u16 {
     if let Some(i) = names.iter().position(|n| *n == stats_name) {
         return i as u16;
     }
-    names.push(crate::scenario::template::intern(stats_name));
+    names.push(intern(stats_name));
     (names.len() - 1) as u16
 }
 
@@ -321,6 +321,32 @@ pub fn custom_name(id: u16) -> &'static str {
 }
 
 static CUSTOM_NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+
+/// One `&'static str` per distinct text, kept for the life of the process: the names of custom
+/// commands and operations, which are few (at most 64 per workload).
+pub fn intern(s: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(n) = names.iter().find(|n| **n == s) {
+        return n;
+    }
+    let n: &'static str = Box::leak(s.to_owned().into_boxed_str());
+    names.push(n);
+    n
+}
+
+/// A command's name as INFO commandstats writes it (upper case): `GET`, or for commands that
+/// group subcommands the subcommand too, `CLIENT|SETNAME` (when `sub` is known).
+pub fn stats_name(name: &[u8], sub: Option<&[u8]>) -> String {
+    let mut n = String::from_utf8_lossy(name).to_uppercase();
+    if CONTAINERS.contains(&n.as_str()) {
+        if let Some(sub) = sub {
+            n.push('|');
+            n.push_str(&String::from_utf8_lossy(sub).to_uppercase());
+        }
+    }
+    n
+}
 
 /// Commands that group subcommands: the server counts `CLIENT SETNAME` as `client|setname` in
 /// INFO commandstats, and so do we.
@@ -333,14 +359,7 @@ pub fn names_in(mut buf: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
     while let Some((args, used)) = split_command(buf) {
         if let Some(name) = args.first() {
-            let mut n = String::from_utf8_lossy(name).to_uppercase();
-            if CONTAINERS.contains(&n.as_str()) {
-                if let Some(sub) = args.get(1) {
-                    n.push('|');
-                    n.push_str(&String::from_utf8_lossy(sub).to_uppercase());
-                }
-            }
-            out.push(n);
+            out.push(stats_name(name, args.get(1).copied()));
         }
         buf = &buf[used..];
     }

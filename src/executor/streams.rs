@@ -210,7 +210,6 @@ async fn consumer(shared: Arc<Shared>, wi: usize, s: Arc<Stream>, c: usize, mut 
                 (Ok(()), Some(v)) => Outcome::server_error(v.error_class().unwrap_or("ERR")),
                 _ => Outcome::Error(ErrorClass::Protocol),
             };
-            s.read_failed(stream);
             let (_, phase) = clock(&shared);
             shared.metrics.record_delivery(OpKey { phase, workload: wi as u16, op: RECEIVE }, failed, None);
             let pause = shared.retry.backoff(failures, rand::RngExt::random::<f64>(&mut rng));

@@ -33,8 +33,7 @@ pub async fn prepare(deployment: &Deployment, specs: &[crate::scenario::model::W
             conns.push(Conn::connect(n).await.map_err(|e| format!("custom workload `{}`: cannot reach {}: {e}", spec.name, n.addr))?);
         }
         let shas = load_scripts(&mut conns, &commands.scripts, &spec.name).await?;
-        let custom = w.custom_mut().ok_or("a custom workload without templates")?;
-        custom.resolve(&[], shas.clone());
+        w.custom_mut().ok_or("a custom workload without templates")?.set_scripts(shas);
         let mut rng = crate::keys::worker_rng(seed, usize::MAX);
         let samples = w.custom_samples(&mut rng);
         let mut positions: Vec<KeyPositions> = Vec::new();
@@ -53,7 +52,7 @@ pub async fn prepare(deployment: &Deployment, specs: &[crate::scenario::model::W
             }
             positions.push(p);
         }
-        w.custom_mut().ok_or("a custom workload without templates")?.resolve(&positions, shas);
+        w.custom_mut().ok_or("a custom workload without templates")?.set_keys(&positions);
         if deployment.cluster.is_some() {
             check_slots(w, commands, &positions, &mut rng)?;
         }

@@ -3,6 +3,8 @@
 //! bytes and placeholders. Rendering them is the workload's business (`workload::custom`); this
 //! module only says what a template means, or precisely why it means nothing.
 
+use crate::command::intern;
+
 /// Largest `{data:N}` (the scenario's value size limit).
 const MAX_DATA: u64 = 64 * 1024 * 1024;
 
@@ -136,20 +138,30 @@ const REFUSED: [(&str, &str); 33] = [
     ("FUNCTION", "it changes the server's libraries"),
 ];
 
-/// Commands INFO commandstats names with their subcommand (`XINFO|GROUPS`).
-const CONTAINERS: [&str; 9] = ["COMMAND", "LATENCY", "MEMORY", "MODULE", "OBJECT", "PUBSUB", "SLOWLOG", "XGROUP", "XINFO"];
-
 /// Why a template cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateError {
-    /// Which argument (0 = the command's name), when the error is about one.
-    pub arg: Option<usize>,
+    /// Which part of the template the error is about.
+    pub at: ErrorAt,
     /// What is wrong.
     pub message: String,
 }
 
-fn err(arg: Option<usize>, message: impl Into<String>) -> TemplateError {
-    TemplateError { arg, message: message.into() }
+/// The part of a template an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorAt {
+    /// The command as a whole.
+    Command,
+    /// One argument (0 = the command's name).
+    Arg(usize),
+    /// Its `name`.
+    Name,
+    /// Its `keys`.
+    Keys,
+}
+
+fn err(at: ErrorAt, message: impl Into<String>) -> TemplateError {
+    TemplateError { at, message: message.into() }
 }
 
 /// Reads a template from its arguments (`args` form, or a split command line). `scripts` are
@@ -163,29 +175,26 @@ pub fn parse(
     at: String,
 ) -> Result<Template, TemplateError> {
     let Some((command, rest)) = raw_args.split_first() else {
-        return Err(err(None, "a command needs at least its name"));
+        return Err(err(ErrorAt::Command, "a command needs at least its name"));
     };
     if command.is_empty() || !command.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'|')) {
-        return Err(err(Some(0), format!("`{}` is not a command name: the name is written as it is, without placeholders", String::from_utf8_lossy(command))));
+        return Err(err(
+            ErrorAt::Arg(0),
+            format!("`{}` is not a command name: the name is written as it is, without placeholders", String::from_utf8_lossy(command)),
+        ));
     }
     let upper = String::from_utf8_lossy(command).to_ascii_uppercase();
     if let Some((_, why)) = REFUSED.iter().find(|(n, _)| *n == upper) {
-        return Err(err(Some(0), format!("{upper} cannot be a custom command: {why}")));
+        return Err(err(ErrorAt::Arg(0), format!("{upper} cannot be a custom command: {why}")));
     }
     let mut args = Vec::with_capacity(rest.len());
     for (i, a) in rest.iter().enumerate() {
-        args.push(parse_arg(a, scripts).map_err(|m| err(Some(i + 1), m))?);
+        args.push(parse_arg(a, scripts).map_err(|m| err(ErrorAt::Arg(i + 1), m))?);
     }
-    let mut stats_name = upper.clone();
-    if CONTAINERS.contains(&upper.as_str()) {
-        if let Some(sub) = args.first().and_then(ArgTemplate::literal) {
-            stats_name.push('|');
-            stats_name.push_str(&String::from_utf8_lossy(sub).to_ascii_uppercase());
-        }
-    }
+    let stats_name = crate::command::stats_name(command, args.first().and_then(ArgTemplate::literal));
     let name = match name {
         Some(n) if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '|')) => {
-            return Err(err(None, format!("operation name `{n}` may only use letters, digits, `_`, `-`, `.` and `|` (it becomes a metric label)")));
+            return Err(err(ErrorAt::Name, format!("operation name `{n}` may only use letters, digits, `_`, `-`, `.` and `|` (it becomes a metric label)")));
         }
         Some(n) => n.to_owned(),
         None => stats_name.clone(),
@@ -193,7 +202,7 @@ pub fn parse(
     let wire = 1 + args.iter().map(ArgTemplate::width).sum::<usize>();
     if let Some(k) = &keys {
         if let Some(bad) = k.iter().find(|p| **p == 0 || **p as usize >= wire) {
-            return Err(err(None, format!("key position {bad} is not an argument of this command (1 to {} are)", wire - 1)));
+            return Err(err(ErrorAt::Keys, format!("key position {bad} is not an argument of this command (1 to {} are)", wire - 1)));
         }
     }
     Ok(Template { name, stats_name, weight: weight.unwrap_or(1.0), args, command: command.clone(), keys, at })
@@ -410,27 +419,9 @@ pub fn op_name(t: &super::raw::CommandTemplate) -> &'static str {
         (None, None) => Vec::new(),
     };
     let Some(first) = args.first() else { return intern("?") };
-    let mut n = String::from_utf8_lossy(first).to_ascii_uppercase();
-    if CONTAINERS.contains(&n.as_str()) {
-        if let Some(sub) = args.get(1).filter(|s| !s.contains(&b'{')) {
-            n.push('|');
-            n.push_str(&String::from_utf8_lossy(sub).to_ascii_uppercase());
-        }
-    }
-    intern(&n)
-}
-
-/// One `&'static str` per distinct text, kept for the life of the process (operation names are
-/// few: at most 64 per workload).
-pub fn intern(s: &str) -> &'static str {
-    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
-    let mut names = NAMES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(n) = names.iter().find(|n| **n == s) {
-        return n;
-    }
-    let n: &'static str = Box::leak(s.to_owned().into_boxed_str());
-    names.push(n);
-    n
+    // The subcommand as `parse` reads it: only a literal one names the command.
+    let sub = args.get(1).and_then(|a| parse_arg(a, &[]).ok()).and_then(|a| a.literal().map(<[u8]>::to_vec));
+    intern(&crate::command::stats_name(first, sub.as_deref()))
 }
 
 #[cfg(test)]
@@ -487,9 +478,11 @@ mod tests {
         assert_eq!(t("ZRANGEBYSCORE board {range:10:2}").unwrap().wire_len(), 4);
         for bad in ["FLUSHALL", "select 1", "MULTI", "CONFIG SET x y", "{key} x"] {
             let e = t(bad).unwrap_err();
-            assert_eq!(e.arg, Some(0), "{bad}: {e:?}");
+            assert_eq!(e.at, ErrorAt::Arg(0), "{bad}: {e:?}");
         }
         let k = parse(&split_command_line("MYMOD.CMD a b").unwrap(), None, None, Some(vec![3]), &[], String::new()).unwrap_err();
-        assert!(k.message.contains("1 to 2"), "{k:?}");
+        assert!(k.message.contains("1 to 2") && k.at == ErrorAt::Keys, "{k:?}");
+        let n = parse(&split_command_line("GET a").unwrap(), Some("x y"), None, None, &[], String::new()).unwrap_err();
+        assert_eq!(n.at, ErrorAt::Name, "{n:?}");
     }
 }

@@ -545,11 +545,11 @@ fn custom_commands(c: &mut Checker<'_>, spec: &CustomSpec, wp: &DocPath, key_pre
                 }
                 templates.push(tpl);
             }
-            Err(e) => match e.arg {
-                Some(j) if t.command.is_none() => c.err(arg_path(j), e.message),
-                _ if e.message.starts_with("operation name") => c.err(tp.key("name"), e.message),
-                _ if e.message.starts_with("key position") => c.err(tp.key("keys"), e.message),
-                _ => c.err(arg_path(0), e.message),
+            Err(e) => match e.at {
+                super::template::ErrorAt::Arg(j) => c.err(arg_path(j), e.message),
+                super::template::ErrorAt::Name => c.err(tp.key("name"), e.message),
+                super::template::ErrorAt::Keys => c.err(tp.key("keys"), e.message),
+                super::template::ErrorAt::Command => c.err(arg_path(0), e.message),
             },
         }
     }

@@ -2,7 +2,7 @@
 //! (or `depth` of them, or the whole sequence), rendered into the round trip's bytes with no
 //! allocation: placeholders write into per-worker scratch, key arguments get the key prefix in
 //! front. Which arguments are keys is not known from the file: the server says (see
-//! `executor::templates`), and [`Custom::resolve`] records it before the first phase.
+//! `executor::templates`), and [`Custom::set_keys`] records it before the first phase.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -34,7 +34,7 @@ struct Compiled {
     custom: u16,
     command: Vec<u8>,
     args: Vec<ArgTemplate>,
-    /// Per template argument: whether it is a key (gets the prefix). Set by [`Custom::resolve`].
+    /// Per template argument: whether it is a key (gets the prefix). Set by [`Custom::set_keys`].
     is_key: Vec<bool>,
     /// One value maker per `{data:N}` piece, in order of appearance.
     data: Vec<ValueMaker>,
@@ -45,7 +45,7 @@ struct Compiled {
 pub type KeyPositions = Vec<usize>;
 
 impl Custom {
-    /// From the checked templates; keys are unknown until [`Custom::resolve`].
+    /// From the checked templates; keys are unknown until [`Custom::set_keys`].
     pub fn new(spec: &CustomCommands) -> Custom {
         let n = spec.templates.len() as u16;
         let templates = spec
@@ -86,9 +86,14 @@ impl Custom {
         }
     }
 
-    /// Records what the server said: each template's key positions (wire positions, in file
-    /// order) and the loaded scripts' SHA1s.
-    pub fn resolve(&mut self, keys: &[KeyPositions], shas: HashMap<String, String>) {
+    /// Records the loaded scripts' SHA1s by name (`{script:NAME}` renders them from now on).
+    pub fn set_scripts(&mut self, shas: HashMap<String, String>) {
+        self.shas = shas.into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+    }
+
+    /// Records where each template's keys are, as the server said: wire positions, templates in
+    /// file order. Key arguments get the prefix from now on.
+    pub fn set_keys(&mut self, keys: &[KeyPositions]) {
         for (c, positions) in self.templates.iter_mut().zip(keys) {
             let mut wire = 1;
             for (i, a) in c.args.iter().enumerate() {
@@ -96,7 +101,6 @@ impl Custom {
                 wire += a.width();
             }
         }
-        self.shas = shas.into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
     }
 
     /// Writes one round trip.

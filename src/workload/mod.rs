@@ -46,6 +46,23 @@ pub struct WorkerState {
     pub shard: (usize, usize),
 }
 
+impl WorkerState {
+    /// Worker `worker`'s fresh state over `keyspace`, one of `writers` that may write.
+    pub fn new(keyspace: &Keyspace, worker: usize, writers: usize) -> WorkerState {
+        WorkerState {
+            picker: KeyPicker::new(keyspace, worker),
+            key: Vec::new(),
+            value: Vec::new(),
+            member: Vec::new(),
+            seq: 0,
+            seq_custom: 0,
+            worker,
+            writers,
+            shard: (0, 1),
+        }
+    }
+}
+
 /// What `prepare` produced besides the commands.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Prepared {
@@ -145,7 +162,7 @@ impl Workload {
             WorkloadKind::Stream(x) => {
                 // One nonce per run, shared by its shards: the run's client name carries the run id.
                 let nonce = crate::keys::digest(run_name.as_bytes());
-                (Kind::Stream(Arc::new(stream::Stream::new(x, &spec.keyspace.prefix, index, &spec.name, nonce))), false)
+                (Kind::Stream(Arc::new(stream::Stream::new(x, &spec.keyspace.prefix, &spec.name, nonce))), false)
             }
             WorkloadKind::Custom(_) => {
                 let commands = spec.custom.as_deref().expect("validation reads a custom workload's templates into the model");
@@ -168,17 +185,7 @@ impl Workload {
 
     /// Fresh per-worker state.
     pub fn worker_state(&self, worker: usize, writers: usize) -> WorkerState {
-        WorkerState {
-            picker: KeyPicker::new(&self.keyspace, worker),
-            key: Vec::new(),
-            value: Vec::new(),
-            member: Vec::new(),
-            seq: 0,
-            seq_custom: 0,
-            worker,
-            writers,
-            shard: (0, 1),
-        }
+        WorkerState::new(&self.keyspace, worker, writers)
     }
 
     /// The pub/sub side of a pubsub workload (subscribers, delivery accounting).

@@ -357,17 +357,7 @@ mod tests {
             PubsubSpec { weight: 1.0, keyspace: Default::default(), channels: 2, subscribers: 1, pattern: false, message_size: crate::units::ByteSize(64) };
         let ps = PubSub::new(&spec, "p:", 0);
         let ws = crate::scenario::model::Keyspace { prefix: "p:".into(), keys: 1, distribution: Default::default(), value_size: (1, 1), ttl: None };
-        let mut st = WorkerState {
-            picker: crate::keys::KeyPicker::new(&ws, 0),
-            key: vec![],
-            value: vec![],
-            member: vec![],
-            seq: 0,
-            seq_custom: 0,
-            worker: 3,
-            writers: 4,
-            shard: (0, 1),
-        };
+        let mut st = WorkerState::new(&ws, 3, 4);
         let mut rt = RoundTrip::new();
         ps.prepare(&mut st, &mut crate::keys::worker_rng(1, 3), &mut rt, 123_456);
         assert_eq!(rt.args(0)[0], b"PUBLISH");

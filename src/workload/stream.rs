@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rand::RngExt;
@@ -137,20 +136,17 @@ pub struct Stream {
     pub claim_after: Duration,
     /// How long a consumer works on a batch before acknowledging it.
     pub process_time: Duration,
-    workload: u16,
     name: String,
     nonce: Vec<u8>,
     books: Vec<Mutex<Book>>,
-    /// Consumer round trips that failed, by stream.
-    read_errors: Vec<AtomicU64>,
     /// Per stream: the last sample's (pending, lag), and every sample.
     samples: Vec<Mutex<(u64, u64, Vec<StreamPoint>)>>,
 }
 
 impl Stream {
-    /// From the scenario's options; `prefix` is the workload's key prefix; `nonce` tells this
-    /// run's entries from any others in the stream.
-    pub fn new(spec: &StreamSpec, prefix: &str, workload: usize, name: &str, nonce: u64) -> Stream {
+    /// From the scenario's options; `prefix` is the workload's key prefix, `name` its name;
+    /// `nonce` tells this run's entries from any others in the stream.
+    pub fn new(spec: &StreamSpec, prefix: &str, name: &str, nonce: u64) -> Stream {
         Stream {
             keys: (0..spec.streams).map(|i| format!("{prefix}stream:{i}").into_bytes()).collect(),
             group: spec.group.as_bytes().to_vec(),
@@ -161,18 +157,11 @@ impl Stream {
             block: spec.block.get(),
             claim_after: spec.claim_after.get(),
             process_time: spec.process_time.map(|d| d.get()).unwrap_or_default(),
-            workload: workload as u16,
             name: name.to_owned(),
             nonce: format!("{nonce:016x}").into_bytes(),
             books: (0..spec.streams).map(|_| Mutex::new(Book::default())).collect(),
-            read_errors: (0..spec.streams).map(|_| AtomicU64::new(0)).collect(),
             samples: (0..spec.streams).map(|_| Mutex::new((0, 0, Vec::new()))).collect(),
         }
-    }
-
-    /// The workload's index (for metric keys).
-    pub fn workload(&self) -> u16 {
-        self.workload
     }
 
     /// Writes an XADD of the next entry; `now_nanos` is the send time on the run clock.
@@ -301,13 +290,6 @@ impl Stream {
     pub fn acknowledged(&self, stream: usize, n: u64) {
         if let Some(book) = self.books.get(stream) {
             book.lock().expect("stream book").stats.acked += n;
-        }
-    }
-
-    /// Counts a consumer round trip that failed.
-    pub fn read_failed(&self, stream: usize) {
-        if let Some(e) = self.read_errors.get(stream) {
-            e.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -488,19 +470,9 @@ mod tests {
 
     #[test]
     fn every_entry_is_delivered_once_duplicated_trimmed_or_lost() {
-        let s = Stream::new(&spec(), "p:", 0, "w", 7);
+        let s = Stream::new(&spec(), "p:", "w", 7);
         let ks = crate::scenario::model::Keyspace { prefix: "p:".into(), keys: 1, distribution: Default::default(), value_size: (1, 1), ttl: None };
-        let mut st = WorkerState {
-            picker: crate::keys::KeyPicker::new(&ks, 0),
-            key: vec![],
-            value: vec![],
-            member: vec![],
-            seq: 0,
-            seq_custom: 0,
-            worker: 3,
-            writers: 4,
-            shard: (0, 1),
-        };
+        let mut st = WorkerState::new(&ks, 3, 4);
         let mut rng = crate::keys::worker_rng(1, 3);
         let mut rt = RoundTrip::new();
         let mut sent = Vec::new();
@@ -526,7 +498,7 @@ mod tests {
         s.received(*stream1, &[(id1.clone(), payload1.clone(), b"0000000000000000".to_vec())], false, &[], 0);
         let (stream2, id2, _, _) = &sent[2];
         s.received(*stream2, &[], true, std::slice::from_ref(id2), 0);
-        let foreign = Stream::new(&spec(), "p:", 0, "w", 8);
+        let foreign = Stream::new(&spec(), "p:", "w", 8);
         assert!(foreign.header(payload).is_none(), "another run's entry is not this run's");
         let r = s.results(&[(0, 0), (0, 0)]);
         let total = |f: fn(&StreamStats) -> u64| r.iter().map(f).sum::<u64>();

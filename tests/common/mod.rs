@@ -439,33 +439,26 @@ pub fn run_shipped_judged(file: &Path, dir: &Path, extra: &[&str], may_fail_thre
     // for the deployment it was written for, not for this one (the nightly's p99 < 10ms at 20 000
     // ops/s was missed at 28 ms while the machine compiled). Every other rule — errors, throughput,
     // lost or duplicated writes, lag — still has to hold.
-    let latency_only = || {
-        let report = read_report(&json);
-        let failed: Vec<String> = report["thresholds"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|t| t["passed"] == false)
-            .map(|t| t["expr"].as_str().unwrap_or_default().to_owned())
-            .collect();
-        let latency = |e: &String| ["p50", "p90", "p95", "p99", "p999", "max", "mean"].contains(&e.split_whitespace().next().unwrap_or_default());
-        (!failed.is_empty() && failed.iter().all(latency) && report["faults"].as_array().unwrap().iter().all(|f| f["result"]["ok"] != false)).then(|| {
+    let report = match out.code {
+        Some(0) => read_report(&json),
+        Some(1) => {
+            let report = read_report(&json);
+            let failed: Vec<&str> =
+                report["thresholds"].as_array().unwrap().iter().filter(|t| t["passed"] == false).map(|t| t["expr"].as_str().unwrap_or_default()).collect();
+            assert!(!failed.is_empty(), "{name} {extra:?}: exit 1 without a failed threshold: {}", out.all());
+            if may_fail_thresholds {
+                // A client stuck through a phase ran none of its operations there: that is what
+                // the failed thresholds report.
+                assert_report_valid(&report);
+                return report;
+            }
+            let latency = |e: &&str| ["p50", "p90", "p95", "p99", "p999", "max", "mean"].contains(&e.split_whitespace().next().unwrap_or_default());
+            let faults_ok = report["faults"].as_array().unwrap().iter().all(|f| f["result"]["ok"] != false);
+            assert!(failed.iter().all(latency) && faults_ok, "{name} {extra:?}: {}", out.all());
             eprintln!("{name} {extra:?}: only latency rules failed on this machine: {failed:?}");
-        })
-    };
-    let report = if out.code == Some(1) && !may_fail_thresholds && latency_only().is_some() {
-        read_report(&json)
-    } else if may_fail_thresholds && out.code == Some(1) {
-        let report = read_report(&json);
-        let failed: Vec<&serde_json::Value> = report["thresholds"].as_array().unwrap().iter().filter(|t| t["passed"] == false).collect();
-        assert!(!failed.is_empty(), "{name} {extra:?}: exit 1 without a failed threshold: {}", out.all());
-        assert_report_valid(&report);
-        // A client stuck through a phase ran none of its operations there: that is what the
-        // failed thresholds report.
-        return report;
-    } else {
-        assert_eq!(out.code, Some(0), "{name} {extra:?}: {}", out.all());
-        read_report(&json)
+            report
+        }
+        _ => panic!("{name} {extra:?}: exit {:?}: {}", out.code, out.all()),
     };
     assert_report_valid(&report);
     assert_eq!(report["interrupted"], false);
