@@ -238,6 +238,10 @@ pub struct ScenarioInputs {
     /// (redis-test's own engine) or `redis-rs` (the `redis` crate, the client under test).
     #[arg(long, value_name = "CLIENT", value_parser = ["native", "redis-rs"])]
     pub client: Option<String>,
+    /// Whether the client asks for maintenance notifications (overrides
+    /// `connections.maintenance_notifications`): `auto`, `on` or `off`.
+    #[arg(long, value_name = "MODE", value_parser = ["auto", "on", "off"])]
+    pub maintenance_notifications: Option<String>,
 }
 
 fn parse_listen_arg(s: &str) -> Result<std::net::SocketAddr, String> {

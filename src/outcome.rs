@@ -171,6 +171,29 @@ pub struct FaultVerdict {
     /// find the outage of the union of several shards' successes. At most [`MAX_GAPS`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gaps: Vec<GapRecord>,
+    /// Maintenance faults (`maintenance`, `notify`): what was announced and what the change did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<MaintenanceRun>,
+}
+
+/// What a maintenance fault announced and changed.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct MaintenanceRun {
+    /// Notifications sent, by kind, summed over the connections they went to.
+    pub sent: BTreeMap<String, u64>,
+    /// Connections that had asked for notifications when the first one went out.
+    pub listening: u64,
+    /// The endpoint MOVING named (connections that asked for `none` got a null instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// When the change was made (the new node promoted, the endpoint moved), seconds since the
+    /// run's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cutover_s: Option<f64>,
+    /// Connections the old endpoint still had at the end of the notice, closed then: the clients
+    /// that did not hand off lose them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at_end: Option<u64>,
 }
 
 /// Whether throughput came back after a fault.

@@ -614,6 +614,15 @@ pub fn describe_action(a: &FaultAction) -> String {
             None => "rolling upgrade (same redis-server)".to_owned(),
         },
         FaultAction::Shell { command, timeout } => format!("shell `{command}` (timeout {})", format_duration(*timeout)),
+        FaultAction::Maintenance { kind, notice, announce } => format!(
+            "maintenance {} with {} notice{}",
+            format!("{kind:?}").to_lowercase(),
+            format_duration(*notice),
+            if *announce { ", announced" } else { ", not announced (baseline)" }
+        ),
+        FaultAction::Notify { messages, notice } => {
+            format!("notify {} ({} apart)", messages.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "), format_duration(*notice))
+        }
     }
 }
 

@@ -225,9 +225,69 @@ fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Option<Value>, 
     }))
 }
 
+/// The length of the first whole frame in `buf` and whether it is a RESP3 push, without copying
+/// anything: `Ok(None)` until the whole frame is there. For whoever must pass frames on whole (the
+/// fault proxy injects its own frames only between them).
+pub fn frame_len(buf: &[u8]) -> Result<Option<(usize, bool)>, ProtocolError> {
+    let mut pos = 0;
+    Ok(skip_at(buf, &mut pos, 0)?.then(|| (pos, buf.first() == Some(&b'>'))))
+}
+
+fn skip_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<bool, ProtocolError> {
+    if depth > MAX_DEPTH {
+        return Err(ProtocolError("reply nested too deeply".into()));
+    }
+    let Some(&tag) = buf.get(*pos) else { return Ok(false) };
+    let start = *pos + 1;
+    *pos = start;
+    let Some(end) = line(buf, pos) else { return Ok(false) };
+    let head = &buf[start..end];
+    match tag {
+        b'+' | b'-' | b':' | b'_' | b'#' | b',' | b'(' => Ok(true),
+        b'$' | b'=' | b'!' => {
+            let len = int_of(head)?;
+            if len < 0 {
+                return Ok(true);
+            }
+            let end = *pos + len as usize + 2;
+            if buf.len() < end {
+                return Ok(false);
+            }
+            *pos = end;
+            Ok(true)
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let n = int_of(head)?.max(0) as u64;
+            let items = if matches!(tag, b'%' | b'|') { 2 * n } else { n };
+            for _ in 0..items {
+                if !skip_at(buf, pos, depth + 1)? {
+                    return Ok(false);
+                }
+            }
+            // An attribute map precedes the real reply: one frame with it.
+            if tag == b'|' { skip_at(buf, pos, depth) } else { Ok(true) }
+        }
+        other => Err(ProtocolError(format!("unexpected reply type byte {:?}", other as char))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frame_len_finds_whole_frames_only() {
+        let frames: [&[u8]; 6] = [b"+OK\r\n", b"$5\r\nhello\r\n", b"*2\r\n$1\r\na\r\n:1\r\n", b">2\r\n+x\r\n_\r\n", b"%1\r\n+k\r\n$-1\r\n", b"|1\r\n+a\r\n+b\r\n:7\r\n"];
+        for f in frames {
+            let mut two = f.to_vec();
+            two.extend_from_slice(b":9\r\n");
+            assert_eq!(frame_len(&two).unwrap(), Some((f.len(), f[0] == b'>')), "{:?}", String::from_utf8_lossy(f));
+            for cut in 0..f.len() {
+                assert_eq!(frame_len(&f[..cut]).unwrap(), None, "{:?} cut at {cut}", String::from_utf8_lossy(f));
+            }
+        }
+        assert!(frame_len(b"?x\r\n").is_err());
+    }
 
     #[test]
     fn encodes_commands() {

@@ -100,8 +100,15 @@ pub fn load_options(inputs: &ScenarioInputs) -> Result<LoadOptions, Diagnostic> 
         Some(path) => Vars::from_process(Some(path), true)?,
         None => Vars::from_process(Some(Path::new(".env")), false)?,
     };
-    // `--client` is a `--set` that comes first: an explicit `--set connections.client=` still wins.
-    let sets = inputs.client.iter().map(|c| format!("connections.client={c}")).chain(inputs.sets.iter().cloned()).collect();
+    // `--client` and `--maintenance-notifications` are `--set`s that come first: an explicit
+    // `--set connections.client=` still wins.
+    let sets = inputs
+        .client
+        .iter()
+        .map(|c| format!("connections.client={c}"))
+        .chain(inputs.maintenance_notifications.iter().map(|m| format!("connections.maintenance_notifications={m}")))
+        .chain(inputs.sets.iter().cloned())
+        .collect();
     Ok(LoadOptions { vars, target: target_url(inputs)?, sets })
 }
 

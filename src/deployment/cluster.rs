@@ -33,6 +33,7 @@ fn setup_spec(addr: &HostPort, password: Option<&Secret>) -> ConnectSpec {
         readonly: false,
         tally: None,
         via: None,
+        maintenance: None,
     }
 }
 

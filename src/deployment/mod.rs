@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod local;
 pub mod proxy;
 
+use crate::client::maintenance::ClientMaintenance;
 use crate::client::native::conn::{Conn, ConnError, ConnectSpec};
 use crate::client::native::{sentinel, tls};
 use crate::scenario::model::{Connections, Endpoint, HostPort, LocalTopology, Mode, Target};
@@ -111,6 +112,9 @@ pub struct Deployment {
     /// reach the node directly, so a network fault never holds the tool's own control commands.
     pub direct: Option<HostPort>,
     watcher: Option<tokio::task::JoinHandle<()>>,
+    /// Nodes a maintenance moved the target to, with the proxy in front of each (the new
+    /// endpoint): stopped with the deployment.
+    pub moved: std::sync::Mutex<Vec<(LocalServer, Option<std::sync::Arc<proxy::Proxy>>)>>,
 }
 
 impl Deployment {
@@ -142,7 +146,9 @@ impl Deployment {
     pub async fn data_nodes(&self, spec: &ConnectSpec, all: bool) -> Result<Vec<ConnectSpec>, String> {
         let spec = &spec.direct();
         if self.cluster.is_none() {
-            let addr = self.direct.clone().unwrap_or_else(|| spec.addr.clone());
+            // After a maintenance moved the target, the data lives on the new node.
+            let moved = self.moved.lock().expect("moved lock").last().map(|(node, _)| node.addr());
+            let addr = moved.or_else(|| self.direct.clone()).unwrap_or_else(|| spec.addr.clone());
             return Ok(vec![ConnectSpec { addr, ..spec.clone() }]);
         }
         let topology = self.current_topology(spec).await?;
@@ -154,7 +160,7 @@ impl Deployment {
     /// cluster targets). Standalone: the target's address becomes the proxy's. Cluster: one proxy
     /// per node — local nodes in start order, so `node: N` is local node N — and the connect-time
     /// map sends every data connection through them.
-    async fn start_proxies(&mut self) -> std::io::Result<()> {
+    async fn start_proxies(&mut self, resp_aware: bool) -> std::io::Result<()> {
         if let Some(sentinels) = &self.sentinels {
             // The master watcher follows the sentinels' answer; the map sends the connection to
             // that node's proxy. Local nodes in start order; otherwise the master and the
@@ -170,8 +176,8 @@ impl Deployment {
             return self.proxy_each(nodes).await;
         }
         let Some(topology) = &self.cluster else {
-            let p = proxy::Proxy::start(self.spec.addr.clone()).await?;
-            tracing::info!(proxy = %p.addr, node = %p.upstream, "fault proxy in front of the node");
+            let p = if resp_aware { proxy::Proxy::start_resp_aware(self.spec.addr.clone()).await? } else { proxy::Proxy::start(self.spec.addr.clone()).await? };
+            tracing::info!(proxy = %p.addr, node = %p.upstream(), "fault proxy in front of the node");
             self.direct = Some(std::mem::replace(&mut self.spec.addr, p.addr.clone()));
             self.proxies.push(p);
             return Ok(());
@@ -199,7 +205,7 @@ impl Deployment {
         let mut map = std::collections::HashMap::new();
         for node in nodes {
             let p = proxy::Proxy::start(node.clone()).await?;
-            tracing::info!(proxy = %p.addr, node = %p.upstream, "fault proxy in front of the node");
+            tracing::info!(proxy = %p.addr, node = %p.upstream(), "fault proxy in front of the node");
             map.insert(node, p.addr.clone());
             self.proxies.push(p);
         }
@@ -211,6 +217,11 @@ impl Deployment {
     pub async fn shutdown(self) {
         if let Some(w) = self.watcher {
             w.abort();
+        }
+        let moved = std::mem::take(&mut *self.moved.lock().expect("moved lock"));
+        for (node, proxy) in moved {
+            drop(proxy);
+            node.stop().await;
         }
         if let Some(l) = self.local {
             l.stop().await;
@@ -270,6 +281,7 @@ pub async fn prepare(
         readonly: false,
         tally,
         via: None,
+        maintenance: None,
     };
     let mut sentinels = None;
     let mut watcher = None;
@@ -283,7 +295,7 @@ pub async fn prepare(
             master_name,
             track_replicas: target.read_from_replicas,
             // The sentinels' commands are not the data nodes': they are not counted with them.
-            spec: ConnectSpec { username, password, protocol: crate::scenario::model::Protocol::Resp2, tally: None, ..spec.clone() },
+            spec: ConnectSpec { username, password, protocol: crate::scenario::model::Protocol::Resp2, tally: None, maintenance: None, ..spec.clone() },
         };
         let found = s.discover().await.map_err(|e| TargetError::Unreachable { addr: "the sentinels".into(), err: ConnError::Io(e) })?;
         tracing::info!(master = %found, name = %s.master_name, "master found through the sentinels");
@@ -314,13 +326,25 @@ pub async fn prepare(
         spec.addr = topo.shards[0].master.clone();
         topology = Some(topo);
     }
-    let mut deployment = Deployment { spec, local, sentinels, cluster: topology, seeds, proxies: Vec::new(), bus_proxies: Vec::new(), direct: None, watcher };
+    let mut deployment = Deployment {
+        spec,
+        local,
+        sentinels,
+        cluster: topology,
+        seeds,
+        proxies: Vec::new(),
+        bus_proxies: Vec::new(),
+        direct: None,
+        watcher,
+        moved: std::sync::Mutex::new(Vec::new()),
+    };
     if target.proxy {
-        if let Err(e) = deployment.start_proxies().await {
+        if let Err(e) = deployment.start_proxies(target.resp_aware_proxy).await {
             deployment.shutdown().await;
             return Err(TargetError::Unsupported(format!("cannot start the fault proxy: {e}")));
         }
     }
+    deployment.spec.maintenance = client_maintenance(connections, target, &mut deployment.spec);
     // redis-rs proves the target with its own connection (and its own words when it cannot).
     if connections.client == crate::scenario::raw::Client::Native
         && let Err(e) = deployment.probe().await
@@ -329,6 +353,24 @@ pub async fn prepare(
         return Err(e);
     }
     Ok(deployment)
+}
+
+/// The native engine's maintenance-notification state, unless the scenario turns them off. On a
+/// standalone target the connections then follow an address a MOVING can change.
+fn client_maintenance(connections: &Connections, target: &Target, spec: &mut ConnectSpec) -> Option<std::sync::Arc<ClientMaintenance>> {
+    use crate::scenario::raw::{Client, MaintenanceMode};
+    if connections.client != Client::Native || connections.maintenance_notifications == MaintenanceMode::Off {
+        return None;
+    }
+    if spec.follow.is_none() && target.mode == Mode::Standalone {
+        spec.follow = Some(std::sync::Arc::new(crate::client::native::master::Master::new(spec.addr.clone())));
+    }
+    Some(std::sync::Arc::new(ClientMaintenance::new(
+        connections.maintenance_notifications,
+        connections.relaxed_timeout,
+        connections.moving_endpoint_type,
+        spec.follow.clone(),
+    )))
 }
 
 /// A cluster node's bus port is its port plus this (Redis's default, `cluster-port 0`).

@@ -3,6 +3,12 @@
 //! connection gets its own connection to the node and two pumps, one per direction. While no fault
 //! is set a pump reads a chunk and writes it on (one atomic load per chunk decides).
 //!
+//! A RESP-aware proxy (for maintenance faults) passes whole RESP frames only, so that it can send
+//! maintenance notifications to the connections that asked for them between two replies — never
+//! inside one — and answers `CLIENT MAINT_NOTIFICATIONS` itself, in its place among pipelined
+//! replies, since open-source servers do not know it. It can also hold new connections, send them
+//! to another node, and reset the connections accepted before a mark (the old endpoint closing).
+//!
 //! Faults, set and cleared by the fault driver:
 //! - `latency`: each chunk from the node to the client waits `delay` ± `jitter` (replies arrive
 //!   that much later; requests go straight through, so a round trip gains `delay` once);
@@ -17,16 +23,18 @@
 //! `cluster::source_ip`) are black-holed and new ones reset, while other nodes' traffic passes.
 //! That is how a partition isolates a node from its peers as well as from the clients.
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
+use crate::client::maintenance::Notice;
 use crate::scenario::model::{HostPort, NetworkFault};
 
 /// The code of the fault in force (`None`: bytes pass untouched), for the pumps' fast path.
@@ -45,15 +53,28 @@ struct Control {
     /// [`code`] of the fault in force: the pumps' fast path reads only this.
     kind: AtomicU8,
     fault: RwLock<Option<NetworkFault>>,
-    /// Bumped to reset every open connection.
+    /// Bumped to reset the open connections accepted before `reset_below`.
     resets: watch::Sender<u64>,
-    /// Whether `cut` names any source (the fast path reads only this).
+    /// Connections accepted before this many are reset when `resets` is bumped.
+    reset_below: AtomicU64,
+    /// Connections accepted so far (each gets its number).
+    accepted: AtomicU64,
+    /// Whether any source is cut (the fast path reads only this).
     any_cut: AtomicBool,
     /// Sources whose connections are black-holed and refused.
     cut: RwLock<Vec<IpAddr>>,
     /// The link under a bandwidth fault, per direction (requests, replies): when it is next free.
     /// A chunk takes its turn after the bytes already queued on the link, by any connection.
     link: [std::sync::Mutex<tokio::time::Instant>; 2],
+    /// Where new connections go (a maintenance moves it).
+    upstream: RwLock<HostPort>,
+    /// Whether new connections are let through now; while closed they wait, accepted (a
+    /// maintenance holds them while the node changes under them).
+    gate: watch::Sender<bool>,
+    /// RESP-aware proxies: the open client connections, to announce maintenance to.
+    clients: Mutex<Vec<Arc<ClientConn>>>,
+    /// Whether the pumps pass RESP frames on whole (and can inject their own between them).
+    resp_aware: bool,
 }
 
 impl Control {
@@ -76,33 +97,88 @@ impl Control {
     }
 }
 
+/// One client connection through a RESP-aware proxy.
+struct ClientConn {
+    /// Its number, in accept order.
+    seq: u64,
+    /// Whether it asked for maintenance notifications (`CLIENT MAINT_NOTIFICATIONS ON`).
+    notices: AtomicBool,
+    /// Whether its MOVING should name the new endpoint (not `moving-endpoint-type none`).
+    wants_address: AtomicBool,
+    /// Frames for the reply pump to send between whole replies.
+    inject: mpsc::UnboundedSender<Inject>,
+}
+
+/// A frame of the proxy's own for a client: sent once `after_replies` replies have gone by (the
+/// interceptor's answer keeps its place among pipelined replies) and never inside a reply.
+struct Inject {
+    after_replies: u64,
+    bytes: Arc<[u8]>,
+}
+
 /// A proxy in front of one node.
 pub struct Proxy {
     /// Where clients connect.
     pub addr: HostPort,
-    /// The node behind it.
-    pub upstream: HostPort,
     control: Arc<Control>,
     acceptor: tokio::task::JoinHandle<()>,
 }
 
 impl Proxy {
-    /// Listens on a free loopback port and forwards every connection to `upstream`.
+    /// Listens on a free loopback port and forwards every connection's bytes to `upstream`.
     pub async fn start(upstream: HostPort) -> std::io::Result<Proxy> {
+        Self::start_with(upstream, false).await
+    }
+
+    /// As [`Proxy::start`], passing RESP frames on whole so that maintenance notifications can be
+    /// injected between replies, and answering `CLIENT MAINT_NOTIFICATIONS` itself (open-source
+    /// servers do not know it).
+    pub async fn start_resp_aware(upstream: HostPort) -> std::io::Result<Proxy> {
+        Self::start_with(upstream, true).await
+    }
+
+    async fn start_with(upstream: HostPort, resp_aware: bool) -> std::io::Result<Proxy> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let port = listener.local_addr()?.port();
         let (resets, _) = watch::channel(0);
+        let (gate, _) = watch::channel(true);
         let now = tokio::time::Instant::now();
         let control = Arc::new(Control {
             kind: AtomicU8::new(0),
             fault: RwLock::new(None),
             resets,
+            reset_below: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
             any_cut: AtomicBool::new(false),
             cut: RwLock::new(Vec::new()),
             link: [std::sync::Mutex::new(now), std::sync::Mutex::new(now)],
+            upstream: RwLock::new(upstream),
+            gate,
+            clients: Mutex::new(Vec::new()),
+            resp_aware,
         });
-        let acceptor = tokio::spawn(accept(listener, upstream.clone(), Arc::clone(&control)));
-        Ok(Proxy { addr: HostPort { host: "127.0.0.1".into(), port }, upstream, control, acceptor })
+        let acceptor = tokio::spawn(accept(listener, Arc::clone(&control)));
+        Ok(Proxy { addr: HostPort { host: "127.0.0.1".into(), port }, control, acceptor })
+    }
+
+    /// The node new connections go to.
+    pub fn upstream(&self) -> HostPort {
+        self.control.upstream.read().expect("proxy lock").clone()
+    }
+
+    /// New connections go to `node` from now on; open ones stay where they are.
+    pub fn set_upstream(&self, node: HostPort) {
+        *self.control.upstream.write().expect("proxy lock") = node;
+    }
+
+    /// Holds new connections (accepted, not yet forwarded) until `hold_new(false)`.
+    pub fn hold_new(&self, hold: bool) {
+        self.control.gate.send_replace(!hold);
+    }
+
+    /// Connections accepted so far: a mark to reset the older ones by.
+    pub fn epoch(&self) -> u64 {
+        self.control.accepted.load(Ordering::Acquire)
     }
 
     /// Puts `fault` in force (replacing any other); `None` lifts it.
@@ -126,7 +202,48 @@ impl Proxy {
 
     /// Closes every open connection with a reset (RST); new ones are accepted as before.
     pub fn reset_all(&self) {
+        self.reset_before(self.epoch());
+    }
+
+    /// Closes with a reset every open connection accepted before `epoch`; returns how many a
+    /// RESP-aware proxy closed (a plain one does not keep count: 0).
+    pub fn reset_before(&self, epoch: u64) -> usize {
+        let open = self.control.clients.lock().expect("proxy lock").iter().filter(|c| c.seq < epoch).count();
+        self.control.reset_below.fetch_max(epoch, Ordering::AcqRel);
         self.control.resets.send_modify(|n| *n += 1);
+        open
+    }
+
+    /// Open connections accepted before `epoch` (RESP-aware proxies; 0 otherwise).
+    pub fn open_before(&self, epoch: u64) -> usize {
+        self.control.clients.lock().expect("proxy lock").iter().filter(|c| c.seq < epoch).count()
+    }
+
+    /// Open connections accepted before `epoch` that asked for maintenance notifications.
+    pub fn listening_before(&self, epoch: u64) -> usize {
+        self.control.clients.lock().expect("proxy lock").iter().filter(|c| c.seq < epoch && c.notices.load(Ordering::Acquire)).count()
+    }
+
+    /// Sends `notice` to every open connection that asked for notifications, between whole
+    /// replies; returns how many it went to. A MOVING names its endpoint only to connections that
+    /// asked for one (`moving-endpoint-type none` gets a null).
+    pub fn notify(&self, notice: &Notice) -> usize {
+        let frame = |n: &Notice| -> Arc<[u8]> {
+            let mut bytes = Vec::new();
+            n.encode(&mut bytes);
+            bytes.into()
+        };
+        let with = frame(notice);
+        let without = frame(&Notice { endpoint: None, ..notice.clone() });
+        let clients = self.control.clients.lock().expect("proxy lock");
+        clients
+            .iter()
+            .filter(|c| c.notices.load(Ordering::Acquire))
+            .filter(|c| {
+                let bytes = if c.wants_address.load(Ordering::Acquire) { &with } else { &without };
+                c.inject.send(Inject { after_replies: 0, bytes: Arc::clone(bytes) }).is_ok()
+            })
+            .count()
     }
 }
 
@@ -134,11 +251,12 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.acceptor.abort();
         // Open connections end with the run's runtime; a reset ends them now.
+        self.control.reset_below.store(u64::MAX, Ordering::Release);
         self.control.resets.send_modify(|n| *n += 1);
     }
 }
 
-async fn accept(listener: TcpListener, upstream: HostPort, control: Arc<Control>) {
+async fn accept(listener: TcpListener, control: Arc<Control>) {
     loop {
         let Ok((client, peer)) = listener.accept().await else {
             // Out of descriptors (EMFILE) or a connection gone before it was accepted: wait a
@@ -151,23 +269,51 @@ async fn accept(listener: TcpListener, upstream: HostPort, control: Arc<Control>
             reset(&client);
             continue;
         }
-        let control = Arc::clone(&control);
-        let upstream = upstream.clone();
-        tokio::spawn(async move {
-            let Ok(server) = TcpStream::connect((upstream.host.as_str(), upstream.port)).await else {
-                // The node refuses: so does the proxy (a reset, as close to "refused" as an
-                // accepted connection can come).
+        let seq = control.accepted.fetch_add(1, Ordering::AcqRel);
+        tokio::spawn(connection(client, source, seq, Arc::clone(&control)));
+    }
+}
+
+/// One accepted connection: waits at the gate, connects to the node, pumps both ways.
+async fn connection(client: TcpStream, source: Option<IpAddr>, seq: u64, control: Arc<Control>) {
+    let mut gate = control.gate.subscribe();
+    let mut resets = control.resets.subscribe();
+    loop {
+        if *gate.borrow_and_update() {
+            break;
+        }
+        tokio::select! {
+            r = gate.changed() => if r.is_err() { return },
+            _ = resets.changed() => if seq < control.reset_below.load(Ordering::Acquire) {
                 reset(&client);
                 return;
-            };
-            let _ = client.set_nodelay(true);
-            let _ = server.set_nodelay(true);
-            let (client_read, client_write) = client.into_split();
-            let (server_read, server_write) = server.into_split();
-            tokio::spawn(pump(client_read, server_write, Direction::Requests, source, Arc::clone(&control)));
-            pump(server_read, client_write, Direction::Replies, source, control).await;
-        });
+            },
+        }
     }
+    let upstream = control.upstream.read().expect("proxy lock").clone();
+    let Ok(server) = TcpStream::connect((upstream.host.as_str(), upstream.port)).await else {
+        // The node refuses: so does the proxy (a reset, as close to "refused" as an accepted
+        // connection can come).
+        reset(&client);
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    if !control.resp_aware {
+        tokio::spawn(pump(client_read, server_write, Direction::Requests, source, seq, Arc::clone(&control), Framing::None));
+        pump(server_read, client_write, Direction::Replies, source, seq, control, Framing::None).await;
+        return;
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let me = Arc::new(ClientConn { seq, notices: AtomicBool::new(false), wants_address: AtomicBool::new(true), inject: tx });
+    control.clients.lock().expect("proxy lock").push(Arc::clone(&me));
+    let requests = Framing::Requests { pending: Vec::new(), forwarded: 0, conn: Arc::clone(&me) };
+    tokio::spawn(pump(client_read, server_write, Direction::Requests, source, seq, Arc::clone(&control), requests));
+    let replies = Framing::Replies { pending: Vec::new(), replies: 0, queue: VecDeque::new(), inbox: rx };
+    pump(server_read, client_write, Direction::Replies, source, seq, Arc::clone(&control), replies).await;
+    control.clients.lock().expect("proxy lock").retain(|c| !Arc::ptr_eq(c, &me));
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +322,146 @@ enum Direction {
     Requests = 0,
     /// Node to client.
     Replies = 1,
+}
+
+/// How a pump cuts the byte stream.
+enum Framing {
+    /// Chunks as read.
+    None,
+    /// Whole request frames; `CLIENT MAINT_NOTIFICATIONS` answered by the proxy.
+    Requests {
+        /// Bytes of a frame not yet whole.
+        pending: Vec<u8>,
+        /// Requests passed to the node.
+        forwarded: u64,
+        /// The connection (marked when it asks for notifications).
+        conn: Arc<ClientConn>,
+    },
+    /// Whole reply frames, with the proxy's own frames between them.
+    Replies {
+        /// Bytes of a frame not yet whole.
+        pending: Vec<u8>,
+        /// Replies (frames other than pushes) passed to the client.
+        replies: u64,
+        /// Frames of the proxy's own waiting for their turn.
+        queue: VecDeque<Inject>,
+        /// Where they arrive.
+        inbox: mpsc::UnboundedReceiver<Inject>,
+    },
+}
+
+/// When a whole request frame is `CLIENT MAINT_NOTIFICATIONS …`: whether it wants MOVING to name
+/// an endpoint (anything but `moving-endpoint-type none`).
+fn maint_handshake(frame: &[u8]) -> Option<bool> {
+    // The handshake is short; longer frames are data.
+    if frame.len() > 512 {
+        return None;
+    }
+    match crate::resp::parse(frame) {
+        Ok(Some((crate::resp::Value::Array(args), _))) => {
+            let word = |i: usize, w: &str| args.get(i).and_then(|a| a.as_bytes()).is_some_and(|b| b.eq_ignore_ascii_case(w.as_bytes()));
+            (word(0, "CLIENT") && word(1, "MAINT_NOTIFICATIONS")).then(|| !(1..args.len()).any(|i| word(i, "moving-endpoint-type") && word(i + 1, "none")))
+        }
+        _ => None,
+    }
+}
+
+/// The length of the first whole request frame (`*` array or inline line).
+fn request_len(buf: &[u8]) -> Result<Option<usize>, crate::resp::ProtocolError> {
+    if buf.first() == Some(&b'*') {
+        return Ok(crate::resp::frame_len(buf)?.map(|(n, _)| n));
+    }
+    Ok(buf.iter().position(|b| *b == b'\n').map(|i| i + 1))
+}
+
+impl Framing {
+    /// Takes `bytes` in and returns what to pass on now: the whole frames, with the proxy's own
+    /// between them. A stream that does not parse is passed on as it comes from then on.
+    fn feed(&mut self, bytes: &[u8]) -> Vec<u8> {
+        match self {
+            Framing::None => bytes.to_vec(),
+            Framing::Requests { pending, forwarded, conn } => {
+                pending.extend_from_slice(bytes);
+                let mut out = Vec::with_capacity(pending.len());
+                let mut used = 0;
+                loop {
+                    match request_len(&pending[used..]) {
+                        Ok(Some(n)) => {
+                            let frame = &pending[used..used + n];
+                            if let Some(wants_address) = maint_handshake(frame) {
+                                conn.wants_address.store(wants_address, Ordering::Release);
+                                conn.notices.store(true, Ordering::Release);
+                                let _ = conn.inject.send(Inject { after_replies: *forwarded, bytes: Arc::from(&b"+OK\r\n"[..]) });
+                            } else {
+                                out.extend_from_slice(frame);
+                                *forwarded += 1;
+                            }
+                            used += n;
+                        }
+                        Ok(None) => break,
+                        Err(_) => {
+                            out.extend_from_slice(&pending[used..]);
+                            *self = Framing::None;
+                            return out;
+                        }
+                    }
+                }
+                pending.drain(..used);
+                out
+            }
+            Framing::Replies { pending, replies, queue, inbox } => {
+                while let Ok(i) = inbox.try_recv() {
+                    queue.push_back(i);
+                }
+                pending.extend_from_slice(bytes);
+                let mut out = Vec::with_capacity(pending.len() + 64);
+                let mut used = 0;
+                due(queue, *replies, &mut out);
+                loop {
+                    match crate::resp::frame_len(&pending[used..]) {
+                        Ok(Some((n, push))) => {
+                            out.extend_from_slice(&pending[used..used + n]);
+                            used += n;
+                            if !push {
+                                *replies += 1;
+                            }
+                            due(queue, *replies, &mut out);
+                        }
+                        Ok(None) => break,
+                        Err(_) => {
+                            out.extend_from_slice(&pending[used..]);
+                            *self = Framing::None;
+                            return out;
+                        }
+                    }
+                }
+                pending.drain(..used);
+                out
+            }
+        }
+    }
+
+    /// The proxy's own frames that may go now (between whole replies), when one arrived while
+    /// the node was silent.
+    fn idle(&mut self, item: Inject) -> Vec<u8> {
+        let mut out = Vec::new();
+        if let Framing::Replies { pending, replies, queue, .. } = self {
+            queue.push_back(item);
+            if pending.is_empty() {
+                due(queue, *replies, &mut out);
+            }
+        }
+        out
+    }
+}
+
+/// Moves the queued frames that are due after `replies` replies to `out`, in order.
+fn due(queue: &mut VecDeque<Inject>, replies: u64, out: &mut Vec<u8>) {
+    while queue.front().is_some_and(|i| i.after_replies <= replies) {
+        if let Some(i) = queue.pop_front() {
+            out.extend_from_slice(&i.bytes);
+        }
+    }
 }
 
 /// How often a pump waiting out a latency or bandwidth delay looks whether the fault was lifted.
@@ -189,29 +475,51 @@ fn reset(stream: &TcpStream) {
     let _ = stream.set_linger(Some(Duration::ZERO));
 }
 
+/// Receives the next frame of the proxy's own, if the pump has an inbox.
+async fn next_inject(framing: &mut Framing) -> Option<Inject> {
+    match framing {
+        Framing::Replies { inbox, .. } => inbox.recv().await,
+        _ => std::future::pending().await,
+    }
+}
+
 /// Moves bytes one way until either side closes or a reset is asked for; `source` is where the
-/// client side connected from.
-async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, direction: Direction, source: Option<IpAddr>, control: Arc<Control>) {
+/// client side connected from, `seq` the connection's number.
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, direction: Direction, source: Option<IpAddr>, seq: u64, control: Arc<Control>, mut framing: Framing) {
     let mut resets = control.resets.subscribe();
     let mut buf = vec![0u8; 64 * 1024];
+    let plain = matches!(framing, Framing::None);
     // Jitter without a generator per connection: a counter (seeded by the peer's port) through
     // splitmix64.
     let mut jitter_seq: u64 = from.as_ref().peer_addr().map_or(0, |a| u64::from(a.port()) << 32);
     loop {
-        let n = tokio::select! {
+        let framed: Vec<u8>;
+        let chunk: &[u8] = tokio::select! {
             r = from.read(&mut buf) => match r {
                 Ok(0) | Err(_) => break,
-                Ok(n) => n,
+                Ok(n) if plain => &buf[..n],
+                Ok(n) => {
+                    framed = framing.feed(&buf[..n]);
+                    &framed
+                }
             },
+            Some(item) = next_inject(&mut framing) => {
+                framed = framing.idle(item);
+                &framed
+            }
             _ = resets.changed() => {
-                reset(from.as_ref());
-                reset(to.as_ref());
-                return;
+                if seq < control.reset_below.load(Ordering::Acquire) {
+                    reset(from.as_ref());
+                    reset(to.as_ref());
+                    return;
+                }
+                continue;
             }
         };
-        if control.is_cut(source) {
+        if chunk.is_empty() || control.is_cut(source) {
             continue;
         }
+        let n = chunk.len();
         let wait = match control.current() {
             None => None,
             Some(NetworkFault::Blackhole | NetworkFault::Partition) => continue,
@@ -232,14 +540,16 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, direction: Direct
                 tokio::select! {
                     () = tokio::time::sleep_until(until.min(tokio::time::Instant::now() + FAULT_CHECK)) => {}
                     _ = resets.changed() => {
-                        reset(from.as_ref());
-                        reset(to.as_ref());
-                        return;
+                        if seq < control.reset_below.load(Ordering::Acquire) {
+                            reset(from.as_ref());
+                            reset(to.as_ref());
+                            return;
+                        }
                     }
                 }
             }
         }
-        if to.write_all(&buf[..n]).await.is_err() {
+        if to.write_all(chunk).await.is_err() {
             break;
         }
     }

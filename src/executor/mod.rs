@@ -127,6 +127,7 @@ fn fault_verdicts(runs: &[Option<FaultRun>], shared: &Shared, ended: Duration, r
             reconnects: (!shared.metrics.conns.is_hidden("reconnects")).then(|| next.map_or(reconnects_end, |n| n.1).saturating_sub(r.reconnects_before)),
             window_end_s: to as f64 / 1e9,
             steps: step_verdicts(r, to, shared, &gaps),
+            maintenance: r.maintenance.clone(),
         }
     };
     runs.iter().map(|r| r.as_ref().map(judge)).collect()

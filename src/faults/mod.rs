@@ -5,7 +5,9 @@
 //! - [`process`]: CLIENT KILL, CLIENT PAUSE, DEBUG SLEEP, restart, freeze, failover;
 //! - [`network`]: the fault proxy's latency, bandwidth, blackhole, partition and reset;
 //! - [`upgrade`]: the rolling upgrade, step by step;
-//! - [`shell`]: a command of the user's, in a process group that dies with the run.
+//! - [`shell`]: a command of the user's, in a process group that dies with the run;
+//! - [`maintenance`]: announced maintenance (a moved endpoint) and maintenance notifications
+//!   through the RESP-aware proxy.
 //!
 //! Faults that cannot physically overlap (two restarts of one node, two rolling upgrades) are
 //! refused by `validate` when their declared windows overlap; one that finds its node or the
@@ -14,6 +16,7 @@
 //! child outlives the run.
 
 mod control;
+pub mod maintenance;
 pub mod network;
 pub mod process;
 pub mod shell;
@@ -56,6 +59,8 @@ pub struct FaultRun {
     pub detail: String,
     /// Its steps, for faults made of several (a rolling upgrade).
     pub steps: Vec<StepRun>,
+    /// What a maintenance fault announced and changed.
+    pub maintenance: Option<crate::outcome::MaintenanceRun>,
 }
 
 /// One step of a fault made of several, on the run's clock.
@@ -102,6 +107,8 @@ struct Shared {
     pause: tokio::sync::Mutex<(Option<Instant>, Vec<Conn>)>,
     /// Shell faults' process groups: killed when the run ends.
     groups: Mutex<Vec<shell::ProcessGroup>>,
+    /// The last sequence number of the maintenance notifications sent.
+    notices: AtomicI64,
 }
 
 /// Releases what a fault held when it ends, however it ends.
@@ -155,7 +162,7 @@ async fn at_offset(f: &Fault, ctx: &Context<'_>, spec: &ConnectSpec, shared: &Sh
     let started = ctx.t0.elapsed();
     let in_flight = ctx.in_flight.load(Ordering::Relaxed);
     let reconnects_before = ctx.reconnects.load(Ordering::Relaxed);
-    let run = |ok: bool, detail: String, steps: Vec<StepRun>| FaultRun {
+    let run = |ok: bool, detail: String, steps: Vec<StepRun>, maintenance: Option<crate::outcome::MaintenanceRun>| FaultRun {
         fault: f.clone(),
         started,
         finished: ctx.t0.elapsed(),
@@ -164,16 +171,17 @@ async fn at_offset(f: &Fault, ctx: &Context<'_>, spec: &ConnectSpec, shared: &Sh
         ok,
         detail,
         steps,
+        maintenance,
     };
     if let Some(s) = ctx.shard.filter(|s| !s.runs_faults()) {
         // Shard 0 runs it; this shard's verdict judges what it did to this shard's traffic.
-        return Some(run(true, format!("run by shard 0 of {}; judged here on shard {}'s traffic", s.count, s.index), Vec::new()));
+        return Some(run(true, format!("run by shard 0 of {}; judged here on shard {}'s traffic", s.count, s.index), Vec::new(), None));
     }
     let _held = match hold(f, shared) {
         Ok(h) => h,
         Err(why) => {
             tracing::warn!(fault = %f.name, error = %why, "fault could not start");
-            return Some(run(false, why, Vec::new()));
+            return Some(run(false, why, Vec::new(), None));
         }
     };
     tracing::info!(fault = %f.name, action = %describe_action(&f.action), late_ms = started.saturating_sub(f.at).as_millis() as u64, "fault starting");
@@ -186,8 +194,9 @@ async fn at_offset(f: &Fault, ctx: &Context<'_>, spec: &ConnectSpec, shared: &Sh
     };
     let deadline = tokio::time::Instant::from_std(ctx.t0 + until);
     let mut steps = Vec::new();
+    let mut maint = matches!(f.action, FaultAction::Maintenance { .. } | FaultAction::Notify { .. }).then(crate::outcome::MaintenanceRun::default);
     let result = tokio::select! {
-        r = run_one(&f.action, spec, ctx, shared, &mut steps) => r,
+        r = run_one(&f.action, spec, ctx, shared, &mut steps, &mut maint) => r,
         _ = tokio::time::sleep_until(deadline) => Err("cut short: the run's plan ended first".to_owned()),
         _ = stop.wait_for(|s| *s) => Err("cut short: the run was interrupted".to_owned()),
     };
@@ -200,7 +209,7 @@ async fn at_offset(f: &Fault, ctx: &Context<'_>, spec: &ConnectSpec, shared: &Sh
     } else {
         tracing::warn!(fault = %f.name, error = %detail, "fault failed");
     }
-    Some(run(ok, detail, steps))
+    Some(run(ok, detail, steps, maint))
 }
 
 /// Claims what `f` holds while it runs; refuses when another running fault holds it.
@@ -225,7 +234,14 @@ async fn prepare_unpause(f: &Fault, ctx: &Context<'_>, spec: &ConnectSpec, share
 }
 
 /// Does what `action` says.
-async fn run_one(action: &FaultAction, spec: &ConnectSpec, ctx: &Context<'_>, shared: &Shared, steps: &mut Vec<StepRun>) -> Result<String, String> {
+async fn run_one(
+    action: &FaultAction,
+    spec: &ConnectSpec,
+    ctx: &Context<'_>,
+    shared: &Shared,
+    steps: &mut Vec<StepRun>,
+    maint: &mut Option<crate::outcome::MaintenanceRun>,
+) -> Result<String, String> {
     let d = ctx.deployment;
     match action {
         FaultAction::ClientKill { clients } => process::client_kill(spec, d, *clients, ctx.run_client).await,
@@ -238,6 +254,10 @@ async fn run_one(action: &FaultAction, spec: &ConnectSpec, ctx: &Context<'_>, sh
         FaultAction::Reset { node } => network::reset(d, *node),
         FaultAction::Shell { command, timeout } => shell::shell(command, *timeout, spec, &shared.groups).await,
         FaultAction::RollingUpgrade { binary } => upgrade::rolling_upgrade(spec, d, binary.as_deref(), ctx.t0, steps).await,
+        FaultAction::Maintenance { kind: crate::scenario::raw::MaintenanceKind::Move, notice, announce } => {
+            maintenance::move_endpoint(spec, d, *notice, *announce, &shared.notices, ctx.t0, maint.get_or_insert_with(Default::default)).await
+        }
+        FaultAction::Notify { messages, notice } => maintenance::notify(d, messages, *notice, &shared.notices, maint.get_or_insert_with(Default::default)).await,
     }
 }
 

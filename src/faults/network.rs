@@ -52,7 +52,7 @@ fn proxies(deployment: &Deployment, node: Option<u32>) -> Result<Vec<&Proxy>, St
 /// `node 127.0.0.1:6379`, or `2 nodes`.
 fn on_proxies(proxies: &[&Proxy]) -> String {
     match proxies {
-        [p] => format!("node {}", p.upstream),
+        [p] => format!("node {}", p.upstream()),
         _ => format!("{} nodes", proxies.len()),
     }
 }

@@ -122,6 +122,8 @@ pub struct Target {
     pub read_from_replicas: bool,
     /// Connections go through the fault proxy.
     pub proxy: bool,
+    /// The proxy passes whole RESP frames (maintenance faults inject notifications).
+    pub resp_aware_proxy: bool,
 }
 
 /// Sentinel discovery.
@@ -169,6 +171,12 @@ pub struct Connections {
     pub health_check_interval: Duration,
     /// Retry policy.
     pub retry: Retry,
+    /// Whether the client asks for maintenance notifications.
+    pub maintenance_notifications: super::raw::MaintenanceMode,
+    /// Command timeout while a maintenance window is open.
+    pub relaxed_timeout: Duration,
+    /// What a MOVING should carry.
+    pub moving_endpoint_type: super::raw::MovingEndpointType,
 }
 
 /// Retry policy.
@@ -307,6 +315,8 @@ impl FaultAction {
             | FaultAction::Freeze { duration, .. }
             | FaultAction::Network { duration, .. } => Some(*duration),
             FaultAction::Restart { down_for, .. } => Some(*down_for),
+            FaultAction::Maintenance { notice, .. } => Some(*notice),
+            FaultAction::Notify { messages, notice } => Some(*notice * messages.len().saturating_sub(1) as u32),
             _ => None,
         }
     }
@@ -316,7 +326,7 @@ impl FaultAction {
         match self {
             FaultAction::Restart { node, .. } | FaultAction::Freeze { node, .. } => Some(Exclusive::Node(*node)),
             FaultAction::Failover { .. } => Some(Exclusive::Failover),
-            FaultAction::RollingUpgrade { .. } => Some(Exclusive::Upgrade),
+            FaultAction::RollingUpgrade { .. } | FaultAction::Maintenance { .. } => Some(Exclusive::Upgrade),
             _ => None,
         }
     }
@@ -416,6 +426,24 @@ pub enum FaultAction {
         /// Kill after.
         #[serde(with = "crate::units::serde_duration")]
         timeout: Duration,
+    },
+    /// A real maintenance, announced (or not) with maintenance notifications.
+    Maintenance {
+        /// What changes.
+        kind: super::raw::MaintenanceKind,
+        /// The time MOVING announces.
+        #[serde(with = "crate::units::serde_duration")]
+        notice: Duration,
+        /// Whether the notifications are sent.
+        announce: bool,
+    },
+    /// Maintenance notifications only, no change.
+    Notify {
+        /// The messages, in order.
+        messages: Vec<super::raw::MaintenanceMessage>,
+        /// The time they announce, and the pause between two.
+        #[serde(with = "crate::units::serde_duration")]
+        notice: Duration,
     },
 }
 

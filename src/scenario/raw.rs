@@ -240,9 +240,60 @@ pub struct RawConnections {
     /// Reconnect and retry policy.
     #[serde(default)]
     pub retry: RawRetry,
+    /// Maintenance notifications (smart client handoffs, RESP3 only): `auto` asks for them and
+    /// goes on quietly when the server does not know them, `on` refuses to run without them,
+    /// `off` never asks. The native client relaxes its command timeout while a maintenance window
+    /// is open and hands its connections off on MOVING.
+    #[serde(default)]
+    pub maintenance_notifications: MaintenanceMode,
+    /// The command timeout while a maintenance window is open on a connection (the larger of it
+    /// and `command_timeout`).
+    #[serde(default = "RawConnections::default_relaxed_timeout")]
+    pub relaxed_timeout: HumanDuration,
+    /// Which address a MOVING should carry: `auto` (an internal IP for a private or loopback
+    /// target), `internal-ip`, `internal-fqdn`, `external-ip`, `external-fqdn`, or `none` (no
+    /// address: reconnect to the same one after half the announced time).
+    #[serde(default)]
+    pub moving_endpoint_type: MovingEndpointType,
+}
+
+/// Whether the client asks for maintenance notifications.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MaintenanceMode {
+    /// Ask on RESP3 connections; a server that does not know them is noted, never an error.
+    #[default]
+    Auto,
+    /// Ask, and refuse to run when the server says no (needs `target.protocol: resp3`).
+    On,
+    /// Never ask.
+    Off,
+}
+
+/// Which address a MOVING should carry (`CLIENT MAINT_NOTIFICATIONS ON moving-endpoint-type`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum MovingEndpointType {
+    /// As the clients choose: `internal-ip` for a private or loopback address, else
+    /// `external-ip`; `external-fqdn` when the target is a name.
+    #[default]
+    Auto,
+    /// The node's internal IP address.
+    InternalIp,
+    /// The node's internal name.
+    InternalFqdn,
+    /// The external IP address.
+    ExternalIp,
+    /// The external name.
+    ExternalFqdn,
+    /// No address: reconnect to the same one after half the announced time.
+    None,
 }
 
 impl RawConnections {
+    fn default_relaxed_timeout() -> HumanDuration {
+        std::time::Duration::from_secs(10).into()
+    }
     fn default_pools() -> u32 {
         1
     }
@@ -274,6 +325,9 @@ impl Default for RawConnections {
             command_timeout: Self::default_command_timeout(),
             health_check_interval: Self::default_health_check_interval(),
             retry: RawRetry::default(),
+            maintenance_notifications: MaintenanceMode::default(),
+            relaxed_timeout: Self::default_relaxed_timeout(),
+            moving_endpoint_type: MovingEndpointType::default(),
         }
     }
 }
@@ -1024,6 +1078,12 @@ pub enum RawFault {
     Partition(NetworkSpec),
     /// Run a command (a maintenance script) with a timeout.
     Shell(ShellSpec),
+    /// A real maintenance on a local standalone target, announced through the RESP-aware fault
+    /// proxy with maintenance notifications (or silently with `announce: false`, the baseline).
+    Maintenance(MaintenanceSpec),
+    /// Through the RESP-aware fault proxy: send maintenance notifications only, with no real
+    /// change — to test a client's parsing, relaxed timeouts and handoffs.
+    Notify(NotifySpec),
 }
 
 impl RawFault {
@@ -1042,6 +1102,8 @@ impl RawFault {
             RawFault::Blackhole(s) | RawFault::Partition(s) => s.required,
             RawFault::Reset(s) => s.required,
             RawFault::Shell(s) => s.required,
+            RawFault::Maintenance(s) => s.required,
+            RawFault::Notify(s) => s.required,
         }
     }
 }
@@ -1165,6 +1227,74 @@ fault_spec!(
         pub binary: Option<String>,
     }
 );
+
+fault_spec!(
+    /// Options of `maintenance`.
+    MaintenanceSpec {
+        /// What changes: `move` (a new node is synced as a replica, the endpoint moves to it, the
+        /// old endpoint's connections are closed at the end of the notice).
+        pub kind: MaintenanceKind,
+        /// The time announced in MOVING: how long the old endpoint keeps its connections.
+        #[serde(default = "MaintenanceSpec::default_notice")]
+        pub notice: HumanDuration,
+        /// Send the notifications (`false`: the same change, silently — the baseline).
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        pub announce: bool,
+    }
+);
+
+impl MaintenanceSpec {
+    fn default_notice() -> HumanDuration {
+        std::time::Duration::from_secs(2).into()
+    }
+}
+
+/// What a `maintenance` fault changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MaintenanceKind {
+    /// The endpoint moves to a new node (synced as a replica first, then promoted).
+    Move,
+}
+
+fault_spec!(
+    /// Options of `notify`.
+    NotifySpec {
+        /// The messages to send, in order (`MIGRATING`, `MIGRATED`, `FAILING_OVER`, `FAILED_OVER`,
+        /// `MOVING` — which names no endpoint: reconnect to the same address after half the
+        /// notice — `SMIGRATING`, `SMIGRATED`).
+        pub messages: Vec<MaintenanceMessage>,
+        /// The time the messages announce, and the pause between two of them.
+        #[serde(default = "MaintenanceSpec::default_notice")]
+        pub notice: HumanDuration,
+    }
+);
+
+/// The maintenance notifications, by their name on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum MaintenanceMessage {
+    /// The endpoint moves: reconnect to the one given (or to the same address after half the time).
+    #[serde(rename = "MOVING")]
+    Moving,
+    /// The node's data is being migrated: expect slow replies.
+    #[serde(rename = "MIGRATING")]
+    Migrating,
+    /// The migration ended.
+    #[serde(rename = "MIGRATED")]
+    Migrated,
+    /// A failover begins: expect slow replies.
+    #[serde(rename = "FAILING_OVER")]
+    FailingOver,
+    /// The failover ended.
+    #[serde(rename = "FAILED_OVER")]
+    FailedOver,
+    /// Cluster API: slots are being migrated.
+    #[serde(rename = "SMIGRATING")]
+    SMigrating,
+    /// Cluster API: slots moved.
+    #[serde(rename = "SMIGRATED")]
+    SMigrated,
+}
 
 fault_spec!(
     /// Options of `latency`.

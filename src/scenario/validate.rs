@@ -63,10 +63,15 @@ pub fn build(raw: RawScenario, root: &Node, file: &Path, diags: &mut Diagnostics
     let workloads = workloads(&mut c, &raw);
     let phases = phases(&mut c, &raw, &workloads);
     let faults = faults(&mut c, &raw, &phases, &target, dir);
-    // A network fault on a local target brings the proxy along.
-    if let Some(t) = target.as_mut().filter(|t| matches!(t.endpoint, Endpoint::Local(_))) {
-        t.proxy |= faults.iter().any(|f| matches!(f.action, FaultAction::Network { .. } | FaultAction::Reset { .. }));
+    // A network or maintenance fault on a local target brings the proxy along; a maintenance
+    // fault needs it RESP-aware.
+    if let Some(t) = target.as_mut() {
+        t.resp_aware_proxy = faults.iter().any(|f| matches!(f.action, FaultAction::Maintenance { .. } | FaultAction::Notify { .. }));
+        if matches!(t.endpoint, Endpoint::Local(_)) {
+            t.proxy |= t.resp_aware_proxy || faults.iter().any(|f| matches!(f.action, FaultAction::Network { .. } | FaultAction::Reset { .. }));
+        }
     }
+    maintenance_options(&mut c, &connections, target.as_ref());
     redis_rs_limits(&mut c, connections.client, target.as_ref());
     let thresholds = thresholds(&mut c, &raw, &phases, &workloads, &faults);
     let output = output(&mut c, &raw.output);
@@ -300,7 +305,19 @@ fn target(c: &mut Checker<'_>, t: &RawTarget, dir: &Path) -> Option<Target> {
         tls,
         read_from_replicas: t.read_from_replicas,
         proxy: t.proxy,
+        resp_aware_proxy: false,
     })
+}
+
+/// `maintenance_notifications: on` needs RESP3 (the notifications are push messages).
+fn maintenance_options(c: &mut Checker<'_>, connections: &Connections, target: Option<&Target>) {
+    use super::raw::MaintenanceMode;
+    if connections.maintenance_notifications == MaintenanceMode::On && target.is_some_and(|t| t.protocol != Protocol::Resp3) {
+        c.err(
+            p("connections").key("maintenance_notifications"),
+            "maintenance notifications are RESP3 push messages: `on` needs `target.protocol: resp3` (`auto` asks only on RESP3 connections)",
+        );
+    }
 }
 
 /// `password: ${REDIS_PASSWORD:-}` with the variable unset means "no password", not an empty one.
@@ -382,6 +399,9 @@ fn connections(c: &mut Checker<'_>, r: &RawConnections) -> Connections {
             jitter: r.retry.jitter,
             retry_writes: r.retry.retry_writes,
         },
+        maintenance_notifications: r.maintenance_notifications,
+        relaxed_timeout: c.positive(cp.key("relaxed_timeout"), r.relaxed_timeout.get()),
+        moving_endpoint_type: r.moving_endpoint_type,
     }
 }
 
@@ -771,6 +791,19 @@ fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Opt
                 c.err(fp.key("action"), "`failover` needs a cluster or sentinel target");
             }
             FaultAction::Shell { timeout, .. } if timeout.is_zero() => c.err(fp.key("timeout"), "must be longer than zero"),
+            FaultAction::Maintenance { notice, .. } | FaultAction::Notify { notice, .. } if notice.is_zero() => {
+                c.err(fp.key("notice"), "must be longer than zero");
+            }
+            FaultAction::Notify { messages, .. } if messages.is_empty() => c.err(fp.key("messages"), "name at least one message"),
+            FaultAction::Maintenance { .. } if target.as_ref().is_some_and(|t| !matches!(t.endpoint, Endpoint::Local(LocalTopology::Standalone))) => {
+                c.err(
+                    fp.key("action"),
+                    "`maintenance` moves a node redis-test started: it needs `target.local: standalone` (cluster migrate and failover are not built yet)",
+                );
+            }
+            FaultAction::Notify { .. } if target.as_ref().is_some_and(|t| t.mode != Mode::Standalone || !(t.proxy || matches!(t.endpoint, Endpoint::Local(_)))) => {
+                c.err(fp.key("action"), "`notify` sends through the fault proxy in front of a standalone target: set `target.proxy: true`");
+            }
             _ => {}
         }
         // A pause, sleep or downtime must end with the run, or it would outlive the tool.
@@ -780,6 +813,7 @@ fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Opt
             | FaultAction::Freeze { duration, .. }
             | FaultAction::Network { duration, .. } => Some(("duration", *duration)),
             FaultAction::Restart { down_for, .. } => Some(("down_for", *down_for)),
+            FaultAction::Maintenance { notice, .. } => Some(("notice", *notice)),
             _ => None,
         };
         if let Some((key, d)) = lasts {
@@ -870,6 +904,8 @@ pub fn fault_kind(a: &FaultAction) -> &'static str {
         FaultAction::RollingUpgrade { .. } => "rolling_upgrade",
         FaultAction::Reset { .. } => "reset",
         FaultAction::Shell { .. } => "shell",
+        FaultAction::Maintenance { .. } => "maintenance",
+        FaultAction::Notify { .. } => "notify",
     }
 }
 
@@ -898,6 +934,8 @@ fn fault_parts(f: &RawFault) -> (&Option<String>, crate::units::HumanDuration, &
         RawFault::Reset(s) => (&s.name, s.at, &s.phase, FaultAction::Reset { node: s.node }),
         RawFault::Freeze(s) => (&s.name, s.at, &s.phase, FaultAction::Freeze { node: s.node, duration: s.duration.get() }),
         RawFault::Shell(s) => (&s.name, s.at, &s.phase, FaultAction::Shell { command: s.command.clone(), timeout: s.timeout.get() }),
+        RawFault::Maintenance(s) => (&s.name, s.at, &s.phase, FaultAction::Maintenance { kind: s.kind, notice: s.notice.get(), announce: s.announce }),
+        RawFault::Notify(s) => (&s.name, s.at, &s.phase, FaultAction::Notify { messages: s.messages.clone(), notice: s.notice.get() }),
     }
 }
 

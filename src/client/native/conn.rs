@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use super::tls::{self, TlsSettings};
+use crate::client::maintenance::{ClientMaintenance, Mode as MaintMode, Notice, Window};
 use crate::resp::{self, CommandWriter, Value};
 use crate::scenario::model::{HostPort, Protocol, Secret};
 
@@ -117,6 +118,8 @@ pub struct ConnectSpec {
     /// Node address → fault proxy address, applied when connecting (cluster targets behind the
     /// proxy): slot maps and redirects keep naming the nodes, connections go through the proxies.
     pub via: Option<std::sync::Arc<std::collections::HashMap<HostPort, HostPort>>>,
+    /// Maintenance notifications: asked for in the handshake (unless `off`), counted, acted on.
+    pub maintenance: Option<std::sync::Arc<ClientMaintenance>>,
 }
 
 impl ConnectSpec {
@@ -133,9 +136,9 @@ impl ConnectSpec {
     }
 
     /// The same settings without the proxy map: the tool's own control connections reach the
-    /// nodes directly, so a network fault never holds them.
+    /// nodes directly, so a network fault never holds them (and no maintenance notice moves them).
     pub fn direct(&self) -> ConnectSpec {
-        ConnectSpec { via: None, ..self.clone() }
+        ConnectSpec { via: None, maintenance: None, ..self.clone() }
     }
 }
 
@@ -152,6 +155,23 @@ pub struct Conn {
     /// The master generation it was opened for (sentinel targets): a newer one means it is stale.
     pub generation: u64,
     tally: Option<std::sync::Arc<crate::metrics::CommandTally>>,
+    /// The run's maintenance state, when the spec has one (connections are counted by generation
+    /// for handoffs).
+    maintenance: Option<std::sync::Arc<ClientMaintenance>>,
+    /// Whether the server accepted `CLIENT MAINT_NOTIFICATIONS ON`: push messages are then read
+    /// for notices.
+    notices: bool,
+    /// This connection's relaxed window.
+    window: Window,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(m) = &self.maintenance {
+            self.window.close(Instant::now(), m);
+            m.closed(self.generation);
+        }
+    }
 }
 
 impl Conn {
@@ -184,8 +204,15 @@ impl Conn {
             last_used: Instant::now(),
             generation,
             tally: spec.tally.clone(),
+            maintenance: None,
+            notices: false,
+            window: Window::default(),
         };
         conn.handshake(spec).await?;
+        if let Some(m) = &spec.maintenance {
+            m.opened(generation);
+            conn.maintenance = Some(std::sync::Arc::clone(m));
+        }
         Ok(conn)
     }
 
@@ -217,8 +244,35 @@ impl Conn {
             resp::command(&mut buf, &[b"READONLY"]);
             replies += 1;
         }
+        // Maintenance notifications come as RESP3 pushes: asked for on RESP3 connections only.
+        let maint = spec.maintenance.as_ref().filter(|m| m.mode != MaintMode::Off && spec.protocol == Protocol::Resp3);
+        // Not tallied: a server that does not know the subcommand does not count it, and the
+        // fault proxy answers it itself; the report counts it per connection instead.
+        if let Some(t) = &self.tally {
+            t.count(&buf);
+        }
+        if let Some(m) = maint {
+            let host = spec.current().0.host;
+            resp::command(&mut buf, &[b"CLIENT", b"MAINT_NOTIFICATIONS", b"ON", b"moving-endpoint-type", crate::client::maintenance::endpoint_type_wire(m.endpoint_type, &host).as_bytes()]);
+            replies += 1;
+        }
         let mut out = Vec::with_capacity(replies);
-        self.roundtrip(&buf, replies, &mut out).await?;
+        self.send_round_trip(&buf, replies, &mut out).await?;
+        if let Some(m) = maint {
+            match out.pop() {
+                Some(Value::Error(msg)) if m.mode == MaintMode::Auto => m.handshake(false, Some(&msg)),
+                Some(Value::Error(msg)) => {
+                    m.handshake(false, Some(&msg));
+                    return Err(ConnError::Rejected(format!(
+                        "CLIENT MAINT_NOTIFICATIONS ON was refused: {msg} (the server does not send maintenance notifications: use `maintenance_notifications: auto`, or a local target behind `proxy: true`)"
+                    )));
+                }
+                _ => {
+                    m.handshake(true, None);
+                    self.notices = true;
+                }
+            }
+        }
         for v in out {
             if let Value::Error(msg) = v {
                 // Never echo the command: it holds the password.
@@ -269,10 +323,76 @@ impl Conn {
 
     async fn roundtrip_inner(&mut self, bytes: &[u8], replies: usize, out: &mut Vec<Value>) -> Result<(), ConnError> {
         self.stream.write_all(bytes).await.map_err(|e| io_error(&e))?;
-        for _ in 0..replies {
-            out.push(self.read_value().await?);
+        let mut got = 0;
+        while got < replies {
+            let v = self.read_value().await?;
+            if !self.notice(&v) {
+                out.push(v);
+                got += 1;
+            }
         }
         Ok(())
+    }
+
+    /// Whether `v` is a maintenance notice (then acted on, and not a reply).
+    fn notice(&mut self, v: &Value) -> bool {
+        if !self.notices || !matches!(v, Value::Push(_)) {
+            return false;
+        }
+        let Some(n) = Notice::parse(v) else { return false };
+        if let Some(m) = &self.maintenance {
+            self.window.apply(n.kind, Instant::now(), m);
+            m.received(&n, self.generation);
+        }
+        true
+    }
+
+    /// Whether this connection reads maintenance notices (its command timeout may then relax).
+    pub fn reads_notices(&self) -> bool {
+        self.notices
+    }
+
+    /// [`Self::send_round_trip`] within `timeout`, relaxed while a maintenance window is open on
+    /// this connection — also when the notice that opens it arrives while the replies are awaited.
+    /// A timeout breaks the connection.
+    pub async fn send_round_trip_relaxed(&mut self, bytes: &[u8], replies: usize, out: &mut Vec<Value>, timeout: Duration) -> Result<(), ConnError> {
+        if self.broken {
+            return Err(ConnError::Io("connection already broken".into()));
+        }
+        let sent = tokio::time::Instant::now();
+        let r = async {
+            let deadline = sent + self.relaxed(timeout);
+            tokio::time::timeout_at(deadline, self.stream.write_all(bytes)).await.map_err(|_| ConnError::Timeout)?.map_err(|e| io_error(&e))?;
+            let mut got = 0;
+            while got < replies {
+                let deadline = sent + self.relaxed(timeout);
+                let v = match tokio::time::timeout_at(deadline, self.read_value()).await {
+                    Ok(v) => v?,
+                    // A window opened while waiting moves the deadline: wait on.
+                    Err(_) if sent + self.relaxed(timeout) > deadline => continue,
+                    Err(_) => return Err(ConnError::Timeout),
+                };
+                if !self.notice(&v) {
+                    out.push(v);
+                    got += 1;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        match &r {
+            Ok(()) => self.last_used = Instant::now(),
+            Err(_) => self.broken = true,
+        }
+        r
+    }
+
+    /// The command timeout now: `base`, or the relaxed one while a window is open.
+    fn relaxed(&mut self, base: Duration) -> Duration {
+        match &self.maintenance {
+            Some(m) => self.window.timeout(base, Instant::now(), m),
+            None => base,
+        }
     }
 
     /// Reads the next reply (or push message) from the connection.

@@ -139,7 +139,23 @@ async fn round_trip(
     };
     let sent = Instant::now();
     *sends += 1;
-    let r = match tokio::time::timeout(shared.command_timeout, conn.send_round_trip(buf, expect, replies)).await {
+    let r = if conn.reads_notices() {
+        // The deadline may move while the replies are awaited (a maintenance window opens).
+        match conn.send_round_trip_relaxed(buf, expect, replies, shared.command_timeout).await {
+            Ok(()) => Ok(()),
+            Err(ConnError::Timeout) => Err(ErrorClass::Timeout),
+            Err(ConnError::Protocol(_)) => Err(ErrorClass::Protocol),
+            Err(_) => Err(ErrorClass::Connection),
+        }
+    } else {
+        fixed_deadline(shared, &mut conn, buf, expect, replies).await
+    };
+    (r, sent)
+}
+
+/// A round trip within the configured command timeout (the common case: one timer per send).
+async fn fixed_deadline(shared: &Native, conn: &mut super::pool::Pooled, buf: &[u8], expect: usize, replies: &mut Vec<Value>) -> Result<(), ErrorClass> {
+    match tokio::time::timeout(shared.command_timeout, conn.send_round_trip(buf, expect, replies)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(ConnError::Timeout)) => Err(ErrorClass::Timeout),
         Ok(Err(ConnError::Protocol(_))) => Err(ErrorClass::Protocol),
@@ -149,8 +165,7 @@ async fn round_trip(
             conn.mark_broken();
             Err(ErrorClass::Timeout)
         }
-    };
-    (r, sent)
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,172 @@
+//! Announced maintenance on local deployments, through the RESP-aware fault proxy:
+//!
+//! - `notify`: maintenance notifications only, no change — a client's parsing, relaxed windows and
+//!   handoffs on their own;
+//! - `maintenance kind: move`: the endpoint moves to a new node, as on Redis Software. A new node
+//!   is synced as a replica behind a proxy of its own (the new endpoint), MOVING names that
+//!   endpoint (or no address, for clients that asked for `none`: they reconnect to the same one
+//!   after half the notice), the old endpoint holds new connections, and once every connection
+//!   that was told has left it — or the notice is up — the change is made: writes paused on the
+//!   old node, the new one caught up and promoted, the old one made its replica, the endpoint
+//!   pointed at the new node. At the end of the notice the old endpoint closes the connections it
+//!   still has: clients that did not hand off lose them. `announce: false` makes the same change
+//!   at once, silently: the baseline.
+//!
+//! The proxy sends notices only to connections that asked (`CLIENT MAINT_NOTIFICATIONS ON`,
+//! answered by the proxy itself), between whole replies.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::control::{ms, node_control, reply, replication};
+use crate::client::maintenance::{Kind, Notice};
+use crate::client::native::conn::ConnectSpec;
+use crate::deployment::Deployment;
+use crate::deployment::local::{LocalServer, NodeKind};
+use crate::deployment::proxy::Proxy;
+use crate::outcome::MaintenanceRun;
+use crate::resp::Value;
+use crate::scenario::model::HostPort;
+
+/// Longest the change itself may take (pause, catch-up, promotion).
+const CUTOVER_LIMIT: Duration = Duration::from_secs(10);
+
+/// How often the fault looks whether the told connections have left the old endpoint.
+const DRAIN_CHECK: Duration = Duration::from_millis(5);
+
+/// The proxy in front of the standalone target, which announces and moves.
+fn endpoint(d: &Deployment) -> Result<&Proxy, String> {
+    d.proxies.first().ok_or_else(|| "no fault proxy in front of the target (`target.proxy`)".to_owned())
+}
+
+/// Sends one notice through `proxy` and counts it.
+fn announce(proxy: &Proxy, notice: &Notice, run: &mut MaintenanceRun) -> usize {
+    let n = proxy.notify(notice);
+    *run.sent.entry(notice.kind.name().to_owned()).or_default() += n as u64;
+    n
+}
+
+/// The next sequence number of the run's notices.
+fn next(seq: &AtomicI64) -> i64 {
+    seq.fetch_add(1, Ordering::Relaxed) + 1
+}
+
+/// Sends `messages` in order, `notice` apart, each announcing `notice`.
+pub async fn notify(d: &Deployment, messages: &[Kind], notice: Duration, seq: &AtomicI64, run: &mut MaintenanceRun) -> Result<String, String> {
+    let proxy = endpoint(d)?;
+    run.listening = proxy.listening_before(u64::MAX) as u64;
+    let mut told = Vec::new();
+    for (i, kind) in messages.iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(notice).await;
+        }
+        let n = Notice { kind: *kind, seq: next(seq), time: Some(notice), endpoint: None, slots: Vec::new(), destinations: Vec::new() };
+        told.push(format!("{kind} to {}", announce(proxy, &n, run)));
+    }
+    if run.listening == 0 {
+        return Err("no connection asked for maintenance notifications (the client has them `off`, speaks RESP2, or does not implement them): nothing was sent".into());
+    }
+    Ok(format!("sent {} connection(s) {}", run.listening, told.join(", then ")))
+}
+
+/// `maintenance kind: move` on a local standalone target (see the module's documentation).
+pub async fn move_endpoint(spec: &ConnectSpec, d: &Deployment, notice: Duration, announced: bool, seq: &AtomicI64, t0: Instant, run: &mut MaintenanceRun) -> Result<String, String> {
+    let old_endpoint = endpoint(d)?;
+    let old = old_endpoint.upstream();
+    // A new node, synced as a replica of the old one (a diskless sync without the 5 s delay).
+    let mut c = node_control(spec, &old).await?;
+    reply(c.command(&[b"CONFIG", b"SET", b"repl-diskless-sync-delay", b"0"], Duration::from_secs(2)).await.map_err(|e| e.to_string())?)?;
+    let mut conf = vec![format!("replicaof {} {}", old.host, old.port)];
+    if let Some(pw) = &spec.password {
+        conf.push(format!("masterauth \"{}\"", pw.expose().replace('\\', "\\\\").replace('"', "\\\"")));
+    }
+    let node = LocalServer::start_node(NodeKind::Server, spec.password.as_ref(), &conf, Some("sync: Finished with success")).await.map_err(|e| format!("the new node: {e}"))?;
+    let new = node.addr();
+    // Its own endpoint, holding connections until the change is made.
+    let new_endpoint = Arc::new(Proxy::start_resp_aware(new.clone()).await.map_err(|e| format!("the new endpoint: {e}"))?);
+    new_endpoint.hold_new(true);
+    d.moved.lock().expect("moved lock").push((node, Some(Arc::clone(&new_endpoint))));
+    // Whatever happens next, neither endpoint is left holding connections.
+    let _release = Release(vec![old_endpoint, &new_endpoint]);
+    let told_at = Instant::now();
+    if announced {
+        run.listening = old_endpoint.listening_before(u64::MAX) as u64;
+        run.endpoint = Some(new_endpoint.addr.to_string());
+        let moving = Notice { kind: Kind::Moving, seq: next(seq), time: Some(notice), endpoint: Some(new_endpoint.addr.clone()), slots: Vec::new(), destinations: Vec::new() };
+        announce(old_endpoint, &moving, run);
+    }
+    // From here new connections to the old endpoint wait for the change (they will reach the new
+    // node); the ones accepted before are the old node's.
+    old_endpoint.hold_new(true);
+    let mark = old_endpoint.epoch();
+    if announced {
+        // The told connections leave as their replies finish (or after half the notice, for a
+        // MOVING without an address); the change waits for them, at most until the notice is up.
+        while old_endpoint.listening_before(mark) > 0 && told_at.elapsed() < notice {
+            tokio::time::sleep(DRAIN_CHECK).await;
+        }
+    }
+    let took = tokio::time::timeout(CUTOVER_LIMIT, cutover(spec, &old, &new)).await.map_err(|_| format!("the change took longer than {}", ms(CUTOVER_LIMIT)))??;
+    run.cutover_s = Some(t0.elapsed().as_secs_f64());
+    let promoted = told_at.elapsed();
+    old_endpoint.set_upstream(new.clone());
+    drop(_release);
+    // The old endpoint keeps what it has until the notice is up, then closes it.
+    tokio::time::sleep(notice.saturating_sub(told_at.elapsed())).await;
+    let closed = old_endpoint.reset_before(mark) as u64;
+    run.closed_at_end = Some(closed);
+    let told = if announced { format!("MOVING to {} connection(s) naming {}; ", run.listening, new_endpoint.addr) } else { "not announced; ".to_owned() };
+    Ok(format!(
+        "moved the endpoint from {old} to a new node {new}: {told}promoted it {} after the announcement ({} for the change itself); the old endpoint closed {closed} connection(s) at the end of the {} notice",
+        ms(promoted),
+        ms(took),
+        ms(notice)
+    ))
+}
+
+/// Endpoints held while the change is made, let go however the fault ends.
+struct Release<'a>(Vec<&'a Proxy>);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            p.hold_new(false);
+        }
+    }
+}
+
+/// The change: writes paused on `old`, `new` caught up and promoted, `old` made its replica, the
+/// pause lifted (writes that waited on the old node then fail: it is a replica). Returns how long
+/// it took.
+async fn cutover(spec: &ConnectSpec, old: &HostPort, new: &HostPort) -> Result<Duration, String> {
+    let started = Instant::now();
+    let t = Duration::from_secs(2);
+    let mut o = node_control(spec, old).await?;
+    let mut n = node_control(spec, new).await?;
+    let limit = CUTOVER_LIMIT.as_millis().to_string();
+    reply(o.command(&[b"CLIENT", b"PAUSE", limit.as_bytes(), b"WRITE"], t).await.map_err(|e| e.to_string())?)?;
+    let result = async {
+        let offset = |r: &std::collections::HashMap<String, String>, key: &str| r.get(key).and_then(|v| v.parse::<u64>().ok());
+        let target = offset(&replication(spec, old).await?, "master_repl_offset").ok_or("the old node shows no replication offset")?;
+        loop {
+            let r = replication(spec, new).await?;
+            if offset(&r, "slave_repl_offset").is_some_and(|o| o >= target) {
+                break;
+            }
+            tokio::time::sleep(DRAIN_CHECK).await;
+        }
+        reply(n.command(&[b"REPLICAOF", b"NO", b"ONE"], t).await.map_err(|e| e.to_string())?)?;
+        let port = new.port.to_string();
+        reply(o.command(&[b"REPLICAOF", new.host.as_bytes(), port.as_bytes()], t).await.map_err(|e| e.to_string())?)?;
+        Ok::<(), String>(())
+    }
+    .await;
+    // Lifted however the change went.
+    let unpaused = o.command(&[b"CLIENT", b"UNPAUSE"], t).await;
+    result?;
+    if let Ok(Value::Error(e)) = unpaused {
+        return Err(format!("CLIENT UNPAUSE on {old}: {e}"));
+    }
+    Ok(started.elapsed())
+}
