@@ -183,6 +183,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, f
     };
     let cleanup = clean_up(args, scenario, &deployment, &signals).await;
     let moves = deployment.spec.follow.as_ref().map(|m| m.moves()).unwrap_or_default();
+    let maintenance = maintenance_report(scenario, &deployment);
     deployment.shutdown().await;
     let mut report: Report = report::build(run_id, plan, &result, cleanup);
     report.plan_fingerprint = Some(fingerprint.to_owned());
@@ -190,6 +191,7 @@ async fn run(args: &ApplyArgs, scenario: &Scenario, plan: &Plan, run_id: &str, f
     report.other_commands = tally.snapshot();
     report.master_moves =
         moves.into_iter().map(|(t, from, to)| report::MasterMove { at: report::rfc3339(t), from: from.to_string(), to: to.to_string() }).collect();
+    report.maintenance = maintenance;
     running.finish_exports(args, scenario, &source, &mut report).await;
     judge(plan, &mut report);
     if let Err(code) = publish(&report, &outputs) {
@@ -552,4 +554,29 @@ fn prepare_output(path: &std::path::Path) -> std::io::Result<()> {
         return Err(std::io::Error::other("it is a directory"));
     }
     crate::files::check_writable(path)
+}
+
+/// What the client did with maintenance notifications: when it asked, or when the scenario has
+/// maintenance faults (then also for a client that never asks — the column without them).
+fn maintenance_report(scenario: &Scenario, deployment: &deployment::Deployment) -> Option<crate::client::maintenance::ClientReport> {
+    use crate::client::maintenance::ClientReport;
+    use crate::scenario::model::FaultAction;
+    let has_faults = scenario.faults.iter().any(|f| matches!(f.action, FaultAction::Maintenance { .. } | FaultAction::Notify { .. }));
+    let mode = format!("{:?}", scenario.connections.maintenance_notifications).to_lowercase();
+    match (&deployment.spec.maintenance, scenario.connections.client) {
+        (Some(m), _) => Some(m.report("native")).filter(|r| has_faults || r.enabled_connections + r.unsupported_connections > 0),
+        _ if !has_faults => None,
+        (None, crate::scenario::raw::Client::RedisRs) => Some(ClientReport {
+            client: "redis-rs".into(),
+            mode,
+            behaviour: "redis-rs does not implement maintenance notifications: it never sends CLIENT MAINT_NOTIFICATIONS, so nothing is announced to it, and its connections are cut when the old endpoint closes".into(),
+            ..Default::default()
+        }),
+        (None, _) => Some(ClientReport {
+            client: "native".into(),
+            mode,
+            behaviour: "notifications off: the client never asks, so nothing is announced to it".into(),
+            ..Default::default()
+        }),
+    }
 }

@@ -75,6 +75,8 @@ struct Control {
     clients: Mutex<Vec<Arc<ClientConn>>>,
     /// Whether the pumps pass RESP frames on whole (and can inject their own between them).
     resp_aware: bool,
+    /// When the proxy started (for the connections' idle times).
+    started: std::time::Instant,
 }
 
 impl Control {
@@ -92,6 +94,11 @@ impl Control {
         *free - now
     }
 
+    /// Milliseconds since the proxy started.
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
     fn is_cut(&self, source: Option<IpAddr>) -> bool {
         self.any_cut.load(Ordering::Acquire) && source.is_some_and(|ip| self.cut.read().expect("proxy lock").contains(&ip))
     }
@@ -105,6 +112,10 @@ struct ClientConn {
     notices: AtomicBool,
     /// Whether its MOVING should name the new endpoint (not `moving-endpoint-type none`).
     wants_address: AtomicBool,
+    /// Requests passed to the node and not yet answered.
+    outstanding: std::sync::atomic::AtomicI64,
+    /// When the last request was passed on, ms since the proxy started.
+    last_request_ms: AtomicU64,
     /// Frames for the reply pump to send between whole replies.
     inject: mpsc::UnboundedSender<Inject>,
 }
@@ -156,6 +167,7 @@ impl Proxy {
             gate,
             clients: Mutex::new(Vec::new()),
             resp_aware,
+            started: std::time::Instant::now(),
         });
         let acceptor = tokio::spawn(accept(listener, Arc::clone(&control)));
         Ok(Proxy { addr: HostPort { host: "127.0.0.1".into(), port }, control, acceptor })
@@ -217,6 +229,22 @@ impl Proxy {
     /// Open connections accepted before `epoch` (RESP-aware proxies; 0 otherwise).
     pub fn open_before(&self, epoch: u64) -> usize {
         self.control.clients.lock().expect("proxy lock").iter().filter(|c| c.seq < epoch).count()
+    }
+
+    /// Open connections accepted before `epoch` that asked for maintenance notifications and are
+    /// still in use: a request in flight, or one passed on less than `idle` ago. A connection a
+    /// client has abandoned (handed off) is idle.
+    pub fn in_use_listening_before(&self, epoch: u64, idle: Duration) -> usize {
+        let now = self.control.now_ms();
+        let idle = idle.as_millis() as u64;
+        self.control
+            .clients
+            .lock()
+            .expect("proxy lock")
+            .iter()
+            .filter(|c| c.seq < epoch && c.notices.load(Ordering::Acquire))
+            .filter(|c| c.outstanding.load(Ordering::Acquire) > 0 || now.saturating_sub(c.last_request_ms.load(Ordering::Acquire)) < idle)
+            .count()
     }
 
     /// Open connections accepted before `epoch` that asked for maintenance notifications.
@@ -307,11 +335,18 @@ async fn connection(client: TcpStream, source: Option<IpAddr>, seq: u64, control
         return;
     }
     let (tx, rx) = mpsc::unbounded_channel();
-    let me = Arc::new(ClientConn { seq, notices: AtomicBool::new(false), wants_address: AtomicBool::new(true), inject: tx });
+    let me = Arc::new(ClientConn {
+        seq,
+        notices: AtomicBool::new(false),
+        wants_address: AtomicBool::new(true),
+        outstanding: std::sync::atomic::AtomicI64::new(0),
+        last_request_ms: AtomicU64::new(control.now_ms()),
+        inject: tx,
+    });
     control.clients.lock().expect("proxy lock").push(Arc::clone(&me));
     let requests = Framing::Requests { pending: Vec::new(), forwarded: 0, conn: Arc::clone(&me) };
     tokio::spawn(pump(client_read, server_write, Direction::Requests, source, seq, Arc::clone(&control), requests));
-    let replies = Framing::Replies { pending: Vec::new(), replies: 0, queue: VecDeque::new(), inbox: rx };
+    let replies = Framing::Replies { pending: Vec::new(), replies: 0, queue: VecDeque::new(), inbox: rx, conn: Arc::clone(&me) };
     pump(server_read, client_write, Direction::Replies, source, seq, Arc::clone(&control), replies).await;
     control.clients.lock().expect("proxy lock").retain(|c| !Arc::ptr_eq(c, &me));
 }
@@ -347,6 +382,8 @@ enum Framing {
         queue: VecDeque<Inject>,
         /// Where they arrive.
         inbox: mpsc::UnboundedReceiver<Inject>,
+        /// The connection (its requests in flight go down as replies pass).
+        conn: Arc<ClientConn>,
     },
 }
 
@@ -377,10 +414,11 @@ fn request_len(buf: &[u8]) -> Result<Option<usize>, crate::resp::ProtocolError> 
 impl Framing {
     /// Takes `bytes` in and returns what to pass on now: the whole frames, with the proxy's own
     /// between them. A stream that does not parse is passed on as it comes from then on.
-    fn feed(&mut self, bytes: &[u8]) -> Vec<u8> {
+    fn feed(&mut self, bytes: &[u8], control: &Control) -> Vec<u8> {
         match self {
             Framing::None => bytes.to_vec(),
             Framing::Requests { pending, forwarded, conn } => {
+                let now_ms = control.now_ms();
                 pending.extend_from_slice(bytes);
                 let mut out = Vec::with_capacity(pending.len());
                 let mut used = 0;
@@ -395,6 +433,8 @@ impl Framing {
                             } else {
                                 out.extend_from_slice(frame);
                                 *forwarded += 1;
+                                conn.outstanding.fetch_add(1, Ordering::AcqRel);
+                                conn.last_request_ms.store(now_ms, Ordering::Release);
                             }
                             used += n;
                         }
@@ -409,7 +449,7 @@ impl Framing {
                 pending.drain(..used);
                 out
             }
-            Framing::Replies { pending, replies, queue, inbox } => {
+            Framing::Replies { pending, replies, queue, inbox, conn } => {
                 while let Ok(i) = inbox.try_recv() {
                     queue.push_back(i);
                 }
@@ -424,6 +464,7 @@ impl Framing {
                             used += n;
                             if !push {
                                 *replies += 1;
+                                conn.outstanding.fetch_sub(1, Ordering::AcqRel);
                             }
                             due(queue, *replies, &mut out);
                         }
@@ -499,7 +540,7 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, direction: Direct
                 Ok(0) | Err(_) => break,
                 Ok(n) if plain => &buf[..n],
                 Ok(n) => {
-                    framed = framing.feed(&buf[..n]);
+                    framed = framing.feed(&buf[..n], &control);
                     &framed
                 }
             },

@@ -32,6 +32,9 @@ use crate::scenario::model::HostPort;
 /// Longest the change itself may take (pause, catch-up, promotion).
 const CUTOVER_LIMIT: Duration = Duration::from_secs(10);
 
+/// A told connection with nothing in flight and no request for this long has been left behind.
+const ABANDONED: Duration = Duration::from_millis(100);
+
 /// How often the fault looks whether the told connections have left the old endpoint.
 const DRAIN_CHECK: Duration = Duration::from_millis(5);
 
@@ -102,8 +105,10 @@ pub async fn move_endpoint(spec: &ConnectSpec, d: &Deployment, notice: Duration,
     let mark = old_endpoint.epoch();
     if announced {
         // The told connections leave as their replies finish (or after half the notice, for a
-        // MOVING without an address); the change waits for them, at most until the notice is up.
-        while old_endpoint.listening_before(mark) > 0 && told_at.elapsed() < notice {
+        // MOVING without an address); the change waits until none is in use, at most until the
+        // notice is up. One a client abandoned (idle in its pool, never used again) is not waited
+        // for: it is closed at the end of the notice.
+        while old_endpoint.in_use_listening_before(mark, ABANDONED) > 0 && told_at.elapsed() < notice {
             tokio::time::sleep(DRAIN_CHECK).await;
         }
     }
@@ -149,6 +154,7 @@ async fn cutover(spec: &ConnectSpec, old: &HostPort, new: &HostPort) -> Result<D
     let result = async {
         let offset = |r: &std::collections::HashMap<String, String>, key: &str| r.get(key).and_then(|v| v.parse::<u64>().ok());
         let target = offset(&replication(spec, old).await?, "master_repl_offset").ok_or("the old node shows no replication offset")?;
+        tracing::info!(offset = target, took_ms = started.elapsed().as_millis() as u64, "maintenance: writes paused on the old node");
         loop {
             let r = replication(spec, new).await?;
             if offset(&r, "slave_repl_offset").is_some_and(|o| o >= target) {
@@ -156,6 +162,7 @@ async fn cutover(spec: &ConnectSpec, old: &HostPort, new: &HostPort) -> Result<D
             }
             tokio::time::sleep(DRAIN_CHECK).await;
         }
+        tracing::info!(took_ms = started.elapsed().as_millis() as u64, "maintenance: the new node caught up");
         reply(n.command(&[b"REPLICAOF", b"NO", b"ONE"], t).await.map_err(|e| e.to_string())?)?;
         let port = new.port.to_string();
         reply(o.command(&[b"REPLICAOF", new.host.as_bytes(), port.as_bytes()], t).await.map_err(|e| e.to_string())?)?;

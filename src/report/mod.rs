@@ -105,8 +105,14 @@ pub struct Report {
     pub cleanup: Option<CleanupReport>,
     /// OTLP export results, when exporting.
     pub otlp: Option<otlp::ExportStats>,
-    /// Sentinel targets: each time the master moved and redis-test followed it.
+    /// Sentinel targets: each time the master moved and redis-test followed it; standalone
+    /// targets: each time a MOVING moved the endpoint and the native client handed off.
     pub master_moves: Vec<MasterMove>,
+    /// Maintenance notifications: what the client asked for, received and did (relaxed windows,
+    /// handoffs). Present when the client asked or the scenario has maintenance faults; what each
+    /// fault announced is in its verdict's `maintenance`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<crate::client::maintenance::ClientReport>,
     /// The metric label naming the process that ran this (host name, or `metrics.instance_id`;
     /// `-shard-I` appended for a shard).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -605,6 +611,7 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
         cleanup,
         otlp: None,
         master_moves: Vec::new(),
+        maintenance: None,
         instance_id: None,
         shard: plan.shard,
         merged_from: Vec::new(),

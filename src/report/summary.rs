@@ -173,13 +173,30 @@ pub fn render(r: &Report) -> String {
                     let shards: Vec<String> = v.outage_by_shard_s.iter().map(|(k, o)| format!("{k} {}", format_us(o * 1e6))).collect();
                     let _ = writeln!(s, "  outage by shard: {}", shards.join(", "));
                 }
+                if let Some(m) = &v.maintenance {
+                    let sent: Vec<String> = m.sent.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                    let closed = m.closed_at_end.map(|c| format!("; {c} connection(s) still on the old endpoint were closed at the end of the notice")).unwrap_or_default();
+                    let _ = writeln!(
+                        s,
+                        "  maintenance: {} connection(s) listening; sent {}{closed}",
+                        m.listening,
+                        if sent.is_empty() { "nothing".to_owned() } else { sent.join(", ") }
+                    );
+                }
             }
         }
     }
     for m in &r.master_moves {
+        if r.target.mode == "standalone" {
+            let _ = writeln!(s, "\nendpoint moved {} → {} at {} (a MOVING notice); the native client handed its connections off", m.from, m.to, m.at);
+            continue;
+        }
         // The native engine follows the watcher; redis-rs asks the sentinels itself when it reconnects.
         let who = if r.client == "native" { "redis-test followed it" } else { "seen by redis-test's sentinel watcher" };
         let _ = writeln!(s, "\nmaster moved {} → {} at {}; {who}", m.from, m.to, m.at);
+    }
+    if let Some(m) = &r.maintenance {
+        let _ = writeln!(s, "\n{}", maintenance_line(m));
     }
     for v in &r.verify {
         let partial = if v.truncated { " (partial: too many writes to remember)" } else { "" };
@@ -297,4 +314,38 @@ pub fn connections_line(c: &super::ConnectionReport) -> String {
         shown.push(format!("{} not observable with redis-rs", hidden.join(", ")));
     }
     shown.join(", ")
+}
+
+/// What the client did with maintenance notifications, in two or three lines.
+fn maintenance_line(m: &crate::client::maintenance::ClientReport) -> String {
+    let mut out = format!("maintenance notifications ({}, {}): ", m.client, m.mode);
+    if m.enabled_connections == 0 && m.unsupported_connections == 0 {
+        out.push_str("never asked for");
+    } else {
+        out.push_str(&format!("enabled on {} connection(s)", m.enabled_connections));
+        if m.unsupported_connections > 0 {
+            let said = m.unsupported_reply.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+            out.push_str(&format!(", not supported by the server on {}{said}", m.unsupported_connections));
+        }
+    }
+    let received: Vec<String> = m.received.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    out.push_str(&format!(
+        "\n  received {}; relaxed windows {} ({} closed by the backstop), {:.2}s in all",
+        if received.is_empty() { "none".to_owned() } else { received.join(", ") },
+        m.relaxed_windows,
+        m.relaxed_backstops,
+        m.relaxed_s
+    ));
+    for h in &m.handoffs {
+        let took = h.handoff_time_s.map_or_else(|| "some never closed".to_owned(), |t| format!("the last closed after {}", format_us(t * 1e6)));
+        out.push_str(&format!(
+            "\n  handoff (MOVING {} at {:.2}s to {}): {} old connection(s) replaced; {took}",
+            h.seq,
+            h.at_s,
+            h.endpoint.as_deref().unwrap_or("the same address"),
+            h.connections_moved
+        ));
+    }
+    out.push_str(&format!("\n  {}", m.behaviour));
+    out
 }
