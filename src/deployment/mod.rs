@@ -127,6 +127,8 @@ impl Deployment {
     pub async fn probe(&self) -> Result<Conn, TargetError> {
         let addr = self.spec.addr.to_string();
         Conn::connect(&self.spec).await.map_err(|err| match err {
+            // Not a credentials problem: the server does not know maintenance notifications.
+            ConnError::Rejected(msg) if msg.contains("MAINT_NOTIFICATIONS") => TargetError::Unsupported(format!("the target {addr}: {msg}")),
             ConnError::Rejected(msg) => TargetError::Rejected { addr, msg },
             ConnError::Tls(msg) => TargetError::Tls { addr, msg },
             err => TargetError::Unreachable { addr, err },

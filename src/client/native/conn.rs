@@ -264,7 +264,7 @@ impl Conn {
                 Some(Value::Error(msg)) => {
                     m.handshake(false, Some(&msg));
                     return Err(ConnError::Rejected(format!(
-                        "CLIENT MAINT_NOTIFICATIONS ON was refused: {msg} (the server does not send maintenance notifications: use `maintenance_notifications: auto`, or a local target behind `proxy: true`)"
+                        "CLIENT MAINT_NOTIFICATIONS ON was refused: {msg} (the server does not send maintenance notifications: use `maintenance_notifications: auto`, or rehearse them with a `notify` or `maintenance` fault, whose proxy answers the handshake)"
                     )));
                 }
                 _ => {
