@@ -426,6 +426,8 @@ fn scale_action(a: &FaultAction, k: f64) -> FaultAction {
         FaultAction::Restart { node, down_for, new_port } => FaultAction::Restart { node, down_for: down_for.mul_f64(k), new_port },
         FaultAction::Freeze { node, duration } => FaultAction::Freeze { node, duration: duration.mul_f64(k) },
         FaultAction::Network { fault, node, duration } => FaultAction::Network { fault, node, duration: duration.mul_f64(k) },
+        FaultAction::Maintenance { kind, notice, announce } => FaultAction::Maintenance { kind, notice: notice.mul_f64(k), announce },
+        FaultAction::Notify { messages, notice } => FaultAction::Notify { messages, notice: notice.mul_f64(k) },
         other => other,
     }
 }

@@ -277,7 +277,8 @@ mod tests {
 
     #[test]
     fn frame_len_finds_whole_frames_only() {
-        let frames: [&[u8]; 6] = [b"+OK\r\n", b"$5\r\nhello\r\n", b"*2\r\n$1\r\na\r\n:1\r\n", b">2\r\n+x\r\n_\r\n", b"%1\r\n+k\r\n$-1\r\n", b"|1\r\n+a\r\n+b\r\n:7\r\n"];
+        let frames: [&[u8]; 6] =
+            [b"+OK\r\n", b"$5\r\nhello\r\n", b"*2\r\n$1\r\na\r\n:1\r\n", b">2\r\n+x\r\n_\r\n", b"%1\r\n+k\r\n$-1\r\n", b"|1\r\n+a\r\n+b\r\n:7\r\n"];
         for f in frames {
             let mut two = f.to_vec();
             two.extend_from_slice(b":9\r\n");

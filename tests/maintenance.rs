@@ -60,10 +60,16 @@ fn scenario_errors_are_located() {
         ("target: {local: cluster, protocol: resp3}\n", "faults: [{action: maintenance, kind: move, at: 1s}]\n", "needs `target.local: standalone`"),
         ("target: {local: standalone, protocol: resp3}\n", "faults: [{action: notify, at: 1s, messages: []}]\n", "name at least one message"),
         ("target: {local: standalone, protocol: resp3}\n", "faults: [{action: notify, at: 1s, messages: [MIGRATNG]}]\n", "MIGRATNG"),
-        ("target: {local: standalone, protocol: resp3}\n", "faults: [{action: maintenance, kind: move, at: 4s, notice: 3s}]\n", "a fault must end with the run"),
+        (
+            "target: {local: standalone, protocol: resp3}\n",
+            "faults: [{action: maintenance, kind: move, at: 4s, notice: 3s}]\n",
+            "a fault must end with the run",
+        ),
     ];
     for (i, (target, faults, expected)) in cases.iter().enumerate() {
-        let body = format!("name: v\n{target}keyspace: {{prefix: \"mv:\"}}\nworkloads:\n  w: {{kind: basic}}\nphases:\n  - {{name: p, duration: 5s, workers: 1, rate: 10}}\n{faults}");
+        let body = format!(
+            "name: v\n{target}keyspace: {{prefix: \"mv:\"}}\nworkloads:\n  w: {{kind: basic}}\nphases:\n  - {{name: p, duration: 5s, workers: 1, rate: 10}}\n{faults}"
+        );
         let f = common::write_file(&dir, &format!("v{i}.yaml"), &body);
         let out = run_in(&dir, &["validate", &f], &[], DEADLINE);
         assert_eq!(out.code, Some(2), "{body}\n{}", out.all());
@@ -202,9 +208,11 @@ fn a_move_announced_costs_nothing_and_the_same_move_unannounced_costs_errors() {
     assert!((0.9..1.9).contains(&took), "reconnected after half the 2 s notice: {took}");
 
     // Off, unannounced and redis-rs: the same move cuts connections that were never told.
-    for (name, body, client) in
-        [("off", move_scenario("off", true, "auto"), "native"), ("silent", move_scenario("on", false, "auto"), "native"), ("redis-rs", move_scenario("auto", true, "auto"), "redis-rs")]
-    {
+    for (name, body, client) in [
+        ("off", move_scenario("off", true, "auto"), "native"),
+        ("silent", move_scenario("on", false, "auto"), "native"),
+        ("redis-rs", move_scenario("auto", true, "auto"), "redis-rs"),
+    ] {
         let r = run_move(&dir, name, &body, client);
         assert!(total_errors(&r) > 0, "{name}: the cut costs errors: {}", fault(&r));
         let m = &fault(&r)["maintenance"];
@@ -247,4 +255,35 @@ faults:
     let off = read_report(&dir.join("off.json"));
     assert!(timeouts(&off) >= 1, "{}", off["faults"]);
     assert_eq!(off["faults"][0]["result"]["maintenance"]["listening"], 0);
+}
+
+#[test]
+fn the_shipped_scenario_passes_with_notifications_and_fails_without() {
+    let _turn = common::one_at_a_time();
+    let dir = scratch("maint-shipped");
+    let file = common::repo().join("scenarios/maintenance.yaml");
+    let file = file.to_str().unwrap();
+    // Half its length: the pause still outlasts the 250 ms command timeout, the notice is 2 s.
+    let out = run_in(&dir, &["apply", file, "--time-scale", "0.5", "--json", "on.json", "--quiet"], &[], DEADLINE);
+    let on = read_report(&dir.join("on.json"));
+    let failed: Vec<&str> = on["thresholds"].as_array().unwrap().iter().filter(|t| t["passed"] == false).map(|t| t["expr"].as_str().unwrap()).collect();
+    assert_eq!(out.code, Some(0), "{failed:?} {}", out.all());
+    assert!(on["faults"].as_array().unwrap().iter().all(|f| f["result"]["ok"] == true), "{}", on["faults"]);
+
+    let out = run_in(&dir, &["apply", file, "--time-scale", "0.5", "--maintenance-notifications", "off", "--json", "off.json", "--quiet"], &[], DEADLINE);
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    let off = read_report(&dir.join("off.json"));
+    let verdict = |expr: &str| {
+        off["thresholds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["expr"].as_str().is_some_and(|e| e.starts_with(expr)))
+            .unwrap_or_else(|| panic!("{expr}: {}", off["thresholds"]))
+            .clone()
+    };
+    assert_eq!(verdict("errors == 0")["passed"], false, "{}", off["thresholds"]);
+    assert_eq!(verdict("handoff_time < 1s")["observed_text"], "no data", "{}", off["thresholds"]);
+    // The faults did what they declared either way: the failure is the client's.
+    assert!(off["faults"].as_array().unwrap().iter().all(|f| f["result"]["ok"] == true), "{}", off["faults"]);
 }

@@ -93,7 +93,7 @@ fn seconds_of(v: &Value) -> Option<Duration> {
         Value::Double(d) => *d,
         _ => std::str::from_utf8(v.as_bytes()?).ok()?.trim().parse().ok()?,
     };
-    (s.is_finite() && s >= 0.0 && s < 1e9).then(|| Duration::from_secs_f64(s))
+    (0.0..1e9).contains(&s).then(|| Duration::from_secs_f64(s))
 }
 
 /// `host:port` (IPv6 in brackets or not), or `None` for a null or the text `null`.
@@ -332,7 +332,12 @@ pub struct Handoff {
 
 impl ClientMaintenance {
     /// The state for one run: `follow` is the address standalone connections follow.
-    pub fn new(mode: Mode, relaxed_timeout: Duration, endpoint_type: EndpointType, follow: Option<Arc<crate::client::native::master::Master>>) -> ClientMaintenance {
+    pub fn new(
+        mode: Mode,
+        relaxed_timeout: Duration,
+        endpoint_type: EndpointType,
+        follow: Option<Arc<crate::client::native::master::Master>>,
+    ) -> ClientMaintenance {
         ClientMaintenance {
             mode,
             relaxed_timeout,
@@ -549,7 +554,11 @@ mod tests {
         assert_eq!((n.kind, n.seq, n.time), (Kind::Moving, 1, Some(Duration::from_secs(2))));
         assert_eq!(n.endpoint, Some(HostPort { host: "host".into(), port: 3 }));
         // A null endpoint: RESP3 null, a null bulk, or the text `null`.
-        for frame in [&b">4\r\n+MOVING\r\n:7\r\n:30\r\n_\r\n"[..], b">4\r\n+MOVING\r\n:7\r\n:30\r\n$-1\r\n", b">4\r\n$6\r\nMOVING\r\n$1\r\n7\r\n$2\r\n30\r\n$4\r\nnull\r\n"] {
+        for frame in [
+            &b">4\r\n+MOVING\r\n:7\r\n:30\r\n_\r\n"[..],
+            b">4\r\n+MOVING\r\n:7\r\n:30\r\n$-1\r\n",
+            b">4\r\n$6\r\nMOVING\r\n$1\r\n7\r\n$2\r\n30\r\n$4\r\nnull\r\n",
+        ] {
             let n = parse_frame(frame).unwrap();
             assert_eq!((n.kind, n.seq, n.time, n.endpoint), (Kind::Moving, 7, Some(Duration::from_secs(30)), None), "{:?}", String::from_utf8_lossy(frame));
         }
@@ -566,7 +575,7 @@ mod tests {
         assert_eq!((n.kind, n.seq, n.time), (Kind::FailingOver, 9, None));
         assert_eq!(parse_frame(b">2\r\n$11\r\nFAILED_OVER\r\n:9\r\n").unwrap().kind, Kind::FailedOver);
         // Cluster API.
-        let n = parse_frame(b">3\r\n$10\r\nSMIGRATING\r\n:3\r\n$14\r\n100,2000-2999\r\n").unwrap();
+        let n = parse_frame(b">3\r\n$10\r\nSMIGRATING\r\n:3\r\n$13\r\n100,2000-2999\r\n").unwrap();
         assert_eq!((n.kind, n.slots.clone()), (Kind::SMigrating, vec![(100, 100), (2000, 2999)]));
         let n = parse_frame(b">3\r\n$9\r\nSMIGRATED\r\n:4\r\n*1\r\n*3\r\n$14\r\n127.0.0.1:7000\r\n$14\r\n127.0.0.1:7001\r\n$9\r\n0-99,5000\r\n").unwrap();
         assert_eq!(n.kind, Kind::SMigrated);

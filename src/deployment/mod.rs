@@ -178,7 +178,8 @@ impl Deployment {
             return self.proxy_each(nodes).await;
         }
         let Some(topology) = &self.cluster else {
-            let p = if resp_aware { proxy::Proxy::start_resp_aware(self.spec.addr.clone()).await? } else { proxy::Proxy::start(self.spec.addr.clone()).await? };
+            let p =
+                if resp_aware { proxy::Proxy::start_resp_aware(self.spec.addr.clone()).await? } else { proxy::Proxy::start(self.spec.addr.clone()).await? };
             tracing::info!(proxy = %p.addr, node = %p.upstream(), "fault proxy in front of the node");
             self.direct = Some(std::mem::replace(&mut self.spec.addr, p.addr.clone()));
             self.proxies.push(p);

@@ -34,7 +34,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
-use crate::client::maintenance::Notice;
+use crate::client::maintenance::{Kind, Notice};
 use crate::scenario::model::{HostPort, NetworkFault};
 
 /// The code of the fault in force (`None`: bytes pass untouched), for the pumps' fast path.
@@ -77,6 +77,9 @@ struct Control {
     resp_aware: bool,
     /// When the proxy started (for the connections' idle times).
     started: std::time::Instant,
+    /// The last notice that opened a maintenance window not yet closed: a connection that asks
+    /// for notifications while it is open is told at once, as the server is in the middle of it.
+    open_window: Mutex<Option<Arc<[u8]>>>,
 }
 
 impl Control {
@@ -168,6 +171,7 @@ impl Proxy {
             clients: Mutex::new(Vec::new()),
             resp_aware,
             started: std::time::Instant::now(),
+            open_window: Mutex::new(None),
         });
         let acceptor = tokio::spawn(accept(listener, Arc::clone(&control)));
         Ok(Proxy { addr: HostPort { host: "127.0.0.1".into(), port }, control, acceptor })
@@ -263,6 +267,11 @@ impl Proxy {
         };
         let with = frame(notice);
         let without = frame(&Notice { endpoint: None, ..notice.clone() });
+        match notice.kind {
+            Kind::Migrating | Kind::FailingOver | Kind::SMigrating => *self.control.open_window.lock().expect("proxy lock") = Some(Arc::clone(&with)),
+            Kind::Migrated | Kind::FailedOver | Kind::SMigrated => *self.control.open_window.lock().expect("proxy lock") = None,
+            Kind::Moving => {}
+        }
         let clients = self.control.clients.lock().expect("proxy lock");
         clients
             .iter()
@@ -430,6 +439,9 @@ impl Framing {
                                 conn.wants_address.store(wants_address, Ordering::Release);
                                 conn.notices.store(true, Ordering::Release);
                                 let _ = conn.inject.send(Inject { after_replies: *forwarded, bytes: Arc::from(&b"+OK\r\n"[..]) });
+                                if let Some(open) = control.open_window.lock().expect("proxy lock").clone() {
+                                    let _ = conn.inject.send(Inject { after_replies: *forwarded, bytes: open });
+                                }
                             } else {
                                 out.extend_from_slice(frame);
                                 *forwarded += 1;
@@ -526,7 +538,15 @@ async fn next_inject(framing: &mut Framing) -> Option<Inject> {
 
 /// Moves bytes one way until either side closes or a reset is asked for; `source` is where the
 /// client side connected from, `seq` the connection's number.
-async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, direction: Direction, source: Option<IpAddr>, seq: u64, control: Arc<Control>, mut framing: Framing) {
+async fn pump(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    direction: Direction,
+    source: Option<IpAddr>,
+    seq: u64,
+    control: Arc<Control>,
+    mut framing: Framing,
+) {
     let mut resets = control.resets.subscribe();
     let mut buf = vec![0u8; 64 * 1024];
     let plain = matches!(framing, Framing::None);

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::control::{ms, node_control, reply, replication};
+use super::control::{ms, node_control, replication, reply};
 use crate::client::maintenance::{Kind, Notice};
 use crate::client::native::conn::ConnectSpec;
 use crate::deployment::Deployment;
@@ -76,7 +76,15 @@ pub async fn notify(d: &Deployment, messages: &[Kind], notice: Duration, seq: &A
 }
 
 /// `maintenance kind: move` on a local standalone target (see the module's documentation).
-pub async fn move_endpoint(spec: &ConnectSpec, d: &Deployment, notice: Duration, announced: bool, seq: &AtomicI64, t0: Instant, run: &mut MaintenanceRun) -> Result<String, String> {
+pub async fn move_endpoint(
+    spec: &ConnectSpec,
+    d: &Deployment,
+    notice: Duration,
+    announced: bool,
+    seq: &AtomicI64,
+    t0: Instant,
+    run: &mut MaintenanceRun,
+) -> Result<String, String> {
     let old_endpoint = endpoint(d)?;
     let old = old_endpoint.upstream();
     // A new node, synced as a replica of the old one (a diskless sync without the 5 s delay).
@@ -86,7 +94,9 @@ pub async fn move_endpoint(spec: &ConnectSpec, d: &Deployment, notice: Duration,
     if let Some(pw) = &spec.password {
         conf.push(format!("masterauth \"{}\"", pw.expose().replace('\\', "\\\\").replace('"', "\\\"")));
     }
-    let node = LocalServer::start_node(NodeKind::Server, spec.password.as_ref(), &conf, Some("sync: Finished with success")).await.map_err(|e| format!("the new node: {e}"))?;
+    let node = LocalServer::start_node(NodeKind::Server, spec.password.as_ref(), &conf, Some("sync: Finished with success"))
+        .await
+        .map_err(|e| format!("the new node: {e}"))?;
     let new = node.addr();
     // Its own endpoint, holding connections until the change is made.
     let new_endpoint = Arc::new(Proxy::start_resp_aware(new.clone()).await.map_err(|e| format!("the new endpoint: {e}"))?);
@@ -98,7 +108,14 @@ pub async fn move_endpoint(spec: &ConnectSpec, d: &Deployment, notice: Duration,
     if announced {
         run.listening = old_endpoint.listening_before(u64::MAX) as u64;
         run.endpoint = Some(new_endpoint.addr.to_string());
-        let moving = Notice { kind: Kind::Moving, seq: next(seq), time: Some(notice), endpoint: Some(new_endpoint.addr.clone()), slots: Vec::new(), destinations: Vec::new() };
+        let moving = Notice {
+            kind: Kind::Moving,
+            seq: next(seq),
+            time: Some(notice),
+            endpoint: Some(new_endpoint.addr.clone()),
+            slots: Vec::new(),
+            destinations: Vec::new(),
+        };
         announce(old_endpoint, &moving, run);
     }
     // From here new connections to the old endpoint wait for the change (they will reach the new
@@ -114,7 +131,8 @@ pub async fn move_endpoint(spec: &ConnectSpec, d: &Deployment, notice: Duration,
             tokio::time::sleep(DRAIN_CHECK).await;
         }
     }
-    let took = tokio::time::timeout(CUTOVER_LIMIT, cutover(spec, &old, &new)).await.map_err(|_| format!("the change took longer than {}", ms(CUTOVER_LIMIT)))??;
+    let took =
+        tokio::time::timeout(CUTOVER_LIMIT, cutover(spec, &old, &new)).await.map_err(|_| format!("the change took longer than {}", ms(CUTOVER_LIMIT)))??;
     run.cutover_s = Some(t0.elapsed().as_secs_f64());
     let promoted = told_at.elapsed();
     old_endpoint.set_upstream(new.clone());

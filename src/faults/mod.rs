@@ -257,7 +257,9 @@ async fn run_one(
         FaultAction::Maintenance { kind: crate::scenario::raw::MaintenanceKind::Move, notice, announce } => {
             maintenance::move_endpoint(spec, d, *notice, *announce, &shared.notices, ctx.t0, maint.get_or_insert_with(Default::default)).await
         }
-        FaultAction::Notify { messages, notice } => maintenance::notify(d, messages, *notice, &shared.notices, maint.get_or_insert_with(Default::default)).await,
+        FaultAction::Notify { messages, notice } => {
+            maintenance::notify(d, messages, *notice, &shared.notices, maint.get_or_insert_with(Default::default)).await
+        }
     }
 }
 

@@ -54,6 +54,7 @@ pub fn merge(reports: Vec<(PathBuf, Report)>) -> Result<Report, String> {
     merged.otlp = None;
     merged.master_moves = all.iter().flat_map(|r| r.master_moves.iter().cloned()).collect();
     merged.master_moves.sort_by(|a, b| a.at.cmp(&b.at));
+    merged.maintenance = merge_maintenance(&all);
     merged.instance_id = None;
     merged.shard = None;
     merged.merged_from = ordered
@@ -501,6 +502,26 @@ fn merge_cleanup(all: &[&Report]) -> Option<super::CleanupReport> {
         removed: sat_sum(ran.iter().map(|c| c.removed)),
         error: ran.iter().find_map(|c| c.error.clone()),
     })
+}
+
+/// The shards' clients, added up: connections, messages and windows summed, every handoff kept.
+fn merge_maintenance(all: &[&Report]) -> Option<crate::client::maintenance::ClientReport> {
+    let mut parts = all.iter().filter_map(|r| r.maintenance.as_ref());
+    let mut out = parts.next()?.clone();
+    for m in parts {
+        out.enabled_connections = out.enabled_connections.saturating_add(m.enabled_connections);
+        out.unsupported_connections = out.unsupported_connections.saturating_add(m.unsupported_connections);
+        out.unsupported_reply = out.unsupported_reply.or_else(|| m.unsupported_reply.clone());
+        for (k, n) in &m.received {
+            let e = out.received.entry(k.clone()).or_default();
+            *e = e.saturating_add(*n);
+        }
+        out.relaxed_windows = out.relaxed_windows.saturating_add(m.relaxed_windows);
+        out.relaxed_backstops = out.relaxed_backstops.saturating_add(m.relaxed_backstops);
+        out.relaxed_s += m.relaxed_s;
+        out.handoffs.extend(m.handoffs.iter().cloned());
+    }
+    Some(out)
 }
 
 #[cfg(test)]

@@ -73,6 +73,10 @@ pub fn check(r: &Report) -> Result<(), String> {
     bound("streams", r.streams.len(), MAX_ROWS)?;
     bound("stream samples", r.streams.iter().map(|s| s.series.len()).sum(), MAX_POINTS)?;
     bound("time-series points", r.time_series.len(), MAX_POINTS)?;
+    if let Some(m) = &r.maintenance {
+        bound("maintenance handoffs", m.handoffs.len(), MAX_FAULTS)?;
+        bound("maintenance message kinds", m.received.len(), 64)?;
+    }
     if let Some(s) = r.shard {
         if s.count == 0 || s.count > MAX_SHARDS || s.index >= s.count {
             return Err(format!("shard {} of {} cannot be: a run has 1 to {MAX_SHARDS} shards, numbered from 0", s.index, s.count));

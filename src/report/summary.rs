@@ -175,7 +175,10 @@ pub fn render(r: &Report) -> String {
                 }
                 if let Some(m) = &v.maintenance {
                     let sent: Vec<String> = m.sent.iter().map(|(k, n)| format!("{k} {n}")).collect();
-                    let closed = m.closed_at_end.map(|c| format!("; {c} connection(s) still on the old endpoint were closed at the end of the notice")).unwrap_or_default();
+                    let closed = m
+                        .closed_at_end
+                        .map(|c| format!("; {c} connection(s) still on the old endpoint were closed at the end of the notice"))
+                        .unwrap_or_default();
                     let _ = writeln!(
                         s,
                         "  maintenance: {} connection(s) listening; sent {}{closed}",

@@ -71,6 +71,10 @@ fn unmeasurable(t: &Threshold, report: &Report) -> Option<String> {
         let not_back: Vec<&str> = faults_in_scope(report, phase).filter(|f| f.recovery() == Recovery::NotRecovered).map(|f| f.name.as_str()).collect();
         return (!not_back.is_empty()).then(|| format!("not recovered: throughput not back within the window of fault `{}`", not_back.join("`, `")));
     }
+    if t.metric == Metric::HandoffTime {
+        let open = report.maintenance.iter().flat_map(|m| &m.handoffs).filter(|h| h.handoff_time_s.is_none()).count();
+        return (open > 0).then(|| format!("not handed off: {open} MOVING left old connections open until the end"));
+    }
     if !matches!(t.metric, Metric::LostWrites | Metric::DuplicateWrites) {
         return None;
     }
@@ -160,6 +164,8 @@ fn observe(t: &Threshold, report: &Report) -> Option<f64> {
             (v.iter().any(|v| v.checked > 0 || v.counters > 0) || streams.iter().any(|s| s.produced > 0))
                 .then(|| v.iter().map(|v| v.lost_writes() as f64).sum::<f64>() + streams.iter().map(|s| (s.lost + s.corrupted) as f64).sum::<f64>())
         }
+        // A run without a handoff measured nothing: "no data".
+        Metric::HandoffTime => report.maintenance.iter().flat_map(|m| &m.handoffs).filter_map(|h| h.handoff_time_s).map(|s| s * 1e6).reduce(f64::max),
         Metric::Lag => {
             let streams: Vec<_> = streams_in_scope(t, report).collect();
             (!streams.is_empty()).then(|| streams.iter().map(|s| s.lag as f64).sum())

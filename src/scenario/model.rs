@@ -522,6 +522,9 @@ pub enum Metric {
     /// Stream entries not yet delivered to the group at the end of the run (XINFO GROUPS `lag`,
     /// summed over the streams in scope).
     Lag,
+    /// From a MOVING to the last old connection closed, the longest of the client's handoffs
+    /// (maintenance notifications, native client).
+    HandoffTime,
 }
 
 /// How a metric's value is written.
@@ -548,7 +551,7 @@ impl Metric {
 
 impl Metric {
     /// Every metric with its name.
-    pub const ALL: [(&'static str, Metric); 16] = [
+    pub const ALL: [(&'static str, Metric); 17] = [
         ("p50", Metric::P50),
         ("p90", Metric::P90),
         ("p95", Metric::P95),
@@ -565,6 +568,7 @@ impl Metric {
         ("lost_writes", Metric::LostWrites),
         ("duplicate_writes", Metric::DuplicateWrites),
         ("lag", Metric::Lag),
+        ("handoff_time", Metric::HandoffTime),
     ];
 
     /// Looks a metric up by name.
@@ -581,7 +585,7 @@ impl Metric {
     pub fn unit(self) -> MetricUnit {
         match self {
             Metric::P50 | Metric::P90 | Metric::P95 | Metric::P99 | Metric::P999 | Metric::Max | Metric::Mean => MetricUnit::Duration,
-            Metric::Outage | Metric::RecoveryTime => MetricUnit::Duration,
+            Metric::Outage | Metric::RecoveryTime | Metric::HandoffTime => MetricUnit::Duration,
             Metric::ErrorRate => MetricUnit::Ratio,
             Metric::OpsPerSec | Metric::Ops | Metric::Errors | Metric::LostWrites | Metric::DuplicateWrites | Metric::Lag => MetricUnit::Number,
         }

@@ -801,7 +801,9 @@ fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Opt
                     "`maintenance` moves a node redis-test started: it needs `target.local: standalone` (cluster migrate and failover are not built yet)",
                 );
             }
-            FaultAction::Notify { .. } if target.as_ref().is_some_and(|t| t.mode != Mode::Standalone || !(t.proxy || matches!(t.endpoint, Endpoint::Local(_)))) => {
+            FaultAction::Notify { .. }
+                if target.as_ref().is_some_and(|t| t.mode != Mode::Standalone || !(t.proxy || matches!(t.endpoint, Endpoint::Local(_)))) =>
+            {
                 c.err(fp.key("action"), "`notify` sends through the fault proxy in front of a standalone target: set `target.proxy: true`");
             }
             _ => {}
@@ -1071,7 +1073,18 @@ fn thresholds(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], workload
                     );
                 }
             }
-            if metric.unit() == MetricUnit::Duration && !matches!(metric, Metric::Outage | Metric::RecoveryTime) {
+            if metric == Metric::HandoffTime {
+                if scoped_phase.is_some() || workload.is_some() || operation.is_some() {
+                    c.err(expr_path_or(&tp, t), "`handoff_time` is the client's, over the whole run: it takes no `phase`, `workload` or `operation`");
+                }
+                if !faults.iter().any(|f| matches!(f.action, FaultAction::Maintenance { announce: true, .. } | FaultAction::Notify { .. })) {
+                    c.err(
+                        expr_path_or(&tp, t),
+                        "`handoff_time` is measured after a MOVING: add an announced `maintenance` or a `notify` fault, or drop the rule",
+                    );
+                }
+            }
+            if metric.unit() == MetricUnit::Duration && !matches!(metric, Metric::Outage | Metric::RecoveryTime | Metric::HandoffTime) {
                 if let Some(op) = &operation {
                     let timed = in_scope.iter().flat_map(|w| w.kind.operations()).any(|o| o.name.eq_ignore_ascii_case(op) && o.role != OpRole::Command);
                     let known = in_scope.iter().flat_map(|w| w.kind.operations()).any(|o| o.name.eq_ignore_ascii_case(op));

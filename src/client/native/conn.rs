@@ -253,7 +253,16 @@ impl Conn {
         }
         if let Some(m) = maint {
             let host = spec.current().0.host;
-            resp::command(&mut buf, &[b"CLIENT", b"MAINT_NOTIFICATIONS", b"ON", b"moving-endpoint-type", crate::client::maintenance::endpoint_type_wire(m.endpoint_type, &host).as_bytes()]);
+            resp::command(
+                &mut buf,
+                &[
+                    b"CLIENT",
+                    b"MAINT_NOTIFICATIONS",
+                    b"ON",
+                    b"moving-endpoint-type",
+                    crate::client::maintenance::endpoint_type_wire(m.endpoint_type, &host).as_bytes(),
+                ],
+            );
             replies += 1;
         }
         let mut out = Vec::with_capacity(replies);
