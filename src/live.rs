@@ -32,6 +32,21 @@ pub struct Live {
     pub pubsub: Vec<PubsubLive>,
     /// Stream figures per stream.
     pub streams: Vec<StreamLive>,
+    /// What the client did with maintenance notifications so far (native client, when it asks).
+    pub maintenance: Option<MaintenanceLive>,
+}
+
+/// Live maintenance-notification figures of the client.
+#[derive(Debug, Clone, Default)]
+pub struct MaintenanceLive {
+    /// Messages received, by kind.
+    pub received: Vec<(String, u64)>,
+    /// Relaxed windows opened.
+    pub relaxed_windows: u64,
+    /// MOVING notices acted on.
+    pub handoffs: u64,
+    /// The longest finished handoff, seconds (MOVING to the last old connection closed).
+    pub longest_handoff_s: Option<f64>,
 }
 
 /// Live figures of one stream.

@@ -468,7 +468,7 @@ pub const COMMON_LABELS: [&str; 4] = ["app_name", "instance_id", "run_id", "vers
 pub const BUCKETS_S: [f64; 17] = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// Every exported metric.
-pub const METRICS: [MetricDef; 19] = [
+pub const METRICS: [MetricDef; 23] = [
     MetricDef {
         name: "redis_operations_total",
         help: "Operations by outcome (status success or error; misses count as success)",
@@ -524,6 +524,34 @@ pub const METRICS: [MetricDef; 19] = [
         kind: MetricKind::Gauge,
         unit: "{entry}",
         labels: &["workload", "stream"],
+    },
+    MetricDef {
+        name: "redis_maintenance_notifications_total",
+        help: "Maintenance notifications the client received, by kind (MOVING, MIGRATING, ...)",
+        kind: MetricKind::Counter,
+        unit: "{message}",
+        labels: &["kind"],
+    },
+    MetricDef {
+        name: "redis_maintenance_relaxed_windows_total",
+        help: "Relaxed-timeout windows opened on connections by maintenance notifications",
+        kind: MetricKind::Counter,
+        unit: "{window}",
+        labels: &[],
+    },
+    MetricDef {
+        name: "redis_maintenance_handoffs_total",
+        help: "MOVING notifications the client acted on (connections handed off)",
+        kind: MetricKind::Counter,
+        unit: "{handoff}",
+        labels: &[],
+    },
+    MetricDef {
+        name: "redis_maintenance_handoff_seconds",
+        help: "The longest handoff so far: from a MOVING to the last old connection closed",
+        kind: MetricKind::Gauge,
+        unit: "s",
+        labels: &[],
     },
     MetricDef { name: "redis_connections_active", help: "Open pooled connections", kind: MetricKind::Gauge, unit: "{connection}", labels: &[] },
     MetricDef { name: "redis_connections_opened_total", help: "Connections opened", kind: MetricKind::Counter, unit: "{connection}", labels: &[] },

@@ -171,8 +171,8 @@ faults:
 
 fn run_move(dir: &std::path::Path, name: &str, body: &str, client: &str) -> serde_json::Value {
     let f = common::write_file(dir, &format!("{name}.yaml"), body);
-    let json = format!("{name}.json");
-    let out = run_in(dir, &["apply", &f, "--client", client, "--json", &json], &[], DEADLINE);
+    let (json, html) = (format!("{name}.json"), format!("{name}.html"));
+    let out = run_in(dir, &["apply", &f, "--client", client, "--json", &json, "--html", &html], &[], DEADLINE);
     assert_eq!(out.code, Some(0), "{name}: {}", out.all());
     let report = read_report(&dir.join(&json));
     assert_report_valid(&report);
@@ -198,6 +198,10 @@ fn a_move_announced_costs_nothing_and_the_same_move_unannounced_costs_errors() {
     let took = h["handoff_time_s"].as_f64().expect("every old connection closed");
     assert!(took < 1.0, "the in-flight replies finished and the old connections closed: {took}");
     assert_eq!(h["endpoint"], m["endpoint"]);
+    // The HTML report shows the same: the fault's announcements and the client's handoff.
+    let html = std::fs::read_to_string(dir.join("on.html")).unwrap();
+    assert!(html.contains("↳ maintenance") && html.contains("sent MOVING"), "the fault's row");
+    assert!(html.contains("<h2 id=\"maintenance\">Maintenance notifications</h2>") && html.contains("old connection(s) replaced"), "the client's section");
 
     // A MOVING without an address: the same address, after half the notice.
     let none = run_move(&dir, "none", &move_scenario("on", true, "none"), "native");
@@ -240,9 +244,31 @@ faults:
 "#;
     let f = common::write_file(&dir, "relaxed.yaml", body);
     let timeouts = |r: &serde_json::Value| r["faults"][1]["result"]["errors"]["timeout"].as_u64().unwrap_or(0);
-    let out = run_in(&dir, &["apply", &f, "--maintenance-notifications", "on", "--json", "on.json"], &[], DEADLINE);
-    assert_eq!(out.code, Some(0), "{}", out.all());
+    // Told: with /metrics up, lingering after the report so the last scrape sees the final figures.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = common::spawn(
+        &dir,
+        &["apply", &f, "--maintenance-notifications", "on", "--json", "on.json", "--quiet", "--prometheus", &format!("127.0.0.1:{port}"), "--linger", "20s"],
+        &[],
+    );
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !dir.join("on.json").exists() {
+        assert!(std::time::Instant::now() < deadline, "no report");
+        assert!(child.try_wait().unwrap().is_none(), "apply ended before its linger");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, body) = common::http_get(port, "/metrics");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200);
     let on = read_report(&dir.join("on.json"));
+    let metric = |prefix: &str| -> f64 {
+        let line = body.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix}:\n{body}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(metric("redis_maintenance_notifications_total{kind=\"MIGRATING\""), on["maintenance"]["received"]["MIGRATING"].as_f64().unwrap(), "{body}");
+    assert_eq!(metric("redis_maintenance_relaxed_windows_total"), on["maintenance"]["relaxed_windows"].as_f64().unwrap(), "{body}");
+    assert!(body.contains("# TYPE redis_maintenance_notifications_total counter"), "{body}");
     assert_eq!(timeouts(&on), 0, "{}", on["faults"]);
     let m = &on["maintenance"];
     assert!(m["received"]["MIGRATING"].as_u64().unwrap() >= 1, "{m}");

@@ -484,6 +484,18 @@ impl ClientMaintenance {
     }
 }
 
+impl ClientReport {
+    /// The figures exporters publish while the run goes on.
+    pub fn live(&self) -> crate::live::MaintenanceLive {
+        crate::live::MaintenanceLive {
+            received: self.received.iter().map(|(k, n)| (k.clone(), *n)).collect(),
+            relaxed_windows: self.relaxed_windows,
+            handoffs: self.handoffs.len() as u64,
+            longest_handoff_s: self.handoffs.iter().filter_map(|h| h.handoff_time_s).reduce(f64::max),
+        }
+    }
+}
+
 /// One connection's relaxed window: opened by MIGRATING, FAILING_OVER, SMIGRATING or MOVING, closed
 /// by the matching message plus [`POST_EVENT_RELAXED`], or by a backstop of twice the relaxed
 /// timeout when no closing message comes.

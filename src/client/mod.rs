@@ -57,6 +57,15 @@ impl Client {
         matches!(self, Client::RedisRs(c) if c.retries_itself())
     }
 
+    /// What the client does with maintenance notifications and has counted: the native
+    /// engine's, when it asks for them (redis-rs does not implement them).
+    pub fn maintenance(&self) -> Option<&std::sync::Arc<maintenance::ClientMaintenance>> {
+        match self {
+            Client::Native(n) => n.pools.maintenance(),
+            Client::RedisRs(_) => None,
+        }
+    }
+
     /// Connections open now.
     pub fn open_connections(&self) -> u32 {
         match self {

@@ -573,6 +573,7 @@ async fn collect_series(
                 })
                 .collect(),
             streams: shared.workloads.iter().filter_map(|w| w.stream()).flat_map(|s| s.live()).collect(),
+            maintenance: shared.client.maintenance().map(|m| m.report("native").live()),
             elapsed,
             phase: shared.plan.phases.iter().position(|p| elapsed >= p.start && elapsed < p.end()),
             interval,

@@ -178,6 +178,16 @@ pub fn snapshot(src: &Source) -> Vec<Family> {
         pending.push(number(labels(), st.pending as f64));
         lag.push(number(labels(), st.lag as f64));
     }
+    let mut maintenance = Vec::new();
+    if let Some(m) = &live.maintenance {
+        let kinds = m.received.iter().map(|(k, n)| number(vec![("kind", k.clone())], *n as f64)).collect();
+        maintenance.push(family("redis_maintenance_notifications_total", kinds));
+        maintenance.push(family("redis_maintenance_relaxed_windows_total", vec![number(vec![], m.relaxed_windows as f64)]));
+        maintenance.push(family("redis_maintenance_handoffs_total", vec![number(vec![], m.handoffs as f64)]));
+        if let Some(s) = m.longest_handoff_s {
+            maintenance.push(family("redis_maintenance_handoff_seconds", vec![number(vec![], s)]));
+        }
+    }
     let achieved = live.interval.as_ref().map_or(0.0, |iv| if live.interval_secs > 0.0 { iv.ops as f64 / live.interval_secs } else { 0.0 });
     let hist = |h: &std::sync::Mutex<Histogram<u64>>| vec![Point { labels: vec![], value: Value::Histogram(Buckets::of(&h.lock().expect("conn lock"))) }];
     vec![
@@ -208,6 +218,7 @@ pub fn snapshot(src: &Source) -> Vec<Family> {
         family("redis_test_achieved_rate", vec![number(vec![], achieved)]),
     ]
     .into_iter()
+    .chain(maintenance)
     // A counter the client keeps to itself is left out, not exported as 0.
     .filter(|f| !hidden_by_client(f.def.name, conns))
     .collect()

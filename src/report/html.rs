@@ -63,6 +63,9 @@ pub fn render(r: &Report) -> String {
 
     thresholds_table(&mut h, r);
     faults_table(&mut h, r);
+    if let Some(m) = &r.maintenance {
+        let _ = writeln!(h, "<h2 id=\"maintenance\">Maintenance notifications</h2>\n<pre>{}</pre>", esc(&super::summary::maintenance_line(m)));
+    }
     let _ = writeln!(h, "<h2>Phase timeline</h2>");
     h.push_str(&timeline(r));
     let _ = writeln!(h, "<h2>Throughput</h2>");
@@ -175,6 +178,13 @@ fn faults_table(h: &mut String, r: &Report) {
             let _ = write!(h, "<td style=\"text-align:left\">{c}</td>");
         }
         h.push_str("</tr>\n");
+        if let Some(m) = f.result.as_ref().and_then(|v| v.maintenance.as_ref()) {
+            let _ = writeln!(
+                h,
+                "<tr><td style=\"text-align:left\">&nbsp;&nbsp;↳ maintenance</td><td></td><td colspan=\"7\" style=\"text-align:left\">{}</td></tr>",
+                esc(&super::summary::fault_maintenance_line(m))
+            );
+        }
         // Steps of a fault made of several (a rolling upgrade), each with its own verdict.
         for st in f.result.iter().flat_map(|v| &v.steps) {
             let errors =

@@ -174,17 +174,7 @@ pub fn render(r: &Report) -> String {
                     let _ = writeln!(s, "  outage by shard: {}", shards.join(", "));
                 }
                 if let Some(m) = &v.maintenance {
-                    let sent: Vec<String> = m.sent.iter().map(|(k, n)| format!("{k} {n}")).collect();
-                    let closed = m
-                        .closed_at_end
-                        .map(|c| format!("; {c} connection(s) still on the old endpoint were closed at the end of the notice"))
-                        .unwrap_or_default();
-                    let _ = writeln!(
-                        s,
-                        "  maintenance: {} connection(s) listening; sent {}{closed}",
-                        m.listening,
-                        if sent.is_empty() { "nothing".to_owned() } else { sent.join(", ") }
-                    );
+                    let _ = writeln!(s, "  maintenance: {}", fault_maintenance_line(m));
                 }
             }
         }
@@ -320,7 +310,7 @@ pub fn connections_line(c: &super::ConnectionReport) -> String {
 }
 
 /// What the client did with maintenance notifications, in two or three lines.
-fn maintenance_line(m: &crate::client::maintenance::ClientReport) -> String {
+pub(crate) fn maintenance_line(m: &crate::client::maintenance::ClientReport) -> String {
     let mut out = format!("maintenance notifications ({}, {}): ", m.client, m.mode);
     if m.enabled_connections == 0 && m.unsupported_connections == 0 {
         out.push_str("never asked for");
@@ -351,4 +341,11 @@ fn maintenance_line(m: &crate::client::maintenance::ClientReport) -> String {
     }
     out.push_str(&format!("\n  {}", m.behaviour));
     out
+}
+
+/// What a maintenance fault announced and closed, in a sentence.
+pub(crate) fn fault_maintenance_line(m: &crate::outcome::MaintenanceRun) -> String {
+    let sent: Vec<String> = m.sent.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let closed = m.closed_at_end.map(|c| format!("; {c} connection(s) still on the old endpoint were closed at the end of the notice")).unwrap_or_default();
+    format!("{} connection(s) listening; sent {}{closed}", m.listening, if sent.is_empty() { "nothing".to_owned() } else { sent.join(", ") })
 }

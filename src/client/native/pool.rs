@@ -230,6 +230,10 @@ impl Pools {
                     replica_reads,
                 });
                 router.install(topology.clone());
+                if let Some(m) = &spec.maintenance {
+                    // SMIGRATED asks for the slot map to be read again.
+                    m.set_refresh(Arc::clone(&router.refresh));
+                }
                 let task = tokio::spawn(tracing::Instrument::in_current_span(refresh_on_request(Arc::downgrade(&router), Arc::clone(&router.refresh))));
                 (Some(router), Some(task))
             }
@@ -337,6 +341,11 @@ impl Pools {
             // The PING broke it; dropping returns it to bb8, which discards it. Try another.
         }
         Err(ErrorClass::Connection)
+    }
+
+    /// The run's maintenance-notification state, when the client asks for them.
+    pub fn maintenance(&self) -> Option<&Arc<crate::client::maintenance::ClientMaintenance>> {
+        self.nodes.spec.maintenance.as_ref()
     }
 
     /// Connections currently open, over all pools (of all cluster nodes).
