@@ -426,7 +426,7 @@ fn scale_action(a: &FaultAction, k: f64) -> FaultAction {
         FaultAction::Restart { node, down_for, new_port } => FaultAction::Restart { node, down_for: down_for.mul_f64(k), new_port },
         FaultAction::Freeze { node, duration } => FaultAction::Freeze { node, duration: duration.mul_f64(k) },
         FaultAction::Network { fault, node, duration } => FaultAction::Network { fault, node, duration: duration.mul_f64(k) },
-        FaultAction::Maintenance { kind, notice, announce } => FaultAction::Maintenance { kind, notice: notice.mul_f64(k), announce },
+        FaultAction::Maintenance { kind, notice, announce, shard } => FaultAction::Maintenance { kind, notice: notice.mul_f64(k), announce, shard },
         FaultAction::Notify { messages, notice } => FaultAction::Notify { messages, notice: notice.mul_f64(k) },
         other => other,
     }
@@ -616,9 +616,10 @@ pub fn describe_action(a: &FaultAction) -> String {
             None => "rolling upgrade (same redis-server)".to_owned(),
         },
         FaultAction::Shell { command, timeout } => format!("shell `{command}` (timeout {})", format_duration(*timeout)),
-        FaultAction::Maintenance { kind, notice, announce } => format!(
-            "maintenance {} with {} notice{}",
+        FaultAction::Maintenance { kind, notice, announce, shard } => format!(
+            "maintenance {}{} with {} notice{}",
             format!("{kind:?}").to_lowercase(),
+            shard.map(|s| format!(" of shard {s}")).unwrap_or_default(),
             format_duration(*notice),
             if *announce { ", announced" } else { ", not announced (baseline)" }
         ),

@@ -4,7 +4,8 @@
 //! place among pipelined replies; a moved endpoint with notifications on costs no error and no
 //! timeout and counts its handoffs, while off, silent and redis-rs runs of the same move cost
 //! errors; a MOVING without an address reconnects after half the notice; relaxed windows ride out
-//! a pause that times out without them; the scenario errors are located.
+//! a pause that times out without them; a cluster failover announced costs no error; the scenario
+//! errors are located.
 
 mod common;
 
@@ -312,4 +313,46 @@ fn the_shipped_scenario_passes_with_notifications_and_fails_without() {
     assert_eq!(verdict("handoff_time < 1s")["observed_text"], "no data", "{}", off["thresholds"]);
     // The faults did what they declared either way: the failure is the client's.
     assert!(off["faults"].as_array().unwrap().iter().all(|f| f["result"]["ok"] == true), "{}", off["faults"]);
+}
+
+#[test]
+fn a_cluster_failover_announced_costs_no_error() {
+    let _turn = common::one_at_a_time();
+    let dir = scratch("maint-failover");
+    let body = |mode: &str| {
+        format!(
+            r#"name: failover
+target: {{local: cluster, protocol: resp3}}
+connections: {{per_pool: 8, command_timeout: 100ms, relaxed_timeout: 5s, maintenance_notifications: {mode}}}
+keyspace: {{prefix: "mf:", keys: 1000}}
+workloads:
+  orders: {{kind: basic, read_ratio: 0.5, verify: true}}
+phases:
+  - {{name: p, duration: 6s, workers: 16, rate: 1000}}
+faults:
+  - {{action: maintenance, kind: failover, shard: 0, at: 2s, notice: 5s}}
+"#
+        )
+    };
+    let f = common::write_file(&dir, "on.yaml", &body("on"));
+    let out = run_in(&dir, &["apply", &f, "--json", "on.json"], &[], DEADLINE);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let on = read_report(&dir.join("on.json"));
+    assert_report_valid(&on);
+    assert_eq!(fault(&on)["ok"], true, "{}", fault(&on));
+    assert!(fault(&on)["detail"].as_str().unwrap().contains("took over shard 0"), "{}", fault(&on));
+    assert_eq!(total_errors(&on), 0, "{}", fault(&on));
+    let m = &fault(&on)["maintenance"];
+    assert!(m["sent"]["FAILING_OVER"].as_u64().unwrap() >= 1 && m["sent"]["FAILED_OVER"].as_u64().unwrap() >= 1, "{m}");
+    assert!(on["maintenance"]["received"]["FAILING_OVER"].as_u64().unwrap() >= 1, "{}", on["maintenance"]);
+    assert!(on["maintenance"]["relaxed_windows"].as_u64().unwrap() >= 1, "{}", on["maintenance"]);
+    assert_eq!(on["verify"][0]["lost"], 0, "{}", on["verify"]);
+
+    // Untold, the same failover runs; what it costs is the client's (the README's table).
+    let f = common::write_file(&dir, "off.yaml", &body("off"));
+    let out = run_in(&dir, &["apply", &f, "--json", "off.json"], &[], DEADLINE);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let off = read_report(&dir.join("off.json"));
+    assert_eq!(fault(&off)["ok"], true, "{}", fault(&off));
+    assert_eq!(fault(&off)["maintenance"]["listening"], 0);
 }

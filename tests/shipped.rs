@@ -11,13 +11,9 @@ fn every_shipped_scenario_runs_and_reports_every_operation_it_mixes() {
     let server = RedisServer::start(&[]);
     let dir = scratch("shipped");
     for file in redis_test::scenario::files_in(&repo().join("scenarios")).unwrap() {
-        // Topology scenarios need the deployment they start themselves (tests/sentinel.rs and
-        // tests/cluster.rs run them).
+        // Topology scenarios need the deployment they start themselves (tests/sentinel.rs,
+        // tests/cluster.rs and tests/maintenance.rs run them).
         if common::starts_a_topology(&file) {
-            continue;
-        }
-        // Maintenance moves a node it starts itself (tests/maintenance.rs runs it).
-        if file.file_stem().is_some_and(|s| s == "maintenance") {
             continue;
         }
         common::run_shipped(&file, &dir, &["--target", &server.url()]);

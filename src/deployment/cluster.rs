@@ -192,3 +192,39 @@ async fn wait_until(what: &str, conns: &mut [Conn], check: impl for<'a> Fn(&'a m
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The primaries (by address) that a CLUSTER NODES text shows with a replica whose link is up and
+/// that no node flags failed; `host` stands in for an empty host.
+pub fn primaries_with_replicas(nodes: &str, host: &str) -> Vec<HostPort> {
+    let rows: Vec<Vec<&str>> = nodes.lines().map(|l| l.split_whitespace().collect()).filter(|f: &Vec<&str>| f.len() >= 8).collect();
+    let addr_of = |field: &str| -> Option<HostPort> {
+        let hp = field.split('@').next()?;
+        let (h, p) = hp.rsplit_once(':')?;
+        Some(HostPort { host: if h.is_empty() { host.to_owned() } else { h.to_owned() }, port: p.parse().ok()? })
+    };
+    let healthy = |f: &Vec<&str>| !f[2].contains("fail") && !f[2].contains("handshake") && !f[2].contains("noaddr") && f[7] == "connected";
+    rows.iter()
+        .filter(|f| f[2].contains("master"))
+        .filter(|m| rows.iter().any(|r| r[2].contains("slave") && r[3] == m[0] && healthy(r)))
+        .filter_map(|m| addr_of(m[1]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn primaries_with_a_healthy_replica_are_read_from_cluster_nodes() {
+        let text = "\
+a1 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460
+b2 127.0.0.1:7001@17001 master - 0 0 2 connected 5461-10922
+c3 :7002@17002 master - 0 0 3 connected 10923-16383
+d4 127.0.0.1:7003@17003 slave a1 0 0 1 connected
+e5 127.0.0.1:7004@17004 slave,fail b2 0 0 2 disconnected
+f6 127.0.0.1:7005@17005 slave c3 0 0 3 connected
+";
+        let got = primaries_with_replicas(text, "10.0.0.1");
+        assert_eq!(got, vec![HostPort { host: "127.0.0.1".into(), port: 7000 }, HostPort { host: "10.0.0.1".into(), port: 7002 }]);
+    }
+}

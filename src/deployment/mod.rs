@@ -175,7 +175,7 @@ impl Deployment {
                     nodes
                 }
             };
-            return self.proxy_each(nodes).await;
+            return self.proxy_each(nodes, false).await;
         }
         let Some(topology) = &self.cluster else {
             let p =
@@ -189,7 +189,7 @@ impl Deployment {
             Some(local) => local.nodes().iter().map(|n| n.addr().clone()).collect(),
             None => topology.nodes(),
         };
-        self.proxy_each(nodes).await?;
+        self.proxy_each(nodes, resp_aware).await?;
         if let Some(Local::Cluster(nodes)) = &self.local {
             let addrs: Vec<HostPort> = nodes.iter().map(|n| n.addr().clone()).collect();
             for node in &addrs {
@@ -204,10 +204,10 @@ impl Deployment {
     }
 
     /// One proxy per node, by index, and the connect-time map through them.
-    async fn proxy_each(&mut self, nodes: Vec<HostPort>) -> std::io::Result<()> {
+    async fn proxy_each(&mut self, nodes: Vec<HostPort>, resp_aware: bool) -> std::io::Result<()> {
         let mut map = std::collections::HashMap::new();
         for node in nodes {
-            let p = proxy::Proxy::start(node.clone()).await?;
+            let p = if resp_aware { proxy::Proxy::start_resp_aware(node.clone()).await? } else { proxy::Proxy::start(node.clone()).await? };
             tracing::info!(proxy = %p.addr, node = %p.upstream(), "fault proxy in front of the node");
             map.insert(node, p.addr.clone());
             self.proxies.push(p);
@@ -326,6 +326,7 @@ pub async fn prepare(
             }
         })?;
         tracing::info!(shards = topo.shards.len(), "cluster slot map read");
+        let topo = if target.read_from_replicas { with_replicas(&spec, &seeds, topo, connections.command_timeout).await } else { topo };
         spec.addr = topo.shards[0].master.clone();
         topology = Some(topo);
     }
@@ -374,6 +375,70 @@ fn client_maintenance(connections: &Connections, target: &Target, spec: &mut Con
         connections.moving_endpoint_type,
         spec.follow.clone(),
     )))
+}
+
+/// Longest the first phase waits for the slot map to list the replicas a cluster has.
+const REPLICA_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// With `read_from_replicas`, the slot map the run starts with lists every replica the cluster
+/// has: a node names a replica in CLUSTER SLOTS only after gossip told it the replica's offset
+/// moved, seconds after a cluster forms or a replica restarts, and reads meant for replicas would
+/// go to the primaries meanwhile. Waits (at most [`REPLICA_WAIT`]) while some shard lacks in the
+/// slot map a replica that CLUSTER NODES shows connected; a shard without one is not waited for.
+async fn with_replicas(
+    spec: &ConnectSpec,
+    seeds: &[HostPort],
+    mut topo: crate::client::native::cluster::Topology,
+    timeout: std::time::Duration,
+) -> crate::client::native::cluster::Topology {
+    let started = std::time::Instant::now();
+    loop {
+        let lacking: Vec<HostPort> = topo.shards.iter().filter(|s| s.replicas.is_empty()).map(|s| s.master.clone()).collect();
+        if lacking.is_empty() {
+            if started.elapsed() > std::time::Duration::from_millis(50) {
+                tracing::info!(waited_ms = started.elapsed().as_millis() as u64, "read_from_replicas: every shard's replica is in the slot map");
+            }
+            return topo;
+        }
+        let expected = match primaries_with_replicas(spec, &topo.candidates(seeds), timeout).await {
+            Ok(p) => p,
+            Err(_) => return topo,
+        };
+        let waiting: Vec<&HostPort> = lacking.iter().filter(|m| expected.contains(m)).collect();
+        if waiting.is_empty() {
+            return topo;
+        }
+        if started.elapsed() >= REPLICA_WAIT {
+            tracing::warn!(
+                primaries = %waiting.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
+                "read_from_replicas: the slot map still lists no replica for these shards; their reads go to the primary until it does"
+            );
+            return topo;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if let Ok(t) = crate::client::native::cluster::Topology::fetch(spec, &topo.candidates(seeds), timeout).await {
+            topo = t;
+        }
+    }
+}
+
+/// The primaries (by address) that CLUSTER NODES shows with a connected, healthy replica.
+async fn primaries_with_replicas(spec: &ConnectSpec, candidates: &[HostPort], timeout: std::time::Duration) -> Result<Vec<HostPort>, String> {
+    let mut last = String::from("no node to ask");
+    for addr in candidates {
+        let attempt = async {
+            let mut c = Conn::connect(&ConnectSpec { addr: addr.clone(), ..spec.clone() }).await.map_err(|e| e.to_string())?;
+            match c.command(&[b"CLUSTER", b"NODES"], timeout).await.map_err(|e| e.to_string())? {
+                crate::resp::Value::Error(e) => Err(e),
+                v => Ok(String::from_utf8_lossy(v.as_bytes().unwrap_or_default()).into_owned()),
+            }
+        };
+        match attempt.await {
+            Ok(text) => return Ok(cluster::primaries_with_replicas(&text, &addr.host)),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// A cluster node's bus port is its port plus this (Redis's default, `cluster-port 0`).

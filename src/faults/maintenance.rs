@@ -38,6 +38,19 @@ const ABANDONED: Duration = Duration::from_millis(100);
 /// How often the fault looks whether the told connections have left the old endpoint.
 const DRAIN_CHECK: Duration = Duration::from_millis(5);
 
+/// The RESP-aware proxies in front of every node, which announce.
+fn all_proxies(d: &Deployment) -> Result<Vec<&Proxy>, String> {
+    if d.proxies.is_empty() {
+        return Err("no fault proxy in front of the target (`target.proxy`)".to_owned());
+    }
+    Ok(d.proxies.iter().collect())
+}
+
+/// Sends `notice` through every proxy in `proxies`; how many connections it reached.
+fn announce_all(proxies: &[&Proxy], notice: &Notice, run: &mut MaintenanceRun) -> usize {
+    proxies.iter().map(|p| announce(p, notice, run)).sum()
+}
+
 /// The proxy in front of the standalone target, which announces and moves.
 fn endpoint(d: &Deployment) -> Result<&Proxy, String> {
     d.proxies.first().ok_or_else(|| "no fault proxy in front of the target (`target.proxy`)".to_owned())
@@ -57,15 +70,15 @@ fn next(seq: &AtomicI64) -> i64 {
 
 /// Sends `messages` in order, `notice` apart, each announcing `notice`.
 pub async fn notify(d: &Deployment, messages: &[Kind], notice: Duration, seq: &AtomicI64, run: &mut MaintenanceRun) -> Result<String, String> {
-    let proxy = endpoint(d)?;
-    run.listening = proxy.listening_before(u64::MAX) as u64;
+    let proxies = all_proxies(d)?;
+    run.listening = proxies.iter().map(|p| p.listening_before(u64::MAX) as u64).sum();
     let mut told = Vec::new();
     for (i, kind) in messages.iter().enumerate() {
         if i > 0 {
             tokio::time::sleep(notice).await;
         }
         let n = Notice { kind: *kind, seq: next(seq), time: Some(notice), endpoint: None, slots: Vec::new(), destinations: Vec::new() };
-        told.push(format!("{kind} to {}", announce(proxy, &n, run)));
+        told.push(format!("{kind} to {}", announce_all(&proxies, &n, run)));
     }
     if run.listening == 0 {
         // Nobody to tell is the client's property, not the fault's failure: the report's
@@ -200,4 +213,53 @@ async fn cutover(spec: &ConnectSpec, old: &HostPort, new: &HostPort) -> Result<D
         return Err(format!("CLIENT UNPAUSE on {old}: {e}"));
     }
     Ok(started.elapsed())
+}
+
+/// `maintenance kind: failover` on a local cluster: FAILING_OVER to the connections of shard
+/// `shard`'s primary and replicas, a real CLUSTER FAILOVER on its replica, FAILED_OVER once the
+/// replica is primary. Clients told relax their timeouts through the failover's write pause and
+/// follow the MOVED replies that end it.
+pub async fn failover(
+    spec: &ConnectSpec,
+    d: &Deployment,
+    shard: u32,
+    notice: Duration,
+    announced: bool,
+    seq: &AtomicI64,
+    run: &mut MaintenanceRun,
+) -> Result<String, String> {
+    let topology = d.current_topology(spec).await?;
+    let s = topology
+        .shards
+        .get(shard as usize)
+        .ok_or_else(|| format!("the cluster has shards 0..{}, not shard {shard}", topology.shards.len().saturating_sub(1)))?;
+    let proxies: Vec<&Proxy> = d
+        .proxies
+        .iter()
+        .filter(|p| {
+            let u = p.upstream();
+            u == s.master || s.replicas.contains(&u)
+        })
+        .collect();
+    if proxies.is_empty() {
+        return Err(format!("no fault proxy in front of shard {shard} ({})", s.master));
+    }
+    if announced {
+        run.listening = proxies.iter().map(|p| p.listening_before(u64::MAX) as u64).sum();
+        let n = Notice { kind: Kind::FailingOver, seq: next(seq), time: Some(notice), endpoint: None, slots: Vec::new(), destinations: Vec::new() };
+        announce_all(&proxies, &n, run);
+    }
+    let done = super::process::cluster_failover(spec, d, Some(shard)).await?;
+    if announced {
+        let n = Notice { kind: Kind::FailedOver, seq: next(seq), time: None, endpoint: None, slots: Vec::new(), destinations: Vec::new() };
+        announce_all(&proxies, &n, run);
+    }
+    let told = match run.sent.get(Kind::FailingOver.name()) {
+        Some(n) if announced => {
+            format!("FAILING_OVER to {n} connection(s), then FAILED_OVER to {}", run.sent.get(Kind::FailedOver.name()).copied().unwrap_or(0))
+        }
+        _ if announced => "announced, but no connection had asked for notifications".to_owned(),
+        _ => "not announced".to_owned(),
+    };
+    Ok(format!("{done}; {told}"))
 }

@@ -254,8 +254,11 @@ async fn run_one(
         FaultAction::Reset { node } => network::reset(d, *node),
         FaultAction::Shell { command, timeout } => shell::shell(command, *timeout, spec, &shared.groups).await,
         FaultAction::RollingUpgrade { binary } => upgrade::rolling_upgrade(spec, d, binary.as_deref(), ctx.t0, steps).await,
-        FaultAction::Maintenance { kind: crate::scenario::raw::MaintenanceKind::Move, notice, announce } => {
+        FaultAction::Maintenance { kind: crate::scenario::raw::MaintenanceKind::Move, notice, announce, .. } => {
             maintenance::move_endpoint(spec, d, *notice, *announce, &shared.notices, ctx.t0, maint.get_or_insert_with(Default::default)).await
+        }
+        FaultAction::Maintenance { kind: crate::scenario::raw::MaintenanceKind::Failover, notice, announce, shard } => {
+            maintenance::failover(spec, d, shard.unwrap_or(0), *notice, *announce, &shared.notices, maint.get_or_insert_with(Default::default)).await
         }
         FaultAction::Notify { messages, notice } => {
             maintenance::notify(d, messages, *notice, &shared.notices, maint.get_or_insert_with(Default::default)).await

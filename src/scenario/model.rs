@@ -315,7 +315,7 @@ impl FaultAction {
             | FaultAction::Freeze { duration, .. }
             | FaultAction::Network { duration, .. } => Some(*duration),
             FaultAction::Restart { down_for, .. } => Some(*down_for),
-            FaultAction::Maintenance { notice, .. } => Some(*notice),
+            FaultAction::Maintenance { notice, kind: super::raw::MaintenanceKind::Move, .. } => Some(*notice),
             FaultAction::Notify { messages, notice } => Some(*notice * messages.len().saturating_sub(1) as u32),
             _ => None,
         }
@@ -436,6 +436,8 @@ pub enum FaultAction {
         notice: Duration,
         /// Whether the notifications are sent.
         announce: bool,
+        /// `failover`: the cluster shard.
+        shard: Option<u32>,
     },
     /// Maintenance notifications only, no change.
     Notify {

@@ -1231,15 +1231,21 @@ fault_spec!(
 fault_spec!(
     /// Options of `maintenance`.
     MaintenanceSpec {
-        /// What changes: `move` (a new node is synced as a replica, the endpoint moves to it, the
-        /// old endpoint's connections are closed at the end of the notice).
+        /// What changes: `move` (local standalone: a new node is synced as a replica, the endpoint
+        /// moves to it, the old endpoint's connections are closed at the end of the notice) or
+        /// `failover` (local cluster: a shard's replica takes over).
         pub kind: MaintenanceKind,
-        /// The time announced in MOVING: how long the old endpoint keeps its connections.
+        /// The time announced: in MOVING, how long the old endpoint keeps its connections; in
+        /// FAILING_OVER, how long the failover may take.
         #[serde(default = "MaintenanceSpec::default_notice")]
         pub notice: HumanDuration,
         /// Send the notifications (`false`: the same change, silently — the baseline).
         #[serde(default = "yes", skip_serializing_if = "is_true")]
         pub announce: bool,
+        /// `failover`: the cluster shard (0-based, by slot order) whose replica takes over; 0 when
+        /// absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub shard: Option<u32>,
     }
 );
 
@@ -1253,8 +1259,12 @@ impl MaintenanceSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MaintenanceKind {
-    /// The endpoint moves to a new node (synced as a replica first, then promoted).
+    /// Local standalone targets: the endpoint moves to a new node (synced as a replica first,
+    /// then promoted); announced with MOVING.
     Move,
+    /// Local cluster targets: a shard's replica takes over (CLUSTER FAILOVER); announced with
+    /// FAILING_OVER and FAILED_OVER.
+    Failover,
 }
 
 fault_spec!(

@@ -795,16 +795,23 @@ fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Opt
                 c.err(fp.key("notice"), "must be longer than zero");
             }
             FaultAction::Notify { messages, .. } if messages.is_empty() => c.err(fp.key("messages"), "name at least one message"),
-            FaultAction::Maintenance { .. } if target.as_ref().is_some_and(|t| !matches!(t.endpoint, Endpoint::Local(LocalTopology::Standalone))) => {
-                c.err(
-                    fp.key("action"),
-                    "`maintenance` moves a node redis-test started: it needs `target.local: standalone` (cluster migrate and failover are not built yet)",
-                );
+            FaultAction::Maintenance { kind: MaintenanceKind::Move, .. }
+                if target.as_ref().is_some_and(|t| !matches!(t.endpoint, Endpoint::Local(LocalTopology::Standalone))) =>
+            {
+                c.err(fp.key("kind"), "`kind: move` moves a node redis-test started: it needs `target.local: standalone`");
+            }
+            FaultAction::Maintenance { kind: MaintenanceKind::Failover, shard, .. } => {
+                if target.as_ref().is_some_and(|t| !matches!(t.endpoint, Endpoint::Local(LocalTopology::Cluster))) {
+                    c.err(fp.key("kind"), "`kind: failover` fails over a shard of a cluster redis-test started: it needs `target.local: cluster`");
+                }
+                if shard.is_some_and(|s| s >= 3) {
+                    c.err(fp.key("shard"), "the local cluster has shards 0..2");
+                }
             }
             FaultAction::Notify { .. }
-                if target.as_ref().is_some_and(|t| t.mode != Mode::Standalone || !(t.proxy || matches!(t.endpoint, Endpoint::Local(_)))) =>
+                if target.as_ref().is_some_and(|t| t.mode == Mode::Sentinel || !(t.proxy || matches!(t.endpoint, Endpoint::Local(_)))) =>
             {
-                c.err(fp.key("action"), "`notify` sends through the fault proxy in front of a standalone target: set `target.proxy: true`");
+                c.err(fp.key("action"), "`notify` sends through the fault proxy in front of a standalone or cluster target: set `target.proxy: true`");
             }
             _ => {}
         }
@@ -815,7 +822,7 @@ fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Opt
             | FaultAction::Freeze { duration, .. }
             | FaultAction::Network { duration, .. } => Some(("duration", *duration)),
             FaultAction::Restart { down_for, .. } => Some(("down_for", *down_for)),
-            FaultAction::Maintenance { notice, .. } => Some(("notice", *notice)),
+            FaultAction::Maintenance { notice, kind: MaintenanceKind::Move, .. } => Some(("notice", *notice)),
             _ => None,
         };
         if let Some((key, d)) = lasts {
@@ -936,7 +943,9 @@ fn fault_parts(f: &RawFault) -> (&Option<String>, crate::units::HumanDuration, &
         RawFault::Reset(s) => (&s.name, s.at, &s.phase, FaultAction::Reset { node: s.node }),
         RawFault::Freeze(s) => (&s.name, s.at, &s.phase, FaultAction::Freeze { node: s.node, duration: s.duration.get() }),
         RawFault::Shell(s) => (&s.name, s.at, &s.phase, FaultAction::Shell { command: s.command.clone(), timeout: s.timeout.get() }),
-        RawFault::Maintenance(s) => (&s.name, s.at, &s.phase, FaultAction::Maintenance { kind: s.kind, notice: s.notice.get(), announce: s.announce }),
+        RawFault::Maintenance(s) => {
+            (&s.name, s.at, &s.phase, FaultAction::Maintenance { kind: s.kind, notice: s.notice.get(), announce: s.announce, shard: s.shard })
+        }
         RawFault::Notify(s) => (&s.name, s.at, &s.phase, FaultAction::Notify { messages: s.messages.clone(), notice: s.notice.get() }),
     }
 }

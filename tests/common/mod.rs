@@ -410,13 +410,13 @@ pub fn spawn(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::C
     cmd.spawn().expect("the binary starts")
 }
 
-/// Whether a scenario starts its own sentinel or cluster deployment (`local: sentinel|cluster`).
+/// Whether a scenario starts its own sentinel or cluster deployment (`local: sentinel|cluster`),
+/// or a standalone one its maintenance faults move (neither can run against a given server).
 pub fn starts_a_topology(file: &Path) -> bool {
-    use redis_test::scenario::model::{Endpoint, LocalTopology};
-    matches!(
-        redis_test::scenario::load(file, &redis_test::scenario::LoadOptions::default()).unwrap().target.endpoint,
-        Endpoint::Local(LocalTopology::Sentinel | LocalTopology::Cluster)
-    )
+    use redis_test::scenario::model::{Endpoint, FaultAction, LocalTopology};
+    let s = redis_test::scenario::load(file, &redis_test::scenario::LoadOptions::default()).unwrap();
+    matches!(s.target.endpoint, Endpoint::Local(LocalTopology::Sentinel | LocalTopology::Cluster))
+        || s.faults.iter().any(|f| matches!(f.action, FaultAction::Maintenance { .. }))
 }
 
 /// Runs a shipped scenario shortened (`--time-scale` 0.05; the 7-minute nightly 0.01) with
