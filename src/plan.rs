@@ -426,7 +426,9 @@ fn scale_action(a: &FaultAction, k: f64) -> FaultAction {
         FaultAction::Restart { node, down_for, new_port } => FaultAction::Restart { node, down_for: down_for.mul_f64(k), new_port },
         FaultAction::Freeze { node, duration } => FaultAction::Freeze { node, duration: duration.mul_f64(k) },
         FaultAction::Network { fault, node, duration } => FaultAction::Network { fault, node, duration: duration.mul_f64(k) },
-        FaultAction::Maintenance { kind, notice, announce, shard } => FaultAction::Maintenance { kind, notice: notice.mul_f64(k), announce, shard },
+        FaultAction::Maintenance { kind, notice, announce, shard, slots } => {
+            FaultAction::Maintenance { kind, notice: notice.mul_f64(k), announce, shard, slots }
+        }
         FaultAction::Notify { messages, notice } => FaultAction::Notify { messages, notice: notice.mul_f64(k) },
         other => other,
     }
@@ -616,11 +618,12 @@ pub fn describe_action(a: &FaultAction) -> String {
             None => "rolling upgrade (same redis-server)".to_owned(),
         },
         FaultAction::Shell { command, timeout } => format!("shell `{command}` (timeout {})", format_duration(*timeout)),
-        FaultAction::Maintenance { kind, notice, announce, shard } => format!(
-            "maintenance {}{} with {} notice{}",
+        FaultAction::Maintenance { kind, notice, announce, shard, slots } => format!(
+            "maintenance {}{}{}{}{}",
             format!("{kind:?}").to_lowercase(),
+            slots.map(|n| format!(" of {n} slots")).unwrap_or_default(),
             shard.map(|s| format!(" of shard {s}")).unwrap_or_default(),
-            format_duration(*notice),
+            if *kind == crate::scenario::raw::MaintenanceKind::Migrate { String::new() } else { format!(" with {} notice", format_duration(*notice)) },
             if *announce { ", announced" } else { ", not announced (baseline)" }
         ),
         FaultAction::Notify { messages, notice } => {

@@ -14,7 +14,7 @@ fn shipped_files() -> Vec<std::path::PathBuf> {
     let mut files = redis_test::scenario::files_in(&repo().join("scenarios")).unwrap();
     files.extend(redis_test::scenario::files_in(&repo().join("examples")).unwrap());
     files.extend(redis_test::scenario::files_in(&repo().join("benches")).unwrap());
-    assert!(files.len() >= 21, "expected 17 scenarios, 2 examples and 2 benchmarks, found {files:?}");
+    assert!(files.len() >= 22, "expected 18 scenarios, 2 examples and 2 benchmarks, found {files:?}");
     files
 }
 
@@ -22,7 +22,7 @@ fn shipped_files() -> Vec<std::path::PathBuf> {
 fn every_shipped_scenario_and_example_validates() {
     let out = run(&["validate", "scenarios", "examples", "benches"]);
     assert_eq!(out.code, Some(0), "{}", out.all());
-    assert!(out.stdout.contains("21 files: 21 valid, 0 invalid"), "{}", out.all());
+    assert!(out.stdout.contains("22 files: 22 valid, 0 invalid"), "{}", out.all());
 }
 
 #[test]

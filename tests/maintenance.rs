@@ -4,8 +4,8 @@
 //! place among pipelined replies; a moved endpoint with notifications on costs no error and no
 //! timeout and counts its handoffs, while off, silent and redis-rs runs of the same move cost
 //! errors; a MOVING without an address reconnects after half the notice; relaxed windows ride out
-//! a pause that times out without them; a cluster failover announced costs no error; the scenario
-//! errors are located.
+//! a pause that times out without them; a cluster failover and a slot migration announced cost no
+//! error; the scenario errors are located.
 
 mod common;
 
@@ -59,6 +59,12 @@ fn scenario_errors_are_located() {
     let cases = [
         ("target: {local: standalone}\nconnections: {maintenance_notifications: on}\n", "faults: []\n", "needs `target.protocol: resp3`"),
         ("target: {local: cluster, protocol: resp3}\n", "faults: [{action: maintenance, kind: move, at: 1s}]\n", "needs `target.local: standalone`"),
+        ("target: {local: standalone, protocol: resp3}\n", "faults: [{action: maintenance, kind: migrate, at: 1s}]\n", "needs `target.local: cluster`"),
+        (
+            "target: {local: sentinel, protocol: resp3}\n",
+            "faults: [{action: maintenance, kind: failover, shard: 1, at: 1s}]\n",
+            "a sentinel deployment has one master",
+        ),
         ("target: {local: standalone, protocol: resp3}\n", "faults: [{action: notify, at: 1s, messages: []}]\n", "name at least one message"),
         ("target: {local: standalone, protocol: resp3}\n", "faults: [{action: notify, at: 1s, messages: [MIGRATNG]}]\n", "MIGRATNG"),
         (
@@ -316,43 +322,71 @@ fn the_shipped_scenario_passes_with_notifications_and_fails_without() {
 }
 
 #[test]
-fn a_cluster_failover_announced_costs_no_error() {
+fn a_cluster_failover_and_a_slot_migration_announced_cost_no_error() {
     let _turn = common::one_at_a_time();
-    let dir = scratch("maint-failover");
-    let body = |mode: &str| {
-        format!(
-            r#"name: failover
-target: {{local: cluster, protocol: resp3}}
-connections: {{per_pool: 8, command_timeout: 100ms, relaxed_timeout: 5s, maintenance_notifications: {mode}}}
-keyspace: {{prefix: "mf:", keys: 1000}}
+    let dir = scratch("maint-cluster");
+    let file = common::repo().join("scenarios/maintenance-cluster.yaml");
+    let file = file.to_str().unwrap();
+    let out = run_in(&dir, &["apply", file, "--json", "on.json", "--quiet"], &[], DEADLINE);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let on = read_report(&dir.join("on.json"));
+    assert_report_valid(&on);
+    let (failover, migrate) = (&on["faults"][0]["result"], &on["faults"][1]["result"]);
+    assert_eq!(failover["ok"], true, "{failover}");
+    assert!(failover["detail"].as_str().unwrap().contains("took over shard 0"), "{failover}");
+    assert_eq!(total_errors(&on), 0, "{}", on["faults"]);
+    let m = &failover["maintenance"];
+    assert!(m["sent"]["FAILING_OVER"].as_u64().unwrap() >= 1 && m["sent"]["FAILED_OVER"].as_u64().unwrap() >= 1, "{m}");
+    assert!(on["maintenance"]["received"]["FAILING_OVER"].as_u64().unwrap() >= 1, "{}", on["maintenance"]);
+    assert!(on["maintenance"]["relaxed_windows"].as_u64().unwrap() >= 1, "{}", on["maintenance"]);
+    // The migration: 200 slots with their keys, ASK and MOVED followed, SMIGRATED read.
+    assert_eq!(migrate["ok"], true, "{migrate}");
+    assert!(migrate["detail"].as_str().unwrap().contains("moved slots"), "{migrate}");
+    assert!(
+        migrate["maintenance"]["sent"]["SMIGRATING"].as_u64().unwrap() >= 1 && migrate["maintenance"]["sent"]["SMIGRATED"].as_u64().unwrap() >= 1,
+        "{migrate}"
+    );
+    assert!(on["maintenance"]["received"]["SMIGRATED"].as_u64().unwrap() >= 1, "{}", on["maintenance"]);
+    assert!(on["connections"]["topology_refreshes"].as_u64().unwrap() >= 1, "{}", on["connections"]);
+    assert_eq!(on["verify"][0]["lost"], 0, "{}", on["verify"]);
+
+    // Untold, the same failover and migration run; what they cost is the client's.
+    let out = run_in(&dir, &["apply", file, "--maintenance-notifications", "off", "--json", "off.json", "--quiet"], &[], DEADLINE);
+    assert!(matches!(out.code, Some(0 | 1)), "{}", out.all());
+    let off = read_report(&dir.join("off.json"));
+    for f in off["faults"].as_array().unwrap() {
+        assert_eq!(f["result"]["ok"], true, "{f}");
+        assert_eq!(f["result"]["maintenance"]["listening"], 0, "{f}");
+    }
+    assert_eq!(off["verify"][0]["lost"], 0, "{}", off["verify"]);
+}
+
+#[test]
+fn a_sentinel_failover_announced_is_told_and_followed() {
+    let _turn = common::one_at_a_time();
+    let dir = scratch("maint-sentinel");
+    let body = r#"name: sentinel-failover
+target: {local: sentinel, protocol: resp3}
+connections: {per_pool: 8, command_timeout: 500ms, relaxed_timeout: 10s}
+keyspace: {prefix: "ms:", keys: 1000}
 workloads:
-  orders: {{kind: basic, read_ratio: 0.5, verify: true}}
+  orders: {kind: basic, read_ratio: 0.5, verify: true}
 phases:
-  - {{name: p, duration: 6s, workers: 16, rate: 1000}}
+  - {name: p, duration: 8s, workers: 8, rate: 500}
 faults:
-  - {{action: maintenance, kind: failover, shard: 0, at: 2s, notice: 5s}}
-"#
-        )
-    };
-    let f = common::write_file(&dir, "on.yaml", &body("on"));
+  - {action: maintenance, kind: failover, at: 2s, notice: 5s}
+"#;
+    let f = common::write_file(&dir, "s.yaml", body);
     let out = run_in(&dir, &["apply", &f, "--json", "on.json"], &[], DEADLINE);
     assert_eq!(out.code, Some(0), "{}", out.all());
     let on = read_report(&dir.join("on.json"));
     assert_report_valid(&on);
     assert_eq!(fault(&on)["ok"], true, "{}", fault(&on));
-    assert!(fault(&on)["detail"].as_str().unwrap().contains("took over shard 0"), "{}", fault(&on));
-    assert_eq!(total_errors(&on), 0, "{}", fault(&on));
-    let m = &fault(&on)["maintenance"];
-    assert!(m["sent"]["FAILING_OVER"].as_u64().unwrap() >= 1 && m["sent"]["FAILED_OVER"].as_u64().unwrap() >= 1, "{m}");
+    assert!(fault(&on)["detail"].as_str().unwrap().contains("the sentinels named"), "{}", fault(&on));
+    assert!(fault(&on)["maintenance"]["sent"]["FAILING_OVER"].as_u64().unwrap() >= 1, "{}", fault(&on));
     assert!(on["maintenance"]["received"]["FAILING_OVER"].as_u64().unwrap() >= 1, "{}", on["maintenance"]);
-    assert!(on["maintenance"]["relaxed_windows"].as_u64().unwrap() >= 1, "{}", on["maintenance"]);
-    assert_eq!(on["verify"][0]["lost"], 0, "{}", on["verify"]);
-
-    // Untold, the same failover runs; what it costs is the client's (the README's table).
-    let f = common::write_file(&dir, "off.yaml", &body("off"));
-    let out = run_in(&dir, &["apply", &f, "--json", "off.json"], &[], DEADLINE);
-    assert_eq!(out.code, Some(0), "{}", out.all());
-    let off = read_report(&dir.join("off.json"));
-    assert_eq!(fault(&off)["ok"], true, "{}", fault(&off));
-    assert_eq!(fault(&off)["maintenance"]["listening"], 0);
+    assert!(!on["master_moves"].as_array().unwrap().is_empty(), "the client followed the new master");
+    // SENTINEL FAILOVER is not coordinated: writes acknowledged by the old master after the
+    // replica's last sync are lost, told or not (docs/running.md); verify counts them.
+    assert!(on["verify"][0]["checked"].as_u64().unwrap() > 100, "{}", on["verify"]);
 }

@@ -175,7 +175,7 @@ impl Deployment {
                     nodes
                 }
             };
-            return self.proxy_each(nodes, false).await;
+            return self.proxy_each(nodes, resp_aware).await;
         }
         let Some(topology) = &self.cluster else {
             let p =

@@ -215,10 +215,12 @@ async fn cutover(spec: &ConnectSpec, old: &HostPort, new: &HostPort) -> Result<D
     Ok(started.elapsed())
 }
 
-/// `maintenance kind: failover` on a local cluster: FAILING_OVER to the connections of shard
-/// `shard`'s primary and replicas, a real CLUSTER FAILOVER on its replica, FAILED_OVER once the
-/// replica is primary. Clients told relax their timeouts through the failover's write pause and
-/// follow the MOVED replies that end it.
+/// `maintenance kind: failover`: FAILING_OVER, a real failover, FAILED_OVER once it is done. On
+/// a local cluster: to the connections of shard `shard`'s primary and replicas, CLUSTER FAILOVER
+/// on its replica (done when the replica calls itself primary). On a local sentinel deployment: to
+/// every connection, SENTINEL FAILOVER (done when the sentinels name another master). Clients told
+/// relax their timeouts through the failover's pause and follow the MOVED replies or the new
+/// master.
 pub async fn failover(
     spec: &ConnectSpec,
     d: &Deployment,
@@ -228,28 +230,34 @@ pub async fn failover(
     seq: &AtomicI64,
     run: &mut MaintenanceRun,
 ) -> Result<String, String> {
-    let topology = d.current_topology(spec).await?;
-    let s = topology
-        .shards
-        .get(shard as usize)
-        .ok_or_else(|| format!("the cluster has shards 0..{}, not shard {shard}", topology.shards.len().saturating_sub(1)))?;
-    let proxies: Vec<&Proxy> = d
-        .proxies
-        .iter()
-        .filter(|p| {
-            let u = p.upstream();
-            u == s.master || s.replicas.contains(&u)
-        })
-        .collect();
+    let proxies: Vec<&Proxy> = if d.sentinels.is_some() {
+        all_proxies(d)?
+    } else {
+        let topology = d.current_topology(spec).await?;
+        let s = topology
+            .shards
+            .get(shard as usize)
+            .ok_or_else(|| format!("the cluster has shards 0..{}, not shard {shard}", topology.shards.len().saturating_sub(1)))?;
+        d.proxies
+            .iter()
+            .filter(|p| {
+                let u = p.upstream();
+                u == s.master || s.replicas.contains(&u)
+            })
+            .collect()
+    };
     if proxies.is_empty() {
-        return Err(format!("no fault proxy in front of shard {shard} ({})", s.master));
+        return Err(format!("no fault proxy in front of shard {shard}"));
     }
     if announced {
         run.listening = proxies.iter().map(|p| p.listening_before(u64::MAX) as u64).sum();
         let n = Notice { kind: Kind::FailingOver, seq: next(seq), time: Some(notice), endpoint: None, slots: Vec::new(), destinations: Vec::new() };
         announce_all(&proxies, &n, run);
     }
-    let done = super::process::cluster_failover(spec, d, Some(shard)).await?;
+    let done = match d.sentinels {
+        Some(_) => super::process::failover(spec, d, None).await?,
+        None => super::process::cluster_failover(spec, d, Some(shard)).await?,
+    };
     if announced {
         let n = Notice { kind: Kind::FailedOver, seq: next(seq), time: None, endpoint: None, slots: Vec::new(), destinations: Vec::new() };
         announce_all(&proxies, &n, run);
@@ -262,4 +270,97 @@ pub async fn failover(
         _ => "not announced".to_owned(),
     };
     Ok(format!("{done}; {told}"))
+}
+
+/// Slots a `migrate` moves when the scenario does not say.
+pub const DEFAULT_SLOTS: u32 = 100;
+
+/// Keys moved per MIGRATE.
+const MIGRATE_BATCH: usize = 100;
+
+/// `maintenance kind: migrate` on a local cluster: SMIGRATING to every connection, then the first
+/// `count` slots of shard `shard` move with their keys to the next shard (CLUSTER SETSLOT
+/// IMPORTING / MIGRATING, MIGRATE in batches, SETSLOT NODE on every primary), then SMIGRATED naming
+/// the new owner. Clients follow the ASK and MOVED replies the migration gives; a told client also
+/// reads the slot map again at SMIGRATED.
+pub async fn migrate(
+    spec: &ConnectSpec,
+    d: &Deployment,
+    shard: u32,
+    count: u32,
+    announced: bool,
+    seq: &AtomicI64,
+    run: &mut MaintenanceRun,
+) -> Result<String, String> {
+    let topology = d.current_topology(spec).await?;
+    let n = topology.shards.len();
+    let src = topology.shards.get(shard as usize).ok_or_else(|| format!("the cluster has shards 0..{}, not shard {shard}", n.saturating_sub(1)))?;
+    let dst = &topology.shards[(shard as usize + 1) % n];
+    let (first, last_of_range) = *src.ranges.first().ok_or_else(|| format!("shard {shard} ({}) serves no slot", src.master))?;
+    let last = last_of_range.min(first.saturating_add(count.saturating_sub(1).min(u32::from(u16::MAX)) as u16));
+    let slots = vec![(first, last)];
+    let proxies = all_proxies(d)?;
+    if announced {
+        run.listening = proxies.iter().map(|p| p.listening_before(u64::MAX) as u64).sum();
+        let n = Notice { kind: Kind::SMigrating, seq: next(seq), time: None, endpoint: None, slots: slots.clone(), destinations: Vec::new() };
+        announce_all(&proxies, &n, run);
+    }
+    let started = Instant::now();
+    let t = Duration::from_secs(5);
+    let mut s = node_control(spec, &src.master).await?;
+    let mut dn = node_control(spec, &dst.master).await?;
+    let id = |v: Value| v.as_bytes().map(|b| String::from_utf8_lossy(b).trim().to_owned()).ok_or_else(|| "CLUSTER MYID gave no id".to_owned());
+    let src_id = id(reply(s.command(&[b"CLUSTER", b"MYID"], t).await.map_err(|e| e.to_string())?)?)?;
+    let dst_id = id(reply(dn.command(&[b"CLUSTER", b"MYID"], t).await.map_err(|e| e.to_string())?)?)?;
+    let mut others = Vec::new();
+    for m in topology.shards.iter().map(|sh| &sh.master).filter(|m| **m != dst.master && **m != src.master) {
+        others.push((m.clone(), node_control(spec, m).await?));
+    }
+    let port = dst.master.port.to_string();
+    let password = spec.password.as_ref().map(|p| p.expose().to_owned());
+    let mut keys_moved = 0usize;
+    for slot in first..=last {
+        let slot_text = slot.to_string();
+        reply(dn.command(&[b"CLUSTER", b"SETSLOT", slot_text.as_bytes(), b"IMPORTING", src_id.as_bytes()], t).await.map_err(|e| e.to_string())?)?;
+        reply(s.command(&[b"CLUSTER", b"SETSLOT", slot_text.as_bytes(), b"MIGRATING", dst_id.as_bytes()], t).await.map_err(|e| e.to_string())?)?;
+        loop {
+            let batch = MIGRATE_BATCH.to_string();
+            let keys = match reply(s.command(&[b"CLUSTER", b"GETKEYSINSLOT", slot_text.as_bytes(), batch.as_bytes()], t).await.map_err(|e| e.to_string())?)? {
+                Value::Array(k) => k,
+                other => return Err(format!("CLUSTER GETKEYSINSLOT {slot}: {other:?}")),
+            };
+            if keys.is_empty() {
+                break;
+            }
+            let mut args: Vec<&[u8]> = vec![b"MIGRATE", dst.master.host.as_bytes(), port.as_bytes(), b"", b"0", b"5000"];
+            match (&spec.username, &password) {
+                (Some(u), Some(p)) => args.extend_from_slice(&[b"AUTH2", u.as_bytes(), p.as_bytes()]),
+                (None, Some(p)) => args.extend_from_slice(&[b"AUTH", p.as_bytes()]),
+                _ => {}
+            }
+            args.push(b"KEYS");
+            args.extend(keys.iter().filter_map(Value::as_bytes));
+            reply(s.command(&args, t).await.map_err(|e| format!("MIGRATE of slot {slot}: {e}"))?).map_err(|e| format!("MIGRATE of slot {slot}: {e}"))?;
+            keys_moved += keys.len();
+        }
+        // The new owner first, then the old one, then every other primary.
+        let owners = [(&dst.master, &mut dn), (&src.master, &mut s)];
+        for (addr, c) in owners.into_iter().chain(others.iter_mut().map(|(a, c)| (&*a, c))) {
+            reply(c.command(&[b"CLUSTER", b"SETSLOT", slot_text.as_bytes(), b"NODE", dst_id.as_bytes()], t).await.map_err(|e| e.to_string())?)
+                .map_err(|e| format!("CLUSTER SETSLOT {slot} NODE on {addr}: {e}"))?;
+        }
+    }
+    let took = started.elapsed();
+    if announced {
+        let n = Notice { kind: Kind::SMigrated, seq: next(seq), time: None, endpoint: None, slots: slots.clone(), destinations: vec![dst.master.clone()] };
+        announce_all(&proxies, &n, run);
+    }
+    let told = match run.sent.get(Kind::SMigrating.name()) {
+        Some(n) if announced && *n > 0 => {
+            format!("SMIGRATING to {n} connection(s), then SMIGRATED to {}", run.sent.get(Kind::SMigrated.name()).copied().unwrap_or(0))
+        }
+        _ if announced => "announced, but no connection had asked for notifications".to_owned(),
+        _ => "not announced".to_owned(),
+    };
+    Ok(format!("moved slots {first}-{last} ({keys_moved} keys) of shard {shard} from {} to {} in {}; {told}", src.master, dst.master, ms(took)))
 }

@@ -257,8 +257,12 @@ async fn run_one(
         FaultAction::Maintenance { kind: crate::scenario::raw::MaintenanceKind::Move, notice, announce, .. } => {
             maintenance::move_endpoint(spec, d, *notice, *announce, &shared.notices, ctx.t0, maint.get_or_insert_with(Default::default)).await
         }
-        FaultAction::Maintenance { kind: crate::scenario::raw::MaintenanceKind::Failover, notice, announce, shard } => {
+        FaultAction::Maintenance { kind: crate::scenario::raw::MaintenanceKind::Failover, notice, announce, shard, .. } => {
             maintenance::failover(spec, d, shard.unwrap_or(0), *notice, *announce, &shared.notices, maint.get_or_insert_with(Default::default)).await
+        }
+        FaultAction::Maintenance { kind: crate::scenario::raw::MaintenanceKind::Migrate, announce, shard, slots, .. } => {
+            let m = maint.get_or_insert_with(Default::default);
+            maintenance::migrate(spec, d, shard.unwrap_or(0), slots.unwrap_or(maintenance::DEFAULT_SLOTS), *announce, &shared.notices, m).await
         }
         FaultAction::Notify { messages, notice } => {
             maintenance::notify(d, messages, *notice, &shared.notices, maint.get_or_insert_with(Default::default)).await

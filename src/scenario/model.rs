@@ -436,8 +436,10 @@ pub enum FaultAction {
         notice: Duration,
         /// Whether the notifications are sent.
         announce: bool,
-        /// `failover`: the cluster shard.
+        /// `failover`, `migrate`: the cluster shard.
         shard: Option<u32>,
+        /// `migrate`: how many slots move.
+        slots: Option<u32>,
     },
     /// Maintenance notifications only, no change.
     Notify {

@@ -1242,10 +1242,15 @@ fault_spec!(
         /// Send the notifications (`false`: the same change, silently — the baseline).
         #[serde(default = "yes", skip_serializing_if = "is_true")]
         pub announce: bool,
-        /// `failover`: the cluster shard (0-based, by slot order) whose replica takes over; 0 when
-        /// absent.
+        /// `failover`: the cluster shard (0-based, by slot order) whose replica takes over;
+        /// `migrate`: the shard whose slots move to the next one. 0 when absent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub shard: Option<u32>,
+        /// `migrate`: how many slots move (from the start of the shard's first range); 100 when
+        /// absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(range(min = 1, max = 16384))]
+        pub slots: Option<u32>,
     }
 );
 
@@ -1265,6 +1270,9 @@ pub enum MaintenanceKind {
     /// Local cluster targets: a shard's replica takes over (CLUSTER FAILOVER); announced with
     /// FAILING_OVER and FAILED_OVER.
     Failover,
+    /// Local cluster targets: slots of a shard, with their keys, move to the next shard (CLUSTER
+    /// SETSLOT and MIGRATE); announced with SMIGRATING and SMIGRATED.
+    Migrate,
 }
 
 fault_spec!(

@@ -800,13 +800,30 @@ fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Opt
             {
                 c.err(fp.key("kind"), "`kind: move` moves a node redis-test started: it needs `target.local: standalone`");
             }
-            FaultAction::Maintenance { kind: MaintenanceKind::Failover, shard, .. } => {
-                if target.as_ref().is_some_and(|t| !matches!(t.endpoint, Endpoint::Local(LocalTopology::Cluster))) {
-                    c.err(fp.key("kind"), "`kind: failover` fails over a shard of a cluster redis-test started: it needs `target.local: cluster`");
+            FaultAction::Maintenance { kind: kind @ (MaintenanceKind::Failover | MaintenanceKind::Migrate), shard, slots, .. } => {
+                let local = |topologies: &[LocalTopology]| target.as_ref().is_none_or(|t| matches!(&t.endpoint, Endpoint::Local(l) if topologies.contains(l)));
+                if *kind == MaintenanceKind::Failover && !local(&[LocalTopology::Cluster, LocalTopology::Sentinel]) {
+                    c.err(
+                        fp.key("kind"),
+                        "`kind: failover` fails over a deployment redis-test started: it needs `target.local: cluster` or `target.local: sentinel`",
+                    );
+                }
+                if *kind == MaintenanceKind::Migrate && !local(&[LocalTopology::Cluster]) {
+                    c.err(fp.key("kind"), "`kind: migrate` moves slots of a cluster redis-test started: it needs `target.local: cluster`");
+                }
+                if shard.is_some() && target.as_ref().is_some_and(|t| t.mode != Mode::Cluster) {
+                    c.err(fp.key("shard"), "`shard` names a cluster shard: a sentinel deployment has one master");
                 }
                 if shard.is_some_and(|s| s >= 3) {
                     c.err(fp.key("shard"), "the local cluster has shards 0..2");
                 }
+                if *kind == MaintenanceKind::Failover && slots.is_some() {
+                    c.err(fp.key("slots"), "`slots` is for `kind: migrate`");
+                }
+            }
+            FaultAction::Maintenance { kind: MaintenanceKind::Move, slots: Some(_), .. }
+            | FaultAction::Maintenance { kind: MaintenanceKind::Move, shard: Some(_), .. } => {
+                c.err(fp.key("kind"), "`shard` and `slots` are for cluster maintenance (`kind: failover`, `kind: migrate`)");
             }
             FaultAction::Notify { .. }
                 if target.as_ref().is_some_and(|t| t.mode == Mode::Sentinel || !(t.proxy || matches!(t.endpoint, Endpoint::Local(_)))) =>
@@ -944,7 +961,7 @@ fn fault_parts(f: &RawFault) -> (&Option<String>, crate::units::HumanDuration, &
         RawFault::Freeze(s) => (&s.name, s.at, &s.phase, FaultAction::Freeze { node: s.node, duration: s.duration.get() }),
         RawFault::Shell(s) => (&s.name, s.at, &s.phase, FaultAction::Shell { command: s.command.clone(), timeout: s.timeout.get() }),
         RawFault::Maintenance(s) => {
-            (&s.name, s.at, &s.phase, FaultAction::Maintenance { kind: s.kind, notice: s.notice.get(), announce: s.announce, shard: s.shard })
+            (&s.name, s.at, &s.phase, FaultAction::Maintenance { kind: s.kind, notice: s.notice.get(), announce: s.announce, shard: s.shard, slots: s.slots })
         }
         RawFault::Notify(s) => (&s.name, s.at, &s.phase, FaultAction::Notify { messages: s.messages.clone(), notice: s.notice.get() }),
     }
