@@ -65,6 +65,11 @@ fn scenario_errors_are_located() {
             "faults: [{action: maintenance, kind: failover, shard: 1, at: 1s}]\n",
             "a sentinel deployment has one master",
         ),
+        (
+            "target: {local: standalone, protocol: resp3}\n",
+            "faults: [{action: maintenance, kind: move, at: 1s, notice: 1s}, {action: maintenance, kind: move, at: 3s, notice: 1s}]\n",
+            "one `kind: move` per run",
+        ),
         ("target: {local: standalone, protocol: resp3}\n", "faults: [{action: notify, at: 1s, messages: []}]\n", "name at least one message"),
         ("target: {local: standalone, protocol: resp3}\n", "faults: [{action: notify, at: 1s, messages: [MIGRATNG]}]\n", "MIGRATNG"),
         (

@@ -860,6 +860,17 @@ fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Opt
         out.push(Fault { name: label, at: start + at.get(), action, required: f.required() });
     }
     refuse_overlaps(c, &out, &placed);
+    // A moved endpoint leaves the first proxy behind: the clients that handed off are on the new
+    // one, which a second move's MOVING would not go through.
+    let moves: Vec<usize> = placed
+        .iter()
+        .zip(&out)
+        .filter(|(_, f)| matches!(f.action, FaultAction::Maintenance { kind: MaintenanceKind::Move, .. }))
+        .map(|((i, _), _)| *i)
+        .collect();
+    if let [first, second, ..] = moves[..] {
+        c.err(p("faults").index(second).key("kind"), format!("one `kind: move` per run: faults.{first} already moves the endpoint"));
+    }
     out.sort_by_key(|f| f.at);
     out
 }
