@@ -572,12 +572,7 @@ impl fmt::Display for Plan {
         if !self.thresholds.is_empty() {
             writeln!(f, "\nthresholds")?;
             for t in &self.thresholds {
-                let mut scope = Vec::new();
-                for (k, v) in [("phase", &t.phase), ("workload", &t.workload), ("operation", &t.operation)] {
-                    if let Some(v) = v {
-                        scope.push(format!("{k} {v}"));
-                    }
-                }
+                let scope = t.scope();
                 let scope = if scope.is_empty() { "whole run".to_owned() } else { scope.join(", ") };
                 writeln!(f, "  {:<28} {scope}", t.expr)?;
             }

@@ -77,6 +77,27 @@ fn scenario_errors_are_located() {
             "faults: [{action: maintenance, kind: move, at: 4s, notice: 3s}]\n",
             "a fault must end with the run",
         ),
+        // Rules scoped to a fault's window.
+        (
+            "target: {local: standalone, protocol: resp3}\n",
+            "faults: [{name: endpoint-moves, action: maintenance, kind: move, at: 1s, notice: 1s}]\nthresholds: [{expr: errors == 0, fault: endpoint-mvoes}]\n",
+            "no fault named `endpoint-mvoes`; did you mean `endpoint-moves`?",
+        ),
+        (
+            "target: {local: standalone, protocol: resp3}\n",
+            "faults: [{name: m, action: maintenance, kind: move, at: 1s, notice: 1s}]\nthresholds: [{expr: p99 < 5ms, fault: m}]\n",
+            "`p99` is not measured over a fault's window",
+        ),
+        (
+            "target: {local: standalone, protocol: resp3}\n",
+            "faults: [{name: m, action: maintenance, kind: move, at: 1s, notice: 1s}]\nthresholds: [{expr: errors == 0, fault: m, phase: p}]\n",
+            "takes no `phase` or `operation`",
+        ),
+        (
+            "target: {local: standalone, protocol: resp3}\n",
+            "faults: [{name: m, action: maintenance, kind: move, at: 1s, notice: 1s}, {name: pause, action: client_pause, at: 3s, duration: 1s}]\nthresholds: [{expr: handoff_time < 1s, fault: pause}]\n",
+            "fault `pause` sends no MOVING",
+        ),
     ];
     for (i, (target, faults, expected)) in cases.iter().enumerate() {
         let body = format!(
@@ -308,7 +329,12 @@ fn the_shipped_scenario_passes_with_notifications_and_fails_without() {
     assert_eq!(out.code, Some(0), "{failed:?} {}", out.all());
     assert!(on["faults"].as_array().unwrap().iter().all(|f| f["result"]["ok"] == true), "{}", on["faults"]);
 
-    let out = run_in(&dir, &["apply", file, "--time-scale", "0.5", "--maintenance-notifications", "off", "--json", "off.json", "--quiet"], &[], DEADLINE);
+    let out = run_in(
+        &dir,
+        &["apply", file, "--time-scale", "0.5", "--maintenance-notifications", "off", "--json", "off.json", "--junit", "off.xml", "--quiet"],
+        &[],
+        DEADLINE,
+    );
     assert_eq!(out.code, Some(1), "{}", out.all());
     let off = read_report(&dir.join("off.json"));
     let verdict = |expr: &str| {
@@ -321,7 +347,33 @@ fn the_shipped_scenario_passes_with_notifications_and_fails_without() {
             .clone()
     };
     assert_eq!(verdict("errors == 0")["passed"], false, "{}", off["thresholds"]);
-    assert_eq!(verdict("handoff_time < 1s")["observed_text"], "no data", "{}", off["thresholds"]);
+    // Each window judged alone: the pause's timeouts and the move's READONLY errors, apart.
+    let in_fault = |report: &serde_json::Value, expr: &str, fault: &str| {
+        report["thresholds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["fault"] == fault && t["expr"].as_str().is_some_and(|e| e.starts_with(expr)))
+            .unwrap_or_else(|| panic!("{expr} [fault {fault}]: {}", report["thresholds"]))
+            .clone()
+    };
+    for (report, told) in [(&on, true), (&off, false)] {
+        for fault in ["slow-migration", "endpoint-moves"] {
+            let errors = in_fault(report, "errors == 0", fault);
+            let in_window: u64 = report["faults"].as_array().unwrap().iter().find(|f| f["name"] == fault).unwrap()["result"]["errors"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|v| v.as_u64().unwrap())
+                .sum();
+            assert_eq!(errors["observed"].as_f64(), Some(in_window as f64), "{errors}");
+            assert_eq!(errors["passed"], told, "{fault}, told {told}: {errors}");
+        }
+    }
+    assert_eq!(in_fault(&off, "handoff_time < 1s", "endpoint-moves")["observed_text"], "no data", "{}", off["thresholds"]);
+    assert_eq!(in_fault(&on, "handoff_time < 1s", "endpoint-moves")["passed"], true, "{}", on["thresholds"]);
+    let junit = std::fs::read_to_string(dir.join("off.xml")).unwrap();
+    assert!(junit.contains("[fault slow-migration]\""), "{junit}");
     // The faults did what they declared either way: the failure is the client's.
     assert!(off["faults"].as_array().unwrap().iter().all(|f| f["result"]["ok"] == true), "{}", off["faults"]);
 }

@@ -110,10 +110,7 @@ fn thresholds_table(h: &mut String, r: &Report) {
     }
     h.push_str("<table><tr><th>verdict</th><th>rule</th><th>scope</th><th>observed</th></tr>\n");
     for t in &r.thresholds {
-        let scope: Vec<String> = [("phase", &t.phase), ("workload", &t.workload), ("operation", &t.operation)]
-            .iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} {}", esc(v))))
-            .collect();
+        let scope: Vec<String> = t.scope().iter().map(|s| esc(s)).collect();
         let _ = writeln!(
             h,
             "<tr><td class=\"{}\">{}</td><td style=\"text-align:left\">{}</td><td style=\"text-align:left\">{}</td><td>{}</td></tr>",

@@ -30,12 +30,7 @@ pub fn render(r: &Report) -> String {
     let mut cases = String::new();
     let mut failures = 0;
     for t in &r.thresholds {
-        let mut scope = Vec::new();
-        for (k, v) in [("phase", &t.phase), ("workload", &t.workload), ("operation", &t.operation)] {
-            if let Some(v) = v {
-                scope.push(format!("{k} {v}"));
-            }
-        }
+        let scope = t.scope();
         let name = if scope.is_empty() { t.expr.clone() } else { format!("{} [{}]", t.expr, scope.join(", ")) };
         let _ = write!(cases, "    <testcase classname=\"{}.thresholds\" name=\"{}\" time=\"0\">", xml(&r.scenario), xml(&name));
         if t.passed {

@@ -178,7 +178,16 @@ fn rules(report: &Report) -> Result<Vec<Threshold>, String> {
                 ));
             }
             let (metric, cmp, limit) = crate::scenario::validate::parse_threshold_expr(&t.expr).map_err(|e| format!("threshold `{}`: {e}", t.expr))?;
-            Ok(Threshold { expr: t.expr.clone(), metric, cmp, limit, phase: t.phase.clone(), workload: t.workload.clone(), operation: t.operation.clone() })
+            Ok(Threshold {
+                expr: t.expr.clone(),
+                metric,
+                cmp,
+                limit,
+                phase: t.phase.clone(),
+                workload: t.workload.clone(),
+                operation: t.operation.clone(),
+                fault: t.fault.clone(),
+            })
         })
         .collect()
 }

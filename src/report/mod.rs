@@ -206,6 +206,9 @@ pub struct RuleSpec {
     /// Operation scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<String>,
+    /// Fault scope: that fault's window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
 }
 
 /// One phase.
@@ -331,6 +334,9 @@ pub struct ThresholdResult {
     pub workload: Option<String>,
     /// Operation scope.
     pub operation: Option<String>,
+    /// Fault scope: that fault's window (absent in reports before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
     /// Observed value in the metric's unit (µs for durations, a fraction for rates); absent when
     /// nothing in scope was measured.
     pub observed: Option<f64>,
@@ -338,6 +344,13 @@ pub struct ThresholdResult {
     pub observed_text: String,
     /// Whether the rule held (a rule with nothing to measure fails).
     pub passed: bool,
+}
+
+impl ThresholdResult {
+    /// The scope as people read it; empty: the whole run.
+    pub fn scope(&self) -> Vec<String> {
+        crate::scenario::model::scope_words(&self.phase, &self.workload, &self.operation, &self.fault)
+    }
 }
 
 /// Pub/sub results of one workload.

@@ -243,12 +243,7 @@ pub fn render(r: &Report) -> String {
     if !r.thresholds.is_empty() {
         let _ = writeln!(s, "\nthresholds");
         for t in &r.thresholds {
-            let mut scope = Vec::new();
-            for (k, v) in [("phase", &t.phase), ("workload", &t.workload), ("operation", &t.operation)] {
-                if let Some(v) = v {
-                    scope.push(format!("{k} {v}"));
-                }
-            }
+            let scope = t.scope();
             let scope = if scope.is_empty() { String::new() } else { format!(" [{}]", scope.join(", ")) };
             let _ = writeln!(s, "  {} {}{scope}: observed {}", if t.passed { "PASS" } else { "FAIL" }, t.expr, t.observed_text);
         }

@@ -13,7 +13,14 @@ use super::{Report, ThresholdResult};
 
 /// A rule as a report carries it for `merge`.
 pub fn spec_of(t: &Threshold) -> super::RuleSpec {
-    super::RuleSpec { expr: t.expr.clone(), limit: t.limit, phase: t.phase.clone(), workload: t.workload.clone(), operation: t.operation.clone() }
+    super::RuleSpec {
+        expr: t.expr.clone(),
+        limit: t.limit,
+        phase: t.phase.clone(),
+        workload: t.workload.clone(),
+        operation: t.operation.clone(),
+        fault: t.fault.clone(),
+    }
 }
 
 /// A rule read back from a report: its metric and comparison from the expression (the part before
@@ -32,6 +39,7 @@ pub fn rule_of(spec: &super::RuleSpec) -> Result<Threshold, String> {
         phase: spec.phase.clone(),
         workload: spec.workload.clone(),
         operation: spec.operation.clone(),
+        fault: spec.fault.clone(),
     })
 }
 
@@ -41,9 +49,10 @@ pub fn evaluate(thresholds: &[Threshold], report: &Report) -> Vec<ThresholdResul
 }
 
 fn verdict(t: &Threshold, report: &Report) -> ThresholdResult {
-    let observed = match unmeasurable(t, report) {
-        Some(why) => Err(why),
-        None => observe(t, report).ok_or_else(String::new),
+    let observed = match (&t.fault, unmeasurable(t, report)) {
+        (Some(name), _) => observe_fault(t, report, name),
+        (None, Some(why)) => Err(why),
+        (None, None) => observe(t, report).ok_or_else(String::new),
     };
     let passed = observed.as_ref().is_ok_and(|v| t.cmp.holds(*v, t.limit));
     ThresholdResult {
@@ -51,6 +60,7 @@ fn verdict(t: &Threshold, report: &Report) -> ThresholdResult {
         phase: t.phase.clone(),
         workload: t.workload.clone(),
         operation: t.operation.clone(),
+        fault: t.fault.clone(),
         observed: observed.as_ref().ok().copied(),
         observed_text: match &observed {
             Ok(v) => show(t.metric, *v),
@@ -177,6 +187,39 @@ fn observe(t: &Threshold, report: &Report) -> Option<f64> {
             (v.iter().any(|v| v.counters > 0) || streams.iter().any(|s| s.delivered > 0))
                 .then(|| v.iter().map(|v| v.duplicate_writes() as f64).sum::<f64>() + streams.iter().map(|s| s.duplicated as f64).sum::<f64>())
         }
+    }
+}
+
+/// A rule scoped to one fault, judged from that fault's verdict alone: over its window, from its
+/// start to the next fault or the end of the run. `Err` carries why it measured nothing (empty:
+/// "no data"); `validate` admits only the metrics judged here.
+fn observe_fault(t: &Threshold, report: &Report, name: &str) -> Result<f64, String> {
+    let Some(fault) = report.faults.iter().find(|f| f.name == name) else {
+        return Err(format!("no data: no fault named `{name}` in this report"));
+    };
+    let Some(r) = fault.result.as_ref() else {
+        return Err(format!("no data: fault `{name}` did not run"));
+    };
+    match t.metric {
+        // Every class counts, timeouts included: a window with errors of any kind is not clean.
+        Metric::Errors => Ok(r.errors.values().fold(0u64, |a, b| a.saturating_add(*b)) as f64),
+        Metric::Outage => match &t.workload {
+            Some(w) => r.outage_by_workload_s.get(w).map(|s| s * 1e6).ok_or_else(String::new),
+            None => Ok(r.outage_s * 1e6),
+        },
+        Metric::RecoveryTime => match r.recovery() {
+            Recovery::NotRecovered => Err(format!("not recovered: throughput not back within the window of fault `{name}`")),
+            _ => r.recovery_s.map(|s| s * 1e6).ok_or_else(String::new),
+        },
+        Metric::HandoffTime => {
+            let in_window: Vec<_> = report.maintenance.iter().flat_map(|m| &m.handoffs).filter(|h| h.at_s >= r.at_s && h.at_s < r.window_end_s).collect();
+            let open = in_window.iter().filter(|h| h.handoff_time_s.is_none()).count();
+            if open > 0 {
+                return Err(format!("not handed off: {open} MOVING left old connections open until the end"));
+            }
+            in_window.iter().filter_map(|h| h.handoff_time_s).map(|s| s * 1e6).reduce(f64::max).ok_or_else(String::new)
+        }
+        other => Err(format!("no data: `{}` is not judged over a fault's window", other.name())),
     }
 }
 

@@ -658,6 +658,23 @@ pub struct Threshold {
     pub workload: Option<String>,
     /// Only this operation.
     pub operation: Option<String>,
+    /// Only this fault's window (named).
+    pub fault: Option<String>,
+}
+
+impl Threshold {
+    /// The scope as people read it (`phase steady`, `fault endpoint-moves`); empty: the whole run.
+    pub fn scope(&self) -> Vec<String> {
+        scope_words(&self.phase, &self.workload, &self.operation, &self.fault)
+    }
+}
+
+/// A rule's scope as words, in one order everywhere it is shown (plan, summary, HTML, JUnit).
+pub fn scope_words(phase: &Option<String>, workload: &Option<String>, operation: &Option<String>, fault: &Option<String>) -> Vec<String> {
+    [("phase", phase), ("workload", workload), ("operation", operation), ("fault", fault)]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} {v}")))
+        .collect()
 }
 
 /// Report path templates (`{name}`, `{run_id}`).

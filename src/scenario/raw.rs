@@ -1397,7 +1397,7 @@ impl ShellSpec {
 pub enum RawThreshold {
     /// `<metric> <op> <value>` over the whole run, e.g. `p99 < 5ms`, `error_rate < 0.1%`.
     Expr(String),
-    /// A rule limited to a phase, a workload or an operation.
+    /// A rule limited to a phase, a workload, an operation or a fault's window.
     Scoped(ScopedThreshold),
 }
 
@@ -1417,6 +1417,10 @@ pub struct ScopedThreshold {
     /// Only this operation (e.g. `GET`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<String>,
+    /// Only this fault's window (from its start to the next fault or the end of the run), by its
+    /// name: `errors` (timeouts included), `outage`, `recovery_time` and `handoff_time` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
 }
 
 /// Report files. Paths may use `{name}` (scenario name) and `{run_id}`.

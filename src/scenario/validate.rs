@@ -1026,9 +1026,9 @@ fn thresholds(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], workload
     let mut out = Vec::new();
     for (i, t) in raw.thresholds.iter().enumerate() {
         let tp = p("thresholds").index(i);
-        let (expr, phase, workload, operation, expr_path) = match t {
-            RawThreshold::Expr(e) => (e, None, None, None, tp.clone()),
-            RawThreshold::Scoped(s) => (&s.expr, s.phase.clone(), s.workload.clone(), s.operation.clone(), tp.key("expr")),
+        let (expr, phase, workload, operation, fault, expr_path) = match t {
+            RawThreshold::Expr(e) => (e, None, None, None, None, tp.clone()),
+            RawThreshold::Scoped(s) => (&s.expr, s.phase.clone(), s.workload.clone(), s.operation.clone(), s.fault.clone(), tp.key("expr")),
         };
         let parsed = parse_threshold_expr(expr);
         if let Err(e) = &parsed {
@@ -1110,6 +1110,9 @@ fn thresholds(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], workload
                     );
                 }
             }
+            if let Some(name) = &fault {
+                fault_scope(c, &tp, t, name, metric, faults, (phase.is_some(), workload.is_some(), operation.is_some()));
+            }
             if metric == Metric::HandoffTime {
                 if scoped_phase.is_some() || workload.is_some() || operation.is_some() {
                     c.err(expr_path_or(&tp, t), "`handoff_time` is the client's, over the whole run: it takes no `phase`, `workload` or `operation`");
@@ -1135,10 +1138,41 @@ fn thresholds(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], workload
                     }
                 }
             }
-            out.push(Threshold { expr: expr.clone(), metric, cmp, limit, phase, workload, operation: operation.map(|o| o.to_uppercase()) });
+            out.push(Threshold { expr: expr.clone(), metric, cmp, limit, phase, workload, operation: operation.map(|o| o.to_uppercase()), fault });
         }
     }
     out
+}
+
+/// A rule scoped to a fault's window: the fault must exist, and the metric must be one its verdict
+/// measures over that window (errors, outage, recovery, handoffs; latency rows are per phase).
+fn fault_scope(c: &mut Checker<'_>, tp: &DocPath, t: &RawThreshold, name: &str, metric: Metric, faults: &[Fault], scoped: (bool, bool, bool)) {
+    let (phase, workload, operation) = scoped;
+    let Some(f) = faults.iter().find(|f| f.name == name) else {
+        let hint = suggest(name, faults.iter().map(|f| f.name.as_str())).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
+        c.err(tp.key("fault"), format!("no fault named `{name}`{hint}"));
+        return;
+    };
+    if !matches!(metric, Metric::Errors | Metric::Outage | Metric::RecoveryTime | Metric::HandoffTime) {
+        c.err(
+            expr_path_or(tp, t),
+            format!("`{}` is not measured over a fault's window: a `fault` rule judges errors, outage, recovery_time or handoff_time", metric.name()),
+        );
+    }
+    if phase || operation {
+        c.err(tp.key("fault"), "a fault's window is its own scope: a `fault` rule takes no `phase` or `operation`");
+    }
+    if workload && metric != Metric::Outage {
+        c.err(tp.key("workload"), "a fault's window counts errors over every workload: only `outage` takes a `workload` there");
+    }
+    let moves = match &f.action {
+        FaultAction::Maintenance { kind: crate::scenario::raw::MaintenanceKind::Move, announce: true, .. } => true,
+        FaultAction::Notify { messages, .. } => messages.contains(&crate::scenario::raw::MaintenanceMessage::Moving),
+        _ => false,
+    };
+    if metric == Metric::HandoffTime && !moves {
+        c.err(tp.key("fault"), format!("fault `{name}` sends no MOVING, so `handoff_time` in its window would measure nothing"));
+    }
 }
 
 fn expr_path_or(tp: &DocPath, t: &RawThreshold) -> DocPath {
