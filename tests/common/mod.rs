@@ -485,13 +485,21 @@ pub fn run_shipped_judged(file: &Path, dir: &Path, extra: &[&str], may_fail_thre
     report
 }
 
-/// Serialises the tests of one binary that start topologies or count the server's commands:
-/// hold the guard for the test's length.
+/// Serialises the tests that start topologies or measure latency, across every test binary and
+/// process (cargo-nextest runs each test in a process of its own): hold the guard for the test's
+/// length. An exclusive lock on one file: the kernel releases it when the guard is dropped —
+/// also on a panic's unwinding — or when the process dies.
 #[allow(dead_code)]
-pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+pub fn one_at_a_time() -> Turn {
+    let path = std::env::temp_dir().join("redis-test-one-at-a-time.lock");
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).expect("the lock file opens");
+    file.lock().expect("the lock is taken");
+    Turn(file)
 }
+
+/// A turn taken with [`one_at_a_time`]; dropping it ends the turn.
+#[allow(dead_code)]
+pub struct Turn(#[allow(dead_code)] std::fs::File);
 
 /// Writes `body` to `dir/name` and returns the file's path.
 #[allow(dead_code)]
