@@ -339,11 +339,11 @@ pub fn intern(s: &str) -> &'static str {
 /// group subcommands the subcommand too, `CLIENT|SETNAME` (when `sub` is known).
 pub fn stats_name(name: &[u8], sub: Option<&[u8]>) -> String {
     let mut n = String::from_utf8_lossy(name).to_uppercase();
-    if CONTAINERS.contains(&n.as_str()) {
-        if let Some(sub) = sub {
-            n.push('|');
-            n.push_str(&String::from_utf8_lossy(sub).to_uppercase());
-        }
+    if CONTAINERS.contains(&n.as_str())
+        && let Some(sub) = sub
+    {
+        n.push('|');
+        n.push_str(&String::from_utf8_lossy(sub).to_uppercase());
     }
     n
 }

@@ -160,9 +160,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0;
-        if n != 0 && n % 1_048_576 == 0 {
+        if n != 0 && n.is_multiple_of(1_048_576) {
             write!(f, "{}MiB", n / 1_048_576)
-        } else if n != 0 && n % 1_024 == 0 {
+        } else if n != 0 && n.is_multiple_of(1_024) {
             write!(f, "{}KiB", n / 1_024)
         } else {
             write!(f, "{n}B")

@@ -120,10 +120,11 @@ fn slots_of(v: &Value, out: &mut Vec<(u16, u16)>) {
             let Some(text) = v.as_bytes().and_then(|b| std::str::from_utf8(b).ok()) else { return };
             for part in text.split([',', ' ']).filter(|p| !p.is_empty()) {
                 let (a, b) = part.split_once('-').unwrap_or((part, part));
-                if let (Ok(a), Ok(b)) = (a.trim().parse::<u16>(), b.trim().parse::<u16>()) {
-                    if a <= b && b < 16384 {
-                        out.push((a, b));
-                    }
+                if let (Ok(a), Ok(b)) = (a.trim().parse::<u16>(), b.trim().parse::<u16>())
+                    && a <= b
+                    && b < 16384
+                {
+                    out.push((a, b));
                 }
             }
         }
@@ -522,14 +523,14 @@ impl Window {
 
     /// Closes the window when its time ran out.
     fn expire(&mut self, now: Instant, shared: &ClientMaintenance) {
-        if let (Some(opened), Some(until)) = (self.opened, self.until) {
-            if now >= until {
-                // A window still at its backstop when it ran out was never closed by a message.
-                let by_backstop = until.saturating_duration_since(opened) >= shared.relaxed_timeout * 2;
-                shared.window_closed(until - opened, by_backstop);
-                self.opened = None;
-                self.until = None;
-            }
+        if let (Some(opened), Some(until)) = (self.opened, self.until)
+            && now >= until
+        {
+            // A window still at its backstop when it ran out was never closed by a message.
+            let by_backstop = until.saturating_duration_since(opened) >= shared.relaxed_timeout * 2;
+            shared.window_closed(until - opened, by_backstop);
+            self.opened = None;
+            self.until = None;
         }
     }
 

@@ -342,11 +342,11 @@ pub async fn prepare(
         watcher,
         moved: std::sync::Mutex::new(Vec::new()),
     };
-    if target.proxy {
-        if let Err(e) = deployment.start_proxies(target.resp_aware_proxy).await {
-            deployment.shutdown().await;
-            return Err(TargetError::Unsupported(format!("cannot start the fault proxy: {e}")));
-        }
+    if target.proxy
+        && let Err(e) = deployment.start_proxies(target.resp_aware_proxy).await
+    {
+        deployment.shutdown().await;
+        return Err(TargetError::Unsupported(format!("cannot start the fault proxy: {e}")));
     }
     deployment.spec.maintenance = client_maintenance(connections, target, &mut deployment.spec);
     // redis-rs proves the target with its own connection (and its own words when it cannot).

@@ -257,10 +257,10 @@ async fn consumer(shared: Arc<Shared>, wi: usize, s: Arc<Stream>, c: usize, mut 
         s.ack(&mut ack_rt, stream, &ids);
         let mut ack_replies = Vec::new();
         // An acknowledgement that fails leaves the entries pending: a claim delivers them again.
-        if send(&shared, wi, worker, &ack_rt, &mut ack_replies, &mut rng).await.is_ok() {
-            if let Some(Value::Int(n)) = ack_replies.first() {
-                s.acknowledged(stream, (*n).max(0) as u64);
-            }
+        if send(&shared, wi, worker, &ack_rt, &mut ack_replies, &mut rng).await.is_ok()
+            && let Some(Value::Int(n)) = ack_replies.first()
+        {
+            s.acknowledged(stream, (*n).max(0) as u64);
         }
     }
 }

@@ -140,10 +140,10 @@ impl Reader<'_> {
             };
             while !items.is_empty() {
                 let chunk: Vec<_> = items.drain(..items.len().min(BATCH)).collect();
-                if !self.conns.contains_key(&node) {
-                    if let Ok(c) = Conn::connect(&ConnectSpec { addr: node.clone(), ..self.deployment.spec.clone() }).await {
-                        self.conns.insert(node.clone(), c);
-                    }
+                if !self.conns.contains_key(&node)
+                    && let Ok(c) = Conn::connect(&ConnectSpec { addr: node.clone(), ..self.deployment.spec.clone() }).await
+                {
+                    self.conns.insert(node.clone(), c);
                 }
                 let mut replies = Vec::with_capacity(chunk.len());
                 let ok = match self.conns.get_mut(&node) {

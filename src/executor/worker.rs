@@ -132,22 +132,22 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
             }
             let trip = Trip { items: &outcomes, latency_us: latency, service_us: service, cmds: rt.commands(), sends };
             shared.metrics.record_round_trip(pi as u16, wi as u16, trip);
-            if let Some((ratio, tx)) = &shared.spans {
-                if rand::RngExt::random::<f64>(&mut rng) < *ratio {
-                    let end_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-                    let error = outcomes.iter().find_map(|(_, o, _)| match o {
-                        Outcome::Error(c) => Some(c.name()),
-                        _ => None,
-                    });
-                    // A full queue drops the span: tracing must never slow the load.
-                    let _ = tx.try_send(crate::live::SpanRecord {
-                        operation: workload.ops[prepared.op as usize],
-                        workload: wi as u16,
-                        start_ns: end_ns.saturating_sub(latency * 1000),
-                        end_ns,
-                        error,
-                    });
-                }
+            if let Some((ratio, tx)) = &shared.spans
+                && rand::RngExt::random::<f64>(&mut rng) < *ratio
+            {
+                let end_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+                let error = outcomes.iter().find_map(|(_, o, _)| match o {
+                    Outcome::Error(c) => Some(c.name()),
+                    _ => None,
+                });
+                // A full queue drops the span: tracing must never slow the load.
+                let _ = tx.try_send(crate::live::SpanRecord {
+                    operation: workload.ops[prepared.op as usize],
+                    workload: wi as u16,
+                    start_ns: end_ns.saturating_sub(latency * 1000),
+                    end_ns,
+                    error,
+                });
             }
             let main_outcome = outcomes.iter().find(|(op, _, _)| *op == prepared.op).map(|(_, o, _)| *o);
             let done_ns = done.saturating_duration_since(shared.t0).as_nanos() as u64;

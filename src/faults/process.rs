@@ -227,10 +227,10 @@ pub async fn cluster_failover(spec: &ConnectSpec, deployment: &Deployment, shard
     // The replica answers OK at once and takes over in the background; ROLE says when it is done.
     let deadline = started + Duration::from_secs(15);
     loop {
-        if let Ok(Value::Array(role)) = c.command(&[b"ROLE"], Duration::from_secs(5)).await {
-            if role.first().and_then(Value::as_bytes) == Some(b"master") {
-                return Ok(format!("replica {replica} took over shard {index} from {} in {}ms", s.master, started.elapsed().as_millis()));
-            }
+        if let Ok(Value::Array(role)) = c.command(&[b"ROLE"], Duration::from_secs(5)).await
+            && role.first().and_then(Value::as_bytes) == Some(b"master")
+        {
+            return Ok(format!("replica {replica} took over shard {index} from {} in {}ms", s.master, started.elapsed().as_millis()));
         }
         if Instant::now() > deadline {
             return Err(format!("replica {replica} of shard {index} was still not a primary 15s after CLUSTER FAILOVER"));

@@ -77,10 +77,10 @@ pub fn check(r: &Report) -> Result<(), String> {
         bound("maintenance handoffs", m.handoffs.len(), MAX_FAULTS)?;
         bound("maintenance message kinds", m.received.len(), 64)?;
     }
-    if let Some(s) = r.shard {
-        if s.count == 0 || s.count > MAX_SHARDS || s.index >= s.count {
-            return Err(format!("shard {} of {} cannot be: a run has 1 to {MAX_SHARDS} shards, numbered from 0", s.index, s.count));
-        }
+    if let Some(s) = r.shard
+        && (s.count == 0 || s.count > MAX_SHARDS || s.index >= s.count)
+    {
+        return Err(format!("shard {} of {} cannot be: a run has 1 to {MAX_SHARDS} shards, numbered from 0", s.index, s.count));
     }
     let finite = |what: String, x: f64| if x.is_finite() && x >= 0.0 { Ok(()) } else { Err(format!("{what}: {x} is not a finite value of zero or more")) };
     finite("duration_s".into(), r.duration_s)?;

@@ -60,26 +60,26 @@ impl Diagnostic {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.headline())?;
-        if let Some(loc) = &self.location {
-            if let Some(line) = loc.source_line().filter(|l| !self.hides_source(l)) {
-                let gutter = loc.line.to_string();
-                let pad = " ".repeat(gutter.len());
-                // Tabs would shift the caret; show them as single spaces. Other control characters
-                // (an ESC in a hostile file) would rewrite the terminal: show them as `?`.
-                let shown: String = line
-                    .chars()
-                    .map(|c| {
-                        if c == '\t' {
-                            ' '
-                        } else if c.is_control() {
-                            '?'
-                        } else {
-                            c
-                        }
-                    })
-                    .collect();
-                write!(f, "\n {gutter} | {shown}\n {pad} | {}^", " ".repeat(loc.column.saturating_sub(1)))?;
-            }
+        if let Some(loc) = &self.location
+            && let Some(line) = loc.source_line().filter(|l| !self.hides_source(l))
+        {
+            let gutter = loc.line.to_string();
+            let pad = " ".repeat(gutter.len());
+            // Tabs would shift the caret; show them as single spaces. Other control characters
+            // (an ESC in a hostile file) would rewrite the terminal: show them as `?`.
+            let shown: String = line
+                .chars()
+                .map(|c| {
+                    if c == '\t' {
+                        ' '
+                    } else if c.is_control() {
+                        '?'
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            write!(f, "\n {gutter} | {shown}\n {pad} | {}^", " ".repeat(loc.column.saturating_sub(1)))?;
         }
         Ok(())
     }

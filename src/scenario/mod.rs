@@ -67,10 +67,10 @@ pub fn load_text(name: &str, text: String, format: Format, path: &Path, opts: &L
         return Err(one(Diagnostic::at(root.location.clone(), None, "a scenario is a mapping of sections (`name`, `target`, `workloads`, `phases`, …)")));
     }
     interpolate::apply(&mut root, &opts.vars, &mut diags);
-    if let Some(url) = &opts.target {
-        if let Err(d) = overrides::apply_target(&mut root, url) {
-            diags.push(d);
-        }
+    if let Some(url) = &opts.target
+        && let Err(d) = overrides::apply_target(&mut root, url)
+    {
+        diags.push(d);
     }
     for arg in &opts.sets {
         match SetOverride::parse(arg).and_then(|s| s.apply(&mut root)) {

@@ -177,12 +177,11 @@ impl Scalar {
         }
         let looks_numeric = digits.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'.')
             && digits.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
-        if looks_numeric {
-            if let Ok(f) = text.parse::<f64>() {
-                if f.is_finite() {
-                    return Scalar::Float(f);
-                }
-            }
+        if looks_numeric
+            && let Ok(f) = text.parse::<f64>()
+            && f.is_finite()
+        {
+            return Scalar::Float(f);
         }
         Scalar::Str(text.to_owned())
     }

@@ -57,24 +57,24 @@ fn bound_integers(node: &mut Value) {
 fn select_by_tag(node: &mut Value) {
     match node {
         Value::Object(map) => {
-            if let Some(Value::Array(branches)) = map.get("oneOf") {
-                if let Some((tag, values)) = tagged(branches) {
-                    let branches = branches.clone();
-                    map.remove("oneOf");
-                    let descriptions: Vec<Value> = branches.iter().map(|b| b.get("description").cloned().unwrap_or(Value::String(String::new()))).collect();
-                    let all_of: Vec<Value> = branches
-                        .into_iter()
-                        .zip(&values)
-                        .map(|(branch, v)| serde_json::json!({ "if": { "properties": { (tag): { "const": v } }, "required": [tag] }, "then": branch }))
-                        .collect();
-                    map.insert("type".into(), Value::String("object".into()));
-                    map.insert("required".into(), serde_json::json!([tag]));
-                    map.insert(
+            if let Some(Value::Array(branches)) = map.get("oneOf")
+                && let Some((tag, values)) = tagged(branches)
+            {
+                let branches = branches.clone();
+                map.remove("oneOf");
+                let descriptions: Vec<Value> = branches.iter().map(|b| b.get("description").cloned().unwrap_or(Value::String(String::new()))).collect();
+                let all_of: Vec<Value> = branches
+                    .into_iter()
+                    .zip(&values)
+                    .map(|(branch, v)| serde_json::json!({ "if": { "properties": { (tag): { "const": v } }, "required": [tag] }, "then": branch }))
+                    .collect();
+                map.insert("type".into(), Value::String("object".into()));
+                map.insert("required".into(), serde_json::json!([tag]));
+                map.insert(
                         "properties".into(),
                         serde_json::json!({ (tag): { "description": format!("Which one: {}.", values.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ")), "type": "string", "enum": values, "enumDescriptions": descriptions } }),
                     );
-                    map.insert("allOf".into(), Value::Array(all_of));
-                }
+                map.insert("allOf".into(), Value::Array(all_of));
             }
             map.values_mut().for_each(select_by_tag);
         }
@@ -107,10 +107,10 @@ fn name_definitions(root: &mut Value) {
     fn fix_refs(node: &mut Value, renames: &[(String, String)]) {
         match node {
             Value::Object(m) => {
-                if let Some(Value::String(r)) = m.get_mut("$ref") {
-                    if let Some((_, new)) = renames.iter().find(|(old, _)| r.strip_prefix("#/definitions/") == Some(old.as_str())) {
-                        *r = format!("#/definitions/{new}");
-                    }
+                if let Some(Value::String(r)) = m.get_mut("$ref")
+                    && let Some((_, new)) = renames.iter().find(|(old, _)| r.strip_prefix("#/definitions/") == Some(old.as_str()))
+                {
+                    *r = format!("#/definitions/{new}");
                 }
                 m.values_mut().for_each(|v| fix_refs(v, renames));
             }

@@ -200,10 +200,10 @@ pub fn parse(
         None => stats_name.clone(),
     };
     let wire = 1 + args.iter().map(ArgTemplate::width).sum::<usize>();
-    if let Some(k) = &keys {
-        if let Some(bad) = k.iter().find(|p| **p == 0 || **p as usize >= wire) {
-            return Err(err(ErrorAt::Keys, format!("key position {bad} is not an argument of this command (1 to {} are)", wire - 1)));
-        }
+    if let Some(k) = &keys
+        && let Some(bad) = k.iter().find(|p| **p == 0 || **p as usize >= wire)
+    {
+        return Err(err(ErrorAt::Keys, format!("key position {bad} is not an argument of this command (1 to {} are)", wire - 1)));
     }
     Ok(Template { name, stats_name, weight: weight.unwrap_or(1.0), args, command: command.clone(), keys, at })
 }

@@ -619,10 +619,10 @@ fn keyspace(c: &mut Checker<'_>, base: &RawKeyspace, o: &RawKeyspaceOverride, na
     if ttl.is_some_and(|t| t < Duration::from_millis(1)) {
         c.err(if o.ttl.is_some() { kp.key("ttl") } else { p("keyspace").key("ttl") }, "a TTL must be at least 1ms");
     }
-    if let Some(Distribution::Gaussian { stddev, .. }) = o.distribution.as_ref().or(Some(&base.distribution)) {
-        if *stddev <= 0.0 {
-            c.err(kp.key("distribution"), "a gaussian distribution needs `stddev` above zero");
-        }
+    if let Some(Distribution::Gaussian { stddev, .. }) = o.distribution.as_ref().or(Some(&base.distribution))
+        && *stddev <= 0.0
+    {
+        c.err(kp.key("distribution"), "a gaussian distribution needs `stddev` above zero");
     }
     Keyspace { prefix, keys: o.keys.unwrap_or(base.keys), distribution: o.distribution.clone().unwrap_or_else(|| base.distribution.clone()), value_size, ttl }
 }
@@ -1034,11 +1034,11 @@ fn thresholds(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], workload
         if let Err(e) = &parsed {
             c.err(expr_path, e.clone());
         }
-        if let Some(ph) = &phase {
-            if !phases.iter().any(|p| &p.name == ph) {
-                let hint = suggest(ph, phases.iter().map(|p| p.name.as_str())).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
-                c.err(tp.key("phase"), format!("no phase named `{ph}`{hint}"));
-            }
+        if let Some(ph) = &phase
+            && !phases.iter().any(|p| &p.name == ph)
+        {
+            let hint = suggest(ph, phases.iter().map(|p| p.name.as_str())).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
+            c.err(tp.key("phase"), format!("no phase named `{ph}`{hint}"));
         }
         let in_scope: Vec<&Workload> = match &workload {
             Some(w) => {
@@ -1124,18 +1124,17 @@ fn thresholds(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], workload
                     );
                 }
             }
-            if metric.unit() == MetricUnit::Duration && !matches!(metric, Metric::Outage | Metric::RecoveryTime | Metric::HandoffTime) {
-                if let Some(op) = &operation {
-                    let timed = in_scope.iter().flat_map(|w| w.kind.operations()).any(|o| o.name.eq_ignore_ascii_case(op) && o.role != OpRole::Command);
-                    let known = in_scope.iter().flat_map(|w| w.kind.operations()).any(|o| o.name.eq_ignore_ascii_case(op));
-                    if known && !timed {
-                        c.err(
-                            tp.key("operation"),
-                            format!(
-                                "`{op}` is a command inside batch round trips: it has no latency of its own; judge the batch (`PIPELINE` or `EXEC`) instead"
-                            ),
-                        );
-                    }
+            if metric.unit() == MetricUnit::Duration
+                && !matches!(metric, Metric::Outage | Metric::RecoveryTime | Metric::HandoffTime)
+                && let Some(op) = &operation
+            {
+                let timed = in_scope.iter().flat_map(|w| w.kind.operations()).any(|o| o.name.eq_ignore_ascii_case(op) && o.role != OpRole::Command);
+                let known = in_scope.iter().flat_map(|w| w.kind.operations()).any(|o| o.name.eq_ignore_ascii_case(op));
+                if known && !timed {
+                    c.err(
+                        tp.key("operation"),
+                        format!("`{op}` is a command inside batch round trips: it has no latency of its own; judge the batch (`PIPELINE` or `EXEC`) instead"),
+                    );
                 }
             }
             out.push(Threshold { expr: expr.clone(), metric, cmp, limit, phase, workload, operation: operation.map(|o| o.to_uppercase()), fault });
@@ -1186,10 +1185,10 @@ fn expr_path_or(tp: &DocPath, t: &RawThreshold) -> DocPath {
 
 fn output(c: &mut Checker<'_>, o: &RawOutput) -> Output {
     for (key, v) in [("json", &o.json), ("html", &o.html), ("junit", &o.junit)] {
-        if let Some(v) = v {
-            if let Err(e) = check_template(v) {
-                c.err(p("output").key(key), e);
-            }
+        if let Some(v) = v
+            && let Err(e) = check_template(v)
+        {
+            c.err(p("output").key(key), e);
         }
     }
     Output { json: o.json.clone(), html: o.html.clone(), junit: o.junit.clone() }
@@ -1241,10 +1240,10 @@ fn metrics(c: &mut Checker<'_>, m: &RawMetrics, dir: &Path) -> Metrics {
         }
     });
     let otlp = m.otlp.as_ref().map(|o| {
-        if let Some(ep) = &o.endpoint {
-            if !(ep.starts_with("http://") || ep.starts_with("https://")) {
-                c.err(mp.key("otlp").key("endpoint"), "an OTLP endpoint is an `http://` or `https://` URL");
-            }
+        if let Some(ep) = &o.endpoint
+            && !(ep.starts_with("http://") || ep.starts_with("https://"))
+        {
+            c.err(mp.key("otlp").key("endpoint"), "an OTLP endpoint is an `http://` or `https://` URL");
         }
         let interval = c.positive(mp.key("otlp").key("interval"), o.interval.get());
         Otlp {
@@ -1263,15 +1262,15 @@ fn metrics(c: &mut Checker<'_>, m: &RawMetrics, dir: &Path) -> Metrics {
             }),
         }
     });
-    if let Some(url) = &m.pushgateway {
-        if let Err(e) = crate::http::Endpoint::parse(url, None) {
-            c.err(mp.key("pushgateway"), format!("the Pushgateway is an http:// or https:// URL: {e}"));
-        }
+    if let Some(url) = &m.pushgateway
+        && let Err(e) = crate::http::Endpoint::parse(url, None)
+    {
+        c.err(mp.key("pushgateway"), format!("the Pushgateway is an http:// or https:// URL: {e}"));
     }
-    if let Some(id) = &m.labels.run_id {
-        if let Err(e) = check_run_id(id) {
-            c.err(mp.key("labels").key("run_id"), e);
-        }
+    if let Some(id) = &m.labels.run_id
+        && let Err(e) = check_run_id(id)
+    {
+        c.err(mp.key("labels").key("run_id"), e);
     }
     Metrics {
         prometheus,

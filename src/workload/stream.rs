@@ -405,10 +405,10 @@ pub fn entries(v: &Value) -> Vec<Entry> {
         // XREADGROUP, RESP2: [[key, [entries]]].
         Value::Array(streams) => {
             for s in streams {
-                if let Value::Array(kv) = s {
-                    if let Some(Value::Array(items)) = kv.get(1) {
-                        list(items, &mut out);
-                    }
+                if let Value::Array(kv) = s
+                    && let Some(Value::Array(items)) = kv.get(1)
+                {
+                    list(items, &mut out);
                 }
             }
         }

@@ -308,10 +308,10 @@ impl Conn {
     /// Sends `bytes` and reads `replies` replies into `out`; the commands are counted in the
     /// connection's tally.
     pub async fn roundtrip(&mut self, bytes: &[u8], replies: usize, out: &mut Vec<Value>) -> Result<(), ConnError> {
-        if let Some(t) = &self.tally {
-            if !self.broken {
-                t.count(bytes);
-            }
+        if let Some(t) = &self.tally
+            && !self.broken
+        {
+            t.count(bytes);
         }
         self.send_round_trip(bytes, replies, out).await
     }
@@ -407,15 +407,15 @@ impl Conn {
     /// Reads the next reply (or push message) from the connection.
     pub async fn read_value(&mut self) -> Result<Value, ConnError> {
         loop {
-            if self.rstart < self.rbuf.len() {
-                if let Some((v, used)) = resp::parse(&self.rbuf[self.rstart..])? {
-                    self.rstart += used;
-                    if self.rstart == self.rbuf.len() {
-                        self.rbuf.clear();
-                        self.rstart = 0;
-                    }
-                    return Ok(v);
+            if self.rstart < self.rbuf.len()
+                && let Some((v, used)) = resp::parse(&self.rbuf[self.rstart..])?
+            {
+                self.rstart += used;
+                if self.rstart == self.rbuf.len() {
+                    self.rbuf.clear();
+                    self.rstart = 0;
                 }
+                return Ok(v);
             }
             if self.rstart > 0 {
                 self.rbuf.drain(..self.rstart);

@@ -68,12 +68,12 @@ impl Master {
     /// without one): pooled connections of older generations are replaced as they come back.
     pub fn renew(&self, addr: Option<HostPort>) {
         let mut cur = self.addr.write().expect("master lock");
-        if let Some(addr) = addr {
-            if *cur != addr {
-                tracing::info!(from = %*cur, to = %addr, "endpoint moved; following it");
-                self.moves.lock().expect("moves lock").push((std::time::SystemTime::now(), cur.clone(), addr.clone()));
-                *cur = addr;
-            }
+        if let Some(addr) = addr
+            && *cur != addr
+        {
+            tracing::info!(from = %*cur, to = %addr, "endpoint moved; following it");
+            self.moves.lock().expect("moves lock").push((std::time::SystemTime::now(), cur.clone(), addr.clone()));
+            *cur = addr;
         }
         self.generation.fetch_add(1, Ordering::AcqRel);
     }

@@ -386,10 +386,8 @@ impl ClusterRouter {
     fn for_slot(&self, slot: u16, replica: bool, worker: usize) -> Option<NodePools> {
         let map = Arc::clone(&self.map.read().expect("slot map lock"));
         let shard = *map.topology.as_ref()?.owner.get(slot as usize)? as usize;
-        if replica {
-            if let Some(rs) = map.replicas.get(shard).filter(|r| !r.is_empty()) {
-                return Some(Arc::clone(&rs[worker % rs.len()]));
-            }
+        if replica && let Some(rs) = map.replicas.get(shard).filter(|r| !r.is_empty()) {
+            return Some(Arc::clone(&rs[worker % rs.len()]));
         }
         map.masters.get(shard).cloned()
     }

@@ -76,10 +76,10 @@ impl Sentinels {
     }
 
     async fn refresh_replicas(&self, master: &Master) {
-        if self.track_replicas {
-            if let Ok(r) = self.replicas().await {
-                master.set_replicas(r);
-            }
+        if self.track_replicas
+            && let Ok(r) = self.replicas().await
+        {
+            master.set_replicas(r);
         }
     }
 
