@@ -297,10 +297,87 @@ impl RoundTrip {
     /// The arguments of command `i`, its name first: what a client other than the native engine
     /// sends. Decoded from the one encoding, so both clients send exactly the same thing.
     pub fn args(&self, i: usize) -> Vec<&[u8]> {
+        self.arg_iter(i).collect()
+    }
+
+    /// [`RoundTrip::args`] read in place, without allocating: the redis-rs client's hot path
+    /// (collecting them cost a tenth of its instructions at depth 16, under callgrind).
+    pub fn arg_iter(&self, i: usize) -> Args<'_> {
         let start = self.cmds[i].start as usize;
         let end = self.cmds.get(i + 1).map_or(self.resp.len(), |c| c.start as usize);
-        split_command(&self.resp[start..end]).map(|(args, _)| args).unwrap_or_default()
+        Args::new(&self.resp[start..end])
     }
+}
+
+/// The arguments of one RESP-encoded command (`*N` then N bulk strings), read in place. An
+/// encoding cut short or malformed — never what [`RoundTrip`] writes — ends the iteration.
+pub struct Args<'a> {
+    b: &'a [u8],
+    at: usize,
+    left: usize,
+}
+
+impl<'a> Args<'a> {
+    fn new(b: &'a [u8]) -> Args<'a> {
+        match resp_len(b, 0, b'*') {
+            Some((left, at)) => Args { b, at, left },
+            None => Args { b, at: 0, left: 0 },
+        }
+    }
+
+    /// The bytes the encoding takes up to the end of the last argument read.
+    fn consumed(&self) -> usize {
+        self.at
+    }
+
+    /// The encoded command's length: an upper bound of its arguments' bytes.
+    pub fn encoded_len(&self) -> usize {
+        self.b.len()
+    }
+}
+
+impl<'a> Iterator for Args<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.left == 0 {
+            return None;
+        }
+        let arg = resp_len(self.b, self.at, b'$').and_then(|(len, start)| Some((self.b.get(start..start.checked_add(len)?)?, start + len + 2)));
+        match arg {
+            Some((arg, next)) if next <= self.b.len() => {
+                self.at = next;
+                self.left -= 1;
+                Some(arg)
+            }
+            _ => {
+                self.left = 0;
+                None
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.left))
+    }
+}
+
+/// `<marker>N\r\n` at `at`: N and where the line ends.
+fn resp_len(b: &[u8], at: usize, marker: u8) -> Option<(usize, usize)> {
+    if *b.get(at)? != marker {
+        return None;
+    }
+    let mut n = 0usize;
+    let mut i = at + 1;
+    loop {
+        match *b.get(i)? {
+            b'\r' => break,
+            c @ b'0'..=b'9' => n = n.checked_mul(10)?.checked_add(usize::from(c - b'0'))?,
+            _ => return None,
+        }
+        i += 1;
+    }
+    (i > at + 1 && b.get(i + 1) == Some(&b'\n')).then_some((n, i + 2))
 }
 
 /// Registers a custom command by its INFO commandstats name (`HSET`, `XINFO|GROUPS`) and returns
@@ -369,21 +446,10 @@ pub fn names_in(mut buf: &[u8]) -> Vec<String> {
 /// The first RESP command in `b` (`*N` then N bulk strings): its arguments and the bytes it
 /// takes; `None` when it is incomplete or malformed.
 fn split_command(b: &[u8]) -> Option<(Vec<&[u8]>, usize)> {
-    // `*N\r\n` or `$N\r\n` at `at`: the number and where the line ends.
-    let line = |at: usize| -> Option<(usize, usize)> {
-        let rest = b.get(at..)?;
-        let end = rest.windows(2).position(|w| w == b"\r\n")?;
-        let n = std::str::from_utf8(rest.get(1..end)?).ok()?.parse().ok()?;
-        Some((n, at + end + 2))
-    };
-    let (argc, mut at) = line(0)?;
-    let mut args = Vec::with_capacity(argc.min(64));
-    for _ in 0..argc {
-        let (len, start) = line(at)?;
-        args.push(b.get(start..start + len)?);
-        at = start + len + 2;
-    }
-    (at <= b.len()).then_some((args, at))
+    let (argc, _) = resp_len(b, 0, b'*')?;
+    let mut it = Args::new(b);
+    let args: Vec<&[u8]> = it.by_ref().collect();
+    (args.len() == argc).then(|| (args, it.consumed()))
 }
 
 #[cfg(test)]
@@ -407,6 +473,21 @@ mod tests {
         assert_eq!(rt.args(1), vec![&b"LTRIM"[..], b"k", b"0", b"-1"]);
         assert_eq!(rt.replies(), 2);
         assert!(!rt.only_reads());
+    }
+
+    #[test]
+    fn encodings_cut_short_or_malformed_end_the_arguments_and_are_not_commands() {
+        let whole = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nvv\r\n";
+        assert_eq!(Args::new(whole).collect::<Vec<_>>(), vec![&b"SET"[..], b"k", b"vv"]);
+        assert_eq!(names_in(&[&whole[..], &whole[..]].concat()), ["SET", "SET"]);
+        for cut in 0..whole.len() {
+            // Never more than the whole encoding holds, never a panic; a cut one is no command.
+            assert!(Args::new(&whole[..cut]).count() <= 3);
+            assert!(split_command(&whole[..cut]).is_none(), "{cut}");
+        }
+        for bad in [&b"*2\r\n$3\r\nGET\r\n$9\r\nk\r\n"[..], b"*1\r\n$-1\r\n", b"*x\r\n", b"*1\r\n$\r\n\r\n", b"*1\r\n$99999999999999999999999\r\n"] {
+            assert!(split_command(bad).is_none(), "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]
