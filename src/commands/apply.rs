@@ -288,10 +288,13 @@ impl RunningExporters {
     async fn linger(self, args: &ApplyArgs, signals: &SignalCount) {
         let Some(endpoint) = self.endpoint else { return };
         if let Some(linger) = args.linger {
+            // Counted before the line that invites the signal: one sent as soon as it is read must
+            // end the linger, not be taken for an earlier stage's (seen on a fresh clone: the
+            // linger ran its whole 60 s).
+            let seen = signals.count();
             if !args.quiet {
                 crate::errln!("redis-test: keeping /metrics up for {} (a signal ends it)", crate::units::format_duration(linger));
             }
-            let seen = signals.count();
             tokio::select! {
                 () = tokio::time::sleep(linger) => {}
                 () = signals.next(seen) => {}
