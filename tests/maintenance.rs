@@ -337,26 +337,19 @@ fn the_shipped_scenario_passes_with_notifications_and_fails_without() {
     );
     assert_eq!(out.code, Some(1), "{}", out.all());
     let off = read_report(&dir.join("off.json"));
-    let verdict = |expr: &str| {
-        off["thresholds"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["expr"].as_str().is_some_and(|e| e.starts_with(expr)))
-            .unwrap_or_else(|| panic!("{expr}: {}", off["thresholds"]))
-            .clone()
-    };
-    assert_eq!(verdict("errors == 0")["passed"], false, "{}", off["thresholds"]);
-    // Each window judged alone: the pause's timeouts and the move's READONLY errors, apart.
-    let in_fault = |report: &serde_json::Value, expr: &str, fault: &str| {
+    // A rule by its expression and scope: the whole run (`None`) or one fault's window.
+    let rule = |report: &serde_json::Value, expr: &str, fault: Option<&str>| {
         report["thresholds"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|t| t["fault"] == fault && t["expr"].as_str().is_some_and(|e| e.starts_with(expr)))
-            .unwrap_or_else(|| panic!("{expr} [fault {fault}]: {}", report["thresholds"]))
+            .find(|t| t["fault"].as_str() == fault && t["expr"].as_str().is_some_and(|e| e.starts_with(expr)))
+            .unwrap_or_else(|| panic!("{expr} [fault {fault:?}]: {}", report["thresholds"]))
             .clone()
     };
+    assert_eq!(rule(&off, "errors == 0", None)["passed"], false, "{}", off["thresholds"]);
+    // Each window judged alone: the pause's timeouts and the move's READONLY errors, apart.
+    let in_fault = |report: &serde_json::Value, expr: &str, fault: &str| rule(report, expr, Some(fault));
     for (report, told) in [(&on, true), (&off, false)] {
         for fault in ["slow-migration", "endpoint-moves"] {
             let errors = in_fault(report, "errors == 0", fault);

@@ -82,8 +82,7 @@ fn unmeasurable(t: &Threshold, report: &Report) -> Option<String> {
         return (!not_back.is_empty()).then(|| format!("not recovered: throughput not back within the window of fault `{}`", not_back.join("`, `")));
     }
     if t.metric == Metric::HandoffTime {
-        let open = report.maintenance.iter().flat_map(|m| &m.handoffs).filter(|h| h.handoff_time_s.is_none()).count();
-        return (open > 0).then(|| format!("not handed off: {open} MOVING left old connections open until the end"));
+        return longest_handoff(report.maintenance.iter().flat_map(|m| &m.handoffs)).err().filter(|why| !why.is_empty());
     }
     if !matches!(t.metric, Metric::LostWrites | Metric::DuplicateWrites) {
         return None;
@@ -175,7 +174,7 @@ fn observe(t: &Threshold, report: &Report) -> Option<f64> {
                 .then(|| v.iter().map(|v| v.lost_writes() as f64).sum::<f64>() + streams.iter().map(|s| (s.lost + s.corrupted) as f64).sum::<f64>())
         }
         // A run without a handoff measured nothing: "no data".
-        Metric::HandoffTime => report.maintenance.iter().flat_map(|m| &m.handoffs).filter_map(|h| h.handoff_time_s).map(|s| s * 1e6).reduce(f64::max),
+        Metric::HandoffTime => longest_handoff(report.maintenance.iter().flat_map(|m| &m.handoffs)).ok(),
         Metric::Lag => {
             let streams: Vec<_> = streams_in_scope(t, report).collect();
             (!streams.is_empty()).then(|| streams.iter().map(|s| s.lag as f64).sum())
@@ -211,16 +210,25 @@ fn observe_fault(t: &Threshold, report: &Report, name: &str) -> Result<f64, Stri
             Recovery::NotRecovered => Err(format!("not recovered: throughput not back within the window of fault `{name}`")),
             _ => r.recovery_s.map(|s| s * 1e6).ok_or_else(String::new),
         },
-        Metric::HandoffTime => {
-            let in_window: Vec<_> = report.maintenance.iter().flat_map(|m| &m.handoffs).filter(|h| h.at_s >= r.at_s && h.at_s < r.window_end_s).collect();
-            let open = in_window.iter().filter(|h| h.handoff_time_s.is_none()).count();
-            if open > 0 {
-                return Err(format!("not handed off: {open} MOVING left old connections open until the end"));
-            }
-            in_window.iter().filter_map(|h| h.handoff_time_s).map(|s| s * 1e6).reduce(f64::max).ok_or_else(String::new)
-        }
+        Metric::HandoffTime => longest_handoff(report.maintenance.iter().flat_map(|m| &m.handoffs).filter(|h| h.at_s >= r.at_s && h.at_s < r.window_end_s)),
         other => Err(format!("no data: `{}` is not judged over a fault's window", other.name())),
     }
+}
+
+/// The longest of these handoffs, µs. `Err`: why it cannot be judged — some left old connections
+/// open until the end — or empty when there was none ("no data").
+fn longest_handoff<'a>(handoffs: impl Iterator<Item = &'a crate::client::maintenance::Handoff>) -> Result<f64, String> {
+    let (mut longest, mut open) = (None::<f64>, 0usize);
+    for h in handoffs {
+        match h.handoff_time_s {
+            Some(s) => longest = Some(longest.map_or(s * 1e6, |l| l.max(s * 1e6))),
+            None => open += 1,
+        }
+    }
+    if open > 0 {
+        return Err(format!("not handed off: {open} MOVING left old connections open until the end"));
+    }
+    longest.ok_or_else(String::new)
 }
 
 /// Faults that ran and started inside the phase (all when unscoped).
