@@ -146,6 +146,23 @@ impl Command {
         }
     }
 
+    /// The name as a RESP bulk string (`$3\r\nGET\r\n`), encoded once per process: the start of
+    /// every command written on the hot path.
+    pub fn bulk_name(self) -> &'static [u8] {
+        static BULK_NAMES: std::sync::LazyLock<Vec<Vec<u8>>> = std::sync::LazyLock::new(|| {
+            Command::ALL
+                .iter()
+                .map(|c| {
+                    let mut b = Vec::new();
+                    CommandWriter::new(&mut b, 0).arg(c.name().as_bytes());
+                    b.drain(..4); // the `*0\r\n` header
+                    b
+                })
+                .collect()
+        });
+        &BULK_NAMES[self as usize]
+    }
+
     /// Whether the command changes nothing on the server (sending it twice is harmless).
     pub const fn is_read(self) -> bool {
         matches!(
@@ -266,7 +283,7 @@ impl RoundTrip {
 
     fn push_cmd(&mut self, command: Command, op: u16, aux: bool, argc: usize) -> CommandWriter<'_> {
         self.cmds.push(Cmd { command, op, aux, custom: 0, start: self.resp.len() as u32 });
-        CommandWriter::new(&mut self.resp, argc + 1).arg(command.name().as_bytes())
+        CommandWriter::with_name(&mut self.resp, command.bulk_name(), argc)
     }
 
     /// The RESP encoding of every command, as sent by the native engine.
@@ -455,6 +472,14 @@ fn split_command(b: &[u8]) -> Option<(Vec<&[u8]>, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bulk_names_are_the_names_encoded() {
+        for c in Command::ALL {
+            let name = c.name();
+            assert_eq!(c.bulk_name(), format!("${}\r\n{name}\r\n", name.len()).as_bytes(), "{c:?}");
+        }
+    }
 
     #[test]
     fn names_and_ids_line_up() {

@@ -35,11 +35,14 @@ impl Manager {
     }
 }
 
+// Boxed: bb8 moves a connection in and out of its idle queue on every checkout, and a pointer
+// moves for less than the whole connection (moves were a tenth of the instructions unpipelined,
+// under callgrind).
 impl ManageConnection for Manager {
-    type Connection = Conn;
+    type Connection = Box<Conn>;
     type Error = ConnError;
 
-    async fn connect(&self) -> Result<Conn, ConnError> {
+    async fn connect(&self) -> Result<Box<Conn>, ConnError> {
         let started = std::time::Instant::now();
         let result = tracing::Instrument::instrument(Conn::connect(&self.spec), self.span.clone()).await;
         let _entered = self.span.enter();
@@ -48,7 +51,7 @@ impl ManageConnection for Manager {
                 self.failing.store(false, Ordering::Relaxed);
                 self.counters().opened(started.elapsed());
                 tracing::debug!(addr = %self.spec.addr, took_us = started.elapsed().as_micros() as u64, "connection opened");
-                Ok(c)
+                Ok(Box::new(c))
             }
             Err(e) => {
                 self.failing.store(true, Ordering::Relaxed);
@@ -59,14 +62,14 @@ impl ManageConnection for Manager {
         }
     }
 
-    async fn is_valid(&self, conn: &mut Conn) -> Result<(), ConnError> {
+    async fn is_valid(&self, conn: &mut Box<Conn>) -> Result<(), ConnError> {
         match conn.command(&[b"PING"], self.ping_timeout).await? {
             crate::resp::Value::Error(e) => Err(ConnError::Rejected(e)),
             _ => Ok(()),
         }
     }
 
-    fn has_broken(&self, conn: &mut Conn) -> bool {
+    fn has_broken(&self, conn: &mut Box<Conn>) -> bool {
         let _entered = self.span.enter();
         let broken = conn.is_broken();
         if broken {
