@@ -319,3 +319,33 @@ fn a_cluster_target_that_is_not_a_cluster_exits_3_and_says_so() {
     assert_eq!(out.code, Some(3), "{}", out.all());
     assert!(out.stderr.contains("the target is not a cluster") && out.stderr.contains("cluster support disabled"), "{}", out.all());
 }
+
+#[test]
+fn a_connection_idle_past_the_health_check_interval_is_pinged_before_use() {
+    // Two workers, sixteen connections: each worker keeps its connection between round trips. At
+    // six operations a second the fair token queue gives each worker one every ~330 ms, past a
+    // 100 ms interval: every use but a fresh connection's first is preceded by a PING. Past a 60 s
+    // interval, none is.
+    let server = RedisServer::start(&[]);
+    let dir = scratch("health-check");
+    let mut extra_pings = Vec::new();
+    for interval in ["100ms", "60s"] {
+        let f = scenario(
+            &dir,
+            "h",
+            &format!(
+                "name: h\ntarget: {{url: redis://x}}\nconnections: {{health_check_interval: {interval}}}\nworkloads: {{w: {{kind: basic, read_ratio: 1.0}}}}\nphases: [{{name: p, duration: 3s, workers: 2, rate: 6}}]\n"
+            ),
+        );
+        let before = server.calls("ping");
+        let out = apply(&dir, &[&f, "--target", &server.url(), "--json", "r.json"]);
+        assert_eq!(out.code, Some(0), "{}", out.all());
+        let pings = server.calls("ping") - before;
+        let ops = read_report(&dir.join("r.json"))["phases"][0]["count"].as_u64().unwrap();
+        assert!((16..=19).contains(&ops), "{interval}: {ops} operations");
+        extra_pings.push((pings, ops));
+    }
+    let ((checked, ops), (unchecked, _)) = (extra_pings[0], extra_pings[1]);
+    assert!(unchecked <= 2, "a 60 s interval PINGs nothing on the hot path: {unchecked}");
+    assert!(checked >= unchecked + ops - 4, "a 100 ms interval PINGs before each use after the first: {checked} PINGs for {ops} operations");
+}

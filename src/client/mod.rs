@@ -51,6 +51,14 @@ impl Client {
         }
     }
 
+    /// Ends `worker`'s hold on a connection kept between its round trips (the native engine's,
+    /// see [`native::pool::Pools::keep_connections`]): called when the worker goes idle.
+    pub fn release(&self, worker: usize) {
+        if let Client::Native(n) = self {
+            n.pools.release_kept(worker);
+        }
+    }
+
     /// Whether the client resends failed round trips by its own policy (redis-rs on a cluster),
     /// so the executor must not resend them again.
     pub fn resends_itself(&self) -> bool {

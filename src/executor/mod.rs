@@ -226,7 +226,11 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         scenario.workloads.iter().enumerate().map(|(i, w)| Workload::new(w, i, deployment.cluster.is_some(), &deployment.spec.client_name)).collect();
     templates::prepare(deployment, &scenario.workloads, &mut workloads, seed).await.map_err(RunError::Templates)?;
     let t0_cell: Arc<std::sync::OnceLock<Instant>> = Arc::new(std::sync::OnceLock::new());
-    let client = client_for(scenario, deployment, redis_rs, &metrics);
+    // Besides the workers, stream workloads' consumers, their sampler and their set-up commands
+    // check connections out of the same pools.
+    let consumers: usize = workloads.iter().filter_map(Workload::stream).map(|s| s.consumers).sum();
+    let others = if workloads.iter().any(|w| w.stream().is_some()) { consumers + 2 } else { 0 };
+    let client = client_for(scenario, deployment, redis_rs, &metrics, plan.max_workers() as usize, others);
     let redis_rs = match &client {
         crate::client::Client::RedisRs(c) => Some(c),
         crate::client::Client::Native(_) => None,
@@ -382,17 +386,30 @@ async fn wait_for_start(start_at: Option<SystemTime>, stop: &mut watch::Receiver
 }
 
 /// The client the round trips go through: redis-rs when the scenario asks for it, else the native
-/// engine's pools.
-fn client_for(scenario: &Scenario, deployment: &Deployment, redis_rs: Option<crate::client::redis_rs::RedisRs>, metrics: &Arc<RunMetrics>) -> Client {
+/// engine's pools — where each of `workers` keeps its connection between round trips when the
+/// pools have room for them and for `others` (see [`Pools::keep_connections`]).
+fn client_for(
+    scenario: &Scenario,
+    deployment: &Deployment,
+    redis_rs: Option<crate::client::redis_rs::RedisRs>,
+    metrics: &Arc<RunMetrics>,
+    workers: usize,
+    others: usize,
+) -> Client {
     match redis_rs {
         Some(c) => Client::RedisRs(c),
         None => Client::Native(Native {
-            pools: Pools::new(
-                &deployment.spec,
-                &scenario.connections,
-                metrics,
-                deployment.cluster.as_ref().map(|t| (t, deployment.seeds.as_slice(), scenario.target.read_from_replicas)),
-            ),
+            pools: {
+                let mut pools = Pools::new(
+                    &deployment.spec,
+                    &scenario.connections,
+                    metrics,
+                    deployment.cluster.as_ref().map(|t| (t, deployment.seeds.as_slice(), scenario.target.read_from_replicas)),
+                );
+                let keep = pools.keep_connections(workers, others);
+                tracing::debug!(workers, keep, "workers keep their connections between round trips");
+                pools
+            },
             metrics: Arc::clone(metrics),
             command_timeout: scenario.connections.command_timeout,
             retry: scenario.connections.retry.clone(),

@@ -178,7 +178,10 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
                 }
             }
         }
+        // Idle until its next phase, or done.
+        shared.client.release(id);
     }
+    shared.client.release(id);
     result
 }
 

@@ -206,6 +206,9 @@ pub struct Pools {
     ping_timeout: Duration,
     connections_retry: crate::scenario::model::Retry,
     jitter_seq: std::sync::atomic::AtomicU64,
+    /// Each worker's connection kept between round trips, when workers keep them (see
+    /// [`Pools::keep_connections`]); empty otherwise.
+    kept: Vec<std::sync::Mutex<Option<Pooled>>>,
 }
 
 impl Drop for Pools {
@@ -254,6 +257,61 @@ impl Pools {
             ping_timeout: connections.command_timeout,
             connections_retry: connections.retry.clone(),
             jitter_seq: std::sync::atomic::AtomicU64::new(0),
+            kept: Vec::new(),
+        }
+    }
+
+    /// Lets each of `workers` workers keep its connection between round trips when that changes
+    /// nothing but the cost: outside a cluster (where a round trip's node changes with its slot)
+    /// and when every pool has a connection for each worker it serves and for each of `others`
+    /// (stream consumers, control commands), so that no checkout ever waits for a turn a kept
+    /// connection holds. A checkout and return through bb8 and the pool's
+    /// gate cost about a third of the native engine's instructions per unpipelined operation
+    /// (callgrind); a kept connection passes the same checks at each use (see [`Pools::take_kept`]).
+    /// Returns whether workers keep connections.
+    pub fn keep_connections(&mut self, workers: usize, others: usize) -> bool {
+        let pools = self.single.pools.len().max(1);
+        let keep = self.cluster.is_none() && workers.div_ceil(pools) + others <= self.per_pool as usize;
+        self.kept = if keep { (0..workers).map(|_| std::sync::Mutex::new(None)).collect() } else { Vec::new() };
+        keep
+    }
+
+    /// `worker`'s kept connection for `route`, when it has one still fit for use — the checks a
+    /// checkout makes: not broken, opened for the current master or endpoint (sentinel failovers,
+    /// maintenance handoffs), used within the health-check interval. One that is not is given back
+    /// to its pool (a broken or stale one is discarded there) and the caller checks one out.
+    pub fn take_kept(&self, worker: usize, route: &Route) -> Option<Pooled> {
+        if *route != Route::Any {
+            return None;
+        }
+        let mut conn = self.kept.get(worker)?.lock().expect("kept connection lock").take()?;
+        if self.follow.as_ref().is_some_and(|m| m.generation() != conn.generation) {
+            conn.mark_broken();
+            return None;
+        }
+        if conn.is_broken() || conn.last_used.elapsed() >= self.health_interval {
+            return None;
+        }
+        Some(conn)
+    }
+
+    /// Gives `worker`'s kept connection back to its pool (the worker is idle until a later phase,
+    /// or done): an idle connection belongs in the pool, where others may use it and checkouts
+    /// replace it when it goes stale.
+    pub fn release_kept(&self, worker: usize) {
+        if let Some(slot) = self.kept.get(worker) {
+            drop(slot.lock().expect("kept connection lock").take());
+        }
+    }
+
+    /// Keeps `conn` for `worker`'s next round trip on `route` when workers keep connections and it
+    /// is not broken; otherwise returns it to its pool.
+    pub fn keep(&self, worker: usize, route: &Route, conn: Pooled) {
+        if *route == Route::Any
+            && !conn.is_broken()
+            && let Some(slot) = self.kept.get(worker)
+        {
+            *slot.lock().expect("kept connection lock") = Some(conn);
         }
     }
 

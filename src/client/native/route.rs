@@ -133,9 +133,12 @@ async fn round_trip(
     replies: &mut Vec<Value>,
     sends: &mut u64,
 ) -> (Result<(), ErrorClass>, Instant) {
-    let mut conn = match shared.pools.get(worker, route).await {
-        Ok(c) => c,
-        Err(class) => return (Err(class), Instant::now()),
+    let mut conn = match shared.pools.take_kept(worker, route) {
+        Some(c) => c,
+        None => match shared.pools.get(worker, route).await {
+            Ok(c) => c,
+            Err(class) => return (Err(class), Instant::now()),
+        },
     };
     let sent = Instant::now();
     *sends += 1;
@@ -150,6 +153,7 @@ async fn round_trip(
     } else {
         fixed_deadline(shared, &mut conn, buf, expect, replies).await
     };
+    shared.pools.keep(worker, route, conn);
     (r, sent)
 }
 
