@@ -270,6 +270,13 @@ impl RoundTrip {
         CommandWriter::new(&mut self.resp, argc)
     }
 
+    /// [`RoundTrip::push_custom`] with the name already encoded as a RESP bulk string (see
+    /// [`Command::bulk_name`]) and `argc` arguments besides it: the templates' hot path.
+    pub fn push_custom_named(&mut self, custom: u16, op: u16, bulk_name: &[u8], argc: usize) -> CommandWriter<'_> {
+        self.cmds.push(Cmd { command: Command::Custom, op, aux: false, custom, start: self.resp.len() as u32 });
+        CommandWriter::with_name(&mut self.resp, bulk_name, argc)
+    }
+
     /// Starts command `command`, counted under operation `op`, with `argc` arguments besides its
     /// name; write them with the returned writer.
     pub fn push(&mut self, command: Command, op: u16, argc: usize) -> CommandWriter<'_> {

@@ -32,7 +32,8 @@ pub struct Custom {
 struct Compiled {
     op: u16,
     custom: u16,
-    command: Vec<u8>,
+    /// The command's name as a RESP bulk string, encoded once (as built-in names are).
+    bulk_name: Vec<u8>,
     args: Vec<ArgTemplate>,
     /// Per template argument: whether it is a key (gets the prefix). Set by [`Custom::set_keys`].
     is_key: Vec<bool>,
@@ -55,7 +56,11 @@ impl Custom {
             .map(|(i, t)| Compiled {
                 op: i as u16,
                 custom: crate::command::custom_id(&t.stats_name),
-                command: t.command.clone(),
+                bulk_name: {
+                    let mut b = Vec::new();
+                    crate::resp::CommandWriter::new(&mut b, 0).arg(&t.command);
+                    b.split_off(4) // after the `*0\r\n` header
+                },
                 args: t.args.clone(),
                 is_key: vec![false; t.args.len()],
                 data: t
@@ -163,7 +168,7 @@ impl Custom {
                 }
             }
         }
-        let mut w = rt.push_custom(t.custom, t.op, t.wire_len).arg(&t.command);
+        let mut w = rt.push_custom_named(t.custom, t.op, &t.bulk_name, t.wire_len - 1);
         let mut from = 0;
         for end in st.member.chunks_exact(4) {
             let end = u32::from_le_bytes([end[0], end[1], end[2], end[3]]) as usize;
