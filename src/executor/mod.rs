@@ -406,7 +406,9 @@ fn client_for(
                     metrics,
                     deployment.cluster.as_ref().map(|t| (t, deployment.seeds.as_slice(), scenario.target.read_from_replicas)),
                 );
-                let keep = pools.keep_connections(workers, others);
+                // Replica reads take a second connection beside a kept one, from the same pool
+                // when a sentinel target has no healthy replica: the budget would not hold.
+                let keep = !scenario.target.read_from_replicas && pools.keep_connections(workers, others);
                 tracing::debug!(workers, keep, "workers keep their connections between round trips");
                 pools
             },
