@@ -149,17 +149,8 @@ impl Command {
     /// The name as a RESP bulk string (`$3\r\nGET\r\n`), encoded once per process: the start of
     /// every command written on the hot path.
     pub fn bulk_name(self) -> &'static [u8] {
-        static BULK_NAMES: std::sync::LazyLock<Vec<Vec<u8>>> = std::sync::LazyLock::new(|| {
-            Command::ALL
-                .iter()
-                .map(|c| {
-                    let mut b = Vec::new();
-                    CommandWriter::new(&mut b, 0).arg(c.name().as_bytes());
-                    b.drain(..4); // the `*0\r\n` header
-                    b
-                })
-                .collect()
-        });
+        static BULK_NAMES: std::sync::LazyLock<Vec<Vec<u8>>> =
+            std::sync::LazyLock::new(|| Command::ALL.iter().map(|c| crate::resp::bulk_string(c.name().as_bytes())).collect());
         &BULK_NAMES[self as usize]
     }
 

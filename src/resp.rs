@@ -79,8 +79,10 @@ impl<'a> CommandWriter<'a> {
     /// Appends an integer argument.
     pub fn int(self, n: i64) -> Self {
         let mut tmp = [0u8; 24];
-        let s = format_decimal(n < 0, n.unsigned_abs(), &mut tmp);
-        self.arg(s)
+        let sign = usize::from(n < 0);
+        tmp[0] = b'-';
+        let len = sign + digits_into(&mut tmp, sign, n.unsigned_abs());
+        self.arg(&tmp[..len])
     }
 
     /// Appends a floating-point argument.
@@ -97,6 +99,16 @@ pub fn command(buf: &mut Vec<u8>, args: &[&[u8]]) {
     for a in args {
         w = w.arg(a);
     }
+}
+
+/// `bytes` as a RESP bulk string (`$3\r\nGET\r\n`): a command name encoded once, to start commands
+/// with [`CommandWriter::with_name`].
+pub fn bulk_string(bytes: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(bytes.len() + 24);
+    push_header(&mut b, b'$', bytes.len() as u64);
+    b.extend_from_slice(bytes);
+    b.extend_from_slice(b"\r\n");
+    b
 }
 
 /// Appends the decimal digits of `n` without allocating (the one integer formatter of the hot path).
@@ -134,23 +146,6 @@ fn push_prefix(buf: &mut Vec<u8>, tmp: &[u8; 24], len: usize) {
     let at = buf.len();
     buf.extend_from_slice(tmp);
     buf.truncate(at + len);
-}
-
-fn format_decimal(negative: bool, mut v: u64, tmp: &mut [u8; 24]) -> &[u8] {
-    let mut i = tmp.len();
-    loop {
-        i -= 1;
-        tmp[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    if negative {
-        i -= 1;
-        tmp[i] = b'-';
-    }
-    &tmp[i..]
 }
 
 /// A reply that breaks the protocol.

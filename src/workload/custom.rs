@@ -56,11 +56,7 @@ impl Custom {
             .map(|(i, t)| Compiled {
                 op: i as u16,
                 custom: crate::command::custom_id(&t.stats_name),
-                bulk_name: {
-                    let mut b = Vec::new();
-                    crate::resp::CommandWriter::new(&mut b, 0).arg(&t.command);
-                    b.split_off(4) // after the `*0\r\n` header
-                },
+                bulk_name: crate::resp::bulk_string(&t.command),
                 args: t.args.clone(),
                 is_key: vec![false; t.args.len()],
                 data: t
