@@ -23,6 +23,11 @@ pub fn parse(source: &Arc<Source>) -> Result<Node, Diagnostic> {
     if headers > MAX_TABLES {
         return Err(Diagnostic::at(Location::new(source, 1, 1), None, format!("the file has {headers} tables; a scenario holds at most {MAX_TABLES}")));
     }
+    // The parser lexes the whole text into tokens before anything can be counted (a megabyte of
+    // `k = [1,1,…]` took 107 MB): values are counted on the text first, from below.
+    if let Some(offset) = past_node_cap(&source.text, super::yaml::MAX_NODES) {
+        return Err(Diagnostic::at(index.at(source, offset), None, format!("the document holds more than {} values", super::yaml::MAX_NODES)));
+    }
     let table = DeTable::parse(&source.text).map_err(|e| {
         let loc = index.at(source, e.span().map_or(0, |s| s.start));
         Diagnostic::at(loc, None, format!("TOML syntax error: {}", e.message().trim()))
@@ -33,6 +38,82 @@ pub fn parse(source: &Arc<Source>) -> Result<Node, Diagnostic> {
     let root_loc = Location::new(source, 1, 1);
     let mut nodes = 0;
     convert_table(&Ctx { source, index: &index }, table.into_inner(), root_loc, 0, &mut nodes)
+}
+
+/// Where the text's values pass `cap`, counted from below without parsing: every `=` outside
+/// strings and comments gives its key a value, and every comma directly inside an array
+/// separates two (a trailing one ends one). A document this counts past the cap holds more
+/// values than that whatever else it holds; one it does not is parsed and counted exactly.
+fn past_node_cap(text: &str, cap: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut count = 0usize;
+    // Open `[` and `{` outside strings: a comma counts when the innermost is an array. Table
+    // headers are brackets too, but hold no commas.
+    let mut open: Vec<u8> = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            q @ (b'"' | b'\'') => {
+                i = string_end(b, i, q);
+                continue;
+            }
+            b'[' | b'{' => open.push(b[i]),
+            b']' | b'}' => {
+                open.pop();
+            }
+            b'=' => count += 1,
+            b',' if open.last() == Some(&b'[') => count += 1,
+            _ => {}
+        }
+        if count > cap {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The index just past the string that starts at `at` with quote `q`: basic (`"`, backslash
+/// escapes) or literal (`'`), on one line or multi-line (tripled quotes). An unterminated one
+/// runs to its line's end (one-line) or the text's (multi-line); the parser reports it.
+fn string_end(b: &[u8], at: usize, q: u8) -> usize {
+    let escapes = q == b'"';
+    if b[at..].starts_with(&[q, q, q]) {
+        let mut i = at + 3;
+        while i < b.len() {
+            if escapes && b[i] == b'\\' {
+                i += 2;
+            } else if b[i..].starts_with(&[q, q, q]) {
+                // Up to two more quotes may close it (`""""` ends with a quote in the string).
+                let mut end = i + 3;
+                while end < b.len() && end < i + 5 && b[end] == q {
+                    end += 1;
+                }
+                return end;
+            } else {
+                i += 1;
+            }
+        }
+        return b.len();
+    }
+    let mut i = at + 1;
+    while i < b.len() && b[i] != b'\n' {
+        if escapes && b[i] == b'\\' {
+            i += 2;
+            continue;
+        }
+        if b[i] == q {
+            return i + 1;
+        }
+        i += 1;
+    }
+    i.min(b.len())
 }
 
 /// Byte offset → line and column in O(log n): the line starts and the characters before each
@@ -157,6 +238,41 @@ mod tests {
         let at = |o| index.at(&src, o);
         assert_eq!((at(3).line, at(3).column), (1, 3), "the byte after é is the third character");
         assert_eq!((at(4).line, at(4).column), (2, 1));
+    }
+
+    #[test]
+    fn values_are_counted_from_below_before_parsing() {
+        // The count: the smallest cap it does not pass.
+        let count = |t: &str| (0..200).find(|&cap| past_node_cap(t, cap).is_none()).unwrap();
+        let cases = [
+            ("a = 1\nb = [1, 2, 3]\n", 4),
+            ("a = [1, 2,]\n", 3),
+            ("t = {x = 1, y = [1, 2]}\n", 4),
+            ("[[p]]\nx = [[1, 2], [3]]\n", 3),
+            ("a = [{x = 1}, {y = 2},]\n", 5),
+            ("a = \"=,[\" # = , [\nb = '=,'\n", 2),
+            ("a = \"\"\"x = [1,\n2]\\\"\"\"\"\"\nb = '''=\n'' ='''\nc = \"\\\"=\"\n", 3),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(count(text), expected, "{text:?}");
+            // Never more than the values the parser finds.
+            let values = json_values(&load(text).unwrap().to_json());
+            assert!(expected <= values, "{text:?}: counted {expected} of {values}");
+        }
+        // Past the cap: refused where the count passed it, before the parser runs.
+        let text = format!("a = 1\nk = [{}]\n", ["1"; 100_001].join(","));
+        let e = load(&text).unwrap_err();
+        assert!(e.message.contains("more than 100000 values"), "{}", e.message);
+        assert_eq!(e.location.unwrap().line, 2);
+    }
+
+    /// Values of a JSON tree below its root.
+    fn json_values(v: &serde_json::Value) -> usize {
+        match v {
+            serde_json::Value::Object(m) => m.values().map(|c| 1 + json_values(c)).sum(),
+            serde_json::Value::Array(a) => a.iter().map(|c| 1 + json_values(c)).sum(),
+            _ => 0,
+        }
     }
 
     #[test]
