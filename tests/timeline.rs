@@ -132,8 +132,9 @@ faults:
   - {action: blackhole, name: forever, at: 2s, duration: 3500ms}
 thresholds:
   - recovery_time < 5s
+  - {expr: recovery_time < 5s, fault: forever}
 "#;
-    let (out, report) = apply(&dir, "never", body, &[]);
+    let (out, report) = apply(&dir, "never", body, &["--html", "r.html"]);
     assert_eq!(out.code, Some(1), "{}", out.all());
     let v = fault(&report, "forever");
     assert_eq!(v["recovery"], "not_recovered", "{v}");
@@ -143,7 +144,15 @@ thresholds:
     assert!(t["observed"].is_null(), "no figure stands in for a recovery that did not happen: {t}");
     assert!(t["observed_text"].as_str().unwrap().starts_with("not recovered"), "{t}");
     assert!(out.stdout.contains("NOT RECOVERED"), "{}", out.stdout);
-    assert_eq!(junit_failures(&dir), 1);
+    let scoped = &report["thresholds"][1];
+    assert_eq!(scoped["passed"], false, "{scoped}");
+    assert_eq!(scoped["observed_text"], t["observed_text"], "one wording for both scopes");
+    assert_eq!(junit_failures(&dir), 2);
+    // The fault's row in the HTML report carries the rule judged over its window.
+    let html = std::fs::read_to_string(dir.join("r.html")).unwrap();
+    let row = &html[html.find("↳ rule").expect("the fault-scoped rule under its fault")..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains("FAIL") && row.contains("recovery_time &lt; 5s") && row.contains("not recovered"), "{row}");
 }
 
 #[test]

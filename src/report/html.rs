@@ -182,6 +182,17 @@ fn faults_table(h: &mut String, r: &Report) {
                 esc(&super::summary::fault_maintenance_line(m))
             );
         }
+        // The rules judged over this fault's window, beside it (they are in the thresholds table too).
+        for t in r.thresholds.iter().filter(|t| t.fault.as_deref() == Some(f.name.as_str())) {
+            let _ = writeln!(
+                h,
+                "<tr><td style=\"text-align:left\">&nbsp;&nbsp;↳ rule</td><td></td><td colspan=\"7\" style=\"text-align:left\"><span class=\"{}\">{}</span> {} (observed {})</td></tr>",
+                if t.passed { "good" } else { "bad" },
+                if t.passed { "PASS" } else { "FAIL" },
+                esc(&t.expr),
+                esc(&t.observed_text)
+            );
+        }
         // Steps of a fault made of several (a rolling upgrade), each with its own verdict.
         for st in f.result.iter().flat_map(|v| &v.steps) {
             let errors =

@@ -79,7 +79,7 @@ fn unmeasurable(t: &Threshold, report: &Report) -> Option<String> {
     if t.metric == Metric::RecoveryTime {
         let phase = t.phase.as_ref().and_then(|name| report.phases.iter().position(|p| &p.name == name));
         let not_back: Vec<&str> = faults_in_scope(report, phase).filter(|f| f.recovery() == Recovery::NotRecovered).map(|f| f.name.as_str()).collect();
-        return (!not_back.is_empty()).then(|| format!("not recovered: throughput not back within the window of fault `{}`", not_back.join("`, `")));
+        return (!not_back.is_empty()).then(|| not_recovered(&not_back));
     }
     if t.metric == Metric::HandoffTime {
         return longest_handoff(report.maintenance.iter().flat_map(|m| &m.handoffs)).err().filter(|why| !why.is_empty());
@@ -97,6 +97,12 @@ fn unmeasurable(t: &Threshold, report: &Report) -> Option<String> {
         return Some("no data: more writes were acknowledged than could be remembered; only some were checked".to_owned());
     }
     None
+}
+
+/// What a `recovery_time` rule shows when throughput never came back after these faults.
+fn not_recovered(faults: &[&str]) -> String {
+    let s = if faults.len() == 1 { "" } else { "s" };
+    format!("not recovered: throughput not back within the window of fault{s} `{}`", faults.join("`, `"))
 }
 
 /// The streams a rule judges: its workload's, or every stream workload's.
@@ -207,7 +213,7 @@ fn observe_fault(t: &Threshold, report: &Report, name: &str) -> Result<f64, Stri
             None => Ok(r.outage_s * 1e6),
         },
         Metric::RecoveryTime => match r.recovery() {
-            Recovery::NotRecovered => Err(format!("not recovered: throughput not back within the window of fault `{name}`")),
+            Recovery::NotRecovered => Err(not_recovered(&[name])),
             _ => r.recovery_s.map(|s| s * 1e6).ok_or_else(String::new),
         },
         Metric::HandoffTime => longest_handoff(report.maintenance.iter().flat_map(|m| &m.handoffs).filter(|h| h.at_s >= r.at_s && h.at_s < r.window_end_s)),
