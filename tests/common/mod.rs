@@ -494,12 +494,27 @@ pub fn one_at_a_time() -> Turn {
     let path = std::env::temp_dir().join("redis-test-one-at-a-time.lock");
     let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).expect("the lock file opens");
     file.lock().expect("the lock is taken");
-    Turn(file)
+    Turn(file, std::time::Instant::now())
 }
 
-/// A turn taken with [`one_at_a_time`]; dropping it ends the turn.
+/// A turn taken with [`one_at_a_time`]; dropping it ends the turn, and notes how long it was held
+/// in `turns.log` under the target's scratch folder (the turns' sum bounds the suite's wall time:
+/// `sort -t' ' -k2 -n -r target/tmp/turns.log | head` names the longest).
 #[allow(dead_code)]
-pub struct Turn(#[allow(dead_code)] std::fs::File);
+pub struct Turn(#[allow(dead_code)] std::fs::File, std::time::Instant);
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let test = std::thread::current().name().unwrap_or("?").to_owned();
+        let line = format!("{test} {:.1}\n", self.1.elapsed().as_secs_f64());
+        let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join("turns.log");
+        // Still under the lock: one writer at a time. A note for people; failing to write it is no failure.
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}
 
 /// Writes `body` to `dir/name` and returns the file's path.
 #[allow(dead_code)]
