@@ -124,3 +124,93 @@ fn every_subcommand_has_its_manual_page() {
     let unknown = common::run(&["man", "aply"]);
     assert_eq!(unknown.code, Some(2), "{}", unknown.all());
 }
+
+/// Every variant of the schema told apart by `field` (`kind`, `action`): its name and its own
+/// properties.
+fn variants(v: &Value, field: &str, out: &mut Vec<(String, BTreeSet<String>)>) {
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::Object(props)) = map.get("properties")
+                && let Some(name) = props.get(field).and_then(|f| f.get("const")).and_then(Value::as_str)
+                && props.len() > 1
+            {
+                out.push((name.to_owned(), props.keys().cloned().collect()));
+            }
+            map.values().for_each(|c| variants(c, field, out));
+        }
+        Value::Array(items) => items.iter().for_each(|i| variants(i, field, out)),
+        _ => {}
+    }
+}
+
+/// The rows of the markdown table under `header`: first cell's name (without backticks) → the
+/// rest of the row.
+fn table_rows(text: &str, header: &str) -> Vec<(String, String)> {
+    let start = text.find(header).unwrap_or_else(|| panic!("no table `{header}`"));
+    text[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .filter_map(|l| {
+            let (first, rest) = l.trim_start_matches('|').split_once('|')?;
+            Some((first.trim().trim_matches('`').to_owned(), rest.to_owned()))
+        })
+        .collect()
+}
+
+/// The backticked names of a cell, leaving out what stands in parentheses (defaults, values).
+fn option_names(cell: &str) -> BTreeSet<String> {
+    let mut outside = String::new();
+    let mut depth = 0usize;
+    for c in cell.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => outside.push(c),
+            _ => {}
+        }
+    }
+    outside.split('`').skip(1).step_by(2).map(str::to_owned).collect()
+}
+
+#[test]
+fn the_reference_tables_list_every_option_of_each_workload_kind_and_fault_action() {
+    // The workload table listed the stream kind without `process_time`, and the blackhole and
+    // reset rows did not say they take `node`.
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(repo().join("schemas/scenario.schema.json")).unwrap()).unwrap();
+    let docs = |name: &str| std::fs::read_to_string(repo().join("docs").join(name)).unwrap();
+
+    let mut kinds = Vec::new();
+    variants(&schema, "kind", &mut kinds);
+    let scenarios = docs("scenarios.md");
+    let rows = table_rows(&scenarios, "| kind | options | operations |");
+    let mut seen = 0;
+    for (kind, props) in &kinds {
+        let Some((_, rest)) = rows.iter().find(|(k, _)| k == kind) else { continue };
+        seen += 1;
+        let options_cell = rest.split('|').next().unwrap();
+        let expected: BTreeSet<String> = props.iter().filter(|p| !["kind", "weight", "keyspace"].contains(&p.as_str())).cloned().collect();
+        assert_eq!(option_names(options_cell), expected, "docs/scenarios.md, the options of `{kind}`");
+    }
+    assert_eq!(seen, rows.len(), "every workload kind of docs/scenarios.md is one of the schema's: {rows:?}");
+    assert_eq!(seen, 10, "ten workload kinds");
+
+    let mut actions = Vec::new();
+    variants(&schema, "action", &mut actions);
+    let faults = docs("faults-and-verdicts.md");
+    let rows = table_rows(&faults, "| action | what it does |");
+    let maintenance = docs("maintenance.md");
+    for (action, props) in &actions {
+        // Maintenance and notify faults have a page of their own.
+        let text = match rows.iter().find(|(a, _)| a == action) {
+            Some((_, rest)) => rest.clone(),
+            None if ["maintenance", "notify"].contains(&action.as_str()) => maintenance.clone(),
+            None => panic!("docs/faults-and-verdicts.md has no row for `{action}`"),
+        };
+        for p in props.iter().filter(|p| !["action", "at", "name", "phase", "required"].contains(&p.as_str())) {
+            // Named in backticks, or as a key of an example (`notice: 2s`).
+            assert!(text.contains(&format!("`{p}")) || text.contains(&format!(" {p}: ")), "the docs of fault `{action}` do not name its option `{p}`");
+        }
+    }
+    assert_eq!(actions.len(), 15, "{actions:?}");
+}
