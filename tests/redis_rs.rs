@@ -94,6 +94,44 @@ fn every_shipped_scenario_runs_through_redis_rs() {
 }
 
 #[test]
+fn an_error_reply_is_a_server_error_of_its_class_with_either_client_alone_or_in_a_batch() {
+    // redis-rs sends a lone command as a command and several as a pipeline: either way the
+    // server's error reply is that command's reply, counted under its class as the server counts
+    // failed calls — not a connection or protocol failure.
+    let server = RedisServer::start(&[]);
+    let dir = scratch("rs-error-replies");
+    for (client, depth) in [("native", 1), ("redis-rs", 1), ("native", 3), ("redis-rs", 3)] {
+        let body = format!(
+            "name: errs\ntarget: {{url: \"{}\"}}\nworkloads: {{w: {{kind: custom, depth: {depth}, commands: [{{command: \"INCRBY {{key}} not-a-number\"}}]}}}}\nphases: [{{name: p, duration: 1s, workers: 2, rate: 100}}]\n",
+            server.url()
+        );
+        std::fs::write(dir.join("e.yaml"), body).unwrap();
+        server.cli(&["CONFIG", "RESETSTAT"]);
+        let out = run_in(&dir, &["apply", "e.yaml", "--json", "r.json", "--quiet", "--client", client], &[], Duration::from_secs(60));
+        assert_eq!(out.code, Some(0), "{client} depth {depth}: {}", out.all());
+        let report = read_report(&dir.join("r.json"));
+        let failed: u64 = server
+            .cli(&["--raw", "info", "commandstats"])
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_incrby:"))
+            .and_then(|l| l.split(',').find_map(|kv| kv.strip_prefix("failed_calls=")))
+            .unwrap_or_else(|| panic!("{client}: no failed INCRBY counted by the server"))
+            .parse()
+            .unwrap();
+        let row = report["phases"][0]["operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["operation"] == "INCRBY")
+            .unwrap_or_else(|| panic!("{}", report["phases"][0]));
+        let errors = row["errors"].as_object().unwrap();
+        assert_eq!(errors.keys().collect::<Vec<_>>(), ["ERR"], "{client} depth {depth}: only the server's class: {row}");
+        assert!(failed > 0, "{client} depth {depth}");
+        assert_eq!(errors["ERR"].as_u64().unwrap(), failed, "{client} depth {depth}: every failed call, as the server counts them: {row}");
+    }
+}
+
+#[test]
 fn every_workload_on_a_standalone_server_and_every_command_is_what_the_server_counted() {
     let server = RedisServer::start(&[]);
     let dir = scratch("rs-standalone");

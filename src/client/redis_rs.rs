@@ -1,7 +1,8 @@
 //! The client under test: redis-rs (the `redis` crate) with bb8 pools, as Rust services use it.
 //!
-//! Workloads describe each round trip once ([`RoundTrip`]); here its commands are sent as a
-//! `redis::Pipeline` (MULTI/EXEC as an atomic pipeline) over a pooled connection, and the replies
+//! Workloads describe each round trip once ([`RoundTrip`]); here a lone command is sent as a
+//! `redis::Cmd` and several as a `redis::Pipeline` (MULTI/EXEC as an atomic pipeline) over a
+//! pooled connection, and the replies
 //! are handed back in the native engine's reply shape, so classification, verify, faults and
 //! verdicts judge both clients alike.
 //!
@@ -320,17 +321,20 @@ impl RedisRs {
             Err(RunError::TimedOut) => return (Err(ErrorClass::PoolTimeout), Instant::now()),
             Err(RunError::User(_)) => return (Err(ErrorClass::Connection), Instant::now()),
         };
-        let pipe = pipeline(rt);
+        let request = Request::of(rt, self.cluster);
         let sent = Instant::now();
         *sends += 1;
         let conn = &mut *conn;
         let reply = match &mut conn.inner {
-            Inner::Multiplexed(c) => tokio::time::timeout(self.limit, query(&pipe, c)).await,
-            Inner::Cluster(c) => tokio::time::timeout(self.limit, query(&pipe, c)).await,
+            Inner::Multiplexed(c) => tokio::time::timeout(self.limit, request.query(c)).await,
+            Inner::Cluster(c) => tokio::time::timeout(self.limit, request.query(c)).await,
         };
         let outcome = match reply {
             Ok(Ok(value)) => {
-                shape(rt, value, replies);
+                match request {
+                    Request::One(_) => replies.push(convert(value)),
+                    Request::Many(_) => shape(rt, value, replies),
+                }
                 Ok(())
             }
             Ok(Err(e)) => match failure(&e) {
@@ -424,8 +428,44 @@ impl ManageConnection for SharedManager {
     }
 }
 
-async fn query(pipe: &redis::Pipeline, conn: &mut impl ConnectionLike) -> Result<redis::Value, RedisError> {
-    pipe.query_async::<redis::Value>(conn).await
+/// What redis-rs is asked for a round trip: one command as a command — as a service sends one,
+/// without a pipeline's bookkeeping — and several as a pipeline. On clusters one command goes as
+/// a pipeline of one too: redis-rs routes a lone command by what it is (a keyless or multi-key
+/// one may be fanned out to every primary and its replies combined), a pipeline by its key, as
+/// the native engine routes every round trip.
+enum Request {
+    One(redis::Cmd),
+    Many(redis::Pipeline),
+}
+
+impl Request {
+    fn of(rt: &RoundTrip, cluster: bool) -> Request {
+        if rt.replies() == 1 && !cluster { Request::One(command(rt, 0)) } else { Request::Many(pipeline(rt)) }
+    }
+
+    /// Sends it and returns the reply as the server sent it: a command's error reply is its
+    /// value (`ServerError`), not a failure of the call, as a pipeline's are with
+    /// `ignore_errors`; the command is sent as `Cmd::query_async` sends it, without that
+    /// method's conversion of the value.
+    async fn query(&self, conn: &mut impl ConnectionLike) -> Result<redis::Value, RedisError> {
+        match self {
+            Request::One(cmd) => conn.req_packed_command(cmd).await,
+            Request::Many(pipe) => pipe.query_async::<redis::Value>(conn).await,
+        }
+    }
+}
+
+/// Command `i` of the round trip as a redis-rs command. Sized once from the encoding (its
+/// arguments' bytes are fewer): no vector grows while the command is built — growth was an
+/// eighth of redis-rs's instructions at depth 16.
+fn command(rt: &RoundTrip, i: usize) -> redis::Cmd {
+    let args = rt.arg_iter(i);
+    let (_, count) = args.size_hint();
+    let mut cmd = redis::Cmd::with_capacity(count.unwrap_or(0), args.encoded_len());
+    for a in args {
+        cmd.arg(a);
+    }
+    cmd
 }
 
 /// The round trip as a redis-rs pipeline: every command but MULTI/EXEC, atomic for transactions,
@@ -440,15 +480,7 @@ fn pipeline(rt: &RoundTrip) -> redis::Pipeline {
         0..n
     };
     for i in range {
-        // Sized once from the encoding (its arguments' bytes are fewer): no vector grows while
-        // the command is built — growth was an eighth of redis-rs's instructions at depth 16.
-        let args = rt.arg_iter(i);
-        let (_, count) = args.size_hint();
-        let mut cmd = redis::Cmd::with_capacity(count.unwrap_or(0), args.encoded_len());
-        for a in args {
-            cmd.arg(a);
-        }
-        pipe.add_command(cmd);
+        pipe.add_command(command(rt, i));
     }
     pipe.ignore_errors();
     pipe
