@@ -214,3 +214,20 @@ fn the_reference_tables_list_every_option_of_each_workload_kind_and_fault_action
     }
     assert_eq!(actions.len(), 15, "{actions:?}");
 }
+
+#[test]
+fn every_test_of_a_binary_has_a_scratch_folder_of_its_own() {
+    // Two tests of tests/network.rs both took `scratch("net-partition")`: run side by side, one
+    // removed the other's folder and its report could not be written (exit 3).
+    let mut dir: Vec<_> =
+        std::fs::read_dir(repo().join("tests")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "rs")).collect();
+    dir.sort();
+    assert!(dir.len() > 20, "{dir:?}");
+    for file in dir {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut seen = BTreeSet::new();
+        for name in text.split("scratch(\"").skip(1).map(|rest| rest.split('"').next().unwrap()) {
+            assert!(seen.insert(name), "{}: two tests take scratch(\"{name}\")", file.display());
+        }
+    }
+}

@@ -255,7 +255,7 @@ fn a_verify_that_could_not_read_back_is_no_data() {
 #[test]
 fn reports_are_whole_or_absent_whatever_happens() {
     let server = RedisServer::start(&[]);
-    let dir = scratch("hostile-reports");
+    let dir = scratch("whole-or-absent-reports");
     let body = format!(
         "name: rep\ntarget: {{url: \"{}\"}}\nworkloads: {{w: {{kind: basic}}}}\nphases: [{{name: p, duration: 600ms, workers: 2, rate: 500}}]\n",
         server.url()

@@ -173,7 +173,7 @@ fn a_partitioned_cluster_primary_is_failed_over_and_the_run_recovers() {
     // clients find the new primary while the partition still holds. redis-rs keeps waiting on the
     // partitioned node (its cluster connections did not recover within the run, as after a
     // blackhole); the report says so rather than pretending.
-    let dir = scratch("net-partition");
+    let dir = scratch("net-cluster-partition");
     let body = "name: cpart\ntarget: {local: cluster}\nconnections: {command_timeout: 500ms, connect_timeout: 500ms, acquire_timeout: 1s, retry: {max_backoff: 200ms}}\nkeyspace: {keys: 3000}\nworkloads: {w: {kind: basic, read_ratio: 0.5}}\nphases: [{name: p, duration: 12s, workers: 128, rate: 600}]\nfaults: [{action: partition, node: 0, at: 2s, duration: 6s}]\n";
     for client in ["native", "redis-rs"] {
         let (_, report, took) = apply(&dir, body, client);

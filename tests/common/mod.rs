@@ -75,9 +75,12 @@ pub fn run(args: &[&str]) -> Outcome {
     run_in(&repo(), args, &[], Duration::from_secs(30))
 }
 
-/// A fresh scratch folder under the target directory, removed and recreated.
+/// A fresh scratch folder under the target directory, removed and recreated: one per test binary
+/// and name. Tests run side by side, so a name two tests share is a test removing the other's
+/// files mid-run (seen: two network tests both used `net-partition`, and one's report could not
+/// be written); `tests/docs.rs` checks that names are unique within each binary.
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(env!("CARGO_CRATE_NAME")).join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
