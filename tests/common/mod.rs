@@ -453,6 +453,15 @@ pub fn run_shipped_judged(file: &Path, dir: &Path, extra: &[&str], may_fail_thre
     // ops/s was missed at 28 ms while the machine compiled). Every other rule — errors, throughput,
     // lost or duplicated writes, lag — still has to hold.
     let report = match out.code {
+        // A client the scenario's thresholds may find wanting can also pass them and still have
+        // been stuck through a shortened phase: redis-rs never came back from network-faults'
+        // partition (its verdict "not recovered"), ran 6 operations in the 0.2 s `after` phase
+        // and none of them a SET, and no rule failed at this time scale (seen on a fresh clone).
+        Some(0) if may_fail_thresholds => {
+            let report = read_report(&json);
+            assert_report_valid(&report);
+            return report;
+        }
         Some(0) => read_report(&json),
         Some(1) => {
             let report = read_report(&json);
