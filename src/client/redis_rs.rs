@@ -2,9 +2,8 @@
 //!
 //! Workloads describe each round trip once ([`RoundTrip`]); here a lone command is sent as a
 //! `redis::Cmd` and several as a `redis::Pipeline` (MULTI/EXEC as an atomic pipeline) over a
-//! pooled connection, and the replies
-//! are handed back in the native engine's reply shape, so classification, verify, faults and
-//! verdicts judge both clients alike.
+//! pooled connection, and the replies are handed back in the native engine's reply shape, so
+//! classification, verify, faults and verdicts judge both clients alike.
 //!
 //! Pools: bb8 with our own `ManageConnection` over the crate's clients. The crate's own bb8 support
 //! (and `bb8-redis`) says a connection is never broken and can only find a dead one with a PING

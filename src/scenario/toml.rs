@@ -26,7 +26,7 @@ pub fn parse(source: &Arc<Source>) -> Result<Node, Diagnostic> {
     // The parser lexes the whole text into tokens before anything can be counted (a megabyte of
     // `k = [1,1,…]` took 107 MB): values are counted on the text first, from below.
     if let Some(offset) = past_node_cap(&source.text, super::yaml::MAX_NODES) {
-        return Err(Diagnostic::at(index.at(source, offset), None, format!("the document holds more than {} values", super::yaml::MAX_NODES)));
+        return Err(too_many_values(index.at(source, offset)));
     }
     let table = DeTable::parse(&source.text).map_err(|e| {
         let loc = index.at(source, e.span().map_or(0, |s| s.start));
@@ -38,6 +38,11 @@ pub fn parse(source: &Arc<Source>) -> Result<Node, Diagnostic> {
     let root_loc = Location::new(source, 1, 1);
     let mut nodes = 0;
     convert_table(&Ctx { source, index: &index }, table.into_inner(), root_loc, 0, &mut nodes)
+}
+
+/// The document passed [`super::yaml::MAX_NODES`] at `loc`: counted on the text or in the tree.
+fn too_many_values(loc: Location) -> Diagnostic {
+    Diagnostic::at(loc, None, format!("the document holds more than {} values", super::yaml::MAX_NODES))
 }
 
 /// Where the text's values pass `cap`, counted from below without parsing: every `=` outside
@@ -171,7 +176,7 @@ fn convert(cx: &Ctx<'_>, value: Spanned<DeValue<'_>>, depth: usize, nodes: &mut 
     let loc = cx.index.at(cx.source, value.span().start);
     *nodes += 1;
     if *nodes > super::yaml::MAX_NODES {
-        return Err(Diagnostic::at(loc, None, format!("the document holds more than {} values", super::yaml::MAX_NODES)));
+        return Err(too_many_values(loc));
     }
     if depth > MAX_DEPTH {
         return Err(Diagnostic::at(loc, None, format!("the document is nested more than {MAX_DEPTH} levels deep")));
