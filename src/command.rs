@@ -154,6 +154,15 @@ impl Command {
         &BULK_NAMES[self as usize]
     }
 
+    /// [`Command::bulk_name`] in a [`Short`](crate::resp::Short): appended with a copy of constant
+    /// size.
+    pub fn short_name(self) -> &'static crate::resp::Short {
+        static SHORT_NAMES: std::sync::LazyLock<Vec<crate::resp::Short>> = std::sync::LazyLock::new(|| {
+            Command::ALL.iter().map(|c| crate::resp::Short::new(c.bulk_name()).expect("every command name fits in 32 bytes")).collect()
+        });
+        &SHORT_NAMES[self as usize]
+    }
+
     /// Whether the command changes nothing on the server (sending it twice is harmless).
     pub const fn is_read(self) -> bool {
         matches!(
@@ -281,7 +290,7 @@ impl RoundTrip {
 
     fn push_cmd(&mut self, command: Command, op: u16, aux: bool, argc: usize) -> CommandWriter<'_> {
         self.cmds.push(Cmd { command, op, aux, custom: 0, start: self.resp.len() as u32 });
-        CommandWriter::with_name(&mut self.resp, command.bulk_name(), argc)
+        CommandWriter::with_short_name(&mut self.resp, command.short_name(), argc)
     }
 
     /// The RESP encoding of every command, as sent by the native engine.

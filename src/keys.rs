@@ -5,6 +5,7 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution as _, Normal, Zipf};
 
+use crate::resp::CommandWriter;
 use crate::scenario::model::{Distribution, Keyspace};
 
 /// A worker's random number generator.
@@ -93,16 +94,36 @@ impl ValueMaker {
 
     /// Writes a value stamped with `stamp` into `out` (cleared first).
     pub fn make(&self, rng: &mut Rng, stamp: u64, out: &mut Vec<u8>) {
-        let len = if self.min == self.max { self.min } else { rng.random_range(self.min..=self.max) };
+        let (hex, take, rest) = self.parts(rng, stamp);
         out.clear();
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let hex: [u8; 16] = std::array::from_fn(|i| HEX[((stamp >> (60 - 4 * i)) & 0xf) as usize]);
-        let take = len.min(hex.len());
         out.extend_from_slice(&hex[..take]);
-        if len > take {
-            out.extend_from_slice(&self.filler[..len - take]);
-        }
+        out.extend_from_slice(rest);
     }
+
+    /// Appends a value stamped with `stamp` as the next argument of `w`, written in place: the
+    /// same bytes as [`ValueMaker::make`] with the same `rng`, without the copy through a buffer.
+    pub fn arg<'w>(&self, w: CommandWriter<'w>, rng: &mut Rng, stamp: u64) -> CommandWriter<'w> {
+        let (hex, take, rest) = self.parts(rng, stamp);
+        w.arg_joined(&hex, take, rest)
+    }
+
+    /// The value's stamp (hex digits, of which the first `take` are used) and filler.
+    fn parts(&self, rng: &mut Rng, stamp: u64) -> ([u8; 16], usize, &[u8]) {
+        let len = if self.min == self.max { self.min } else { rng.random_range(self.min..=self.max) };
+        let take = len.min(16);
+        (hex16(stamp), take, &self.filler[..len - take])
+    }
+}
+
+/// `n` as 16 lower-case hex digits, most significant first: a byte per step.
+fn hex16(n: u64) -> [u8; 16] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 16];
+    for (i, b) in n.to_be_bytes().into_iter().enumerate() {
+        out[2 * i] = HEX[(b >> 4) as usize];
+        out[2 * i + 1] = HEX[(b & 0xf) as usize];
+    }
+    out
 }
 
 /// A cheap 64-bit digest of a value (FNV-1a), for remembering acknowledged writes.
@@ -116,6 +137,25 @@ mod tests {
 
     fn ks(distribution: Distribution, keys: u64) -> Keyspace {
         Keyspace { prefix: "p:".into(), keys, distribution, value_size: (8, 8), ttl: None }
+    }
+
+    #[test]
+    fn a_value_written_in_place_is_the_value_made() {
+        for (min, max) in [(0, 0), (8, 8), (16, 16), (32, 32), (1, 100), (1000, 1000)] {
+            let maker = ValueMaker::new((min, max));
+            let (mut a, mut b) = (worker_rng(9, 1), worker_rng(9, 1));
+            for stamp in [0u64, 1, 0xdead_beef, (7 << 40) | 12_345, u64::MAX] {
+                let mut value = Vec::new();
+                maker.make(&mut a, stamp, &mut value);
+                assert!((min as usize..=max as usize).contains(&value.len()));
+                let mut spelt = Vec::new();
+                CommandWriter::new(&mut spelt, 1).arg(&value);
+                let mut in_place = Vec::new();
+                maker.arg(CommandWriter::new(&mut in_place, 1), &mut b, stamp);
+                assert_eq!(in_place, spelt, "{min}..{max} {stamp:x}");
+            }
+        }
+        assert_eq!(&hex16(0x0123_4567_89ab_cdef), b"0123456789abcdef");
     }
 
     #[test]

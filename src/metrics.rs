@@ -248,14 +248,17 @@ struct Rows(Vec<Vec<Vec<Option<Row>>>>);
 impl Rows {
     /// The row of `key`, made on first use.
     fn entry(&mut self, key: OpKey) -> &mut Row {
-        fn at<T: Default>(v: &mut Vec<T>, i: u16) -> &mut T {
-            let i = usize::from(i);
-            if v.len() <= i {
-                v.resize_with(i + 1, T::default);
-            }
-            &mut v[i]
-        }
-        at(at(at(&mut self.0, key.phase), key.workload), key.op).get_or_insert_with(Row::default)
+        Rows::row(self.workload(key.phase, key.workload), key.op)
+    }
+
+    /// The rows of one workload in one phase, by operation: looked up once per round trip.
+    fn workload(&mut self, phase: u16, workload: u16) -> &mut Vec<Option<Row>> {
+        at(at(&mut self.0, phase), workload)
+    }
+
+    /// Operation `op`'s row among a workload's rows, made on first use.
+    fn row(rows: &mut Vec<Option<Row>>, op: u16) -> &mut Row {
+        at(rows, op).get_or_insert_with(Row::default)
     }
 
     /// Every row made, in key order.
@@ -270,6 +273,52 @@ impl Rows {
     }
 }
 
+/// Records one operation's outcome in its row and (round trips only) in the interval's stats.
+fn record_in(row: &mut Row, interval: &mut IntervalStats, role: OpRole, outcome: Outcome, latency_us: Option<u64>, service_us: Option<u64>) {
+    let Row { stats, block } = row;
+    stats.role = role;
+    let ok = !matches!(outcome, Outcome::Error(_));
+    match outcome {
+        Outcome::Ok => stats.ok += 1,
+        Outcome::Miss => {
+            stats.ok += 1;
+            stats.miss += 1;
+        }
+        Outcome::Error(class) => *stats.errors.entry(class.name()).or_default() += 1,
+    }
+    if let Some(l) = latency_us.map(|l| l.clamp(1, MAX_TRACKED_US)) {
+        if ok {
+            stats.latency.saturating_record(l);
+        } else {
+            stats.error_latency.get_or_insert_with(|| Box::new(new_histogram())).saturating_record(l);
+        }
+        if ok && role == OpRole::RoundTrip {
+            interval.latency.saturating_record(l);
+        }
+    }
+    if let Some(s) = service_us.filter(|_| ok) {
+        stats.service.saturating_record(s.clamp(1, MAX_TRACKED_US));
+    }
+    block.count += 1;
+    block.errors += u64::from(!ok);
+    if let Some(l) = latency_us.filter(|_| ok) {
+        block.latency.saturating_record(l.clamp(1, MAX_TRACKED_US));
+    }
+    if role == OpRole::RoundTrip {
+        interval.ops += 1;
+        interval.errors += u64::from(!ok);
+    }
+}
+
+/// Item `i` of `v`, the vector grown to hold it.
+fn at<T: Default>(v: &mut Vec<T>, i: u16) -> &mut T {
+    let i = usize::from(i);
+    if v.len() <= i {
+        v.resize_with(i + 1, T::default);
+    }
+    &mut v[i]
+}
+
 #[derive(Default)]
 struct ThreadRecorder {
     ops: Rows,
@@ -282,38 +331,15 @@ struct ThreadRecorder {
 
 impl ThreadRecorder {
     fn record(&mut self, key: OpKey, role: OpRole, outcome: Outcome, latency_us: Option<u64>, service_us: Option<u64>) {
-        let Row { stats, block } = self.ops.entry(key);
-        stats.role = role;
-        let ok = !matches!(outcome, Outcome::Error(_));
-        match outcome {
-            Outcome::Ok => stats.ok += 1,
-            Outcome::Miss => {
-                stats.ok += 1;
-                stats.miss += 1;
-            }
-            Outcome::Error(class) => *stats.errors.entry(class.name()).or_default() += 1,
-        }
-        if let Some(l) = latency_us.map(|l| l.clamp(1, MAX_TRACKED_US)) {
-            if ok {
-                stats.latency.saturating_record(l);
-            } else {
-                stats.error_latency.get_or_insert_with(|| Box::new(new_histogram())).saturating_record(l);
-            }
-            if ok && role == OpRole::RoundTrip {
-                self.interval.latency.saturating_record(l);
-            }
-        }
-        if let Some(s) = service_us.filter(|_| ok) {
-            stats.service.saturating_record(s.clamp(1, MAX_TRACKED_US));
-        }
-        block.count += 1;
-        block.errors += u64::from(!ok);
-        if let Some(l) = latency_us.filter(|_| ok) {
-            block.latency.saturating_record(l.clamp(1, MAX_TRACKED_US));
-        }
-        if role == OpRole::RoundTrip {
-            self.interval.ops += 1;
-            self.interval.errors += u64::from(!ok);
+        record_in(self.ops.entry(key), &mut self.interval, role, outcome, latency_us, service_us);
+    }
+
+    /// Records one round trip's operations of one workload: its rows looked up once.
+    fn record_trip(&mut self, phase: u16, workload: u16, items: &[(u16, Outcome, OpRole)], latency_us: u64, service_us: u64) {
+        let rows = self.ops.workload(phase, workload);
+        for &(op, outcome, role) in items {
+            let timed = role == OpRole::RoundTrip;
+            record_in(Rows::row(rows, op), &mut self.interval, role, outcome, timed.then_some(latency_us), timed.then_some(service_us));
         }
     }
 
@@ -696,10 +722,7 @@ impl RunMetrics {
     pub fn record_round_trip(&self, phase: u16, workload: u16, trip: Trip<'_>) {
         let Trip { items, latency_us, service_us, cmds, sends } = trip;
         self.with_local(|rec| {
-            for &(op, outcome, role) in items {
-                let timed = role == OpRole::RoundTrip;
-                rec.record(OpKey { phase, workload, op }, role, outcome, timed.then_some(latency_us), timed.then_some(service_us));
-            }
+            rec.record_trip(phase, workload, items, latency_us, service_us);
             let counts = rec.phase_commands(phase);
             for c in cmds {
                 counts[c.command as usize] += sends.times;

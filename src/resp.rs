@@ -68,6 +68,36 @@ impl<'a> CommandWriter<'a> {
         Self { buf }
     }
 
+    /// [`CommandWriter::with_name`] with the name held in a [`Short`].
+    pub fn with_short_name(buf: &'a mut Vec<u8>, bulk_name: &Short, argc: usize) -> Self {
+        push_header(buf, b'*', argc as u64 + 1);
+        bulk_name.push_to(buf);
+        Self { buf }
+    }
+
+    /// Appends a key argument, `prefix` then the decimal `index`, written in place (the same
+    /// bytes as `arg` of the key spelt out).
+    pub fn key(self, prefix: &Short, index: u64) -> Self {
+        let mut tmp = [0u8; 24];
+        let digits = digits_into(&mut tmp, 0, index);
+        tmp[digits] = b'\r';
+        tmp[digits + 1] = b'\n';
+        push_header(self.buf, b'$', (prefix.len as usize + digits) as u64);
+        prefix.push_to(self.buf);
+        push_prefix(self.buf, &tmp, digits + 2);
+        self
+    }
+
+    /// Appends one argument made of the first `head_len` bytes of `head` and then `rest` (a
+    /// stamped value: its stamp, then filler), written in place.
+    pub fn arg_joined(self, head: &[u8; 16], head_len: usize, rest: &[u8]) -> Self {
+        push_header(self.buf, b'$', (head_len + rest.len()) as u64);
+        push_prefix(self.buf, head, head_len);
+        self.buf.extend_from_slice(rest);
+        self.buf.extend_from_slice(b"\r\n");
+        self
+    }
+
     /// Appends one argument.
     pub fn arg(self, bytes: &[u8]) -> Self {
         push_header(self.buf, b'$', bytes.len() as u64);
@@ -118,8 +148,24 @@ pub fn push_decimal(buf: &mut Vec<u8>, n: u64) {
     push_prefix(buf, &tmp, digits);
 }
 
-/// Appends a RESP header line: `tag`, the decimal `n`, CRLF (`$32\r\n`, `*3\r\n`).
+/// Appends a RESP header line: `tag`, the decimal `n`, CRLF (`$32\r\n`, `*3\r\n`). Lengths and
+/// counts below 100 — nearly every header a workload writes — take a copy of a few constant
+/// bytes; larger ones go through [`digits_into`].
+#[inline(always)]
 fn push_header(buf: &mut Vec<u8>, tag: u8, n: u64) {
+    if n < 10 {
+        buf.extend_from_slice(&[tag, b'0' + n as u8, b'\r', b'\n']);
+    } else if n < 100 {
+        let pair = &DIGIT_PAIRS[2 * n as usize..2 * n as usize + 2];
+        buf.extend_from_slice(&[tag, pair[0], pair[1], b'\r', b'\n']);
+    } else {
+        push_long_header(buf, tag, n);
+    }
+}
+
+/// [`push_header`] of 100 and more.
+#[inline(never)]
+fn push_long_header(buf: &mut Vec<u8>, tag: u8, n: u64) {
     let mut tmp = [0u8; 24];
     tmp[0] = tag;
     let end = 1 + digits_into(&mut tmp, 1, n);
@@ -128,12 +174,31 @@ fn push_header(buf: &mut Vec<u8>, tag: u8, n: u64) {
     push_prefix(buf, &tmp, end + 2);
 }
 
-/// Writes the decimal digits of `n` into `tmp` from `at`; returns how many.
+/// `"00"` to `"99"`, back to back: two digits per lookup.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// Writes the decimal digits of `n` into `tmp` from `at`; returns how many. Two digits per step
+/// from [`DIGIT_PAIRS`], from the right.
+#[inline]
 fn digits_into(tmp: &mut [u8; 24], at: usize, mut n: u64) -> usize {
     let digits = n.checked_ilog10().map_or(1, |d| d as usize + 1);
-    for i in (at..at + digits).rev() {
-        tmp[i] = b'0' + (n % 10) as u8;
-        n /= 10;
+    let mut end = at + digits;
+    while n >= 100 {
+        let pair = 2 * (n % 100) as usize;
+        n /= 100;
+        tmp[end - 2..end].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        end -= 2;
+    }
+    if n >= 10 {
+        let pair = 2 * n as usize;
+        tmp[end - 2..end].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
+        tmp[end - 1] = b'0' + n as u8;
     }
     digits
 }
@@ -142,10 +207,38 @@ fn digits_into(tmp: &mut [u8; 24], at: usize, mut n: u64) -> usize {
 /// a length known only at run time is a call to `memcpy`, and encoding a command made a dozen of
 /// them (a tenth of all instructions at pipeline depth 16, under callgrind); copying all 24 bytes
 /// is a few inlined stores, and the length is then cut back.
-fn push_prefix(buf: &mut Vec<u8>, tmp: &[u8; 24], len: usize) {
+fn push_prefix<const N: usize>(buf: &mut Vec<u8>, tmp: &[u8; N], len: usize) {
     let at = buf.len();
     buf.extend_from_slice(tmp);
     buf.truncate(at + len);
+}
+
+/// A byte string of at most 32 bytes kept in a fixed-size array, so that appending it is a copy
+/// of a constant size (two vector stores and a length cut back), not a call to `memcpy`: the
+/// command names and key prefixes written on the hot path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Short {
+    bytes: [u8; 32],
+    len: u8,
+}
+
+impl Short {
+    /// `bytes`, when they fit.
+    pub fn new(bytes: &[u8]) -> Option<Short> {
+        let mut s = Short { bytes: [0; 32], len: u8::try_from(bytes.len()).ok().filter(|n| *n <= 32)? };
+        s.bytes[..bytes.len()].copy_from_slice(bytes);
+        Some(s)
+    }
+
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+
+    /// Appends the bytes to `buf`.
+    pub fn push_to(&self, buf: &mut Vec<u8>) {
+        push_prefix(buf, &self.bytes, self.len as usize);
+    }
 }
 
 /// A reply that breaks the protocol.
@@ -411,10 +504,48 @@ mod tests {
             push_header(&mut buf, b'$', n);
             assert_eq!(buf, format!("${n}\r\n").into_bytes());
         }
+        for n in [0u64, 1, 9, 10, 11, 42, 98, 99, 100, 101, 999, 1000, 65_535, 99_999, 100_000, 10u64.pow(19) - 1, 10u64.pow(19)] {
+            let mut tmp = [0u8; 24];
+            let digits = digits_into(&mut tmp, 1, n);
+            assert_eq!(&tmp[1..1 + digits], n.to_string().as_bytes(), "{n}");
+            let mut buf = b"x".to_vec();
+            push_header(&mut buf, b'*', n);
+            assert_eq!(buf, format!("x*{n}\r\n").into_bytes());
+        }
         let mut by_name = Vec::new();
         CommandWriter::with_name(&mut by_name, b"$3\r\nGET\r\n", 1).arg(b"k");
         let mut by_args = Vec::new();
         CommandWriter::new(&mut by_args, 2).arg(b"GET").arg(b"k");
         assert_eq!(by_name, by_args);
+        let mut by_short = Vec::new();
+        CommandWriter::with_short_name(&mut by_short, &Short::new(b"$3\r\nGET\r\n").unwrap(), 1).arg(b"k");
+        assert_eq!(by_short, by_args);
+    }
+
+    #[test]
+    fn keys_and_joined_arguments_written_in_place_are_the_arguments_spelt_out() {
+        let prefixes: [&[u8]; 4] = [b"", b"p:", b"rtb:00000000", &[b'x'; 32]];
+        for prefix in prefixes {
+            let short = Short::new(prefix).unwrap();
+            assert_eq!(short.as_bytes(), prefix);
+            for index in [0u64, 7, 10, 99, 100, 12_345, 99_999, u64::MAX] {
+                let mut in_place = b"*2\r\n".to_vec();
+                CommandWriter { buf: &mut in_place }.key(&short, index).arg(b"after");
+                let mut spelt = b"*2\r\n".to_vec();
+                CommandWriter { buf: &mut spelt }.arg(format!("{}{index}", String::from_utf8_lossy(prefix)).as_bytes()).arg(b"after");
+                assert_eq!(in_place, spelt, "{prefix:?} {index}");
+            }
+        }
+        assert_eq!(Short::new(&[b'x'; 33]), None, "33 bytes do not fit");
+        let head = *b"0123456789abcdef";
+        for (take, rest) in [(0, &b""[..]), (5, b""), (16, b"tail"), (16, &[b'y'; 200][..])] {
+            let mut joined = Vec::new();
+            CommandWriter { buf: &mut joined }.arg_joined(&head, take, rest);
+            let mut whole = head[..take].to_vec();
+            whole.extend_from_slice(rest);
+            let mut spelt = Vec::new();
+            CommandWriter { buf: &mut spelt }.arg(&whole);
+            assert_eq!(joined, spelt, "{take} + {}", rest.len());
+        }
     }
 }

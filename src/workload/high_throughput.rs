@@ -29,15 +29,17 @@ impl HighThroughput {
             let op = self.choose.pick(rng) as u16;
             single = op;
             let index = if i == 0 { first } else { env.batch_index(first, st.picker.next(rng)) };
-            env.batch_key(&mut st.key, b"", index);
             if op == 0 {
-                rt.push(Command::Get, op, 1).arg(&st.key);
+                env.batch_key_arg(rt.push(Command::Get, op, 1), &mut st.key, b"", index);
             } else {
                 st.seq += 1;
-                env.values.make(rng, ((st.worker as u64) << 40) | st.seq, &mut st.value);
+                let stamp = ((st.worker as u64) << 40) | st.seq;
                 match env.ttl_ms {
-                    Some(ttl) => rt.push(Command::Set, op, 4).arg(&st.key).arg(&st.value).arg(b"PX").int(ttl as i64),
-                    None => rt.push(Command::Set, op, 2).arg(&st.key).arg(&st.value),
+                    Some(ttl) => {
+                        let w = env.batch_key_arg(rt.push(Command::Set, op, 4), &mut st.key, b"", index);
+                        env.values.arg(w, rng, stamp).arg(b"PX").int(ttl as i64)
+                    }
+                    None => env.values.arg(env.batch_key_arg(rt.push(Command::Set, op, 2), &mut st.key, b"", index), rng, stamp),
                 };
             }
         }

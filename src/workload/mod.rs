@@ -20,7 +20,7 @@ use rand::RngExt;
 pub use crate::command::{Command, RoundTrip};
 use crate::keys::{KeyPicker, Rng, ValueMaker};
 use crate::metrics::{ErrorClass, Outcome};
-use crate::resp::Value;
+use crate::resp::{CommandWriter, Value};
 use crate::scenario::model::{Keyspace, OpRole, Workload as WorkloadSpec, WorkloadKind};
 
 /// Per-worker, per-workload state: key picker and scratch buffers (no allocation per operation).
@@ -119,6 +119,7 @@ pub struct Workload {
     pub roles: Vec<OpRole>,
     values: ValueMaker,
     prefix: Vec<u8>,
+    short_prefix: Option<crate::resp::Short>,
     ttl_ms: Option<u64>,
     kind: Kind,
     /// Whether acknowledged writes are remembered and read back.
@@ -176,6 +177,7 @@ impl Workload {
             roles: defs.iter().map(|d| d.role).collect(),
             values: ValueMaker::new(spec.keyspace.value_size),
             prefix: spec.keyspace.prefix.as_bytes().to_vec(),
+            short_prefix: crate::resp::Short::new(spec.keyspace.prefix.as_bytes()),
             ttl_ms: spec.keyspace.ttl.map(|t| t.as_millis().max(1) as u64),
             kind,
             verify,
@@ -256,7 +258,15 @@ impl Workload {
     }
 
     fn env(&self) -> Env<'_> {
-        Env { prefix: &self.prefix, values: &self.values, ttl_ms: self.ttl_ms, verify: self.verify, tag_block: self.tag_block, keys: self.keyspace.keys.max(1) }
+        Env {
+            prefix: &self.prefix,
+            short_prefix: self.short_prefix.as_ref(),
+            values: &self.values,
+            ttl_ms: self.ttl_ms,
+            verify: self.verify,
+            tag_block: self.tag_block,
+            keys: self.keyspace.keys.max(1),
+        }
     }
 
     /// Reports each operation's outcome from the replies through `sink(op, outcome)`: every
@@ -361,6 +371,9 @@ fn expire(env: &Env<'_>, rt: &mut RoundTrip, op: u16, key: &[u8]) {
 /// What every encoder needs from its workload.
 pub struct Env<'a> {
     prefix: &'a [u8],
+    /// The prefix again, when it fits in a [`Short`](crate::resp::Short): keys are then written
+    /// straight into the round trip.
+    short_prefix: Option<&'a crate::resp::Short>,
     values: &'a ValueMaker,
     ttl_ms: Option<u64>,
     verify: bool,
@@ -382,6 +395,19 @@ impl Env<'_> {
         }
         out.extend_from_slice(family);
         crate::keys::push_decimal(out, index);
+    }
+
+    /// Appends the key [`Env::batch_key`] writes as the next argument of `w`: straight into the
+    /// round trip when it is the prefix and the index alone (no hash tag, no family), else through
+    /// `scratch`.
+    fn batch_key_arg<'w>(&self, w: CommandWriter<'w>, scratch: &mut Vec<u8>, family: &[u8], index: u64) -> CommandWriter<'w> {
+        match self.short_prefix {
+            Some(prefix) if self.tag_block.is_none() && family.is_empty() => w.key(prefix, index),
+            _ => {
+                self.batch_key(scratch, family, index);
+                w.arg(scratch)
+            }
+        }
     }
 
     /// The index a batch uses for its next key: `picked` itself, or for cluster targets the index
@@ -419,7 +445,15 @@ mod tests {
     #[test]
     fn cluster_batch_keys_share_a_slot_and_stay_in_the_keyspace() {
         let values = ValueMaker::new((8, 8));
-        let env = Env { prefix: b"rt:", values: &values, ttl_ms: None, verify: false, tag_block: Some(10_000u64.div_ceil(TAG_BLOCKS)), keys: 10_000 };
+        let env = Env {
+            prefix: b"rt:",
+            short_prefix: None,
+            values: &values,
+            ttl_ms: None,
+            verify: false,
+            tag_block: Some(10_000u64.div_ceil(TAG_BLOCKS)),
+            keys: 10_000,
+        };
         let mut rng = worker_rng(5, 0);
         let (mut a, mut b) = (Vec::new(), Vec::new());
         for _ in 0..1000 {

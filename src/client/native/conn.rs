@@ -333,14 +333,35 @@ impl Conn {
     async fn roundtrip_inner(&mut self, bytes: &[u8], replies: usize, out: &mut Vec<Value>) -> Result<(), ConnError> {
         self.stream.write_all(bytes).await.map_err(|e| io_error(&e))?;
         let mut got = 0;
-        while got < replies {
-            let v = self.read_value().await?;
+        loop {
+            got += self.parse_buffered(replies - got, out)?;
+            if got == replies {
+                return Ok(());
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Moves up to `want` replies already in the read buffer into `out` (maintenance notices
+    /// acted on, not counted); returns how many. One pass over what one read brought, without
+    /// an await per reply: a pipeline's replies mostly arrive together.
+    fn parse_buffered(&mut self, want: usize, out: &mut Vec<Value>) -> Result<usize, ConnError> {
+        let mut got = 0;
+        while got < want
+            && self.rstart < self.rbuf.len()
+            && let Some((v, used)) = resp::parse(&self.rbuf[self.rstart..])?
+        {
+            self.rstart += used;
             if !self.notice(&v) {
                 out.push(v);
                 got += 1;
             }
         }
-        Ok(())
+        if self.rstart == self.rbuf.len() {
+            self.rbuf.clear();
+            self.rstart = 0;
+        }
+        Ok(got)
     }
 
     /// Whether `v` is a maintenance notice (then acted on, and not a reply).
@@ -417,22 +438,28 @@ impl Conn {
                 }
                 return Ok(v);
             }
-            if self.rstart > 0 {
-                self.rbuf.drain(..self.rstart);
-                self.rstart = 0;
-            }
-            if self.rbuf.capacity() - self.rbuf.len() < 4096 {
-                self.rbuf.reserve(16 * 1024);
-            }
-            let n = self.stream.read_buf(&mut self.rbuf).await.map_err(|e| {
-                self.broken = true;
-                io_error(&e)
-            })?;
-            if n == 0 {
-                self.broken = true;
-                return Err(ConnError::Io("server closed the connection".into()));
-            }
+            self.fill().await?;
         }
+    }
+
+    /// Reads more bytes into the read buffer (what was parsed already dropped first).
+    async fn fill(&mut self) -> Result<(), ConnError> {
+        if self.rstart > 0 {
+            self.rbuf.drain(..self.rstart);
+            self.rstart = 0;
+        }
+        if self.rbuf.capacity() - self.rbuf.len() < 4096 {
+            self.rbuf.reserve(16 * 1024);
+        }
+        let n = self.stream.read_buf(&mut self.rbuf).await.map_err(|e| {
+            self.broken = true;
+            io_error(&e)
+        })?;
+        if n == 0 {
+            self.broken = true;
+            return Err(ConnError::Io("server closed the connection".into()));
+        }
+        Ok(())
     }
 
     /// Sends bytes without waiting for a reply (subscriptions).
