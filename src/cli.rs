@@ -150,6 +150,10 @@ pub struct ApplyArgs {
     /// Multiply every phase duration and fault offset by this factor (e.g. 0.05 for a smoke test).
     #[arg(long, default_value_t = 1.0, value_parser = parse_time_scale)]
     pub time_scale: f64,
+    /// Threads that run the workers (1 to 1024; default: one per CPU core). Fewer leave cores to a
+    /// server on the same machine; 1 is redis-benchmark's default, for a like-for-like comparison.
+    #[arg(long, value_parser = parse_threads)]
+    pub threads: Option<usize>,
     /// Write the JSON report here (overrides `output.json`; `{name}` and `{run_id}` are filled in).
     #[arg(long, value_name = "PATH")]
     pub json: Option<String>,
@@ -259,6 +263,14 @@ pub fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
 fn parse_time_scale(s: &str) -> Result<f64, String> {
     let x: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
     if x.is_finite() && x > 0.0 && x <= 100.0 { Ok(x) } else { Err("must be above 0 and at most 100".into()) }
+}
+
+/// `--threads`: 1 to 1024.
+fn parse_threads(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n @ 1..=1024) => Ok(n),
+        _ => Err(format!("`{s}` is not a thread count from 1 to 1024")),
+    }
 }
 
 /// A run id goes into client names, metric labels and file names: letters, digits and `._:-` only.

@@ -63,6 +63,8 @@ pub struct RunResult {
     pub ended_at: SystemTime,
     /// Whether it was stopped early.
     pub interrupted: bool,
+    /// Threads that ran the workers (the runtime's own count).
+    pub threads: usize,
     /// Workload names and their operation names, by index.
     pub workloads: Vec<(String, Vec<&'static str>)>,
     /// Results by (phase, workload, operation).

@@ -349,3 +349,32 @@ fn a_connection_idle_past_the_health_check_interval_is_pinged_before_use() {
     assert!(unchecked <= 2, "a 60 s interval PINGs nothing on the hot path: {unchecked}");
     assert!(checked >= unchecked + ops - 4, "a 100 ms interval PINGs before each use after the first: {checked} PINGs for {ops} operations");
 }
+
+#[test]
+fn threads_sets_how_many_threads_run_the_workers_and_the_report_says_so() {
+    let server = RedisServer::start(&[]);
+    let dir = scratch("threads");
+    let f = scenario(
+        &dir,
+        "t",
+        "name: t\ntarget: {url: redis://x}\nkeyspace: {prefix: \"rt-threads:\"}\nworkloads: {w: {kind: high_throughput, pipeline: 4}}\nphases: [{name: p, duration: 300ms, workers: 4}]\n",
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let url = server.url();
+    for (threads, want) in [(Some("1"), 1), (Some("3"), 3), (None, cores)] {
+        let mut args = vec![f.as_str(), "--target", url.as_str(), "--json", "r.json", "--quiet"];
+        if let Some(t) = threads {
+            args.extend(["--threads", t]);
+        }
+        let out = apply(&dir, &args);
+        assert_eq!(out.code, Some(0), "{threads:?}: {}", out.all());
+        let report = read_report(&dir.join("r.json"));
+        assert_eq!(report["client_threads"], want, "{threads:?}");
+        assert!(op_count(&report, "p", "w", "PIPELINE") > 0, "{threads:?}: the workers ran");
+    }
+    for bad in ["0", "1025", "two", "-1"] {
+        let out = apply(&dir, &[&f, "--target", &url, &format!("--threads={bad}")]);
+        assert_eq!(out.code, Some(2), "--threads {bad}: {}", out.all());
+        assert!(out.stderr.contains("is not a thread count from 1 to 1024"), "--threads {bad}: {}", out.all());
+    }
+}

@@ -88,7 +88,11 @@ pub fn apply(args: &ApplyArgs) -> u8 {
     let Ok(junit_path) = output_path(args.junit.as_ref().or(scenario.output.junit.as_ref()), &scenario.name, &run_id, "JUnit XML") else {
         return exit::CANNOT_RUN;
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.threads {
+        builder.worker_threads(n);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             crate::errln!("error: cannot start the async runtime: {e}");

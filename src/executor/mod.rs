@@ -276,6 +276,7 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         started_at,
         ended_at: SystemTime::now(),
         interrupted,
+        threads: tokio::runtime::Handle::current().metrics().num_workers(),
         workloads: shared.workloads.iter().map(|w| (w.name.clone(), w.ops.clone())).collect(),
         rows: metrics.merged(),
         blocks,

@@ -40,6 +40,7 @@ pub fn merge(reports: Vec<(PathBuf, Report)>) -> Result<Report, String> {
     merged.ended_at = all.iter().map(|r| r.ended_at.clone()).max().unwrap_or_default();
     merged.duration_s = all.iter().map(|r| r.duration_s).fold(0.0, f64::max);
     merged.interrupted = all.iter().any(|r| r.interrupted);
+    merged.client_threads = all.iter().filter_map(|r| r.client_threads).max();
     merged.phases = (0..base.phases.len()).map(|i| merge_phase(&all.iter().map(|r| &r.phases[i]).collect::<Vec<_>>())).collect();
     merged.totals = totals(&merged.phases, merged.duration_s);
     merged.faults = (0..base.faults.len()).map(|i| merge_fault(&all.iter().map(|r| &r.faults[i]).collect::<Vec<_>>())).collect();

@@ -64,6 +64,10 @@ pub struct Report {
     /// The client library that sent the commands: `native`, or `redis-rs` with its version.
     #[serde(default = "native_client")]
     pub client: String,
+    /// Threads that ran the workers (`--threads`; by default one per CPU core). A merged report
+    /// has the most any shard had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_threads: Option<u32>,
     /// How latency is measured.
     pub latency_note: String,
     /// Whole-run totals.
@@ -583,6 +587,7 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
         time_scale: plan.time_scale,
         target: plan.target.clone(),
         client: plan.connections.client.clone(),
+        client_threads: Some(run.threads as u32),
         latency_note: LATENCY_NOTE.to_owned(),
         totals: Totals {
             count,
