@@ -54,6 +54,10 @@ pub enum Command {
     Custom,
 }
 
+/// The most arguments (besides the name) a command may have for its head to be encoded once
+/// ([`Command::head`]).
+pub const HEAD_ARGS: usize = 8;
+
 /// Number of [`Command`]s.
 pub const COMMAND_COUNT: usize = 39;
 
@@ -154,13 +158,25 @@ impl Command {
         &BULK_NAMES[self as usize]
     }
 
-    /// [`Command::bulk_name`] in a [`Short`](crate::resp::Short): appended with a copy of constant
-    /// size.
-    pub fn short_name(self) -> &'static crate::resp::Short {
-        static SHORT_NAMES: std::sync::LazyLock<Vec<crate::resp::Short>> = std::sync::LazyLock::new(|| {
-            Command::ALL.iter().map(|c| crate::resp::Short::new(c.bulk_name()).expect("every command name fits in 32 bytes")).collect()
+    /// The start of the command with `argc` arguments besides its name — the count and the name,
+    /// encoded (`*2\r\n$3\r\nGET\r\n`) — for up to [`HEAD_ARGS`] arguments: every command a
+    /// built-in workload writes starts with this one copy of constant size.
+    pub fn head(self, argc: usize) -> Option<&'static crate::resp::Short> {
+        static HEADS: std::sync::LazyLock<Vec<Vec<crate::resp::Short>>> = std::sync::LazyLock::new(|| {
+            Command::ALL
+                .iter()
+                .map(|c| {
+                    (0..=HEAD_ARGS)
+                        .map(|argc| {
+                            let mut head = Vec::new();
+                            CommandWriter::with_name(&mut head, c.bulk_name(), argc);
+                            crate::resp::Short::new(&head).expect("a head of up to 9 arguments and 13 letters fits in 32 bytes")
+                        })
+                        .collect()
+                })
+                .collect()
         });
-        &SHORT_NAMES[self as usize]
+        HEADS[self as usize].get(argc)
     }
 
     /// Whether the command changes nothing on the server (sending it twice is harmless).
@@ -290,7 +306,10 @@ impl RoundTrip {
 
     fn push_cmd(&mut self, command: Command, op: u16, aux: bool, argc: usize) -> CommandWriter<'_> {
         self.cmds.push(Cmd { command, op, aux, custom: 0, start: self.resp.len() as u32 });
-        CommandWriter::with_short_name(&mut self.resp, command.short_name(), argc)
+        match command.head(argc) {
+            Some(head) => CommandWriter::with_head(&mut self.resp, head),
+            None => CommandWriter::with_name(&mut self.resp, command.bulk_name(), argc),
+        }
     }
 
     /// The RESP encoding of every command, as sent by the native engine.
@@ -485,6 +504,14 @@ mod tests {
         for c in Command::ALL {
             let name = c.name();
             assert_eq!(c.bulk_name(), format!("${}\r\n{name}\r\n", name.len()).as_bytes(), "{c:?}");
+            for argc in 0..=HEAD_ARGS {
+                let head = c.head(argc).unwrap_or_else(|| panic!("{c:?} has a head for {argc} arguments"));
+                assert_eq!(head.as_bytes(), format!("*{}\r\n${}\r\n{name}\r\n", argc + 1, name.len()).as_bytes(), "{c:?} {argc}");
+            }
+            assert_eq!(c.head(HEAD_ARGS + 1), None);
+            let mut rt = RoundTrip::new();
+            rt.push(c, 0, HEAD_ARGS + 2).arg(b"a");
+            assert!(rt.bytes().starts_with(format!("*{}\r\n${}\r\n{name}\r\n$1\r\na\r\n", HEAD_ARGS + 3, name.len()).as_bytes()), "{c:?} past the table");
         }
     }
 

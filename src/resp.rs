@@ -68,10 +68,10 @@ impl<'a> CommandWriter<'a> {
         Self { buf }
     }
 
-    /// [`CommandWriter::with_name`] with the name held in a [`Short`].
-    pub fn with_short_name(buf: &'a mut Vec<u8>, bulk_name: &Short, argc: usize) -> Self {
-        push_header(buf, b'*', argc as u64 + 1);
-        bulk_name.push_to(buf);
+    /// Starts a command whose count and name are already encoded in `head` (see
+    /// [`Command::head`](crate::command::Command::head)).
+    pub fn with_head(buf: &'a mut Vec<u8>, head: &Short) -> Self {
+        head.push_to(buf);
         Self { buf }
     }
 
@@ -517,9 +517,9 @@ mod tests {
         let mut by_args = Vec::new();
         CommandWriter::new(&mut by_args, 2).arg(b"GET").arg(b"k");
         assert_eq!(by_name, by_args);
-        let mut by_short = Vec::new();
-        CommandWriter::with_short_name(&mut by_short, &Short::new(b"$3\r\nGET\r\n").unwrap(), 1).arg(b"k");
-        assert_eq!(by_short, by_args);
+        let mut by_head = Vec::new();
+        CommandWriter::with_head(&mut by_head, &Short::new(b"*2\r\n$3\r\nGET\r\n").unwrap()).arg(b"k");
+        assert_eq!(by_head, by_args);
     }
 
     #[test]
