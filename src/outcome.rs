@@ -150,7 +150,8 @@ pub struct FaultVerdict {
     /// compare with — `recovery` says which.
     pub recovery_s: Option<f64>,
     /// Whether throughput came back: `recovered` (see `recovery_s`), `not_recovered` (not within
-    /// the window: fails every `recovery_time` rule) or `no_level` (nothing to compare with).
+    /// the window: fails every `recovery_time` rule), `no_level` (nothing to compare with) or
+    /// `too_short` (a window under 500 ms, too short to see it back: not judged).
     /// Absent in reports before version 2, where a missing `recovery_s` meant either.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<Recovery>,
@@ -208,6 +209,27 @@ pub enum Recovery {
     NotRecovered,
     /// No level to compare with (a fault in the run's first moments, or no successes before it).
     NoLevel,
+    /// The fault's window (until the next fault or the end of the run) is shorter than the
+    /// 500 ms throughput must hold its level to count as back: not judged (a shortened run's
+    /// windows, at a small `--time-scale`).
+    TooShort,
+}
+
+impl Recovery {
+    /// How bad it is for a run made of several shards: the worst shard's outcome is the run's.
+    fn severity(self) -> u8 {
+        match self {
+            Recovery::Recovered => 0,
+            Recovery::NoLevel => 1,
+            Recovery::TooShort => 2,
+            Recovery::NotRecovered => 3,
+        }
+    }
+
+    /// The worst of several shards' outcomes for one fault (see [`Recovery::severity`]).
+    pub fn worst(all: impl IntoIterator<Item = Recovery>) -> Option<Recovery> {
+        all.into_iter().max_by_key(|r| r.severity())
+    }
 }
 
 impl FaultVerdict {

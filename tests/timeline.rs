@@ -156,6 +156,40 @@ thresholds:
 }
 
 #[test]
+fn a_window_too_short_to_see_throughput_back_is_not_judged_as_not_recovered() {
+    // Seen running scenarios/network-faults.yaml at --time-scale 0.05: its latency fault's window
+    // (until the blackhole) was 0.2 s, and the native engine — whose throughput never dipped —
+    // was "NOT RECOVERED" there, because being back takes 0.5 s at the level.
+    let dir = scratch("timeline-too-short");
+    let body = r#"name: short
+target: {local: standalone}
+workloads: {w: {kind: basic}}
+phases: [{name: p, duration: 4s, workers: 4, rate: 200}]
+faults:
+  - {action: reset, name: brief, at: 2s}
+  - {action: reset, name: judged, at: 2300ms}
+thresholds:
+  - recovery_time < 3s
+  - {expr: recovery_time < 3s, fault: brief}
+"#;
+    let (out, report) = apply(&dir, "short", body, &["--html", "r.html"]);
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    let brief = fault(&report, "brief");
+    assert_eq!(brief["recovery"], "too_short", "{brief}");
+    assert!(brief["recovery_s"].is_null(), "{brief}");
+    assert_eq!(fault(&report, "judged")["recovery"], "recovered", "{}", fault(&report, "judged"));
+    assert!(out.stdout.contains("window of 0.30 s too short to judge recovery"), "{}", out.stdout);
+    assert!(!out.stdout.contains("NOT RECOVERED"), "{}", out.stdout);
+    let whole = &report["thresholds"][0];
+    assert_eq!(whole["passed"], true, "judged on the fault that could be: {whole}");
+    let scoped = &report["thresholds"][1];
+    assert_eq!(scoped["passed"], false, "a rule that measured nothing fails: {scoped}");
+    assert!(scoped["observed_text"].as_str().unwrap().starts_with("no data: the window of fault `brief` (0.30 s) is too short"), "{scoped}");
+    assert_eq!(junit_failures(&dir), 1, "JUnit and the exit code agree");
+    assert!(std::fs::read_to_string(dir.join("r.html")).unwrap().contains("window too short to judge"));
+}
+
+#[test]
 fn a_fault_that_fails_or_is_cut_short_fails_the_run_unless_not_required() {
     // regression: verdicts II item 3. Failed and cut-short faults left exit 0 while JUnit said
     // failures="1".

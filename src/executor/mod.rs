@@ -103,6 +103,7 @@ fn fault_verdicts(runs: &[Option<FaultRun>], shared: &Shared, ended: Duration, r
             resilience::Outcome::Back(ns) => (Recovery::Recovered, Some(ns as f64 / 1e9)),
             resilience::Outcome::NotBack => (Recovery::NotRecovered, None),
             resilience::Outcome::NoLevel => (Recovery::NoLevel, None),
+            resilience::Outcome::TooShort => (Recovery::TooShort, None),
         };
         FaultVerdict {
             gaps: window_gaps,

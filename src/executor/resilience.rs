@@ -245,6 +245,9 @@ pub enum Outcome {
     NotBack,
     /// No level to compare with.
     NoLevel,
+    /// The window is shorter than the stretch a recovery must hold ([`SUSTAINED`] slots): no
+    /// client could be seen back in it, so it is not judged.
+    TooShort,
 }
 
 /// How far back the level before a fault is looked for.
@@ -252,6 +255,8 @@ const LOOKBACK: Duration = Duration::from_secs(5);
 /// After an outage ends, the queued operations go out in a burst: this long after a gap is not a
 /// level to judge by.
 const CATCH_UP: Duration = Duration::from_secs(1);
+/// Slots in a row throughput must hold its level for to count as back (500 ms).
+pub const SUSTAINED: usize = 5;
 /// Fewest clean slots a closed-loop level is taken from.
 const MIN_LEVEL_SLOTS: usize = 3;
 
@@ -302,7 +307,9 @@ pub fn recovery(slots: &[u64], slot_ns: u64, gaps: &[Gap], at_ns: u64, end_ns: u
         Box::new(move |_| level)
     };
     let level_per_sec = Some(expect(at) / slot_secs);
-    const SUSTAINED: usize = 5;
+    if end.saturating_sub(at) < SUSTAINED {
+        return Recovered { outcome: Outcome::TooShort, level_per_sec };
+    }
     let found = (at..end.saturating_sub(SUSTAINED - 1)).find(|k| {
         let w = *k..*k + SUSTAINED;
         w.clone().all(|i| slots[i] > 0) && w.clone().map(|i| slots[i] as f64).sum::<f64>() >= 0.9 * w.map(&expect).sum::<f64>()
@@ -433,6 +440,23 @@ mod tests {
         let mut never = vec![10u64; 80];
         never[30..].iter_mut().for_each(|s| *s = 0);
         assert_eq!(recovery(&never, SLOT_NS, &[], 3_000 * MS, 8_000 * MS, &ClosedLoop).outcome, Outcome::NotBack, "not recovered is its own outcome");
+    }
+
+    #[test]
+    fn a_window_shorter_than_a_sustained_recovery_is_not_judged() {
+        // Seen at --time-scale 0.05: a fault whose window (until the next fault) was 0.2 s was
+        // "not recovered" although throughput never dipped — no window under 500 ms can show it.
+        let flat = vec![10u64; 80];
+        for window_ms in [100, 200, 400, 499] {
+            let r = recovery(&flat, SLOT_NS, &[], 3_000 * MS, (3_000 + window_ms) * MS, &ClosedLoop);
+            assert_eq!(r.outcome, Outcome::TooShort, "a {window_ms} ms window");
+            assert_eq!(r.level_per_sec, Some(100.0), "the level is still stated");
+        }
+        assert_eq!(back(recovery(&flat, SLOT_NS, &[], 3_000 * MS, 3_500 * MS, &ClosedLoop)), Some(0), "500 ms is enough to be back");
+        let mut never = flat.clone();
+        never[30..].iter_mut().for_each(|s| *s = 0);
+        assert_eq!(recovery(&never, SLOT_NS, &[], 3_000 * MS, 3_500 * MS, &ClosedLoop).outcome, Outcome::NotBack, "500 ms without a success is not back");
+        assert_eq!(recovery(&never, SLOT_NS, &[], 3_000 * MS, 3_400 * MS, &ClosedLoop).outcome, Outcome::TooShort);
     }
 
     #[test]

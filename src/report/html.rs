@@ -159,6 +159,7 @@ fn faults_table(h: &mut String, r: &Report) {
                     crate::outcome::Recovery::Recovered => v.recovery_s.map_or("back".into(), |x| if x == 0.0 { "no dip".into() } else { format_us(x * 1e6) }),
                     crate::outcome::Recovery::NotRecovered => "<span class=\"bad\">not recovered</span>".into(),
                     crate::outcome::Recovery::NoLevel => "no level to judge by".into(),
+                    crate::outcome::Recovery::TooShort => "window too short to judge".into(),
                 },
                 if v.errors.is_empty() { "none".into() } else { esc(&v.errors.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")) },
                 super::count_or_hidden(v.reconnects),

@@ -26,7 +26,7 @@ use super::{
     ConnectionReport, FaultRecord, OpReport, Percentiles, PhaseReport, Report, Totals, add_histogram, deserialize_histogram, rate, serialize_histogram,
 };
 use crate::metrics::OpRole;
-use crate::outcome::{FaultVerdict, GapRecord, TimePoint, VerifyResult};
+use crate::outcome::{FaultVerdict, GapRecord, Recovery, TimePoint, VerifyResult};
 use crate::scenario::model::Threshold;
 
 /// Merges the shards' reports; an error names the file and what is wrong with it.
@@ -380,8 +380,13 @@ fn merge_fault(shards: &[&FaultRecord]) -> FaultRecord {
     verdict.outage_by_shard_s = outage_by_shard_s;
     verdict.in_flight = verdicts.iter().map(|v| v.in_flight).fold(0, i64::saturating_add);
     verdict.time_to_first_error_s = verdicts.iter().filter_map(|v| v.time_to_first_error_s).reduce(f64::min);
-    // Back to normal when the last shard is: a shard that never recovered keeps the run unrecovered.
-    verdict.recovery_s = verdicts.iter().map(|v| v.recovery_s).collect::<Option<Vec<f64>>>().and_then(|v| v.into_iter().reduce(f64::max));
+    // Back to normal when the last shard is: a shard that never recovered keeps the run
+    // unrecovered, one that could not be judged leaves the run unjudged.
+    verdict.recovery = Recovery::worst(verdicts.iter().map(|v| v.recovery()));
+    verdict.recovery_s = match verdict.recovery {
+        Some(Recovery::Recovered) => verdicts.iter().map(|v| v.recovery_s).collect::<Option<Vec<f64>>>().and_then(|v| v.into_iter().reduce(f64::max)),
+        _ => None,
+    };
     verdict.errors = sum_maps(verdicts.iter().map(|v| &v.errors));
     verdict.reconnects = sum_options(verdicts.iter().map(|v| v.reconnects));
     verdict.gaps = gaps;
@@ -602,6 +607,40 @@ mod tests {
         // 40 slow samples of 10 000: the merged p99.9, nowhere near any average of the shards'.
         let p999 = m.latency_us.unwrap().p999;
         assert!(p999 > 900_000, "the tail of one shard is the merged p99.9: {p999}");
+    }
+
+    /// A fault record of one shard whose recovery was `recovery` (`recovery_s` when recovered).
+    fn fault_with(recovery: &str, recovery_s: Option<f64>) -> FaultRecord {
+        serde_json::from_value(serde_json::json!({
+            "name": "kill", "at_s": 2.0, "action": "client_kill", "result": {
+                "name": "kill", "action": "client_kill", "at_s": 2.0, "finished_s": 2.1, "ok": true, "detail": "",
+                "in_flight": 0, "time_to_first_error_s": null, "outage_s": 0.5, "outage_by_workload_s": {"w": 0.5},
+                "recovery_s": recovery_s, "recovery": recovery, "errors": {}, "reconnects": 0, "window_end_s": 9.0
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_fault_merged_from_shards_is_as_recovered_as_its_worst_shard() {
+        // Before, the merged verdict kept shard 0's `recovered` beside no recovery time when
+        // another shard never came back: a recovery_time rule then read "recovered".
+        let back = fault_with("recovered", Some(1.5));
+        let later = fault_with("recovered", Some(2.5));
+        let never = fault_with("not_recovered", None);
+        let short = fault_with("too_short", None);
+        let merged = |shards: &[&FaultRecord]| merge_fault(shards).result.unwrap();
+        let m = merged(&[&back, &later]);
+        assert_eq!((m.recovery(), m.recovery_s), (Recovery::Recovered, Some(2.5)), "back when the last shard is");
+        for (shards, want) in [
+            (vec![&back, &never], Recovery::NotRecovered),
+            (vec![&never, &back], Recovery::NotRecovered),
+            (vec![&back, &short], Recovery::TooShort),
+            (vec![&short, &never], Recovery::NotRecovered),
+        ] {
+            let m = merged(&shards);
+            assert_eq!((m.recovery(), m.recovery_s), (want, None), "{:?}", shards.iter().map(|f| f.result.as_ref().unwrap().recovery()).collect::<Vec<_>>());
+        }
     }
 
     #[test]
