@@ -689,17 +689,15 @@ impl RunMetrics {
 
     fn with_local<R>(&self, f: impl FnOnce(&mut ThreadRecorder) -> R) -> R {
         LOCAL.with(|cell| {
+            // Found: used in place (no reference count touched on the hot path).
+            if let Some((_, rec)) = cell.borrow().iter().find(|(id, _)| *id == self.id) {
+                return f(&mut rec.lock().expect("recorder lock"));
+            }
+            let rec = Arc::new(Mutex::new(ThreadRecorder::default()));
+            self.threads.lock().expect("metrics lock").push(Arc::clone(&rec));
             let mut list = cell.borrow_mut();
-            let rec = match list.iter().find(|(id, _)| *id == self.id) {
-                Some((_, r)) => Arc::clone(r),
-                None => {
-                    let r = Arc::new(Mutex::new(ThreadRecorder::default()));
-                    self.threads.lock().expect("metrics lock").push(Arc::clone(&r));
-                    list.retain(|(_, r)| Arc::strong_count(r) > 1); // forget recorders of finished runs
-                    list.push((self.id, Arc::clone(&r)));
-                    r
-                }
-            };
+            list.retain(|(_, r)| Arc::strong_count(r) > 1); // forget recorders of finished runs
+            list.push((self.id, Arc::clone(&rec)));
             drop(list);
             let mut guard = rec.lock().expect("recorder lock");
             f(&mut guard)

@@ -68,7 +68,10 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
         }
         let tokens = shared.tokens[pi].clone();
         loop {
-            if *stop.borrow() || Instant::now() >= active_until {
+            // One clock read serves the end check and, in closed loop, the intended start and
+            // the workload's "now" (a clock read is a tenth of a round trip's user time).
+            let mut now = Instant::now();
+            if *stop.borrow() || now >= active_until {
                 break;
             }
             let intended = match &tokens {
@@ -83,9 +86,10 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
                     }
                     let n = t.taken.fetch_add(1, Ordering::Relaxed);
                     let n = shared.plan.shard.map_or(n, |s| s.global_op(n));
-                    phase.op_time(n).map_or_else(Instant::now, |off| start + off)
+                    now = Instant::now();
+                    phase.op_time(n).map_or(now, |off| start + off)
                 }
-                None => Instant::now(),
+                None => now,
             };
             let wi = shared.mixes[pi].pick(&mut rng);
             let workload = &shared.workloads[wi];
@@ -96,7 +100,7 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
                 st
             });
             replies.clear();
-            let now_nanos = shared.t0.elapsed().as_nanos() as u64;
+            let now_nanos = now.saturating_duration_since(shared.t0).as_nanos() as u64;
             let prepared = workload.prepare(st, &mut rng, &mut rt, now_nanos);
             let slot = if shared.shard_of_slot.is_empty() { None } else { rt.slot() };
             let shard = slot.and_then(|s| shared.shard_of_slot.get(s as usize).copied());
