@@ -199,6 +199,11 @@ pub struct MaintenanceRun {
     pub closed_at_end: Option<u64>,
 }
 
+/// How long throughput must hold its level after a fault to count as back; a fault's window
+/// shorter than this is [`Recovery::TooShort`]. (Runs of more than a million 100 ms slots, 27 h,
+/// get wider slots, and hold for as many of them.)
+pub const RECOVERY_HOLD: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Whether throughput came back after a fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -210,7 +215,7 @@ pub enum Recovery {
     /// No level to compare with (a fault in the run's first moments, or no successes before it).
     NoLevel,
     /// The fault's window (until the next fault or the end of the run) is shorter than the
-    /// 500 ms throughput must hold its level to count as back: not judged (a shortened run's
+    /// [`RECOVERY_HOLD`] throughput must hold its level to count as back: not judged (a shortened run's
     /// windows, at a small `--time-scale`).
     TooShort,
 }

@@ -255,8 +255,8 @@ const LOOKBACK: Duration = Duration::from_secs(5);
 /// After an outage ends, the queued operations go out in a burst: this long after a gap is not a
 /// level to judge by.
 const CATCH_UP: Duration = Duration::from_secs(1);
-/// Slots in a row throughput must hold its level for to count as back (500 ms).
-pub const SUSTAINED: usize = 5;
+/// Slots in a row throughput must hold its level for to count as back.
+const SUSTAINED: usize = (crate::outcome::RECOVERY_HOLD.as_nanos() / SLOT.as_nanos()) as usize;
 /// Fewest clean slots a closed-loop level is taken from.
 const MIN_LEVEL_SLOTS: usize = 3;
 

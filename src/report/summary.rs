@@ -132,7 +132,11 @@ pub fn render(r: &Report) -> String {
                     },
                     Recovery::NotRecovered => "NOT RECOVERED within its window".to_owned(),
                     Recovery::NoLevel => "no level before it to judge recovery by".to_owned(),
-                    Recovery::TooShort => format!("window of {:.2} s too short to judge recovery (0.5 s needed)", v.window_end_s - v.at_s),
+                    Recovery::TooShort => format!(
+                        "window of {:.2} s too short to judge recovery ({} s needed)",
+                        v.window_end_s - v.at_s,
+                        crate::outcome::RECOVERY_HOLD.as_secs_f64()
+                    ),
                 };
                 let level = v.recovery_level_ops.map(|l| format!(" (level {l} ops/s)")).unwrap_or_default();
                 let errors: Vec<String> = v.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();

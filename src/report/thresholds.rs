@@ -214,9 +214,11 @@ fn observe_fault(t: &Threshold, report: &Report, name: &str) -> Result<f64, Stri
         },
         Metric::RecoveryTime => match r.recovery() {
             Recovery::NotRecovered => Err(not_recovered(&[name])),
-            Recovery::TooShort => {
-                Err(format!("no data: the window of fault `{name}` ({:.2} s) is too short to see throughput back (0.5 s needed)", r.window_end_s - r.at_s))
-            }
+            Recovery::TooShort => Err(format!(
+                "no data: the window of fault `{name}` ({:.2} s) is too short to see throughput back ({} s needed)",
+                r.window_end_s - r.at_s,
+                crate::outcome::RECOVERY_HOLD.as_secs_f64()
+            )),
             _ => r.recovery_s.map(|s| s * 1e6).ok_or_else(String::new),
         },
         Metric::HandoffTime => longest_handoff(report.maintenance.iter().flat_map(|m| &m.handoffs).filter(|h| h.at_s >= r.at_s && h.at_s < r.window_end_s)),

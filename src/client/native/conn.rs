@@ -348,20 +348,29 @@ impl Conn {
     fn parse_buffered(&mut self, want: usize, out: &mut Vec<Value>) -> Result<usize, ConnError> {
         let mut got = 0;
         while got < want
-            && self.rstart < self.rbuf.len()
-            && let Some((v, used)) = resp::parse(&self.rbuf[self.rstart..])?
+            && let Some(v) = self.next_buffered()?
         {
-            self.rstart += used;
             if !self.notice(&v) {
                 out.push(v);
                 got += 1;
             }
         }
+        Ok(got)
+    }
+
+    /// The next whole reply (or push message) already in the read buffer, if there is one; the
+    /// buffer is emptied once everything in it is parsed.
+    fn next_buffered(&mut self) -> Result<Option<Value>, ConnError> {
+        if self.rstart == self.rbuf.len() {
+            return Ok(None);
+        }
+        let Some((v, used)) = resp::parse(&self.rbuf[self.rstart..])? else { return Ok(None) };
+        self.rstart += used;
         if self.rstart == self.rbuf.len() {
             self.rbuf.clear();
             self.rstart = 0;
         }
-        Ok(got)
+        Ok(Some(v))
     }
 
     /// Whether `v` is a maintenance notice (then acted on, and not a reply).
@@ -428,14 +437,7 @@ impl Conn {
     /// Reads the next reply (or push message) from the connection.
     pub async fn read_value(&mut self) -> Result<Value, ConnError> {
         loop {
-            if self.rstart < self.rbuf.len()
-                && let Some((v, used)) = resp::parse(&self.rbuf[self.rstart..])?
-            {
-                self.rstart += used;
-                if self.rstart == self.rbuf.len() {
-                    self.rbuf.clear();
-                    self.rstart = 0;
-                }
+            if let Some(v) = self.next_buffered()? {
                 return Ok(v);
             }
             self.fill().await?;
