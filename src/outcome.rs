@@ -215,7 +215,7 @@ pub enum Recovery {
     /// No level to compare with (a fault in the run's first moments, or no successes before it).
     NoLevel,
     /// The fault's window (until the next fault or the end of the run) is shorter than the
-    /// [`RECOVERY_HOLD`] throughput must hold its level to count as back: not judged (a shortened run's
+    /// 500 ms throughput must hold its level to count as back (`RECOVERY_HOLD`): not judged (a shortened run's
     /// windows, at a small `--time-scale`).
     TooShort,
 }
