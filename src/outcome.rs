@@ -96,6 +96,8 @@ pub struct RunResult {
     pub faults: Vec<Option<FaultVerdict>>,
     /// Per workload, the longest stretch without a success over the whole run, seconds.
     pub longest_outage_s: BTreeMap<String, f64>,
+    /// Tasks that stopped on a bug before the end, one line per kind and message (the run fails).
+    pub stopped_tasks: Vec<String>,
 }
 
 impl RunResult {

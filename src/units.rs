@@ -15,6 +15,11 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
 /// The regular expression every size string matches (used in the JSON Schema).
 pub const SIZE_PATTERN: &str = r"^[0-9]+(B|KB|KiB|MB|MiB)$";
 
+/// The longest duration redis-test takes anywhere (a phase, the phases together, a fault, a
+/// timeout, a threshold): 365 days. Longer is a typo, and bounding it keeps every offset within
+/// what a clock instant and a count of nanoseconds hold even at `--time-scale 100`.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// A duration written as text: `250ms`, `30s`, `5m`, `1h`, `1m30s`, `1.5s`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct HumanDuration(pub Duration);
@@ -76,8 +81,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         total = nanos.and_then(|n| total.checked_add(n)).ok_or_else(|| format!("`{s}` is too large"))?;
         rest = tail;
     }
-    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| format!("`{s}` is too large"))?;
-    Ok(Duration::new(secs, (total % 1_000_000_000) as u32))
+    if total > MAX_DURATION.as_nanos() {
+        return Err(format!("`{s}` is longer than {}, the longest duration redis-test takes (365 days)", format_duration(MAX_DURATION)));
+    }
+    // At most MAX_DURATION: the seconds fit.
+    Ok(Duration::new((total / 1_000_000_000) as u64, (total % 1_000_000_000) as u32))
 }
 
 /// Formats a duration exactly, as a compound of whole units (`90s` → `1m30s`, `1h`, `1s500ms`).
@@ -302,8 +310,23 @@ mod tests {
     fn bad_durations_say_why() {
         assert!(parse_duration("30").unwrap_err().contains("no unit"));
         assert!(parse_duration("30 parsecs").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("99999999999999999999999h").unwrap_err().contains("too large"));
+        assert!(parse_duration("99999999999999999999999h").unwrap_err().contains("longer than 8760h"));
+        assert!(parse_duration("999999999999999999999999999999h").unwrap_err().contains("too large"));
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn durations_end_at_365_days() {
+        assert_eq!(parse_duration("8760h").unwrap(), MAX_DURATION);
+        assert_eq!(parse_duration("8759h59m59s999ms999us999ns").unwrap(), MAX_DURATION - Duration::from_nanos(1));
+        for over in ["8760h1ns", "8761h", "5000000000000000h", "18446744073709551615s"] {
+            let e = parse_duration(over).unwrap_err();
+            assert!(e.contains("is longer than 8760h, the longest duration redis-test takes"), "{over}: {e}");
+        }
+        // Every duration taken, scaled by the largest time scale, is still a clock offset.
+        let scaled = MAX_DURATION.mul_f64(100.0);
+        assert!(std::time::Instant::now().checked_add(scaled).is_some());
+        assert!(u64::try_from(scaled.as_nanos()).is_ok());
     }
 
     #[test]

@@ -97,6 +97,28 @@ fn rates_and_workers_beyond_one_process_are_refused_with_the_reason() {
 }
 
 #[test]
+fn durations_beyond_a_year_are_refused_where_they_are_written() {
+    // Seen: a phase of 5000000000000000h passed validation; `apply` then panicked in every
+    // worker (an instant past the clock's end) and said PASS, `plan --time-scale 100` panicked.
+    let dir = scratch("hostile-durations");
+    std::fs::write(dir.join("long.yaml"), OK_SCENARIO.replace("duration: 1s", "duration: 5000000000000000h")).unwrap();
+    let two = OK_SCENARIO
+        .replace("phases: [{name: p, duration: 1s, workers: 1}]", "phases: [{name: p, duration: 5000h, workers: 1}, {name: q, duration: 5000h, workers: 1}]");
+    std::fs::write(dir.join("two.yaml"), two).unwrap();
+    std::fs::write(dir.join("year.yaml"), OK_SCENARIO.replace("duration: 1s", "duration: 8760h")).unwrap();
+    let longer = "long.yaml:4:30: phases.0.duration: `5000000000000000h` is longer than 8760h, the longest duration redis-test takes (365 days)";
+    assert_refused_quickly(&dir, &["validate", "long.yaml"], longer);
+    assert_refused_quickly(&dir, &["apply", "long.yaml"], longer);
+    assert_refused_quickly(&dir, &["plan", "long.yaml", "--time-scale", "100"], longer);
+    assert_refused_quickly(&dir, &["validate", "two.yaml"], "two.yaml:4:70: phases.1.duration: the phases up to this one last 10000h: more than 8760h");
+    assert_refused_quickly(&dir, &["apply", "year.yaml", "--linger", "8761h"], "is longer than 8760h");
+    // The longest allowed, scaled by the largest time scale, plans.
+    let plan = common::run_in(&dir, &["plan", "year.yaml", "--time-scale", "100"], &[], Duration::from_secs(30));
+    assert_eq!(plan.code, Some(0), "{}", plan.all());
+    assert!(plan.stdout.contains("876000h"), "{}", plan.stdout);
+}
+
+#[test]
 fn the_pacer_keeps_its_schedule_at_the_highest_rate_and_stops_on_a_signal() {
     let server = RedisServer::start(&[]);
     let dir = scratch("hostile-pacer");

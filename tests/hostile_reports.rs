@@ -180,6 +180,16 @@ fn crafted_shard_reports_are_refused_in_bounded_time_and_memory() {
     let (_, err) = bounded(&dir, &["merge", "s0.json", &f, "s2.json"], 2);
     assert!(err.contains("target"), "{err}");
 
+    // A shard whose worker stopped on a bug: the shard exits 0 (merge judges), the merge fails
+    // and names the shard.
+    let mut broken = shards[1].clone();
+    broken["internal_errors"] = json!(["a worker task stopped before the end: panicked: overflow when adding duration to instant"]);
+    let f = save(&dir, "broken.json", &broken);
+    let (out, _) = bounded(&dir, &["merge", "s0.json", &f, "s2.json", "--junit", "broken.xml"], 1);
+    assert!(out.contains("verdict: FAIL (exit 1)") && out.contains("internal error: shard 1: a worker task stopped before the end"), "{out}");
+    let junit = std::fs::read_to_string(dir.join("broken.xml")).unwrap();
+    assert!(junit.contains("type=\"internal\">shard 1: a worker task"), "{junit}");
+
     // An interrupted shard is refused, not merged into exit 130.
     let mut stopped = shards[2].clone();
     stopped["interrupted"] = json!(true);

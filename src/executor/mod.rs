@@ -6,6 +6,7 @@ pub mod cleanup;
 mod pacer;
 pub mod resilience;
 mod series;
+mod stopped;
 mod streams;
 mod templates;
 mod verify;
@@ -260,17 +261,19 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         t0,
         end: plan.total_duration,
     };
-    let (fault_runs, written) = tokio::join!(faults::drive(&plan.faults, &fault_ctx, stop.clone()), join_workers(workers));
+    let mut stopped = stopped::Stopped::default();
+    let (fault_runs, written) = tokio::join!(faults::drive(&plan.faults, &fault_ctx, stop.clone()), join_workers(workers, &mut stopped));
     let interrupted = *stop.borrow_and_update();
     let ended = t0.elapsed();
     shared.tracker.finish(ended.as_nanos() as u64);
     let verdicts = fault_verdicts(&fault_runs, &shared, ended, metrics.conns.reconnects.load(Ordering::Relaxed));
     pacer_stop.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || pacer.join()).await;
-    subscribers.drain_and_stop(&shared.workloads).await;
-    let streams = consumers.drain_and_stop(&shared).await;
+    subscribers.drain_and_stop(&shared.workloads, &mut stopped).await;
+    let streams = consumers.drain_and_stop(&shared, &mut stopped).await;
     let _ = collector_stop_tx.send(true);
-    let (series, blocks) = finish_series(plan, &metrics, collector.await.unwrap_or_default(), ended);
+    let collected = stopped.join("collector", collector).await.unwrap_or_default();
+    let (series, blocks) = finish_series(plan, &metrics, collected, ended);
     let verify =
         verify::check(deployment, &shared.workloads, &written.acks, &written.counters, written.acks_truncated, scenario.connections.command_timeout).await;
     Ok(RunResult {
@@ -301,6 +304,7 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         topology_refreshes: metrics.conns.topology_refreshes.load(Ordering::Relaxed),
         faults: verdicts,
         longest_outage_s: longest_outages(&shared, ended),
+        stopped_tasks: stopped.lines(),
     })
 }
 
@@ -312,7 +316,7 @@ struct Subscribers {
 
 impl Subscribers {
     /// Lets subscribers catch up with what was published, then stops them.
-    async fn drain_and_stop(self, workloads: &[Workload]) {
+    async fn drain_and_stop(self, workloads: &[Workload], stopped: &mut stopped::Stopped) {
         for w in workloads {
             if let Some(ps) = w.pubsub() {
                 ps.drain(Duration::from_secs(2)).await;
@@ -320,7 +324,7 @@ impl Subscribers {
         }
         let _ = self.stop.send(true);
         for s in self.tasks {
-            let _ = s.await;
+            stopped.join("subscriber", s).await;
         }
     }
 }
@@ -468,11 +472,12 @@ struct Written {
     counters: worker::Counters,
 }
 
-/// Waits for every worker and gathers what they acknowledged.
-async fn join_workers(workers: Vec<tokio::task::JoinHandle<worker::WorkerResult>>) -> Written {
+/// Waits for every worker and gathers what they acknowledged; a worker that stopped on a bug is
+/// noted in `stopped` (its acknowledged writes are lost with it, and the run fails).
+async fn join_workers(workers: Vec<tokio::task::JoinHandle<worker::WorkerResult>>, stopped: &mut stopped::Stopped) -> Written {
     let mut out = Written::default();
     for w in workers {
-        if let Ok(r) = w.await {
+        if let Some(r) = stopped.join("worker", w).await {
             out.acks_truncated |= r.acks_truncated;
             out.acks.extend(r.acks);
             for (id, t) in r.counters {

@@ -98,7 +98,7 @@ impl Consumers {
     /// After the last XADD: lets the consumers catch up until every acknowledged entry was
     /// delivered or trimmed and nothing is pending (or a deadline long enough for a claim), stops
     /// them, and returns every stream's figures.
-    pub async fn drain_and_stop(self, shared: &Shared) -> Vec<stream::StreamStats> {
+    pub async fn drain_and_stop(self, shared: &Shared, stopped: &mut super::stopped::Stopped) -> Vec<stream::StreamStats> {
         let streams: Vec<&Arc<Stream>> = shared.workloads.iter().filter_map(Workload::stream).collect();
         let mut out = Vec::new();
         if streams.is_empty() {
@@ -126,7 +126,7 @@ impl Consumers {
         }
         let _ = self.stop.send(true);
         for t in self.tasks {
-            let _ = t.await;
+            stopped.join("stream consumer", t).await;
         }
         for s in streams {
             let mut ends = Vec::new();

@@ -34,6 +34,9 @@ pub fn render(r: &Report) -> String {
         "<span class=\"bad\">FAILED</span>"
     };
     let _ = writeln!(h, "<h1>{title} {verdict}</h1>");
+    for e in &r.internal_errors {
+        let _ = writeln!(h, "<p class=\"bad\">internal error: {}</p>", esc(e));
+    }
     if let Some(d) = &r.description {
         let _ = writeln!(h, "<p>{}</p>", esc(d));
     }

@@ -1,7 +1,7 @@
 //! JUnit XML, the format CI systems show in their test tabs: one test suite per run, one test case
 //! per threshold (a failure carries what was observed against the limit) and per fault (a failure
-//! when the fault could not do what it should). A rule that measured nothing fails, as it does in
-//! the summary.
+//! when the fault could not do what it should), and one per part of the run that stopped on a bug.
+//! A rule that measured nothing fails, as it does in the summary.
 
 use std::fmt::Write as _;
 
@@ -64,7 +64,18 @@ pub fn render(r: &Report) -> String {
             }
         }
     }
-    let tests = r.thresholds.len() + r.faults.len();
+    // Parts of the run that stopped on a bug: a failing case each, as they fail the exit code
+    // (a shard's are judged by `merge`, which keeps them).
+    for e in &r.internal_errors {
+        let _ = write!(cases, "    <testcase classname=\"{}.run\" name=\"internal error\" time=\"0\">", xml(&r.scenario));
+        if r.shard.is_some() {
+            let _ = writeln!(cases, "<system-out>{} (judged at merge)</system-out></testcase>", xml(e));
+        } else {
+            failures += 1;
+            let _ = writeln!(cases, "\n      <failure message=\"{}\" type=\"internal\">{}</failure>\n    </testcase>", xml(e), xml(e));
+        }
+    }
+    let tests = r.thresholds.len() + r.faults.len() + r.internal_errors.len();
     let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         s,
@@ -77,4 +88,30 @@ pub fn render(r: &Report) -> String {
     s.push_str(&cases);
     s.push_str("  </testsuite>\n</testsuites>\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_part_of_the_run_that_stopped_on_a_bug_fails_the_exit_code_the_summary_and_the_junit_file_alike() {
+        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/report-v1.json");
+        let mut r = crate::report::read::read(std::path::Path::new(fixture)).unwrap();
+        assert_eq!((r.exit_code(), render(&r).contains("<failure")), (crate::exit::OK, false), "the fixture passes");
+        r.internal_errors = vec!["a worker task stopped before the end: panicked: overflow when adding duration to instant".to_owned()];
+        assert_eq!(r.exit_code(), crate::exit::THRESHOLD_FAILED);
+        let verdict = crate::report::summary::verdict_line(&r);
+        assert!(
+            verdict.starts_with("verdict: FAIL (exit 1)") && verdict.contains("internal error: a worker task stopped before the end: panicked"),
+            "{verdict}"
+        );
+        let xml = render(&r);
+        assert!(xml.contains("failures=\"1\"") && xml.contains("type=\"internal\">a worker task stopped"), "{xml}");
+        assert!(crate::report::html::render(&r).contains("<span class=\"bad\">FAILED</span>"));
+        // A shard's are judged by `merge`, as its thresholds and faults are.
+        r.shard = Some(crate::shard::Shard { index: 0, count: 2, writers_each: 1 });
+        assert_eq!(r.exit_code(), crate::exit::OK);
+        assert!(render(&r).contains("failures=\"0\"") && render(&r).contains("(judged at merge)"));
+    }
 }

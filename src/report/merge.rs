@@ -56,6 +56,8 @@ pub fn merge(reports: Vec<(PathBuf, Report)>) -> Result<Report, String> {
     merged.master_moves = all.iter().flat_map(|r| r.master_moves.iter().cloned()).collect();
     merged.master_moves.sort_by(|a, b| a.at.cmp(&b.at));
     merged.maintenance = merge_maintenance(&all);
+    merged.internal_errors =
+        ordered.iter().flat_map(|(_, r)| r.internal_errors.iter().map(|e| format!("shard {}: {e}", r.shard.map_or(0, |s| s.index)))).collect();
     merged.instance_id = None;
     merged.shard = None;
     merged.merged_from = ordered

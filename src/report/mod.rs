@@ -130,6 +130,11 @@ pub struct Report {
     /// The push of the final metrics to a Pushgateway (`metrics.pushgateway`, `--pushgateway`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pushgateway: Option<pushgateway::PushReport>,
+    /// Parts of the run that stopped on a bug before the end (a worker, the collector, a
+    /// subscriber or a stream consumer that panicked), one line per kind and message. The figures
+    /// miss what they would have done, so the run fails; `merge` keeps every shard's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub internal_errors: Vec<String>,
 }
 
 /// The master moved (a failover) and redis-test followed it.
@@ -479,7 +484,8 @@ impl Report {
         }
     }
 
-    /// What fails this run, one line each: failed thresholds and required faults that failed.
+    /// What fails this run, one line each: failed thresholds, required faults that failed, and
+    /// parts of the run that stopped on a bug.
     pub fn failures(&self) -> Vec<String> {
         let mut out: Vec<String> =
             self.thresholds.iter().filter(|t| !t.passed).map(|t| format!("threshold `{}`: observed {}", t.expr, t.observed_text)).collect();
@@ -488,6 +494,7 @@ impl Report {
                 out.push(format!("fault `{}` ({}) failed: {why}", f.name, f.action));
             }
         }
+        out.extend(self.internal_errors.iter().map(|e| format!("internal error: {e}; the figures miss its share of the run")));
         out
     }
 }
@@ -634,6 +641,7 @@ pub fn build(run_id: &str, plan: &Plan, run: &RunResult, cleanup: Option<Cleanup
         shard: plan.shard,
         merged_from: Vec::new(),
         pushgateway: None,
+        internal_errors: run.stopped_tasks.clone(),
     }
 }
 

@@ -631,12 +631,26 @@ fn keyspace(c: &mut Checker<'_>, base: &RawKeyspace, o: &RawKeyspaceOverride, na
 
 fn phases(c: &mut Checker<'_>, raw: &RawScenario, workloads: &[Workload]) -> Vec<Phase> {
     let mut out: Vec<Phase> = Vec::new();
+    let mut total = Duration::ZERO;
     for (i, ph) in raw.phases.iter().enumerate() {
         let pp = p("phases").index(i);
         if let Some(first) = out.iter().position(|o| o.name == ph.name) {
             c.err(pp.key("name"), format!("phase name `{}` is already used by phase {first}", ph.name));
         }
         let duration = c.positive(pp.key("duration"), ph.duration.get());
+        // Reported once, at the phase that crosses the bound.
+        let before = total;
+        total = total.saturating_add(duration);
+        if total > crate::units::MAX_DURATION && before <= crate::units::MAX_DURATION {
+            c.err(
+                pp.key("duration"),
+                format!(
+                    "the phases up to this one last {}: more than {}, the longest run redis-test plans (365 days)",
+                    crate::units::format_duration(total),
+                    crate::units::format_duration(crate::units::MAX_DURATION)
+                ),
+            );
+        }
         let workers = ph.workers.ends();
         for (end, v) in [("from", workers.0), ("to", workers.1)] {
             let at = if matches!(ph.workers, Ramp::Constant(_)) { pp.key("workers") } else { pp.key("workers").key(end) };
