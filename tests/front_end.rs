@@ -333,7 +333,7 @@ fn bad_input_never_panics() {
         &dir,
         "huge-duration.yaml",
         b"name: n\ntarget: {url: redis://h}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 99999999999999999999h, workers: 1}]\n",
-        "huge-duration.yaml:4:30: phases.0.duration: `99999999999999999999h` is too large",
+        "huge-duration.yaml:4:30: phases.0.duration: `99999999999999999999h` is longer than 8760h, the longest duration redis-test takes (365 days)",
     );
     rejects(
         &dir,
