@@ -119,6 +119,44 @@ fn durations_beyond_a_year_are_refused_where_they_are_written() {
 }
 
 #[test]
+fn workers_that_could_hold_more_than_4gib_of_values_are_refused() {
+    // Seen: 100 workers of a pipeline of depth 10000 with 64MiB values validated; each worker
+    // would build (and keep) a round trip of 640000MiB.
+    let dir = scratch("hostile-values");
+    let pipeline = OK_SCENARIO
+        .replace("workloads: {w: {kind: basic}}", "keyspace: {value_size: 64MiB}\nworkloads: {w: {kind: pipeline, depth: 10000}}")
+        .replace("workers: 1}", "workers: 100}");
+    std::fs::write(dir.join("pipeline.yaml"), pipeline).unwrap();
+    let custom = OK_SCENARIO
+        .replace("workloads: {w: {kind: basic}}", "workloads: {w: {kind: custom, depth: 100, sequence: true, commands: [{command: \"SET {key} {data:64MiB}\"}, {command: \"APPEND {key} {data:1MiB}{data:1MiB}\"}]}}")
+        .replace("workers: 1}", "workers: 1, rate: 10}");
+    std::fs::write(dir.join("custom.yaml"), custom).unwrap();
+    std::fs::write(
+        dir.join("basic.yaml"),
+        OK_SCENARIO.replace("workloads:", "keyspace: {value_size: 64MiB}\nworkloads:").replace("workers: 1}", "workers: 65}"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("fits.yaml"),
+        OK_SCENARIO.replace("workloads:", "keyspace: {value_size: 64MiB}\nworkloads:").replace("workers: 1}", "workers: 64}"),
+    )
+    .unwrap();
+    assert_refused_quickly(
+        &dir,
+        &["apply", "pipeline.yaml"],
+        "phases.0.workers: 100 workers, each holding a round trip of up to 640000MiB of values (workload `w`: depth 10000 × value_size 64MiB), could hold 64000000MiB: more than the 4096MiB one process holds",
+    );
+    assert_refused_quickly(&dir, &["validate", "custom.yaml"], "round trip of up to 6600MiB of values (workload `w`: depth 100 × 66MiB of data per sequence)");
+    assert_refused_quickly(
+        &dir,
+        &["validate", "basic.yaml"],
+        "65 workers, each holding a round trip of up to 64MiB of values (workload `w`: value_size 64MiB)",
+    );
+    let fits = common::run_in(&dir, &["validate", "fits.yaml"], &[], Duration::from_secs(30));
+    assert_eq!(fits.code, Some(0), "64 workers × 64MiB is 4GiB, the most allowed: {}", fits.all());
+}
+
+#[test]
 fn the_pacer_keeps_its_schedule_at_the_highest_rate_and_stops_on_a_signal() {
     let server = RedisServer::start(&[]);
     let dir = scratch("hostile-pacer");

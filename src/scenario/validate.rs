@@ -21,6 +21,11 @@ pub const MAX_RATE: f64 = 10_000_000.0;
 pub const MAX_WORKERS: u32 = 100_000;
 /// Smallest pub/sub message: the header carries publisher id, sequence number and send time.
 pub const MIN_MESSAGE_SIZE: u64 = 32;
+/// Most bytes of values the workers of one process may hold at once: each worker keeps the
+/// buffer of its largest round trip, so workers × the largest round trip's values is what a
+/// process can come to hold; past this, a scenario would exhaust the machine rather than load
+/// the server. Shards (one process each) go beyond.
+pub const MAX_VALUES_HELD: u64 = 4 * 1024 * 1024 * 1024;
 
 struct Checker<'a> {
     root: &'a Node,
@@ -62,6 +67,7 @@ pub fn build(raw: RawScenario, root: &Node, file: &Path, diags: &mut Diagnostics
     check_prefix(&mut c, p("keyspace").key("prefix"), &key_prefix);
     let workloads = workloads(&mut c, &raw);
     let phases = phases(&mut c, &raw, &workloads);
+    values_held(&mut c, &workloads, &phases);
     let faults = faults(&mut c, &raw, &phases, &target, dir);
     // A network or maintenance fault on a local target brings the proxy along; a maintenance
     // fault needs it RESP-aware.
@@ -94,6 +100,57 @@ pub fn build(raw: RawScenario, root: &Node, file: &Path, diags: &mut Diagnostics
         metrics,
         cleanup: raw.cleanup,
     })
+}
+
+/// The most bytes of values one round trip of the workload writes, and how: its largest value
+/// times the values a round trip carries.
+fn trip_values(w: &Workload) -> (u64, String) {
+    let value = w.keyspace.value_size.1;
+    let size = crate::units::ByteSize(value);
+    match (&w.kind, &w.custom) {
+        (WorkloadKind::HighThroughput(h), _) => (value.saturating_mul(u64::from(h.pipeline)), format!("pipeline {} × value_size {size}", h.pipeline)),
+        (WorkloadKind::Pipeline(p), _) => (value.saturating_mul(u64::from(p.depth)), format!("depth {} × value_size {size}", p.depth)),
+        (WorkloadKind::Pubsub(p), _) => (p.message_size.0, format!("message_size {}", p.message_size)),
+        (WorkloadKind::Stream(st), _) => (st.message_size.0, format!("message_size {}", st.message_size)),
+        (WorkloadKind::Custom(_), Some(cc)) => {
+            let data = |t: &crate::scenario::template::Template| -> u64 {
+                let pieces = t.args.iter().filter_map(|a| match a {
+                    crate::scenario::template::ArgTemplate::Pieces(p) => Some(p),
+                    crate::scenario::template::ArgTemplate::Range(..) => None,
+                });
+                pieces.flatten().fold(0u64, |sum, p| match p {
+                    crate::scenario::template::Piece::Data(n) => sum.saturating_add(n.unwrap_or(value)),
+                    _ => sum,
+                })
+            };
+            let each =
+                if cc.sequence { cc.templates.iter().map(data).fold(0u64, u64::saturating_add) } else { cc.templates.iter().map(data).max().unwrap_or(0) };
+            (
+                each.saturating_mul(u64::from(cc.depth)),
+                format!("depth {} × {} of data per {}", cc.depth, crate::units::ByteSize(each), if cc.sequence { "sequence" } else { "command" }),
+            )
+        }
+        _ => (value, format!("value_size {size}")),
+    }
+}
+
+/// Refuses a scenario whose workers could hold more than [`MAX_VALUES_HELD`] of values at once,
+/// at the phase with the most workers.
+fn values_held(c: &mut Checker<'_>, workloads: &[Workload], phases: &[Phase]) {
+    let Some((name, (trip, how))) = workloads.iter().map(|w| (&w.name, trip_values(w))).max_by_key(|(_, (bytes, _))| *bytes) else { return };
+    let Some((i, workers)) = phases.iter().map(|ph| ph.workers.0.max(ph.workers.1)).enumerate().max_by_key(|(_, n)| *n) else { return };
+    let held = trip.saturating_mul(u64::from(workers));
+    if held > MAX_VALUES_HELD {
+        c.err(
+            p("phases").index(i).key("workers"),
+            format!(
+                "{workers} workers, each holding a round trip of up to {} of values (workload `{name}`: {how}), could hold {}: more than the {} one process holds; use fewer workers, smaller values or shorter round trips, or shards",
+                crate::units::ByteSize(trip),
+                crate::units::ByteSize(held),
+                crate::units::ByteSize(MAX_VALUES_HELD)
+            ),
+        );
+    }
 }
 
 fn check_prefix(c: &mut Checker<'_>, path: DocPath, prefix: &str) {
