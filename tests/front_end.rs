@@ -335,6 +335,20 @@ fn bad_input_never_panics() {
         b"name: n\ntarget: {url: redis://h}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 99999999999999999999h, workers: 1}]\n",
         "huge-duration.yaml:4:30: phases.0.duration: `99999999999999999999h` is longer than 8760h, the longest duration redis-test takes (365 days)",
     );
+    // Rules decided before the run: `>= 0` passes every run (a typo of `== 0` that checks
+    // nothing), `< 0ms` fails every run.
+    rejects(
+        &dir,
+        "always.yaml",
+        b"name: n\ntarget: {url: redis://h}\nworkloads: {w: {kind: basic, verify: true}}\nphases: [{name: p, duration: 1s, workers: 1}]\nthresholds: [lost_writes >= 0, p99 < 0ms]\n",
+        "always.yaml:5:14: thresholds.0: `lost_writes >= 0` always holds (every `lost_writes` is 0 or more): it checks nothing",
+    );
+    rejects(
+        &dir,
+        "always.yaml",
+        b"name: n\ntarget: {url: redis://h}\nworkloads: {w: {kind: basic, verify: true}}\nphases: [{name: p, duration: 1s, workers: 1}]\nthresholds: [lost_writes >= 0, p99 < 0ms]\n",
+        "always.yaml:5:32: thresholds.1: `p99 < 0ms` never holds (no `p99` is below 0): every run would fail it",
+    );
     rejects(
         &dir,
         "bool.yaml",

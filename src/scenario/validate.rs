@@ -1093,6 +1093,31 @@ pub fn parse_threshold_expr(expr: &str) -> Result<(Metric, Cmp, f64), String> {
     Ok((metric, cmp, limit))
 }
 
+/// Why a rule is decided before the run, whatever it measures: it always holds (it checks
+/// nothing, as `lost_writes >= 0` — likely meant `lost_writes == 0` — would pass every run) or it
+/// never holds (it fails every run). Every figure is 0 or more, a ratio at most 100%, and a count
+/// a whole number.
+fn decided(metric: Metric, cmp: Cmp, limit: f64) -> Option<String> {
+    let name = metric.name();
+    let count = matches!(metric, Metric::Ops | Metric::Errors | Metric::LostWrites | Metric::DuplicateWrites | Metric::Lag);
+    let always = || {
+        format!(
+            "always holds (every `{name}` is {}): it checks nothing",
+            if metric.unit() == MetricUnit::Ratio && limit >= 1.0 { "at most 100%" } else { "0 or more" }
+        )
+    };
+    let never = |why: &str| format!("never holds ({why}): every run would fail it");
+    match cmp {
+        Cmp::Ge if limit == 0.0 => Some(always()),
+        Cmp::Le if metric.unit() == MetricUnit::Ratio && limit >= 1.0 => Some(always()),
+        Cmp::Lt if limit == 0.0 => Some(never(&format!("no `{name}` is below 0"))),
+        Cmp::Gt if metric.unit() == MetricUnit::Ratio && limit >= 1.0 => Some(never("no ratio is above 100%")),
+        Cmp::Eq if count && limit.fract() != 0.0 => Some(never(&format!("`{name}` is a whole number"))),
+        Cmp::Ne if count && limit.fract() != 0.0 => Some(format!("always holds (`{name}` is a whole number): it checks nothing")),
+        _ => None,
+    }
+}
+
 fn thresholds(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], workloads: &[Workload], faults: &[Fault]) -> Vec<Threshold> {
     let mut out = Vec::new();
     for (i, t) in raw.thresholds.iter().enumerate() {
@@ -1102,8 +1127,13 @@ fn thresholds(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], workload
             RawThreshold::Scoped(s) => (&s.expr, s.phase.clone(), s.workload.clone(), s.operation.clone(), s.fault.clone(), tp.key("expr")),
         };
         let parsed = parse_threshold_expr(expr);
-        if let Err(e) = &parsed {
-            c.err(expr_path, e.clone());
+        match &parsed {
+            Err(e) => c.err(expr_path, e.clone()),
+            Ok((metric, cmp, limit)) => {
+                if let Some(why) = decided(*metric, *cmp, *limit) {
+                    c.err(expr_path, format!("`{expr}` {why}"));
+                }
+            }
         }
         if let Some(ph) = &phase
             && !phases.iter().any(|p| &p.name == ph)
@@ -1356,6 +1386,35 @@ fn metrics(c: &mut Checker<'_>, m: &RawMetrics, dir: &Path) -> Metrics {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rules_decided_before_the_run_are_named() {
+        use super::{decided, parse_threshold_expr};
+        let verdict = |e: &str| {
+            let (m, c, l) = parse_threshold_expr(e).unwrap();
+            decided(m, c, l)
+        };
+        for e in ["lost_writes >= 0", "p99 >= 0ms", "errors >= 0", "ops >= 0", "error_rate <= 100%", "error_rate <= 1", "lag >= 0", "errors != 0.5"] {
+            assert!(verdict(e).is_some_and(|w| w.starts_with("always holds") && w.ends_with("it checks nothing")), "{e}: {:?}", verdict(e));
+        }
+        for e in ["p99 < 0ms", "ops < 0", "error_rate > 100%", "errors == 0.5", "outage < 0s"] {
+            assert!(verdict(e).is_some_and(|w| w.starts_with("never holds") && w.ends_with("every run would fail it")), "{e}: {:?}", verdict(e));
+        }
+        for e in [
+            "lost_writes == 0",
+            "lost_writes <= 0",
+            "ops > 0",
+            "errors < 1",
+            "error_rate < 100%",
+            "error_rate >= 100%",
+            "p99 < 5ms",
+            "ops_per_sec == 0.5",
+            "p99 != 5ms",
+            "errors == 3",
+        ] {
+            assert_eq!(verdict(e), None, "{e} checks something");
+        }
+    }
+
     use super::*;
 
     #[test]
