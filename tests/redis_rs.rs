@@ -244,6 +244,28 @@ fn a_sentinel_failover_mid_run_with_redis_rs_completes_and_reports_its_outage() 
 }
 
 #[test]
+fn pools_open_within_the_connect_timeout_not_the_acquire_timeout() {
+    // Seen on a fresh clone, the machine loaded: "redis-rs could not connect to the cluster: no
+    // connection within the acquire timeout (1s)" — the pools were filled by checkouts, each
+    // raced against the acquire timeout, which bounds checkouts during the run. Opening a cluster
+    // connection (every node, the slot map) takes longer than 1 ms on any machine; here it must
+    // not matter.
+    let _turn = common::one_at_a_time();
+    let dir = scratch("rs-acquire");
+    let f = common::write_file(
+        &dir,
+        "a.yaml",
+        "name: a\ntarget: {local: cluster}\nconnections: {acquire_timeout: 1ms, pools: 1, per_pool: 8}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 500ms, workers: 4, rate: 200}]\n",
+    );
+    let out = apply(&dir, &[&f, "--json", "r.json"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let report = read_report(&dir.join("r.json"));
+    assert!(op_count(&report, "p", "w", "GET") + op_count(&report, "p", "w", "SET") > 0, "{}", out.stdout);
+    // The pool's 8 connections and the one that proved the target answers.
+    assert_eq!(report["connections"]["opened"], 9, "{}", report["connections"]);
+}
+
+#[test]
 fn a_wrong_password_and_an_untrusted_certificate_exit_3_in_redis_rs_words() {
     let server = RedisServer::start(&["requirepass right-one"]);
     let dir = scratch("rs-refused");

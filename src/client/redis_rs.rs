@@ -280,14 +280,16 @@ impl RedisRs {
         let limit = c.command_timeout * (attempts + 1) + c.retry.max_backoff * attempts;
         let _ = metrics.conns.hidden.set(if cluster { HIDDEN_ON_CLUSTER.to_vec() } else { Vec::new() });
         // Warm: every pooled connection open before the first operation, as a service's pool is
-        // before it takes traffic.
+        // before it takes traffic. Each is opened as a service opens one — within the connect
+        // timeout, tried as the retry policy says — and then handed to its pool; not raced
+        // against the acquire timeout, which bounds checkouts during the run (seen on a loaded
+        // machine: a cluster connection through the fault proxies took longer than a 1 s
+        // acquire timeout, and the run could not start).
         for pool in &pools {
-            let mut held = Vec::new();
             for _ in 0..c.per_pool {
-                match pool.get_owned().await {
-                    Ok(conn) => held.push(conn),
-                    Err(RunError::User(e)) => return Err(fail(e.to_string())),
-                    Err(RunError::TimedOut) => return Err(fail(format!("no connection within the acquire timeout ({:?})", c.acquire_timeout))),
+                let conn = open_with_retries(&manager, &c.retry).await.map_err(|e| fail(e.to_string()))?;
+                if pool.add(conn).is_err() {
+                    break;
                 }
             }
         }
@@ -356,6 +358,25 @@ impl RedisRs {
             }
         };
         (outcome, sent)
+    }
+}
+
+/// Opens one connection, tried `retry.attempts` times with the policy's backoff between tries
+/// (each attempt bounded by the connect timeout redis-rs was given); the last error when none
+/// opened.
+async fn open_with_retries(manager: &Manager, retry: &crate::scenario::model::Retry) -> Result<RsConn, RedisError> {
+    let mut backoff = retry.initial_backoff;
+    let mut attempt = 1;
+    loop {
+        match manager.connect().await {
+            Ok(conn) => return Ok(conn),
+            Err(e) if attempt >= retry.attempts.max(1) => return Err(e),
+            Err(_) => {
+                tokio::time::sleep(backoff).await;
+                backoff = backoff.mul_f64(retry.multiplier.max(1.0)).min(retry.max_backoff);
+                attempt += 1;
+            }
+        }
     }
 }
 
