@@ -294,15 +294,15 @@ fn compare(reports: &[PathBuf], dir: Option<&Path>, last: usize, t: crate::repor
     if result.passed { exit::OK } else { exit::THRESHOLD_FAILED }
 }
 
-/// The `last` newest run reports in `dir` by start time (files that are not reports are skipped),
-/// leaving out `current` itself.
+/// The `last` newest run reports in `dir` by start time (files that are not reports, and reports
+/// of interrupted runs, are skipped), leaving out `current` itself.
 fn newest_reports(dir: &Path, current: &Path, last: usize) -> Result<Vec<PathBuf>, String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: cannot list folder: {e}", dir.display()))?;
     let same = |p: &Path| std::fs::canonicalize(p).ok() == std::fs::canonicalize(current).ok();
     let mut found: Vec<(String, PathBuf)> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "json") && p.is_file() && !same(p))
-        .filter_map(|p| read_report(&p).ok().map(|r| (r.started_at, p)))
+        .filter_map(|p| read_report(&p).ok().filter(|r| !r.interrupted).map(|r| (r.started_at, p)))
         .collect();
     if found.is_empty() {
         return Err(format!("{}: no run reports in this folder", dir.display()));

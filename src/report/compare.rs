@@ -391,6 +391,16 @@ pub fn compare(baselines: &[Report], cur: &Report, t: Tolerances) -> Result<Comp
     if baselines.is_empty() {
         return Err(NotComparable("no baseline report given".into()));
     }
+    // An interrupted run's figures cover the part that ran: judged against whole runs, its last
+    // phase would pass or fail on a fraction of its length.
+    for (what, r) in baselines.iter().map(|b| ("baseline", b)).chain(std::iter::once(("the current run", cur))) {
+        if r.interrupted {
+            return Err(NotComparable(format!(
+                "{what} {} was interrupted: its figures cover the part that ran, not the run; compare runs that finished",
+                r.run_id
+            )));
+        }
+    }
     let mut warnings = Vec::new();
     for b in baselines.iter().filter(|b| b.scenario != cur.scenario) {
         warnings.push(format!("baseline {} ran scenario `{}`, the current run `{}`", b.run_id, b.scenario, cur.scenario));
@@ -648,6 +658,19 @@ pub fn parse_fraction(s: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_interrupted_run_is_not_compared() {
+        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/report-v1.json");
+        let whole = crate::report::read::read(std::path::Path::new(fixture)).unwrap();
+        assert!(compare(std::slice::from_ref(&whole), &whole, Tolerances::default()).is_ok_and(|c| c.passed));
+        let mut cut = whole.clone();
+        cut.interrupted = true;
+        for (base, cur) in [(&whole, &cut), (&cut, &whole)] {
+            let e = compare(std::slice::from_ref(base), cur, Tolerances::default()).unwrap_err().0;
+            assert!(e.contains("was interrupted: its figures cover the part that ran"), "{e}");
+        }
+    }
 
     #[test]
     fn percentiles_need_enough_operations_behind_them() {
