@@ -335,6 +335,13 @@ fn bad_input_never_panics() {
         b"name: n\ntarget: {url: redis://h}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 99999999999999999999h, workers: 1}]\n",
         "huge-duration.yaml:4:30: phases.0.duration: `99999999999999999999h` is longer than 8760h, the longest duration redis-test takes (365 days)",
     );
+    // A process fault on a node the local deployment does not have (it failed only at its offset).
+    rejects(
+        &dir,
+        "node.yaml",
+        b"name: n\ntarget: {local: cluster}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\nfaults: [{action: freeze, node: 6, at: 100ms, duration: 100ms}]\n",
+        "node.yaml:5:33: faults.0.node: the target has nodes 0..5, not node 6",
+    );
     // Rules decided before the run: `>= 0` passes every run (a typo of `== 0` that checks
     // nothing), `< 0ms` fails every run.
     rejects(

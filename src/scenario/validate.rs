@@ -798,6 +798,15 @@ fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Opt
             let within = phase.as_ref().map_or("the run".to_owned(), |ph| format!("phase `{ph}`"));
             c.err(fp.key("at"), format!("offset {at} is not inside {within}, which lasts {}", crate::units::format_duration(window)));
         }
+        // A process fault on a node the local deployment does not have would fail only when its
+        // offset comes, at the end of a long run perhaps.
+        if let (FaultAction::Restart { node, .. } | FaultAction::Freeze { node, .. }, Some(t)) = (&action, target.as_ref())
+            && matches!(t.endpoint, Endpoint::Local(_))
+            && let Some(count) = data_nodes(t)
+            && *node >= count
+        {
+            c.err(fp.key("node"), format!("the target has nodes 0..{}, not node {node}", count - 1));
+        }
         match &action {
             FaultAction::ClientPause { duration, .. }
             | FaultAction::DebugSleep { duration }
@@ -834,13 +843,7 @@ fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Opt
                     if !t.proxy && !matches!(t.endpoint, Endpoint::Local(_)) {
                         c.err(fp.key("action"), format!("`{}` runs through the fault proxy: set `target.proxy: true`", fault_kind(&action)));
                     }
-                    let nodes = match (&t.endpoint, t.mode) {
-                        (_, Mode::Standalone) => Some(1),
-                        (Endpoint::Local(_), Mode::Cluster) => Some(6),
-                        (Endpoint::Local(_), Mode::Sentinel) => Some(2),
-                        _ => None,
-                    };
-                    if let (Some(n), Some(count)) = (node, nodes)
+                    if let (Some(n), Some(count)) = (node, data_nodes(t))
                         && n >= count
                     {
                         c.err(fp.key("node"), format!("the target has nodes 0..{}, not node {n}", count - 1));
@@ -1091,6 +1094,17 @@ pub fn parse_threshold_expr(expr: &str) -> Result<(Metric, Cmp, f64), String> {
         return Err(format!("`{value}` is more than 100%"));
     }
     Ok((metric, cmp, limit))
+}
+
+/// How many data nodes the target has, when the file says: one server, or a local deployment
+/// (a cluster of three primaries with a replica each, a primary and a replica under sentinels).
+fn data_nodes(t: &Target) -> Option<u32> {
+    match (&t.endpoint, t.mode) {
+        (_, Mode::Standalone) => Some(1),
+        (Endpoint::Local(_), Mode::Cluster) => Some(6),
+        (Endpoint::Local(_), Mode::Sentinel) => Some(2),
+        _ => None,
+    }
 }
 
 /// Why a rule is decided before the run, whatever it measures: it always holds (it checks
