@@ -342,6 +342,13 @@ fn bad_input_never_panics() {
         b"name: n\ntarget: {local: cluster}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\nfaults: [{action: freeze, node: 6, at: 100ms, duration: 100ms}]\n",
         "node.yaml:5:33: faults.0.node: the target has nodes 0..5, not node 6",
     );
+    // A bandwidth of 0 was run as 1 B/s, silently.
+    rejects(
+        &dir,
+        "bandwidth.yaml",
+        b"name: n\ntarget: {local: standalone}\nworkloads: {w: {kind: basic}}\nphases: [{name: p, duration: 1s, workers: 1}]\nfaults: [{action: bandwidth, at: 100ms, bytes_per_second: 0, duration: 100ms}]\n",
+        "bandwidth.yaml:5:59: faults.0.bytes_per_second: must be at least 1B: a link that carries nothing is a `blackhole`",
+    );
     // Rules decided before the run: `>= 0` passes every run (a typo of `== 0` that checks
     // nothing), `< 0ms` fails every run.
     rejects(

@@ -798,6 +798,9 @@ fn faults(c: &mut Checker<'_>, raw: &RawScenario, phases: &[Phase], target: &Opt
             let within = phase.as_ref().map_or("the run".to_owned(), |ph| format!("phase `{ph}`"));
             c.err(fp.key("at"), format!("offset {at} is not inside {within}, which lasts {}", crate::units::format_duration(window)));
         }
+        if let FaultAction::Network { fault: NetworkFault::Bandwidth { bytes_per_second: 0 }, .. } = &action {
+            c.err(fp.key("bytes_per_second"), "must be at least 1B: a link that carries nothing is a `blackhole`");
+        }
         // A process fault on a node the local deployment does not have would fail only when its
         // offset comes, at the end of a long run perhaps.
         if let (FaultAction::Restart { node, .. } | FaultAction::Freeze { node, .. }, Some(t)) = (&action, target.as_ref())
