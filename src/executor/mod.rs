@@ -262,13 +262,18 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
         end: plan.total_duration,
     };
     let mut stopped = stopped::Stopped::default();
-    let (fault_runs, written) = tokio::join!(faults::drive(&plan.faults, &fault_ctx, stop.clone()), join_workers(workers, &mut stopped));
+    let ((fault_runs, fault_panics), written) = tokio::join!(faults::drive(&plan.faults, &fault_ctx, stop.clone()), join_workers(workers, &mut stopped));
+    for payload in &fault_panics {
+        stopped.panicked("fault", &**payload);
+    }
     let interrupted = *stop.borrow_and_update();
     let ended = t0.elapsed();
     shared.tracker.finish(ended.as_nanos() as u64);
     let verdicts = fault_verdicts(&fault_runs, &shared, ended, metrics.conns.reconnects.load(Ordering::Relaxed));
     pacer_stop.store(true, Ordering::Relaxed);
-    let _ = tokio::task::spawn_blocking(move || pacer.join()).await;
+    if let Ok(Err(payload)) = tokio::task::spawn_blocking(move || pacer.join()).await {
+        stopped.panicked("pacer", &*payload);
+    }
     subscribers.drain_and_stop(&shared.workloads, &mut stopped).await;
     let streams = consumers.drain_and_stop(&shared, &mut stopped).await;
     let _ = collector_stop_tx.send(true);

@@ -1,5 +1,5 @@
-//! Tasks of a run that stopped before their end — a bug (a panic) in a worker, the collector, a
-//! subscriber or a stream consumer. Their results are gone (a worker's acknowledged writes, a
+//! Tasks of a run that stopped before their end — a bug (a panic) in a worker, the collector, the
+//! pacer, a fault, a subscriber or a stream consumer. Their results are gone (a worker's acknowledged writes, a
 //! second of the series), so the run cannot pass on the figures the rest left: each is noted here
 //! and fails the run with its message, never dropped quietly.
 
@@ -24,6 +24,11 @@ impl Stopped {
         }
     }
 
+    /// Notes a task (a thread, a future run in place) that panicked with `payload`.
+    pub fn panicked(&mut self, task: &'static str, payload: &(dyn std::any::Any + Send)) {
+        *self.0.entry((task, format!("panicked: {}", message(payload)))).or_default() += 1;
+    }
+
     /// One line per kind of task and message, as the report lists them.
     pub fn lines(&self) -> Vec<String> {
         self.0
@@ -36,14 +41,18 @@ impl Stopped {
     }
 }
 
-/// A panic's message (what `panic!` and `expect` were given), or that the task was cancelled.
+/// Why a task did not finish: its panic's message, or that it was cancelled.
 fn why(e: JoinError) -> String {
     if !e.is_panic() {
         return "cancelled".to_owned();
     }
-    let payload = e.into_panic();
-    let message = payload.downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| payload.downcast_ref::<String>().cloned());
-    format!("panicked: {}", message.unwrap_or_else(|| "(no message)".to_owned()))
+    format!("panicked: {}", message(&*e.into_panic()))
+}
+
+/// What `panic!` and `expect` were given.
+pub fn message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload.downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| payload.downcast_ref::<String>().cloned());
+    text.unwrap_or_else(|| "(no message)".to_owned())
 }
 
 #[cfg(test)]
@@ -64,6 +73,8 @@ mod tests {
         }
         let owned = tokio::spawn(async { panic!("{} of {}", 1, 2) });
         assert_eq!(stopped.join("collector", owned).await, None);
+        let thread = std::thread::spawn(|| panic!("the pacer's clock"));
+        stopped.panicked("pacer", &*thread.join().unwrap_err());
         let pending = tokio::spawn(std::future::pending::<()>());
         pending.abort();
         assert_eq!(stopped.join("subscriber", pending).await, None);
@@ -71,6 +82,7 @@ mod tests {
             stopped.lines(),
             vec![
                 "a collector task stopped before the end: panicked: 1 of 2".to_owned(),
+                "a pacer task stopped before the end: panicked: the pacer's clock".to_owned(),
                 "a subscriber task stopped before the end: cancelled".to_owned(),
                 "3 worker tasks stopped before the end: panicked: overflow when adding duration to instant".to_owned(),
             ]

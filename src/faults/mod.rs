@@ -123,18 +123,37 @@ impl Drop for Held<'_> {
     }
 }
 
+/// What panicked inside a fault (a bug): the payload, for the run's internal errors.
+pub type Panic = Box<dyn std::any::Any + Send>;
+
 /// Runs every fault at its offset, concurrently, until each is done, the plan ends or the run
 /// stops. Returns one entry per planned fault, in plan order: `None` for one whose offset the run
-/// never reached (it was interrupted first).
-pub async fn drive(faults: &[Fault], ctx: &Context<'_>, stop: watch::Receiver<bool>) -> Vec<Option<FaultRun>> {
+/// never reached (it was interrupted first) or whose code panicked — the panics come back beside,
+/// so that a bug in one fault neither takes the run down nor passes as a fault that did its work.
+pub async fn drive(faults: &[Fault], ctx: &Context<'_>, stop: watch::Receiver<bool>) -> (Vec<Option<FaultRun>>, Vec<Panic>) {
+    use futures_util::FutureExt as _;
     let mut control_spec = ctx.deployment.spec.direct();
     control_spec.client_name = format!("{}:control", ctx.run_client);
     let shared = Shared::default();
-    let runs = futures_util::future::join_all(faults.iter().map(|f| at_offset(f, ctx, &control_spec, &shared, stop.clone()))).await;
+    let caught = futures_util::future::join_all(
+        faults.iter().map(|f| std::panic::AssertUnwindSafe(at_offset(f, ctx, &control_spec, &shared, stop.clone())).catch_unwind()),
+    )
+    .await;
+    let mut panics = Vec::new();
+    let runs = caught
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|p| {
+                panics.push(p);
+                None
+            })
+        })
+        .collect();
     lift_pause(&shared, ctx, stop).await;
-    // Background children of shell faults end with the run.
-    shared.groups.lock().expect("process groups lock").clear();
-    runs
+    // Background children of shell faults end with the run (even if a fault panicked holding
+    // the lock: the groups are still to be ended).
+    shared.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    (runs, panics)
 }
 
 /// A pause still in force when the run ends or stops is lifted then, not before.

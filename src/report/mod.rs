@@ -130,8 +130,8 @@ pub struct Report {
     /// The push of the final metrics to a Pushgateway (`metrics.pushgateway`, `--pushgateway`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pushgateway: Option<pushgateway::PushReport>,
-    /// Parts of the run that stopped on a bug before the end (a worker, the collector, a
-    /// subscriber or a stream consumer that panicked), one line per kind and message. The figures
+    /// Parts of the run that stopped on a bug before the end (a worker, the pacer, the collector,
+    /// a fault, a subscriber or a stream consumer that panicked), one line per kind and message. The figures
     /// miss what they would have done, so the run fails; `merge` keeps every shard's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub internal_errors: Vec<String>,
