@@ -7,6 +7,10 @@ use std::collections::BTreeMap;
 
 use tokio::task::{JoinError, JoinHandle};
 
+/// Most lines a run's report gives its stopped tasks (workers panicking with messages of their
+/// own would otherwise give one each).
+pub const MAX_LINES: usize = 99;
+
 /// The tasks that stopped, by kind of task and message, with how many did.
 #[derive(Debug, Default)]
 pub struct Stopped(BTreeMap<(&'static str, String), usize>);
@@ -29,15 +33,23 @@ impl Stopped {
         *self.0.entry((task, format!("panicked: {}", message(payload)))).or_default() += 1;
     }
 
-    /// One line per kind of task and message, as the report lists them.
+    /// One line per kind of task and message, as the report lists them: at most [`MAX_LINES`],
+    /// the rest counted in the last.
     pub fn lines(&self) -> Vec<String> {
-        self.0
+        let mut out: Vec<String> = self
+            .0
             .iter()
+            .take(MAX_LINES)
             .map(|((task, why), n)| match n {
                 1 => format!("a {task} task stopped before the end: {why}"),
                 n => format!("{n} {task} tasks stopped before the end: {why}"),
             })
-            .collect()
+            .collect();
+        let rest: usize = self.0.values().skip(MAX_LINES).sum();
+        if rest > 0 {
+            out.push(format!("{rest} more tasks stopped before the end, with other messages"));
+        }
+        out
     }
 }
 
@@ -78,6 +90,13 @@ mod tests {
         let pending = tokio::spawn(std::future::pending::<()>());
         pending.abort();
         assert_eq!(stopped.join("subscriber", pending).await, None);
+        let mut many = Stopped::default();
+        for i in 0..150 {
+            many.0.insert(("worker", format!("panicked: worker {i}")), 2);
+        }
+        let lines = many.lines();
+        assert_eq!(lines.len(), MAX_LINES + 1);
+        assert_eq!(lines[MAX_LINES], "102 more tasks stopped before the end, with other messages");
         assert_eq!(
             stopped.lines(),
             vec![

@@ -73,6 +73,8 @@ pub fn check(r: &Report) -> Result<(), String> {
     bound("streams", r.streams.len(), MAX_ROWS)?;
     bound("stream samples", r.streams.iter().map(|s| s.series.len()).sum(), MAX_POINTS)?;
     bound("time-series points", r.time_series.len(), MAX_POINTS)?;
+    // A run notes at most 100 (kinds of task and message); a merge of every shard's.
+    bound("internal errors", r.internal_errors.len(), 100 * MAX_SHARDS as usize)?;
     if let Some(m) = &r.maintenance {
         bound("maintenance handoffs", m.handoffs.len(), MAX_FAULTS)?;
         bound("maintenance message kinds", m.received.len(), 64)?;
