@@ -203,7 +203,7 @@ fn faults_end_with_the_run_and_leave_nothing_behind() {
     // A pause longer than the run is refused.
     std::fs::write(
         dir.join("long.yaml"),
-        format!("name: long\ntarget: {{url: \"{}\"}}\nworkloads: {{w: {{kind: basic}}}}\nphases: [{{name: p, duration: 3s, workers: 1}}]\nfaults: [{{action: client_pause, at: 1s, duration: 100000h}}]\n", server.url()),
+        format!("name: long\ntarget: {{url: \"{}\"}}\nworkloads: {{w: {{kind: basic}}}}\nphases: [{{name: p, duration: 3s, workers: 1}}]\nfaults: [{{action: client_pause, at: 1s, duration: 1000h}}]\n", server.url()),
     )
     .unwrap();
     assert_refused_quickly(&dir, &["validate", "long.yaml"], "a fault must end with the run");
