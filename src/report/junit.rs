@@ -112,6 +112,8 @@ mod tests {
         // A shard's are judged by `merge`, as its thresholds and faults are.
         r.shard = Some(crate::shard::Shard { index: 0, count: 2, writers_each: 1 });
         assert_eq!(r.exit_code(), crate::exit::OK);
+        let summary = crate::report::summary::render(&r);
+        assert!(summary.contains("internal errors (the figures miss what these would have done)\n  a worker task stopped"), "{summary}");
         assert!(render(&r).contains("failures=\"0\"") && render(&r).contains("(judged at merge)"));
     }
 }

@@ -256,6 +256,13 @@ pub fn render(r: &Report) -> String {
     if !r.deferred_thresholds.is_empty() {
         let _ = writeln!(s, "\nthresholds: {} rules, judged at merge (this report is one shard's share of the run)", r.deferred_thresholds.len());
     }
+    if !r.internal_errors.is_empty() {
+        // Shown whatever the verdict line says (a shard's are judged by merge, but seen here).
+        let _ = writeln!(s, "\ninternal errors (the figures miss what these would have done)");
+        for e in &r.internal_errors {
+            let _ = writeln!(s, "  {e}");
+        }
+    }
     let _ = writeln!(s, "\n{}", verdict_line(r));
     // Names and details come from files (a saved report, a scenario): nothing in them may drive
     // the terminal.
