@@ -263,8 +263,8 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
     };
     let mut stopped = stopped::Stopped::default();
     let ((fault_runs, fault_panics), written) = tokio::join!(faults::drive(&plan.faults, &fault_ctx, stop.clone()), join_workers(workers, &mut stopped));
-    for payload in &fault_panics {
-        stopped.panicked("fault", &**payload);
+    for (name, payload) in &fault_panics {
+        stopped.note("fault", format!("`{name}` panicked: {}", stopped::message(&**payload)));
     }
     let interrupted = *stop.borrow_and_update();
     let ended = t0.elapsed();

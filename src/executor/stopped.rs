@@ -30,7 +30,12 @@ impl Stopped {
 
     /// Notes a task (a thread, a future run in place) that panicked with `payload`.
     pub fn panicked(&mut self, task: &'static str, payload: &(dyn std::any::Any + Send)) {
-        *self.0.entry((task, format!("panicked: {}", message(payload)))).or_default() += 1;
+        self.note(task, format!("panicked: {}", message(payload)));
+    }
+
+    /// Notes a task that stopped, and why (a fault's line names the fault).
+    pub fn note(&mut self, task: &'static str, why: String) {
+        *self.0.entry((task, why)).or_default() += 1;
     }
 
     /// One line per kind of task and message, as the report lists them: at most [`MAX_LINES`],
@@ -87,6 +92,7 @@ mod tests {
         assert_eq!(stopped.join("collector", owned).await, None);
         let thread = std::thread::spawn(|| panic!("the pacer's clock"));
         stopped.panicked("pacer", &*thread.join().unwrap_err());
+        stopped.note("fault", "`kill@2s` panicked: a bug".to_owned());
         let pending = tokio::spawn(std::future::pending::<()>());
         pending.abort();
         assert_eq!(stopped.join("subscriber", pending).await, None);
@@ -101,6 +107,7 @@ mod tests {
             stopped.lines(),
             vec![
                 "a collector task stopped before the end: panicked: 1 of 2".to_owned(),
+                "a fault task stopped before the end: `kill@2s` panicked: a bug".to_owned(),
                 "a pacer task stopped before the end: panicked: the pacer's clock".to_owned(),
                 "a subscriber task stopped before the end: cancelled".to_owned(),
                 "3 worker tasks stopped before the end: panicked: overflow when adding duration to instant".to_owned(),

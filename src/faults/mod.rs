@@ -123,8 +123,9 @@ impl Drop for Held<'_> {
     }
 }
 
-/// What panicked inside a fault (a bug): the payload, for the run's internal errors.
-pub type Panic = Box<dyn std::any::Any + Send>;
+/// What panicked inside a fault (a bug): the fault's name and the payload, for the run's
+/// internal errors.
+pub type Panic = (String, Box<dyn std::any::Any + Send>);
 
 /// Runs every fault at its offset, concurrently, until each is done, the plan ends or the run
 /// stops. Returns one entry per planned fault, in plan order: `None` for one whose offset the run
@@ -142,9 +143,10 @@ pub async fn drive(faults: &[Fault], ctx: &Context<'_>, stop: watch::Receiver<bo
     let mut panics = Vec::new();
     let runs = caught
         .into_iter()
-        .map(|r| {
+        .zip(faults)
+        .map(|(r, f)| {
             r.unwrap_or_else(|p| {
-                panics.push(p);
+                panics.push((f.name.clone(), p));
                 None
             })
         })
