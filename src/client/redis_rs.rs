@@ -361,20 +361,18 @@ impl RedisRs {
     }
 }
 
-/// Opens one connection, tried `retry.attempts` times with the policy's backoff between tries
-/// (each attempt bounded by the connect timeout redis-rs was given); the last error when none
-/// opened.
+/// Opens one connection, tried `retry.attempts` times with the policy's backoff (`Retry::backoff`,
+/// jitter included) between tries, each attempt bounded by the connect timeout redis-rs was
+/// given; the last error when none opened.
 async fn open_with_retries(manager: &Manager, retry: &crate::scenario::model::Retry) -> Result<RsConn, RedisError> {
-    let mut backoff = retry.initial_backoff;
-    let mut attempt = 1;
+    let mut failures = 0;
     loop {
         match manager.connect().await {
             Ok(conn) => return Ok(conn),
-            Err(e) if attempt >= retry.attempts.max(1) => return Err(e),
+            Err(e) if failures + 1 >= retry.attempts.max(1) => return Err(e),
             Err(_) => {
-                tokio::time::sleep(backoff).await;
-                backoff = backoff.mul_f64(retry.multiplier.max(1.0)).min(retry.max_backoff);
-                attempt += 1;
+                tokio::time::sleep(retry.backoff(failures, crate::scenario::model::unit_from(u64::from(failures)))).await;
+                failures += 1;
             }
         }
     }
