@@ -308,6 +308,11 @@ pub struct VerifyResult {
     pub lost: u64,
     /// Acknowledged writes whose key holds a different value (or exists after an acknowledged DEL).
     pub changed: u64,
+    /// Keys holding, instead of their last acknowledged write, a later one that failed as far as
+    /// the client knew (a timeout, a connection lost after sending) and that the server applied
+    /// all the same: the reply was lost, not the write (not counted in `lost_writes`).
+    #[serde(default)]
+    pub indeterminate: u64,
     /// Keys that could not be read back (errors during verification).
     pub unreadable: u64,
     /// Whether more writes were acknowledged than could be remembered (verification is partial).

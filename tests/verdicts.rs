@@ -460,6 +460,32 @@ fn killed_connections_under_incr_load_give_duplicated_increments_with_retry_writ
 }
 
 #[test]
+fn a_set_the_client_saw_fail_and_the_server_applied_is_indeterminate_not_a_lost_write() {
+    // The same kills under SETs: a killed connection's SET may be applied with its reply never
+    // written. The client keeps the key's previous acknowledged value as the one that must be
+    // there; the server holds the failed one. That is not a lost acknowledged write (it was read
+    // as `changed`, failing `lost_writes == 0`: seen on the shipped network scenario in CI) but an
+    // indeterminate one. A connection per worker, 500 keys each (written before the kills), and
+    // the kills near the end, so that few of the failed SETs' keys are written again.
+    let server = RedisServer::start(&[]);
+    let dir = scratch("verdict-kill-sets");
+    let body = "connections: {per_pool: 64}\nkeyspace: {prefix: \"kset:\", keys: 32000}\nworkloads: {s: {kind: basic, read_ratio: 0, verify: true}}\nphases: [{name: p, duration: 2s, workers: 64}]\nfaults: [{action: client_kill, clients: own, at: 1700ms}, {action: client_kill, clients: own, at: 1800ms}, {action: client_kill, clients: own, at: 1900ms}]\nthresholds: [lost_writes == 0]\n";
+    let f = against(&server, &dir, "sets", body);
+    let out = apply(&dir, &f, &[]);
+    let report = read_report(&dir.join("r.json"));
+    assert_report_valid(&report);
+    let v = report["verify"][0].clone();
+    let failed: u64 = row(&report, "p", "s", "SET")["errors"].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum();
+    let indeterminate = v["indeterminate"].as_u64().unwrap();
+    println!("{failed} failed, {v}");
+    assert!(indeterminate > 0 && indeterminate <= failed, "{failed} SETs failed by a kill, {indeterminate} indeterminate: {v}");
+    assert_eq!((v["lost"].as_u64(), v["changed"].as_u64(), v["unreadable"].as_u64()), (Some(0), Some(0), Some(0)), "{v}");
+    assert!(v["checked"].as_u64().unwrap() > 1000, "{v}");
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(out.stdout.contains(&format!("{indeterminate} of them hold a later write that failed for the client")), "{}", out.stdout);
+}
+
+#[test]
 fn lost_writes_with_nothing_acknowledged_is_no_data_not_a_pass() {
     // Every operation a read: verify has no acknowledged write to read back. `lost_writes == 0`
     // measured nothing, so it fails with "no data" (it used to pass with 0).

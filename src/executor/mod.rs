@@ -279,8 +279,16 @@ pub async fn run(plan: &Plan, scenario: &Scenario, deployment: &Deployment, inpu
     let _ = collector_stop_tx.send(true);
     let collected = stopped.join("collector", collector).await.unwrap_or_default();
     let (series, blocks) = finish_series(plan, &metrics, collected, ended);
-    let verify =
-        verify::check(deployment, &shared.workloads, &written.acks, &written.counters, written.acks_truncated, scenario.connections.command_timeout).await;
+    let verify = verify::check(
+        deployment,
+        &shared.workloads,
+        &written.acks,
+        &written.unknown,
+        &written.counters,
+        written.acks_truncated,
+        scenario.connections.command_timeout,
+    )
+    .await;
     Ok(RunResult {
         started_at,
         ended_at: SystemTime::now(),
@@ -473,6 +481,7 @@ impl Shared {
 #[derive(Default)]
 struct Written {
     acks: HashMap<(u16, u64), u64>,
+    unknown: worker::Unknown,
     acks_truncated: bool,
     counters: worker::Counters,
 }
@@ -485,6 +494,9 @@ async fn join_workers(workers: Vec<tokio::task::JoinHandle<worker::WorkerResult>
         if let Some(r) = stopped.join("worker", w).await {
             out.acks_truncated |= r.acks_truncated;
             out.acks.extend(r.acks);
+            for (id, writes) in r.unknown {
+                out.unknown.entry(id).or_default().absorb(writes);
+            }
             for (id, t) in r.counters {
                 let sum = out.counters.entry(id).or_default();
                 sum.acked += t.acked;

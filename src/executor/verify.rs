@@ -3,11 +3,13 @@
 //! acknowledged write of a key is the one the server must hold. Counters (INCR keys, HINCRBY
 //! fields) are written by every worker: increments commute, so the server's value must equal the
 //! sum of acknowledged increments, plus at most the ones whose outcome the client could not know.
+//! Likewise a key that holds a write the client saw fail (a timeout, a lost connection) instead of
+//! its last acknowledged one is indeterminate, not lost: the server applied it, the reply was lost.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::worker::Counters;
+use super::worker::{Counters, Unknown, UnknownWrites};
 use crate::client::native::cluster;
 use crate::client::native::conn::{Conn, ConnectSpec};
 use crate::deployment::Deployment;
@@ -21,7 +23,56 @@ use crate::workload::basic::{TOMBSTONE, counter_key};
 /// Keys read back per round trip.
 const BATCH: usize = 256;
 
+/// What a key read back says of its last acknowledged write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Readback {
+    /// It holds the acknowledged write (or is gone after an acknowledged DEL).
+    Held,
+    /// It is gone.
+    Lost,
+    /// It holds something the client never sent it, or an older write.
+    Changed,
+    /// It holds a later write whose outcome the client could not know.
+    Indeterminate,
+    /// It could not be read.
+    Unreadable,
+}
+
+/// Judges one key: `got` read back, `want` the digest of its last acknowledged write, `unknown`
+/// its writes whose outcome the client could not know.
+fn judge_write(got: Option<&Value>, want: u64, unknown: Option<&UnknownWrites>) -> Readback {
+    let may_hold = |d: u64| unknown.is_some_and(|u| u.may_hold(d));
+    match got {
+        None | Some(Value::Error(_)) => Readback::Unreadable,
+        Some(Value::Nil) if want == TOMBSTONE => Readback::Held,
+        Some(Value::Nil) if may_hold(TOMBSTONE) => Readback::Indeterminate,
+        Some(Value::Nil) => Readback::Lost,
+        Some(Value::Bulk(b)) => {
+            let d = digest(b);
+            if want != TOMBSTONE && d == want {
+                Readback::Held
+            } else if may_hold(d) {
+                Readback::Indeterminate
+            } else {
+                Readback::Changed
+            }
+        }
+        Some(_) => Readback::Changed,
+    }
+}
+
 impl VerifyResult {
+    /// Counts one key's [`Readback`].
+    fn judge_key(&mut self, readback: Readback) {
+        match readback {
+            Readback::Held => {}
+            Readback::Lost => self.lost += 1,
+            Readback::Changed => self.changed += 1,
+            Readback::Indeterminate => self.indeterminate += 1,
+            Readback::Unreadable => self.unreadable += 1,
+        }
+    }
+
     /// Judges one counter: the server's `value` against what the client knows.
     fn judge_counter(&mut self, value: u64, acked: u64, uncertain: u64) {
         self.counters += 1;
@@ -42,6 +93,7 @@ pub async fn check(
     deployment: &Deployment,
     workloads: &[Workload],
     acks: &HashMap<(u16, u64), u64>,
+    unknown: &Unknown,
     counters: &Counters,
     truncated: bool,
     timeout: Duration,
@@ -63,16 +115,10 @@ pub async fn check(
         let reads = keys.into_iter().map(|(k, digest)| {
             let mut key = Vec::new();
             key_into(&mut key, w.keyspace.prefix.as_bytes(), k);
-            (vec![b"GET".to_vec(), key], digest)
+            (vec![b"GET".to_vec(), key], (k, digest))
         });
-        for (got, want) in reader.read(reads.collect()).await {
-            match (got, want) {
-                (None, _) | (Some(Value::Error(_)), _) => r.unreadable += 1,
-                (Some(Value::Nil), TOMBSTONE) => {}
-                (Some(Value::Nil), _) => r.lost += 1,
-                (Some(Value::Bulk(b)), d) if d != TOMBSTONE && digest(&b) == d => {}
-                _ => r.changed += 1,
-            }
+        for (got, (k, want)) in reader.read(reads.collect()).await {
+            r.judge_key(judge_write(got.as_ref(), want, unknown.get(&(wi as u16, k))));
         }
         let mut mine: Vec<_> = counters.iter().filter(|((x, _, _), _)| *x as usize == wi).map(|((_, k, f), t)| (*k, *f, *t)).collect();
         mine.sort_unstable_by_key(|(k, f, _)| (*k, *f));
@@ -168,5 +214,60 @@ impl Reader<'_> {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(v: &[u8]) -> Value {
+        Value::Bulk(v.to_vec())
+    }
+
+    #[test]
+    fn a_key_holding_a_write_the_client_saw_fail_is_indeterminate_not_lost() {
+        let (acked, later) = (digest(b"v1"), digest(b"v2"));
+        let mut unknown = UnknownWrites::default();
+        // Nothing failed: only the acknowledged write is right.
+        assert_eq!(judge_write(Some(&bulk(b"v1")), acked, None), Readback::Held);
+        assert_eq!(judge_write(Some(&bulk(b"v2")), acked, None), Readback::Changed);
+        assert_eq!(judge_write(Some(&Value::Nil), acked, None), Readback::Lost);
+        assert_eq!(judge_write(Some(&Value::Nil), TOMBSTONE, None), Readback::Held);
+        assert_eq!(judge_write(Some(&bulk(b"v1")), TOMBSTONE, None), Readback::Changed, "back after an acknowledged DEL");
+        assert_eq!(judge_write(None, acked, None), Readback::Unreadable);
+        assert_eq!(judge_write(Some(&Value::Error("ERR".into())), acked, None), Readback::Unreadable);
+        // A SET of v2 timed out, a DEL lost its connection: the server may hold either.
+        unknown.push(later);
+        assert_eq!(judge_write(Some(&bulk(b"v2")), acked, Some(&unknown)), Readback::Indeterminate);
+        assert_eq!(judge_write(Some(&bulk(b"v3")), acked, Some(&unknown)), Readback::Changed, "never sent");
+        assert_eq!(judge_write(Some(&Value::Nil), acked, Some(&unknown)), Readback::Lost, "no DEL failed");
+        unknown.push(TOMBSTONE);
+        assert_eq!(judge_write(Some(&Value::Nil), acked, Some(&unknown)), Readback::Indeterminate);
+        assert_eq!(judge_write(Some(&bulk(b"v2")), TOMBSTONE, Some(&unknown)), Readback::Indeterminate);
+        assert_eq!(judge_write(Some(&bulk(b"v1")), acked, Some(&unknown)), Readback::Held);
+        // Counted apart from lost_writes.
+        let mut r = VerifyResult::default();
+        for rb in [Readback::Held, Readback::Lost, Readback::Changed, Readback::Indeterminate, Readback::Indeterminate, Readback::Unreadable] {
+            r.judge_key(rb);
+        }
+        assert_eq!((r.lost, r.changed, r.indeterminate, r.unreadable, r.lost_writes()), (1, 1, 2, 1, 2));
+    }
+
+    #[test]
+    fn unknown_writes_are_bounded_per_key() {
+        let mut u = UnknownWrites::default();
+        for d in 0..16 {
+            u.push(d);
+            u.push(d);
+        }
+        assert!(u.may_hold(15) && !u.may_hold(16), "16 remembered, duplicates once");
+        u.push(16);
+        assert!(u.may_hold(12345), "past the bound any value may be one of them");
+        let mut other = UnknownWrites::default();
+        other.push(99);
+        let mut mine = UnknownWrites::default();
+        mine.absorb(other);
+        assert!(mine.may_hold(99) && !mine.may_hold(98));
     }
 }

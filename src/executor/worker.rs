@@ -35,11 +35,55 @@ pub struct CounterTally {
 /// Counters of `verify` workloads: (workload, key index, counter field) → tally.
 pub type Counters = HashMap<(u16, u64, u32), CounterTally>;
 
+/// Most writes with an unknown outcome remembered per key; past it any value counts as one.
+const MAX_UNKNOWN_PER_KEY: usize = 16;
+
+/// The writes to one key that failed as far as the client knew in a way that may still have
+/// applied them (a timeout, a connection lost after sending): the server may hold any of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnknownWrites {
+    digests: Vec<u64>,
+    /// More than [`MAX_UNKNOWN_PER_KEY`] of them: any value may be one.
+    overflowed: bool,
+}
+
+impl UnknownWrites {
+    /// Remembers the write of value digest `digest`.
+    pub fn push(&mut self, digest: u64) {
+        if self.digests.contains(&digest) {
+            return;
+        }
+        if self.digests.len() < MAX_UNKNOWN_PER_KEY {
+            self.digests.push(digest);
+        } else {
+            self.overflowed = true;
+        }
+    }
+
+    /// Whether the server holding value digest `digest` may be one of these writes applied.
+    pub fn may_hold(&self, digest: u64) -> bool {
+        self.overflowed || self.digests.contains(&digest)
+    }
+
+    /// Adds another worker's writes to the same key (tiny keyspaces share keys).
+    pub fn absorb(&mut self, other: UnknownWrites) {
+        for d in other.digests {
+            self.push(d);
+        }
+        self.overflowed |= other.overflowed;
+    }
+}
+
+/// Writes of `verify` workloads with an unknown outcome: (workload, key index) → their digests.
+pub type Unknown = HashMap<(u16, u64), UnknownWrites>;
+
 /// What a worker hands back when it ends.
 #[derive(Default)]
 pub struct WorkerResult {
     /// Acknowledged writes to verify.
     pub acks: Acks,
+    /// Writes whose outcome the client could not know, which the server may hold instead.
+    pub unknown: Unknown,
     /// Whether some acknowledged writes were not remembered (memory bound reached).
     pub acks_truncated: bool,
     /// Increments of `verify` workloads' counters.
@@ -174,11 +218,22 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
                     result.acks_truncated = true;
                 }
             }
-            if let (Some((key, digest)), Some(Outcome::Ok)) = (prepared.ack, main_outcome) {
-                if result.acks.len() < MAX_ACKS_PER_WORKER || result.acks.contains_key(&(wi as u16, key)) {
-                    result.acks.insert((wi as u16, key), digest);
-                } else {
-                    result.acks_truncated = true;
+            if let Some((key, digest)) = prepared.ack {
+                let id = (wi as u16, key);
+                match main_outcome {
+                    Some(Outcome::Ok) if result.acks.len() < MAX_ACKS_PER_WORKER || result.acks.contains_key(&id) => {
+                        result.acks.insert(id, digest);
+                    }
+                    // The server may have applied it before the reply was lost: if the key holds
+                    // it afterwards, that is not a lost acknowledged write.
+                    Some(Outcome::Error(ErrorClass::Timeout | ErrorClass::Connection))
+                        if result.unknown.len() < MAX_ACKS_PER_WORKER || result.unknown.contains_key(&id) =>
+                    {
+                        result.unknown.entry(id).or_default().push(digest);
+                    }
+                    Some(Outcome::Ok | Outcome::Error(ErrorClass::Timeout | ErrorClass::Connection)) => result.acks_truncated = true,
+                    // Refused by the server, or never sent (no pooled connection): not applied.
+                    _ => {}
                 }
             }
         }

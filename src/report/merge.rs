@@ -484,6 +484,7 @@ fn merge_verify(all: &[&Report]) -> Vec<VerifyResult> {
                     x.checked = x.checked.saturating_add(v.checked);
                     x.lost = x.lost.saturating_add(v.lost);
                     x.changed = x.changed.saturating_add(v.changed);
+                    x.indeterminate = x.indeterminate.saturating_add(v.indeterminate);
                     x.unreadable = x.unreadable.saturating_add(v.unreadable);
                     x.truncated |= v.truncated;
                     x.counters = x.counters.saturating_add(v.counters);

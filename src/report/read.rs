@@ -166,6 +166,7 @@ pub fn check(r: &Report) -> Result<(), String> {
                 v.checked,
                 v.lost,
                 v.changed,
+                v.indeterminate,
                 v.unreadable,
                 v.counters,
                 v.increments_acknowledged,

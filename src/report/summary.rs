@@ -203,6 +203,13 @@ pub fn render(r: &Report) -> String {
             "\nverify {}: {} acknowledged writes checked, {} lost, {} changed, {} unreadable{partial}",
             v.workload, v.checked, v.lost, v.changed, v.unreadable
         );
+        if v.indeterminate > 0 {
+            let _ = writeln!(
+                s,
+                "  {} of them hold a later write that failed for the client and was applied by the server (indeterminate, not lost)",
+                v.indeterminate
+            );
+        }
         if v.counters > 0 {
             let _ = writeln!(
                 s,
