@@ -18,25 +18,6 @@ pub fn source_ip(index: usize) -> std::net::IpAddr {
     std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 10 + index as u8))
 }
 
-/// Settings for the tool's own setup connections to a local node.
-fn setup_spec(addr: &HostPort, password: Option<&Secret>) -> ConnectSpec {
-    ConnectSpec {
-        addr: addr.clone(),
-        username: None,
-        password: password.cloned(),
-        db: 0,
-        protocol: crate::scenario::model::Protocol::Resp2,
-        client_name: "redis-test:setup".into(),
-        connect_timeout: Duration::from_secs(5),
-        tls: None,
-        follow: None,
-        readonly: false,
-        tally: None,
-        via: None,
-        maintenance: None,
-    }
-}
-
 /// Starts three primaries and three replicas and joins them into a cluster with CLUSTER commands
 /// (no redis-cli needed): config epochs, slot ranges, MEET, REPLICATE, then waits until every node
 /// reports `cluster_state:ok`, every replica is in sync and every node sees the same slot map.
@@ -78,7 +59,7 @@ pub async fn start_local(password: Option<&Secret>, node_timeout: Duration, isol
     let failed = |what: &str, e: String| LocalError::Failed(format!("cluster setup: {what}: {e}"));
     let mut conns = Vec::new();
     for n in &nodes {
-        conns.push(Conn::connect(&setup_spec(&n.addr(), password)).await.map_err(|e| failed("connect", e.to_string()))?);
+        conns.push(Conn::connect(&ConnectSpec::setup(&n.addr(), password)).await.map_err(|e| failed("connect", e.to_string()))?);
     }
     let t = Duration::from_secs(5);
     let mut ids = Vec::new();
@@ -134,7 +115,7 @@ pub async fn route_bus_through(nodes: &[HostPort], bus: &[HostPort], password: O
     let t = Duration::from_secs(5);
     let mut conns = Vec::new();
     for (node, proxy) in nodes.iter().zip(bus) {
-        let mut c = Conn::connect(&setup_spec(node, password)).await.map_err(|e| failed("connect", e.to_string()))?;
+        let mut c = Conn::connect(&ConnectSpec::setup(node, password)).await.map_err(|e| failed("connect", e.to_string()))?;
         let port = proxy.port.to_string();
         ok(c.command(&[b"CONFIG", b"SET", b"cluster-announce-bus-port", port.as_bytes()], t).await).map_err(|e| failed("CONFIG SET", e))?;
         ok(c.command(&[b"CONFIG", b"REWRITE"], t).await).map_err(|e| failed("CONFIG REWRITE", e))?;

@@ -65,8 +65,11 @@ pub fn on_nodes(n: usize) -> String {
     if n > 1 { format!(" on {n} nodes") } else { String::new() }
 }
 
-/// A wait as people read it, to the millisecond.
+/// A wait as people read it, to the millisecond ("under 1ms" rather than "0s").
 pub fn ms(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        return "under 1ms".to_owned();
+    }
     crate::units::format_duration(Duration::from_millis(d.as_millis() as u64))
 }
 /// A control connection to the node at `addr` itself: not through a fault proxy, not to the master

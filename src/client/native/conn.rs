@@ -135,6 +135,25 @@ impl ConnectSpec {
         }
     }
 
+    /// Plain RESP2 settings for the tool's own setup connections to `addr` (no TLS, no proxy).
+    pub fn setup(addr: &HostPort, password: Option<&Secret>) -> ConnectSpec {
+        ConnectSpec {
+            addr: addr.clone(),
+            username: None,
+            password: password.cloned(),
+            db: 0,
+            protocol: Protocol::Resp2,
+            client_name: "redis-test:setup".into(),
+            connect_timeout: Duration::from_secs(5),
+            tls: None,
+            follow: None,
+            readonly: false,
+            tally: None,
+            via: None,
+            maintenance: None,
+        }
+    }
+
     /// The same settings without the proxy map: the tool's own control connections reach the
     /// nodes directly, so a network fault never holds them (and no maintenance notice moves them).
     pub fn direct(&self) -> ConnectSpec {
