@@ -19,9 +19,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::control::{STEP_TIMEOUT, ms, node_control, reply, text_reply};
+use super::control::{STEP_TIMEOUT, caught_up, ms, node_control, repl_offset, reply};
 use crate::client::maintenance::{Kind, Notice};
-use crate::client::native::conn::{Conn, ConnectSpec};
+use crate::client::native::conn::ConnectSpec;
 use crate::deployment::Deployment;
 use crate::deployment::local::{LocalServer, NodeKind};
 use crate::deployment::proxy::Proxy;
@@ -162,13 +162,10 @@ pub async fn move_endpoint(
 /// Starts a new local node as a replica of `primary` (a diskless sync without the 5 s delay) and
 /// returns once `primary` streams its writes to it, with how long that took after the sync.
 ///
-/// "Synced" is not enough. After a diskless sync a primary streams to the new replica only once it
-/// has the replica's REPLCONF ACK, and an ACK that arrives before the primary has seen its sync
-/// child exit is spent: the next one comes with the replica's once-a-second cron (Redis 7.0
-/// `replconfCommand`). Measured here under CPU load: 13 of 30 new replicas were not streamed to
-/// for ~1 s after "sync finished". A change made in that second waits it out with the clients held
-/// (seen in CI: "989ms for the change itself", 10 `pool_timeout`s on an announced move). So a
-/// PUBLISH — replicated, touching no key — goes through and the new node must have applied it.
+/// "Synced" is not enough (see [`caught_up`]): a change made while the new node is not yet streamed
+/// to waits up to a second with the clients held (seen in CI: "989ms for the change itself", 10
+/// `pool_timeout`s on an announced move). So a PUBLISH — replicated, touching no key — goes
+/// through and the new node must have applied it.
 pub async fn start_streamed_replica(spec: &ConnectSpec, primary: &HostPort) -> Result<(LocalServer, Duration), String> {
     let t = Duration::from_secs(2);
     let mut c = node_control(spec, primary).await?;
@@ -190,24 +187,6 @@ pub async fn start_streamed_replica(spec: &ConnectSpec, primary: &HostPort) -> R
     let took = synced.elapsed();
     tracing::info!(node = %node.addr(), took_ms = took.as_millis() as u64, "maintenance: the new node is streamed to");
     Ok((node, took))
-}
-
-/// A replication offset (`master_repl_offset`, `slave_repl_offset`) from `INFO replication`.
-async fn repl_offset(c: &mut Conn, field: &str) -> Result<u64, String> {
-    let text = text_reply(c, &[b"INFO", b"replication"], Duration::from_secs(2)).await?;
-    text.lines()
-        .filter_map(|l| l.trim().split_once(':'))
-        .find(|(k, _)| *k == field)
-        .and_then(|(_, v)| v.parse().ok())
-        .ok_or_else(|| format!("INFO replication shows no {field}"))
-}
-
-/// Waits until the replica behind `c` has applied the stream up to `target`.
-async fn caught_up(c: &mut Conn, target: u64) -> Result<(), String> {
-    while repl_offset(c, "slave_repl_offset").await? < target {
-        tokio::time::sleep(DRAIN_CHECK).await;
-    }
-    Ok(())
 }
 
 /// Endpoints held while the change is made, let go however the fault ends.
