@@ -135,7 +135,7 @@ fn faults_table(h: &mut String, r: &Report) {
     h.push_str("<table><tr><th>fault</th><th>at</th><th>action</th><th>result</th><th>first error</th><th>outage</th><th>recovery</th><th>errors</th><th>reconnects</th></tr>\n");
     for f in &r.faults {
         let cells = match &f.result {
-            None => vec!["did not run".to_owned(), "-".into(), "-".into(), "-".into(), "-".into(), "-".into()],
+            None => vec![format!("did not run: {}", f.not_run(r.interrupted, &r.internal_errors)), "-".into(), "-".into(), "-".into(), "-".into(), "-".into()],
             Some(v) => vec![
                 format!(
                     "<span class=\"{}\">{}</span> {}{}",

@@ -45,7 +45,7 @@ pub fn render(r: &Report) -> String {
         let _ = write!(cases, "    <testcase classname=\"{}.faults\" name=\"{}\" time=\"0\">", xml(&r.scenario), xml(&format!("{} ({})", f.name, f.action)));
         // The same judgement the exit code makes (Report::failures): a shard's faults are judged
         // by `merge`, a fault that is not required never fails the run.
-        let failure = if r.shard.is_some() { None } else { f.failure(r.interrupted) };
+        let failure = if r.shard.is_some() { None } else { f.failure(r.interrupted, &r.internal_errors) };
         match (&f.result, failure) {
             (_, Some(why)) => {
                 failures += 1;
@@ -60,7 +60,7 @@ pub fn render(r: &Report) -> String {
                 let _ = writeln!(cases, "<system-out>{}{}; outage {:.3}s</system-out></testcase>", xml(&note), xml(&v.detail), v.outage_s);
             }
             (None, None) => {
-                let _ = writeln!(cases, "<system-out>did not run</system-out></testcase>");
+                let _ = writeln!(cases, "<system-out>did not run: {}</system-out></testcase>", xml(f.not_run(r.interrupted, &r.internal_errors)));
             }
         }
     }
@@ -115,5 +115,25 @@ mod tests {
         let summary = crate::report::summary::render(&r);
         assert!(summary.contains("internal errors (the figures miss what these would have done)\n  a worker task stopped"), "{summary}");
         assert!(render(&r).contains("failures=\"0\"") && render(&r).contains("(judged at merge)"));
+    }
+
+    #[test]
+    fn a_fault_that_panicked_is_said_to_have_stopped_on_a_bug_not_to_have_been_outrun() {
+        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/report-v1.json");
+        let mut r = crate::report::read::read(std::path::Path::new(fixture)).unwrap();
+        r.faults[0].result = None;
+        // A fault the run ended before: that is what it says.
+        assert_eq!(r.faults[0].failure(false, &r.internal_errors).as_deref(), Some("it did not run: the run ended before its offset"));
+        r.internal_errors = vec!["a fault task stopped before the end: `client_kill@5s` panicked: a bug".to_owned()];
+        let why = "it did not run: it stopped on a bug (see the internal errors)";
+        assert_eq!(r.faults[0].failure(false, &r.internal_errors).as_deref(), Some(why));
+        assert_eq!(r.faults[0].failure(true, &r.internal_errors).as_deref(), Some(why), "interrupted or not");
+        assert!(r.failures().iter().any(|f| f.contains(why)), "{:?}", r.failures());
+        assert!(render(&r).contains(why), "{}", render(&r));
+        assert!(crate::report::summary::render(&r).contains("did not run: it stopped on a bug"));
+        assert!(crate::report::html::render(&r).contains("did not run: it stopped on a bug"));
+        // Another fault's panic is not this one's.
+        r.internal_errors = vec!["a fault task stopped before the end: `kill@2s` panicked: a bug".to_owned()];
+        assert_eq!(r.faults[0].failure(false, &r.internal_errors).as_deref(), Some("it did not run: the run ended before its offset"));
     }
 }

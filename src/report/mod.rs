@@ -180,17 +180,35 @@ pub struct FaultRecord {
 }
 
 impl FaultRecord {
-    /// Why this fault fails the run, if it does: it failed, was cut short, or never ran (and the
-    /// run was not interrupted), and the scenario requires it.
-    pub fn failure(&self, interrupted: bool) -> Option<String> {
+    /// Why this fault fails the run, if it does: it failed, was cut short, stopped on a bug (named
+    /// in the run's `internal_errors`) or never ran (and the run was not interrupted), and the
+    /// scenario requires it.
+    pub fn failure(&self, interrupted: bool, internal_errors: &[String]) -> Option<String> {
         if !self.required {
             return None;
         }
         match &self.result {
             Some(v) if !v.ok => Some(v.detail.clone()),
-            None if !interrupted => Some("it did not run: the run ended before its offset".to_owned()),
+            None if self.panicked(internal_errors) || !interrupted => Some(format!("it did not run: {}", self.not_run(interrupted, internal_errors))),
             _ => None,
         }
+    }
+
+    /// Why a fault without a result has none, as the summary, JUnit file and HTML report say it.
+    pub fn not_run(&self, interrupted: bool, internal_errors: &[String]) -> &'static str {
+        if self.panicked(internal_errors) {
+            "it stopped on a bug (see the internal errors)"
+        } else if interrupted {
+            "the run was interrupted first"
+        } else {
+            "the run ended before its offset"
+        }
+    }
+
+    /// Whether the run's internal errors say this fault's code panicked.
+    fn panicked(&self, internal_errors: &[String]) -> bool {
+        let mark = format!("`{}` panicked", self.name);
+        internal_errors.iter().any(|e| e.contains(&mark))
     }
 }
 
@@ -490,7 +508,7 @@ impl Report {
         let mut out: Vec<String> =
             self.thresholds.iter().filter(|t| !t.passed).map(|t| format!("threshold `{}`: observed {}", t.expr, t.observed_text)).collect();
         for f in &self.faults {
-            if let Some(why) = f.failure(self.interrupted) {
+            if let Some(why) = f.failure(self.interrupted, &self.internal_errors) {
                 out.push(format!("fault `{}` ({}) failed: {why}", f.name, f.action));
             }
         }

@@ -119,7 +119,7 @@ pub fn render(r: &Report) -> String {
     for f in &r.faults {
         match &f.result {
             None => {
-                let why = if r.interrupted { "the run was interrupted first" } else { "the run ended first" };
+                let why = f.not_run(r.interrupted, &r.internal_errors);
                 let _ = writeln!(s, "\nfault {} planned at {:.2}s: did not run: {why} ({})", f.name, f.at_s, f.action);
             }
             Some(v) => {
