@@ -421,6 +421,11 @@ phases: [{{name: p, duration: 2s, workers: 4, rate: 1000}}]
     assert!(out.stdout.contains("FAIL lost_writes == 0: observed 3"), "{}", out.stdout);
 }
 
+/// Every error of one row, whatever its class.
+fn errors(report: &serde_json::Value, phase: &str, workload: &str, op: &str) -> u64 {
+    row(report, phase, workload, op)["errors"].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum()
+}
+
 #[test]
 fn killed_connections_under_incr_load_give_duplicated_increments_with_retry_writes_and_indeterminate_ones_without() {
     // CLIENT KILL frees a connection whose INCR the server applied in the same event-loop turn
@@ -451,7 +456,7 @@ fn killed_connections_under_incr_load_give_duplicated_increments_with_retry_writ
     let out = apply(&dir, &f, &[]);
     let report = read_report(&dir.join("r.json"));
     let v = report["verify"][0].clone();
-    let failed: u64 = row(&report, "p", "c", "INCR")["errors"].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum();
+    let failed = errors(&report, "p", "c", "INCR");
     let indeterminate = v["increments_indeterminate"].as_u64().unwrap();
     println!("no retry: {failed} failed, {v}");
     assert!(indeterminate > 0 && indeterminate <= failed, "{failed} INCRs failed by a kill, {indeterminate} indeterminate: {v}");
@@ -475,7 +480,7 @@ fn a_set_the_client_saw_fail_and_the_server_applied_is_indeterminate_not_a_lost_
     let report = read_report(&dir.join("r.json"));
     assert_report_valid(&report);
     let v = report["verify"][0].clone();
-    let failed: u64 = row(&report, "p", "s", "SET")["errors"].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum();
+    let failed = errors(&report, "p", "s", "SET");
     let indeterminate = v["indeterminate"].as_u64().unwrap();
     println!("{failed} failed, {v}");
     assert!(indeterminate > 0 && indeterminate <= failed, "{failed} SETs failed by a kill, {indeterminate} indeterminate: {v}");

@@ -107,7 +107,12 @@ pub async fn poll_value<T, F: std::future::Future<Output = Result<T, String>>>(l
 
 /// `INFO replication` of `addr` over a direct control connection, as `field → value`.
 pub async fn replication(spec: &ConnectSpec, addr: &HostPort) -> Result<HashMap<String, String>, String> {
-    let text = text_reply(&mut node_control(spec, addr).await?, &[b"INFO", b"replication"], Duration::from_secs(2)).await?;
+    info_replication(&mut node_control(spec, addr).await?).await
+}
+
+/// `INFO replication` over `c`, as `field → value`.
+async fn info_replication(c: &mut Conn) -> Result<HashMap<String, String>, String> {
+    let text = text_reply(c, &[b"INFO", b"replication"], Duration::from_secs(2)).await?;
     Ok(text.lines().filter_map(|l| l.trim().split_once(':')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
 }
 
@@ -138,12 +143,7 @@ pub async fn wait_replica_in_sync(spec: &ConnectSpec, addr: &HostPort) -> Result
 
 /// A replication offset (`master_repl_offset`, `slave_repl_offset`) from `INFO replication`.
 pub async fn repl_offset(c: &mut Conn, field: &str) -> Result<u64, String> {
-    let text = text_reply(c, &[b"INFO", b"replication"], Duration::from_secs(2)).await?;
-    text.lines()
-        .filter_map(|l| l.trim().split_once(':'))
-        .find(|(k, _)| *k == field)
-        .and_then(|(_, v)| v.parse().ok())
-        .ok_or_else(|| format!("INFO replication shows no {field}"))
+    info_replication(c).await?.get(field).and_then(|v| v.parse().ok()).ok_or_else(|| format!("INFO replication shows no {field}"))
 }
 
 /// Waits until the replica behind `c` has applied its primary's stream up to `target`, looking
