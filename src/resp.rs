@@ -303,6 +303,23 @@ fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Option<Value>, 
     }
     let Some(&tag) = buf.get(*pos) else { return Ok(None) };
     let start = *pos + 1;
+    // The headers of integers, bulk strings and arrays — nearly every reply under load — are
+    // read in the pass that finds their end, and `+OK` is one comparison; anything else, or
+    // anything odd about them, takes the general path below (with its errors).
+    if matches!(tag, b':' | b'$' | b'*')
+        && let Some((n, next)) = quick_int(buf, start)
+    {
+        *pos = next;
+        return match tag {
+            b':' => Ok(Some(Value::Int(n))),
+            b'$' => bulk(buf, pos, n, tag),
+            _ => array(buf, pos, n, tag, depth),
+        };
+    }
+    if buf[*pos..].starts_with(b"+OK\r\n") {
+        *pos += 5;
+        return Ok(Some(Value::Status(Cow::Borrowed("OK"))));
+    }
     *pos = start;
     let Some(end) = line(buf, pos) else { return Ok(None) };
     let head = &buf[start..end];
@@ -320,38 +337,8 @@ fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Option<Value>, 
         b'#' => Value::Bool(head == b"t"),
         b',' => Value::Double(text().parse().map_err(|_| ProtocolError("bad double".into()))?),
         b'(' => Value::Status(Cow::Owned(text())),
-        b'$' | b'=' | b'!' => {
-            let len = int_of(head)?;
-            if len < 0 {
-                return Ok(Some(Value::Nil));
-            }
-            let len = len as usize;
-            if buf.len() < *pos + len + 2 {
-                return Ok(None);
-            }
-            let data = buf[*pos..*pos + len].to_vec();
-            *pos += len + 2;
-            match tag {
-                b'!' => Value::Error(String::from_utf8_lossy(&data).into_owned()),
-                // Verbatim strings start with a 3-letter format and a colon.
-                b'=' if data.len() >= 4 => Value::Bulk(data[4..].to_vec()),
-                _ => Value::Bulk(data),
-            }
-        }
-        b'*' | b'~' | b'>' => {
-            let n = int_of(head)?;
-            if n < 0 {
-                return Ok(Some(Value::Nil));
-            }
-            let mut items = Vec::with_capacity((n as usize).min(1024));
-            for _ in 0..n {
-                match parse_at(buf, pos, depth + 1)? {
-                    Some(v) => items.push(v),
-                    None => return Ok(None),
-                }
-            }
-            if tag == b'>' { Value::Push(items) } else { Value::Array(items) }
-        }
+        b'$' | b'=' | b'!' => return bulk(buf, pos, int_of(head)?, tag),
+        b'*' | b'~' | b'>' => return array(buf, pos, int_of(head)?, tag, depth),
         b'%' => {
             let n = int_of(head)?.max(0);
             let mut pairs = Vec::with_capacity((n as usize).min(1024));
@@ -374,6 +361,62 @@ fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Option<Value>, 
         }
         other => return Err(ProtocolError(format!("unexpected reply type byte {:?}", other as char))),
     }))
+}
+
+/// The integer of a header line that starts at `start`, read in the pass that finds the line's
+/// end: `Some((n, just past its CRLF))` when the line is an optional `-` and 1 to 18 digits, else
+/// `None` — also when the line is not all there yet — for the general path to read.
+#[inline]
+fn quick_int(buf: &[u8], start: usize) -> Option<(i64, usize)> {
+    let negative = buf.get(start) == Some(&b'-');
+    let first = start + usize::from(negative);
+    let mut i = first;
+    let mut n: i64 = 0;
+    while i - first < 19
+        && let Some(d) = buf.get(i).map(|b| b.wrapping_sub(b'0')).filter(|d| *d <= 9)
+    {
+        n = n * 10 + i64::from(d);
+        i += 1;
+    }
+    let digits = i - first;
+    if digits == 0 || digits > 18 || buf.get(i..i + 2) != Some(b"\r\n".as_slice()) {
+        return None;
+    }
+    Some((if negative { -n } else { n }, i + 2))
+}
+
+/// A bulk string (`$`), verbatim string (`=`) or bulk error (`!`) of `len` bytes from `pos`.
+fn bulk(buf: &[u8], pos: &mut usize, len: i64, tag: u8) -> Result<Option<Value>, ProtocolError> {
+    if len < 0 {
+        return Ok(Some(Value::Nil));
+    }
+    let len = len as usize;
+    if buf.len() < *pos + len + 2 {
+        return Ok(None);
+    }
+    let data = &buf[*pos..*pos + len];
+    *pos += len + 2;
+    Ok(Some(match tag {
+        b'!' => Value::Error(String::from_utf8_lossy(data).into_owned()),
+        // Verbatim strings start with a 3-letter format and a colon.
+        b'=' if data.len() >= 4 => Value::Bulk(data[4..].to_vec()),
+        _ => Value::Bulk(data.to_vec()),
+    }))
+}
+
+/// An array, set (`~`) or push message (`>`) of `n` items from `pos`.
+fn array(buf: &[u8], pos: &mut usize, n: i64, tag: u8, depth: usize) -> Result<Option<Value>, ProtocolError> {
+    if n < 0 {
+        return Ok(Some(Value::Nil));
+    }
+    let mut items = Vec::with_capacity((n as usize).min(1024));
+    for _ in 0..n {
+        match parse_at(buf, pos, depth + 1)? {
+            Some(v) => items.push(v),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(if tag == b'>' { Value::Push(items) } else { Value::Array(items) }))
 }
 
 /// The length of the first whole frame in `buf` and whether it is a RESP3 push, without copying
@@ -492,6 +535,50 @@ mod tests {
         }
         // A lone CR inside a line does not end it.
         assert_eq!(parse(b"+a\rb\r\n").unwrap(), Some((Value::Status("a\rb".into()), 6)));
+    }
+
+    #[test]
+    fn headers_read_in_one_pass_are_read_as_the_general_path_reads_them() {
+        // Each integer header as the quick path takes it, against `int_of` of the same line; and
+        // every line it declines (sign, width, a lone CR, no CRLF yet) left to the general path.
+        let lines = ["0", "7", "-1", "-0", "0012", "32", "999999999999999999", "-999999999999999999"];
+        for tag in [b':', b'$', b'*'] {
+            for line in lines {
+                let frame = [&[tag][..], line.as_bytes(), b"\r\n"].concat();
+                let (n, next) = quick_int(&frame, 1).unwrap_or_else(|| panic!("{line}"));
+                assert_eq!((Ok(n), next), (int_of(line.as_bytes()), frame.len()), "{line}");
+                for cut in 0..frame.len() {
+                    assert_eq!(quick_int(&frame[..cut], 1), None, "{line} cut at {cut}");
+                }
+            }
+        }
+        for declined in ["+7", "", "-", "9223372036854775807", "1000000000000000000", "1 2", "12\r3", "12\n", "x"] {
+            let frame = [b":", declined.as_bytes(), b"\r\n"].concat();
+            assert_eq!(quick_int(&frame, 1), None, "{declined:?}");
+            assert_eq!(parse(&frame).ok().flatten().map(|(v, _)| v), int_of(declined.as_bytes()).ok().map(Value::Int), "{declined:?}");
+        }
+        // Replies as a pipeline brings them, back to back, each whole prefix of them parsed.
+        let replies = b"+OK\r\n$-1\r\n$5\r\nhello\r\n:-3\r\n*2\r\n$1\r\na\r\n+OK\r\n*-1\r\n+OKAY\r\n";
+        let want = [
+            Value::Status("OK".into()),
+            Value::Nil,
+            Value::Bulk(b"hello".to_vec()),
+            Value::Int(-3),
+            Value::Array(vec![Value::Bulk(b"a".to_vec()), Value::Status("OK".into())]),
+            Value::Nil,
+            Value::Status("OKAY".into()),
+        ];
+        let mut at = 0;
+        for w in want {
+            let (v, used) = parse(&replies[at..]).unwrap().unwrap();
+            assert_eq!(v, w);
+            for cut in at..=replies.len() {
+                let whole = cut >= at + used;
+                assert_eq!(parse(&replies[at..cut]).unwrap(), whole.then(|| (w.clone(), used)), "cut at {cut}");
+            }
+            at += used;
+        }
+        assert_eq!(at, replies.len());
     }
 
     #[test]

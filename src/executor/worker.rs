@@ -12,7 +12,7 @@ use tokio::time::{Instant as TokioInstant, sleep_until};
 
 use super::Shared;
 use crate::keys::{Rng, worker_rng};
-use crate::metrics::{ErrorClass, OpRole, Outcome, Sends, Trip};
+use crate::metrics::{ErrorClass, Outcome, Outcomes, Sends, Trip};
 use crate::resp::Value;
 use crate::workload::{RoundTrip, WorkerState};
 
@@ -97,7 +97,7 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
     let mut rt = RoundTrip::new();
     // Buffers grow on first use: idle workers (a phase's ramp not reaching them yet) cost nothing.
     let mut replies: Vec<Value> = Vec::new();
-    let mut outcomes: Vec<(u16, Outcome, OpRole)> = Vec::new();
+    let mut outcomes: Vec<Outcomes> = Vec::new();
     let mut result = WorkerResult::default();
     for (pi, phase) in shared.plan.phases.iter().enumerate() {
         let Some((from, until)) = phase.active_window(id as u32) else { continue };
@@ -173,7 +173,7 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
             let service = done.saturating_duration_since(service_start).as_micros() as u64;
             outcomes.clear();
             let roles = &workload.roles;
-            let mut sink = |op: u16, o: Outcome| outcomes.push((op, o, roles[op as usize]));
+            let mut sink = |op: u16, o: Outcome| Outcomes::add(&mut outcomes, op, o, roles[op as usize]);
             match outcome {
                 Ok(()) => workload.classify(&prepared, &rt, &replies, &mut sink),
                 Err(class) => workload.fail(&prepared, &rt, class, &mut sink),
@@ -184,7 +184,7 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
                 && rand::RngExt::random::<f64>(&mut rng) < *ratio
             {
                 let end_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-                let error = outcomes.iter().find_map(|(_, o, _)| match o {
+                let error = outcomes.iter().find_map(|i| match i.outcome {
                     Outcome::Error(c) => Some(c.name()),
                     _ => None,
                 });
@@ -197,7 +197,7 @@ pub async fn run(id: usize, shared: Arc<Shared>, mut stop: watch::Receiver<bool>
                     error,
                 });
             }
-            let main_outcome = outcomes.iter().find(|(op, _, _)| *op == prepared.op).map(|(_, o, _)| *o);
+            let main_outcome = outcomes.iter().find(|i| i.op == prepared.op).map(|i| i.outcome);
             let done_ns = done.saturating_duration_since(shared.t0).as_nanos() as u64;
             match main_outcome {
                 Some(Outcome::Error(class)) => shared.tracker.error(id, wi as u16, shard, intended_ns, class.name(), done_ns),

@@ -274,7 +274,7 @@ impl Workload {
     /// found nothing is a miss), and the round trip's operation when it is a batch (failed when any
     /// command failed). A transaction's commands are judged by EXEC's replies; an aborted
     /// transaction fails every command with the error that aborted it.
-    pub fn classify(&self, p: &Prepared, rt: &RoundTrip, replies: &[Value], sink: &mut dyn FnMut(u16, Outcome)) {
+    pub fn classify(&self, p: &Prepared, rt: &RoundTrip, replies: &[Value], sink: &mut impl FnMut(u16, Outcome)) {
         let cmds = rt.commands();
         let trip;
         if rt.is_transaction() {
@@ -307,7 +307,7 @@ impl Workload {
 
     /// Reports a round trip that produced no replies (timeout, connection, pool) for every
     /// operation it carried.
-    pub fn fail(&self, p: &Prepared, rt: &RoundTrip, class: ErrorClass, sink: &mut dyn FnMut(u16, Outcome)) {
+    pub fn fail(&self, p: &Prepared, rt: &RoundTrip, class: ErrorClass, sink: &mut impl FnMut(u16, Outcome)) {
         let outcome = Outcome::Error(class);
         for c in rt.commands().iter().filter(|c| !c.aux) {
             sink(c.op, outcome);
@@ -332,7 +332,7 @@ fn is_batch(p: &Prepared, rt: &RoundTrip) -> bool {
 
 /// Judges each counted command from its replies (its own and its follow-ups'); returns the round
 /// trip's outcome: the last error, else ok. A missing reply is a protocol error.
-fn judge(cmds: &[crate::command::Cmd], replies: &[Value], sink: &mut dyn FnMut(u16, Outcome)) -> Outcome {
+fn judge(cmds: &[crate::command::Cmd], replies: &[Value], sink: &mut impl FnMut(u16, Outcome)) -> Outcome {
     let mut trip = Outcome::Ok;
     let mut i = 0;
     while i < cmds.len() {
