@@ -387,3 +387,36 @@ async fn a_multiplexed_connection_after_requests_were_lost_on_the_way() {
     assert_eq!(lost, Ok("next".to_owned()), "the lost ECHO got the next one's reply");
     let _ = &mut d;
 }
+
+#[test]
+fn connections_kept_by_workers_that_the_server_kills_are_replaced_not_reused() {
+    // Workers keep their redis-rs connection between round trips when the pool has one for each
+    // (8 workers, 8 connections). A kept connection the server kills must go back to its pool to
+    // be dropped and replaced: each worker sees one failed round trip at most, then carries on.
+    let server = RedisServer::start(&[]);
+    let dir = scratch("rs-kept-killed");
+    let f = common::write_file(
+        &dir,
+        "k.yaml",
+        &format!(
+            "name: k\ntarget: {{url: \"{}\"}}\nconnections: {{pools: 1, per_pool: 8, retry: {{attempts: 1}}}}\nworkloads: {{w: {{kind: basic, read_ratio: 0.5}}}}\nphases: [{{name: p, duration: 1500ms, workers: 8, rate: 2000}}]\nfaults: [{{action: client_kill, clients: own, at: 500ms}}]\n",
+            server.url()
+        ),
+    );
+    let out = apply(&dir, &[&f, "--json", "r.json", "--quiet"]);
+    let report = read_report(&dir.join("r.json"));
+    assert_report_valid(&report);
+    let fault = &report["faults"][0];
+    println!("{}\n{}\n{}", out.all(), fault, report["connections"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let killed = fault["result"]["detail"].as_str().unwrap().split_whitespace().find_map(|w| w.parse::<u64>().ok()).unwrap();
+    let conns = &report["connections"];
+    let errors = common::total_errors(&report);
+    assert!((1..=8).contains(&killed), "{fault}");
+    assert!(errors <= killed, "{errors} failed round trips for {killed} killed connections: {}", report["phases"][0]);
+    assert_eq!(conns["dropped"].as_u64(), Some(killed), "{conns}");
+    // The pool's 8, the one that proved the target answers, and one replacement per kill.
+    assert_eq!(conns["opened"].as_u64(), Some(9 + killed), "{conns}");
+    let done = op_count(&report, "p", "w", "GET") + op_count(&report, "p", "w", "SET") - errors;
+    assert!(done >= 2_700, "{done} operations done of the 3 000 the rate asks for");
+}

@@ -51,11 +51,13 @@ impl Client {
         }
     }
 
-    /// Ends `worker`'s hold on a connection kept between its round trips (the native engine's,
-    /// see [`native::pool::Pools::keep_connections`]): called when the worker goes idle.
+    /// Ends `worker`'s hold on a connection kept between its round trips (see
+    /// [`native::pool::Pools::keep_connections`] and [`redis_rs::RedisRs::keep_connections`]):
+    /// called when the worker goes idle.
     pub fn release(&self, worker: usize) {
-        if let Client::Native(n) = self {
-            n.pools.release_kept(worker);
+        match self {
+            Client::Native(n) => n.pools.release_kept(worker),
+            Client::RedisRs(c) => c.release_kept(worker),
         }
     }
 

@@ -405,8 +405,8 @@ async fn wait_for_start(start_at: Option<SystemTime>, stop: &mut watch::Receiver
 }
 
 /// The client the round trips go through: redis-rs when the scenario asks for it, else the native
-/// engine's pools — where each of `workers` keeps its connection between round trips when the
-/// pools have room for them and for `others` (see [`Pools::keep_connections`]).
+/// engine's pools. With either, each of `workers` keeps its connection between round trips when
+/// the pools have room for them and for `others` (see [`Pools::keep_connections`]).
 fn client_for(
     scenario: &Scenario,
     deployment: &Deployment,
@@ -416,7 +416,11 @@ fn client_for(
     others: usize,
 ) -> Client {
     match redis_rs {
-        Some(c) => Client::RedisRs(c),
+        Some(mut c) => {
+            let keep = c.keep_connections(workers, others);
+            tracing::debug!(workers, keep, "redis-rs: workers keep their connections between round trips");
+            Client::RedisRs(c)
+        }
         None => Client::Native(Native {
             pools: {
                 let mut pools = Pools::new(
