@@ -905,6 +905,53 @@ mod tests {
     }
 
     #[test]
+    fn a_round_trips_outcomes_recorded_grouped_are_recorded_as_one_by_one() {
+        // A pipeline of 16: GETs that hit or missed, SETs that succeeded or timed out, and the
+        // batch itself, the only one timed.
+        let timeout = Outcome::Error(ErrorClass::Timeout);
+        let (get, set, batch) = (1, 2, 0);
+        let mut items = Vec::new();
+        for i in 0..16u16 {
+            let (op, outcome) = match i % 4 {
+                0 => (get, Outcome::Ok),
+                1 => (set, Outcome::Ok),
+                2 => (get, if i < 8 { Outcome::Miss } else { Outcome::Ok }),
+                _ => (set, if i == 15 { timeout } else { Outcome::Ok }),
+            };
+            items.push((op, outcome, OpRole::Command));
+        }
+        items.push((batch, timeout, OpRole::RoundTrip));
+        fn trip(items: &[Outcomes]) -> Trip<'_> {
+            Trip { items, latency_us: 700, service_us: 300, cmds: &[], sends: Sends::default() }
+        }
+        let (grouped, one_by_one) = (RunMetrics::new(), RunMetrics::new());
+        for _ in 0..3 {
+            let mut tally = Vec::new();
+            for &(op, outcome, role) in &items {
+                Outcomes::add(&mut tally, op, outcome, role);
+                one_by_one.record_round_trip(0, 0, trip(&[Outcomes { op, outcome, role, n: 1 }]));
+            }
+            assert_eq!(tally.len(), 5, "one entry per operation and outcome: {tally:?}");
+            assert_eq!(tally.iter().find(|t| t.op == set).map(|t| t.outcome), Some(Outcome::Ok), "an operation's first entry is its first outcome");
+            grouped.record_round_trip(0, 0, trip(&tally));
+        }
+        let (a, b) = (grouped.merged(), one_by_one.merged());
+        assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+        for (key, x) in &a {
+            let y = &b[key];
+            assert_eq!((x.role, x.ok, x.miss, &x.errors), (y.role, y.ok, y.miss, &y.errors), "{key:?}");
+            assert_eq!((x.latency.len(), x.service.len()), (y.latency.len(), y.service.len()), "{key:?}");
+            assert_eq!(x.error_latency.as_ref().map(|h| (h.len(), h.max())), y.error_latency.as_ref().map(|h| (h.len(), h.max())), "{key:?}");
+        }
+        assert_eq!(a[&OpKey { phase: 0, workload: 0, op: get }].miss, 6);
+        assert_eq!(a[&OpKey { phase: 0, workload: 0, op: set }].errors["timeout"], 3);
+        let (ia, ib) = (grouped.take_interval(), one_by_one.take_interval());
+        assert_eq!((ia.ops, ia.errors, ia.latency.len()), (ib.ops, ib.errors, ib.latency.len()));
+        let (ba, bb) = (grouped.take_blocks(1.0), one_by_one.take_blocks(1.0));
+        assert_eq!(ba.iter().map(|(k, s)| (*k, s.count, s.errors)).collect::<Vec<_>>(), bb.iter().map(|(k, s)| (*k, s.count, s.errors)).collect::<Vec<_>>());
+    }
+
+    #[test]
     fn unknown_server_errors_are_grouped() {
         assert_eq!(Outcome::server_error("WRONGTYPE"), Outcome::Error(ErrorClass::Server("WRONGTYPE")));
         assert_eq!(Outcome::server_error("WHATEVER"), Outcome::Error(ErrorClass::Server("OTHER")));
