@@ -4,11 +4,13 @@
 //! - [`native`]: redis-test's own engine — the RESP codec, one connection without a background
 //!   task, bb8 pools, cluster routing, sentinel following, TLS;
 //! - [`redis_rs`]: the `redis` crate as the client under test, driven through the same seam;
+//! - [`kept`]: the connections workers keep between round trips, for both clients;
 //! - [`maintenance`]: maintenance notifications (smart client handoffs): the messages, and what
 //!   the native engine does with them.
 //!
 //! What is *under test* (local nodes, the fault proxy, topology) lives in [`crate::deployment`].
 
+pub mod kept;
 pub mod maintenance;
 pub mod native;
 pub mod redis_rs;

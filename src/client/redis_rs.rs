@@ -28,6 +28,7 @@ use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo, RedisError};
 
+use crate::client::kept::{Kept, room_to_keep};
 use crate::command::RoundTrip;
 use crate::metrics::{ErrorClass, RunMetrics};
 use crate::resp::Value;
@@ -125,8 +126,8 @@ pub struct RedisRs {
     pools: Vec<Pool<SharedManager>>,
     per_pool: u32,
     /// Each worker's connection kept between its round trips, when workers keep them (see
-    /// [`RedisRs::keep_connections`]); empty otherwise.
-    kept: Vec<std::sync::Mutex<Option<PooledConnection<'static, SharedManager>>>>,
+    /// [`RedisRs::keep_connections`]).
+    kept: Kept<PooledConnection<'static, SharedManager>>,
     subscribers: PubsubSource,
     cluster: bool,
     /// Bound on one round trip, library retries included: nothing waits forever.
@@ -298,7 +299,7 @@ impl RedisRs {
             }
         }
         let subscribers = PubsubSource { manager, nodes: node_clients, connect_timeout: c.connect_timeout };
-        Ok(RedisRs { pools, per_pool: c.per_pool, kept: Vec::new(), subscribers, cluster, limit })
+        Ok(RedisRs { pools, per_pool: c.per_pool, kept: Kept::default(), subscribers, cluster, limit })
     }
 
     /// Where this client's pub/sub subscribers connect.
@@ -311,27 +312,23 @@ impl RedisRs {
         self.cluster
     }
 
-    /// Lets each of `workers` workers keep its connection between round trips when every pool has
-    /// a connection for each worker it serves and for each of `others` (stream consumers), so
-    /// that no checkout waits for a turn a kept connection holds — the native engine's rule
-    /// ([`Pools::keep_connections`](crate::client::native::pool::Pools::keep_connections)). A
+    /// Lets each of `workers` workers keep its connection between round trips when the pools have
+    /// room for them and for `others` ([`room_to_keep`], the native engine's rule too). A
     /// bb8 checkout and return per round trip is how we drive redis-rs, not part of it: kept, a
     /// connection is used until redis-rs reports it broken (it then goes back to its pool, which
     /// drops it and opens a replacement, as before) or its worker goes idle. redis-rs's
     /// connections need no health check here (its pools test none on checkout). Returns whether
     /// workers keep connections.
     pub fn keep_connections(&mut self, workers: usize, others: usize) -> bool {
-        let keep = workers.div_ceil(self.pools.len().max(1)) + others <= self.per_pool as usize;
-        self.kept = if keep { (0..workers).map(|_| std::sync::Mutex::new(None)).collect() } else { Vec::new() };
+        let keep = room_to_keep(workers, others, self.pools.len(), self.per_pool);
+        self.kept = Kept::new(workers, keep);
         keep
     }
 
     /// Gives `worker`'s kept connection back to its pool: the worker is idle until a later phase,
     /// or done.
     pub fn release_kept(&self, worker: usize) {
-        if let Some(slot) = self.kept.get(worker) {
-            drop(slot.lock().expect("kept connection lock").take());
-        }
+        self.kept.release(worker);
     }
 
     /// Open connections over all pools.
@@ -343,9 +340,7 @@ impl RedisRs {
     /// per command, as the native engine would. Counts a send once a connection was had; returns
     /// the outcome and when the commands were handed to redis-rs (for service time).
     pub async fn round_trip(&self, worker: usize, rt: &RoundTrip, replies: &mut Vec<Value>, sends: &mut u64) -> (Result<(), ErrorClass>, Instant) {
-        let slot = self.kept.get(worker);
-        let kept = slot.and_then(|s| s.lock().expect("kept connection lock").take());
-        let mut pooled = match kept {
+        let mut pooled = match self.kept.take(worker) {
             Some(c) => c,
             None => match self.pools[worker % self.pools.len()].get_owned().await {
                 Ok(c) => c,
@@ -390,10 +385,8 @@ impl RedisRs {
         };
         // Kept for the worker's next round trip unless broken; else back to its pool (dropped
         // there when broken).
-        if let Some(slot) = slot
-            && !pooled.broken
-        {
-            *slot.lock().expect("kept connection lock") = Some(pooled);
+        if !pooled.broken {
+            self.kept.put(worker, pooled);
         }
         (outcome, sent)
     }

@@ -127,13 +127,13 @@ pub async fn wait_replica_in_sync(spec: &ConnectSpec, addr: &HostPort) -> Result
             && r.get("master_sync_in_progress").is_some_and(|v| v == "0")
     };
     wait_for_role(spec, addr, in_sync, "in sync as a replica", STEP_TIMEOUT).await?;
-    let r = replication(spec, addr).await?;
+    let mut c = node_control(spec, addr).await?;
+    let r = info_replication(&mut c).await?;
     let primary = match (r.get("master_host"), r.get("master_port").and_then(|p| p.parse().ok())) {
         (Some(host), Some(port)) => HostPort { host: host.clone(), port },
         _ => return Err(format!("{addr} names no primary in INFO replication")),
     };
     let target = repl_offset(&mut node_control(spec, &primary).await?, "master_repl_offset").await?;
-    let mut c = node_control(spec, addr).await?;
     let left = STEP_TIMEOUT.saturating_sub(started.elapsed());
     tokio::time::timeout(left, caught_up(&mut c, target))
         .await

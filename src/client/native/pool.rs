@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use bb8::{ManageConnection, Pool, PooledConnection, RunError};
 
+use crate::client::kept::{Kept, room_to_keep};
 use crate::client::native::cluster::Topology;
 use crate::client::native::conn::{Conn, ConnError, ConnectSpec};
 use crate::metrics::{ConnCounters, ErrorClass, RunMetrics};
@@ -208,7 +209,7 @@ pub struct Pools {
     jitter_seq: std::sync::atomic::AtomicU64,
     /// Each worker's connection kept between round trips, when workers keep them (see
     /// [`Pools::keep_connections`]); empty otherwise.
-    kept: Vec<std::sync::Mutex<Option<Pooled>>>,
+    kept: Kept<Pooled>,
 }
 
 impl Drop for Pools {
@@ -257,7 +258,7 @@ impl Pools {
             ping_timeout: connections.command_timeout,
             connections_retry: connections.retry.clone(),
             jitter_seq: std::sync::atomic::AtomicU64::new(0),
-            kept: Vec::new(),
+            kept: Kept::default(),
         }
     }
 
@@ -270,9 +271,8 @@ impl Pools {
     /// (callgrind); a kept connection passes the same checks at each use (see [`Pools::take_kept`]).
     /// Returns whether workers keep connections.
     pub fn keep_connections(&mut self, workers: usize, others: usize) -> bool {
-        let pools = self.single.pools.len().max(1);
-        let keep = self.cluster.is_none() && workers.div_ceil(pools) + others <= self.per_pool as usize;
-        self.kept = if keep { (0..workers).map(|_| std::sync::Mutex::new(None)).collect() } else { Vec::new() };
+        let keep = self.cluster.is_none() && room_to_keep(workers, others, self.single.pools.len(), self.per_pool);
+        self.kept = Kept::new(workers, keep);
         keep
     }
 
@@ -284,7 +284,7 @@ impl Pools {
         if *route != Route::Any {
             return None;
         }
-        let mut conn = self.kept.get(worker)?.lock().expect("kept connection lock").take()?;
+        let mut conn = self.kept.take(worker)?;
         if self.follow.as_ref().is_some_and(|m| m.generation() != conn.generation) {
             conn.mark_broken();
             return None;
@@ -299,19 +299,14 @@ impl Pools {
     /// or done): an idle connection belongs in the pool, where others may use it and checkouts
     /// replace it when it goes stale.
     pub fn release_kept(&self, worker: usize) {
-        if let Some(slot) = self.kept.get(worker) {
-            drop(slot.lock().expect("kept connection lock").take());
-        }
+        self.kept.release(worker);
     }
 
     /// Keeps `conn` for `worker`'s next round trip on `route` when workers keep connections and it
     /// is not broken; otherwise returns it to its pool.
     pub fn keep(&self, worker: usize, route: &Route, conn: Pooled) {
-        if *route == Route::Any
-            && !conn.is_broken()
-            && let Some(slot) = self.kept.get(worker)
-        {
-            *slot.lock().expect("kept connection lock") = Some(conn);
+        if *route == Route::Any && !conn.is_broken() {
+            self.kept.put(worker, conn);
         }
     }
 
