@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::local::{LocalError, LocalServer};
+use super::local::{LocalError, LocalServer, config_quoted};
 use crate::client::native::cluster::Topology;
 use crate::client::native::conn::{Conn, ConnError, ConnectSpec};
 use crate::resp::Value;
@@ -38,7 +38,7 @@ pub async fn start_local(password: Option<&Secret>, node_timeout: Duration, isol
         "repl-ping-replica-period 1".to_owned(),
     ];
     if let Some(p) = password {
-        conf.push(format!("masterauth \"{}\"", p.expose().replace('\\', "\\\\").replace('"', "\\\"")));
+        conf.push(format!("masterauth {}", config_quoted(p)));
     }
     let mut nodes = Vec::new();
     for i in 0..6 {

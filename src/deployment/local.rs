@@ -38,6 +38,12 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
 }
 
+/// `secret` as a quoted string in a Redis config file, backslashes and quotes escaped (passwords
+/// go in files, not on command lines, where `ps` would show them).
+pub fn config_quoted(secret: &Secret) -> String {
+    format!("\"{}\"", secret.expose().replace('\\', "\\\\").replace('"', "\\\""))
+}
+
 /// Which program a local node runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeKind {
@@ -85,7 +91,7 @@ impl LocalServer {
         };
         if let Some(pw) = password {
             // In a file, not on the command line, where `ps` would show it.
-            conf.push_str(&format!("requirepass \"{}\"\n", pw.expose().replace('\\', "\\\\").replace('"', "\\\"")));
+            conf.push_str(&format!("requirepass {}\n", config_quoted(pw)));
         }
         for line in extra {
             conf.push_str(line);
@@ -308,4 +314,15 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
     f.write_all(text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_in_a_config_file_is_quoted_with_its_quotes_and_backslashes_escaped() {
+        assert_eq!(config_quoted(&Secret::new(r#"p"a\ss w"#)), r#""p\"a\\ss w""#);
+        assert_eq!(config_quoted(&Secret::new("")), r#""""#);
+    }
 }

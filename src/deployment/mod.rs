@@ -453,7 +453,7 @@ pub const LOCAL_MASTER_NAME: &str = "redis-test";
 /// Primary, replica (synced), then three sentinels that have seen the replica.
 async fn start_local_sentinel(target: &Target) -> Result<(Local, Vec<HostPort>), TargetError> {
     let pw = target.password.as_ref();
-    let auth: Vec<String> = pw.map(|p| format!("masterauth \"{}\"", p.expose().replace('\\', "\\\\").replace('"', "\\\""))).into_iter().collect();
+    let auth: Vec<String> = pw.map(|p| format!("masterauth {}", local::config_quoted(p))).into_iter().collect();
     // Without the default 5 s diskless-sync delay the replica is in sync at once.
     let mut primary_conf = auth.clone();
     primary_conf.push("repl-diskless-sync-delay 0".into());
@@ -468,7 +468,7 @@ async fn start_local_sentinel(target: &Target) -> Result<(Local, Vec<HostPort>),
         format!("sentinel parallel-syncs {LOCAL_MASTER_NAME} 1"),
     ];
     if let Some(p) = pw {
-        sentinel_conf.push(format!("sentinel auth-pass {LOCAL_MASTER_NAME} \"{}\"", p.expose().replace('\\', "\\\\").replace('"', "\\\"")));
+        sentinel_conf.push(format!("sentinel auth-pass {LOCAL_MASTER_NAME} {}", local::config_quoted(p)));
     }
     let mut sentinels = Vec::new();
     for _ in 0..3 {

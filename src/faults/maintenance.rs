@@ -172,7 +172,7 @@ pub async fn start_streamed_replica(spec: &ConnectSpec, primary: &HostPort) -> R
     reply(c.command(&[b"CONFIG", b"SET", b"repl-diskless-sync-delay", b"0"], t).await.map_err(|e| e.to_string())?)?;
     let mut conf = vec![format!("replicaof {} {}", primary.host, primary.port)];
     if let Some(pw) = &spec.password {
-        conf.push(format!("masterauth \"{}\"", pw.expose().replace('\\', "\\\\").replace('"', "\\\"")));
+        conf.push(format!("masterauth {}", crate::deployment::local::config_quoted(pw)));
     }
     let node = LocalServer::start_node(NodeKind::Server, spec.password.as_ref(), &conf, Some("sync: Finished with success"))
         .await
