@@ -417,6 +417,7 @@ fn connections_kept_by_workers_that_the_server_kills_are_replaced_not_reused() {
     assert_eq!(conns["dropped"].as_u64(), Some(killed), "{conns}");
     // The pool's 8, the one that proved the target answers, and one replacement per kill.
     assert_eq!(conns["opened"].as_u64(), Some(9 + killed), "{conns}");
-    let done = op_count(&report, "p", "w", "GET") + op_count(&report, "p", "w", "SET") - errors;
-    assert!(done >= 2_700, "{done} operations done of the 3 000 the rate asks for");
+    // And the workers carried on: throughput came back to its level before the kill (the fault's
+    // own recovery verdict), with the later operations succeeding.
+    assert_eq!(fault["result"]["recovery"], "recovered", "{fault}");
 }
